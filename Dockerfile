@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every shape of NexusRAG: `serve` (all services), `serve --services=<name>`
+# (one service, as in deploy/k8s), `migrate`, `apikey ...`. See docs/adr/0002-deployment-shapes.md.
+#
+# Not built on the project's machines (they have no Docker engine); needs BuildKit
+# (Docker 23+ default, or DOCKER_BUILDKIT=1) for the cache mounts.
+#   docker build -t nexusrag:local .
+#   docker run --rm -p 8000:8000 -p 9000:9000 -e DATABASE_URL=... -e REDIS_URL=... nexusrag:local
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+# GOWORK=off: go.work only says `use .`; the image builds the root module alone (ADR 0001).
+# GOTOOLCHAIN=local: never download another toolchain during the build.
+ENV CGO_ENABLED=0 GOWORK=off GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+
+# Dependencies first, so that a source change does not invalidate the download layer.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod \
+    go mod download
+
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/nexusrag ./cmd/nexusrag
+
+# static-debian12: no shell, no libc, CA certificates and tzdata included; nonroot = uid 65532.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/nexusrag /nexusrag
+# Numeric user, so that Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+# 8000: REST/SSE gateway (HTTP_ADDR), /v1/health, /metrics. 9000: internal gRPC (GRPC_ADDR),
+# with grpc.health.v1 and server reflection: do not publish 9000 to the internet.
+EXPOSE 8000 9000
+ENTRYPOINT ["/nexusrag"]
+CMD ["serve"]
