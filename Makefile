@@ -26,3 +26,31 @@ build: $(BIN) ## build the nexusrag binary
 $(BIN): $(GO_FILES) go.mod go.sum
 	@mkdir -p bin
 	go build -o $(BIN) ./cmd/nexusrag
+
+.PHONY: check-proto
+check-proto: ## fail when gen/ is stale: regenerate into a scratch dir and compare
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	  $(BUF) lint && $(BUF) generate -o $$tmp && \
+	  diff -r $$tmp/gen/go gen/go && diff $$tmp/gen/openapi/nexusrag.swagger.json gen/openapi/nexusrag.swagger.json && \
+	  echo "gen/ is up to date with proto/"
+
+.PHONY: migrate
+migrate: build ## apply database migrations
+	$(BIN) migrate
+
+.PHONY: run
+run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything on :8000
+	@bash scripts/run.sh
+
+.PHONY: test
+test: deps check-proto ## everything CI checks: codegen, vet, unit + integration + end-to-end tests
+	go vet ./...
+	go test -race -count=1 ./...
+
+.PHONY: bench
+bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures
+	go run ./bench
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin var

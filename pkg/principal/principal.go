@@ -29,12 +29,16 @@ type Principal struct {
 }
 
 // Allows reports whether the principal holds at least role min.
-func (p Principal) Allows(min apiv1.Role) bool { return p.Role >= min && min != apiv1.Role_ROLE_UNSPECIFIED }
+func (p Principal) Allows(min apiv1.Role) bool {
+	return p.Role >= min && min != apiv1.Role_ROLE_UNSPECIFIED
+}
 
 type ctxKey struct{}
 
 // With returns ctx carrying p.
-func With(ctx context.Context, p Principal) context.Context { return context.WithValue(ctx, ctxKey{}, p) }
+func With(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
 
 // From returns the principal in ctx.
 func From(ctx context.Context) (Principal, bool) {

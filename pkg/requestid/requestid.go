@@ -19,7 +19,9 @@ const (
 type ctxKey struct{}
 
 // With returns ctx carrying id.
-func With(ctx context.Context, id string) context.Context { return context.WithValue(ctx, ctxKey{}, id) }
+func With(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
 
 // From returns the request id in ctx, or "".
 func From(ctx context.Context) string {

@@ -298,6 +298,103 @@ func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
 	return nil
 }
 
+type UpdateApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// name is 1..100 characters.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateApiKeyRequest) Reset() {
+	*x = UpdateApiKeyRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateApiKeyRequest) ProtoMessage() {}
+
+func (x *UpdateApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateApiKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *UpdateApiKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type UpdateApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *ApiKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateApiKeyResponse) Reset() {
+	*x = UpdateApiKeyResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateApiKeyResponse) ProtoMessage() {}
+
+func (x *UpdateApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
 type RevokeApiKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
@@ -307,7 +404,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[5]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +416,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[5]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +429,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RevokeApiKeyRequest) GetKeyId() string {
@@ -351,7 +448,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[6]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +460,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[6]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +473,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
@@ -408,14 +505,20 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\x12ListApiKeysRequest\x12'\n" +
 	"\x0finclude_revoked\x18\x01 \x01(\bR\x0eincludeRevoked\"M\n" +
 	"\x13ListApiKeysResponse\x126\n" +
-	"\bapi_keys\x18\x01 \x03(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\aapiKeys\",\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\aapiKeys\"@\n" +
+	"\x13UpdateApiKeyRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"L\n" +
+	"\x14UpdateApiKeyResponse\x124\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\",\n" +
 	"\x13RevokeApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"L\n" +
 	"\x14RevokeApiKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey2\xbf\x02\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey2\xac\x03\n" +
 	"\vAuthService\x12Y\n" +
 	"\x06WhoAmI\x12\".nexusrag.gateway.v1.WhoAmIRequest\x1a#.nexusrag.gateway.v1.WhoAmIResponse\"\x06\xca\xf3\x18\x02\b\x01\x12h\n" +
 	"\vListApiKeys\x12'.nexusrag.gateway.v1.ListApiKeysRequest\x1a(.nexusrag.gateway.v1.ListApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
+	"\fUpdateApiKey\x12(.nexusrag.gateway.v1.UpdateApiKeyRequest\x1a).nexusrag.gateway.v1.UpdateApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
 	"\fRevokeApiKey\x12(.nexusrag.gateway.v1.RevokeApiKeyRequest\x1a).nexusrag.gateway.v1.RevokeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03B\xd5\x01\n" +
 	"\x17com.nexusrag.gateway.v1B\tAuthProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1;gatewayv1\xa2\x02\x03NGX\xaa\x02\x13Nexusrag.Gateway.V1\xca\x02\x13Nexusrag\\Gateway\\V1\xe2\x02\x1fNexusrag\\Gateway\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Gateway::V1b\x06proto3"
 
@@ -431,33 +534,38 @@ func file_nexusrag_gateway_v1_auth_proto_rawDescGZIP() []byte {
 	return file_nexusrag_gateway_v1_auth_proto_rawDescData
 }
 
-var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_nexusrag_gateway_v1_auth_proto_goTypes = []any{
 	(*WhoAmIRequest)(nil),         // 0: nexusrag.gateway.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),        // 1: nexusrag.gateway.v1.WhoAmIResponse
 	(*ApiKey)(nil),                // 2: nexusrag.gateway.v1.ApiKey
 	(*ListApiKeysRequest)(nil),    // 3: nexusrag.gateway.v1.ListApiKeysRequest
 	(*ListApiKeysResponse)(nil),   // 4: nexusrag.gateway.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 5: nexusrag.gateway.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 6: nexusrag.gateway.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*UpdateApiKeyRequest)(nil),   // 5: nexusrag.gateway.v1.UpdateApiKeyRequest
+	(*UpdateApiKeyResponse)(nil),  // 6: nexusrag.gateway.v1.UpdateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),   // 7: nexusrag.gateway.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),  // 8: nexusrag.gateway.v1.RevokeApiKeyResponse
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_nexusrag_gateway_v1_auth_proto_depIdxs = []int32{
-	7, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	7, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	9, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	9, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	2, // 2: nexusrag.gateway.v1.ListApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
-	2, // 3: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
-	0, // 4: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
-	3, // 5: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
-	5, // 6: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
-	1, // 7: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
-	4, // 8: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
-	6, // 9: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 3: nexusrag.gateway.v1.UpdateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	2, // 4: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	0, // 5: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
+	3, // 6: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
+	5, // 7: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
+	7, // 8: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
+	1, // 9: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
+	4, // 10: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
+	6, // 11: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
+	8, // 12: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
+	9, // [9:13] is the sub-list for method output_type
+	5, // [5:9] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_gateway_v1_auth_proto_init() }
@@ -471,7 +579,7 @@ func file_nexusrag_gateway_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_gateway_v1_auth_proto_rawDesc), len(file_nexusrag_gateway_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,73 @@
+// Package audit is the client side of the audit log: the event taxonomy, the Recorder
+// every service uses to send events to the governance service without blocking the
+// request path, and a Sampler for events an attacker could otherwise multiply.
+package audit
+
+import "slices"
+
+// Outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeDenied  = "denied"
+)
+
+// Actor types.
+const (
+	ActorAPIKey    = "api_key"
+	ActorSystem    = "system"
+	ActorCLI       = "cli"
+	ActorAnonymous = "anonymous"
+)
+
+// Event types: <area>.<object>.<verb>.
+const (
+	// TypeAPIKeyCreated: a key was created (CLI).
+	TypeAPIKeyCreated = "auth.api_key.created"
+	// TypeAPIKeyUpdated: a key was renamed.
+	TypeAPIKeyUpdated = "auth.api_key.updated"
+	// TypeAPIKeyRevoked: a key was revoked.
+	TypeAPIKeyRevoked = "auth.api_key.revoked"
+	// TypeAuthAccessSuccess: a request authenticated (sampled per key).
+	TypeAuthAccessSuccess = "auth.access.success"
+	// TypeAuthAccessFailure: a request failed authentication (sampled per client and reason).
+	TypeAuthAccessFailure = "auth.access.failure"
+	// TypeRBACForbidden: an authenticated caller lacked the role a method needs.
+	TypeRBACForbidden = "rbac.forbidden"
+	// TypeSecurityRateLimited: a request was refused by the rate limiter (sampled).
+	TypeSecurityRateLimited = "security.rate_limited"
+	// TypeRateLimitDegraded: the rate limiter could not reach Redis and let requests pass.
+	TypeRateLimitDegraded = "system.rate_limit.degraded"
+	// TypeCorporaUpdated: a corpus's configuration changed.
+	TypeCorporaUpdated = "corpora.updated"
+	// TypeIngestEnqueued: a document was queued for ingestion.
+	TypeIngestEnqueued = "documents.ingest.enqueued"
+	// TypeReindexEnqueued: a document was queued for reindexing.
+	TypeReindexEnqueued = "documents.reindex.enqueued"
+	// TypeDocumentDeleted: a document and its chunks were deleted.
+	TypeDocumentDeleted = "documents.deleted"
+	// TypeRunInvoked: an agent run started (never its message text).
+	TypeRunInvoked = "run.invoked"
+)
+
+// Types lists every known event type.
+func Types() []string {
+	return []string{
+		TypeAPIKeyCreated, TypeAPIKeyUpdated, TypeAPIKeyRevoked, TypeAuthAccessSuccess, TypeAuthAccessFailure,
+		TypeRBACForbidden, TypeSecurityRateLimited, TypeRateLimitDegraded, TypeCorporaUpdated,
+		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked,
+	}
+}
+
+// KnownType reports whether t is in the taxonomy.
+func KnownType(t string) bool { return slices.Contains(Types(), t) }
+
+// KnownOutcome reports whether o is an outcome.
+func KnownOutcome(o string) bool {
+	return o == OutcomeSuccess || o == OutcomeFailure || o == OutcomeDenied
+}
+
+// KnownActorType reports whether a is an actor type.
+func KnownActorType(a string) bool {
+	return a == ActorAPIKey || a == ActorSystem || a == ActorCLI || a == ActorAnonymous
+}

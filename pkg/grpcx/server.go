@@ -1,0 +1,205 @@
+// Package grpcx builds NexusRAG's gRPC servers and clients with the interceptors every
+// service shares: request context (request id, principal), authorization from the
+// contracts' access option, error normalization, logging, metrics and tracing. A new
+// RPC needs a proto change and a handler, nothing here.
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/requestid"
+	"github.com/nexusrag/nexusrag/pkg/telemetry"
+)
+
+// ServerOptions configure NewServer.
+type ServerOptions struct {
+	Log       *slog.Logger
+	Telemetry *telemetry.Telemetry
+	// OnForbidden, when set, is called for every call refused for a too-low role.
+	OnForbidden ForbiddenFunc
+}
+
+// Server is a gRPC server with health and reflection registered.
+type Server struct {
+	GRPC   *grpc.Server
+	Health *health.Server
+	log    *slog.Logger
+}
+
+// NewServer builds a server with the shared interceptor chain.
+func NewServer(o ServerOptions) *Server {
+	log := o.Log
+	ic := &interceptors{log: log, authz: &authorizer{onForbidden: o.OnForbidden}}
+	if o.Telemetry != nil {
+		ic.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nexusrag_grpc_server_handling_seconds",
+			Help:    "Latency of gRPC calls handled, by method and code.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "code"})
+		o.Telemetry.Registry.MustRegister(ic.latency)
+	}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(ic.unary),
+		grpc.ChainStreamInterceptor(ic.stream),
+	}
+	if o.Telemetry != nil {
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(o.Telemetry.Tracer), otelgrpc.WithPropagators(o.Telemetry.Propagator))))
+	}
+	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log}
+	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	reflection.Register(s.GRPC)
+	return s
+}
+
+// Register adds a service implementation and marks it SERVING in the health service.
+func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
+	s.GRPC.RegisterService(desc, impl)
+	s.Health.SetServingStatus(desc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// Serve serves on lis until Stop; it returns nil after a graceful stop.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.GRPC.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("grpc serve on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// Stop marks every service NOT_SERVING, lets in-flight calls finish until ctx ends,
+// then closes what is left.
+func (s *Server) Stop(ctx context.Context) {
+	s.Health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.GRPC.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("grpc graceful stop timed out; closing remaining calls")
+		s.GRPC.Stop()
+		<-done
+	}
+}
+
+type interceptors struct {
+	log     *slog.Logger
+	authz   *authorizer
+	latency *prometheus.HistogramVec
+}
+
+// prepare builds the call context (request id, principal) and authorizes the call.
+func (ic *interceptors) prepare(ctx context.Context, method string) (context.Context, error) {
+	ctx = requestid.FromIncoming(ctx)
+	p, ok, err := principal.FromIncoming(ctx)
+	if err != nil {
+		return ctx, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "malformed principal metadata: "+err.Error())
+	}
+	if ok {
+		ctx = principal.With(ctx, p)
+	}
+	return ctx, ic.authz.authorize(ctx, method)
+}
+
+func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	ctx, err = ic.prepare(ctx, info.FullMethod)
+	defer func() {
+		if r := recover(); r != nil {
+			err = ic.panicked(ctx, info.FullMethod, r)
+		}
+		err = ic.finish(ctx, info.FullMethod, start, err)
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ctx, err := ic.prepare(ss.Context(), info.FullMethod)
+	defer func() {
+		if r := recover(); r != nil {
+			err = ic.panicked(ctx, info.FullMethod, r)
+		}
+		err = ic.finish(ctx, info.FullMethod, start, err)
+	}()
+	if err != nil {
+		return err
+	}
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+}
+
+func (ic *interceptors) panicked(ctx context.Context, method string, r any) error {
+	ic.log.ErrorContext(ctx, "panic in grpc handler", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return apierr.New(codes.Internal, apierr.CodeInternal, "internal error")
+}
+
+// finish normalizes the error so that every failure carries a stable code, then logs and
+// measures the call. Unexpected errors are logged in full and returned without their text.
+func (ic *interceptors) finish(ctx context.Context, method string, start time.Time, err error) error {
+	err = Normalize(ctx, err)
+	code := status.Code(err)
+	elapsed := time.Since(start)
+	if ic.latency != nil {
+		ic.latency.WithLabelValues(method, code.String()).Observe(elapsed.Seconds())
+	}
+	lvl := slog.LevelDebug
+	if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+		lvl = slog.LevelError
+	}
+	ic.log.Log(ctx, lvl, "grpc call", "method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds())/1000)
+	return err
+}
+
+// Normalize maps any error a handler returns to a status with a NexusRAG code:
+// domain errors pass, context errors become CANCELED / DEADLINE_EXCEEDED, anything else
+// is logged by the caller and becomes INTERNAL without its text.
+func Normalize(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *apierr.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return apierr.New(codes.Canceled, apierr.CodeCanceled, "the request was canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return apierr.New(codes.DeadlineExceeded, apierr.CodeDeadline, "the request took too long")
+	}
+	if st, ok := status.FromError(err); ok {
+		if _, hasInfo := apierr.FromStatus(st); hasInfo {
+			return err // a domain error from a downstream service, passed on as it is
+		}
+		if st.Code() == codes.Unavailable {
+			return apierr.New(codes.Unavailable, apierr.CodeUnavailable, "a backend service is unavailable")
+		}
+	}
+	return apierr.New(codes.Internal, apierr.CodeInternal, "internal error")
+}
+
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }

@@ -1,0 +1,64 @@
+package governance
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/redact"
+)
+
+// Server implements nexusrag.governance.v1.AuditService.
+type Server struct {
+	governancev1.UnimplementedAuditServiceServer
+	store *Store
+	log   *slog.Logger
+}
+
+// NewServer returns the AuditService implementation.
+func NewServer(store *Store, log *slog.Logger) *Server { return &Server{store: store, log: log} }
+
+// RecordEvents validates, redacts (again: callers already do) and stores a batch.
+func (s *Server) RecordEvents(ctx context.Context, req *governancev1.RecordEventsRequest) (*governancev1.RecordEventsResponse, error) {
+	events := req.GetEvents()
+	if err := validateEvents(events); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return &governancev1.RecordEventsResponse{}, nil
+	}
+	for _, e := range events {
+		e.Metadata = redact.Struct(e.GetMetadata())
+	}
+	n, err := s.store.Insert(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	return &governancev1.RecordEventsResponse{Recorded: int32(n)}, nil
+}
+
+// ListAuditEvents lists the caller's tenant's events, newest first.
+func (s *Server) ListAuditEvents(ctx context.Context, req *governancev1.ListAuditEventsRequest) (*governancev1.ListAuditEventsResponse, error) {
+	p, ok := principal.From(ctx)
+	if !ok {
+		return nil, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
+	}
+	q, err := listQuery(req)
+	if err != nil {
+		return nil, err
+	}
+	events, err := s.store.List(ctx, p.TenantID, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &governancev1.ListAuditEventsResponse{Events: events}
+	if len(events) > q.Limit {
+		out.Events = events[:q.Limit]
+		out.NextCursor = encodeCursor(out.Events[q.Limit-1])
+	}
+	return out, nil
+}
