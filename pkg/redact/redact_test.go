@@ -34,10 +34,10 @@ func TestPolicy(t *testing.T) {
 
 func TestMapAtAnyDepth(t *testing.T) {
 	in := map[string]any{
-		"route": "/v1/run",
+		"route":   "/v1/run",
 		"api_key": map[string]any{"nested": "nrk_abc"},
 		"outer": map[string]any{
-			"items": []any{map[string]any{"message_text": "hello", "n": 1}, "plain"},
+			"items":         []any{map[string]any{"message_text": "hello", "n": 1}, "plain"},
 			"Authorization": "Bearer nrk_x",
 		},
 		"headers": map[string]string{"X-Api-Key": "k", "Accept": "json"},

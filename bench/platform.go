@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// benchEnv is the running platform and its database.
+type benchEnv struct {
+	bin      string
+	dbURL    string
+	dbName   string
+	adminURL string
+	env      []string
+	httpURL  string
+	key      string
+	serve    *exec.Cmd
+	duration time.Duration
+	clients  int
+	cleanups []func()
+}
+
+func (e *benchEnv) close() {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+}
+
+func adminURL() string {
+	if u := os.Getenv("NEXUSRAG_BENCH_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// setup creates a database, migrates it with the built binary, creates a key and starts
+// `nexusrag serve` with its logs discarded (the default log level still formats them).
+func setup(ctx context.Context) (*benchEnv, error) {
+	e := &benchEnv{bin: "bin/nexusrag", adminURL: adminURL()}
+	if _, err := os.Stat(e.bin); err != nil {
+		return nil, fmt.Errorf("%s not found: run `make bench` (it builds first)", e.bin)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	e.dbName = "nexusrag_bench_" + hex.EncodeToString(b)
+	admin, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w (run `make deps`)", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+e.dbName); err != nil {
+		_ = admin.Close(ctx)
+		return nil, err
+	}
+	_ = admin.Close(ctx)
+	e.cleanups = append(e.cleanups, func() {
+		c, err := pgx.Connect(context.Background(), e.adminURL)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+e.dbName+" WITH (FORCE)")
+			_ = c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(e.adminURL)
+	u.Path = "/" + e.dbName
+	e.dbURL = u.String()
+	e.env = append(os.Environ(), "DATABASE_URL="+e.dbURL, "HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0",
+		"REDIS_KEY_PREFIX=nexusrag-bench:"+hex.EncodeToString(b)+":", "LOG_LEVEL=info", "LOG_FORMAT=json",
+		"AUDIT_ACCESS_SUCCESS_INTERVAL=60s")
+	if out, err := e.command("migrate").CombinedOutput(); err != nil {
+		e.close()
+		return nil, fmt.Errorf("migrate: %v: %s", err, out)
+	}
+	out, err := e.command("apikey", "create", "--tenant", "bench", "--role", "reader", "--name", "bench", "--output", "json").Output()
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("apikey create: %w", err)
+	}
+	var k map[string]string
+	if err := json.Unmarshal(out, &k); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.key = k["api_key"]
+	if err := e.startServe(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *benchEnv) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = e.env
+	return cmd
+}
+
+func (e *benchEnv) startServe(ctx context.Context) error {
+	e.serve = e.command("serve")
+	stdout, err := e.serve.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := e.serve.Start(); err != nil {
+		return err
+	}
+	e.cleanups = append(e.cleanups, func() {
+		_ = e.serve.Process.Signal(os.Interrupt)
+		_ = e.serve.Wait()
+	})
+	addr, err := readyAddr(stdout, "nexusrag ready", "http")
+	if err != nil {
+		return fmt.Errorf("nexusrag serve: %w", err)
+	}
+	e.httpURL = "http://" + addr
+	return nil
+}
+
+// readyAddr reads JSON log lines until the one whose msg is want, returns its field, and
+// keeps draining the rest so the process never blocks on a full pipe.
+func readyAddr(r io.Reader, want, field string) (string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	deadline := time.AfterFunc(60*time.Second, func() {})
+	defer deadline.Stop()
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == want {
+			go func() { _, _ = io.Copy(io.Discard, r) }()
+			addr, _ := rec[field].(string)
+			return strings.TrimSpace(addr), nil
+		}
+	}
+	return "", errors.New("exited before it was ready")
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/services/gateway"
+	"github.com/nexusrag/nexusrag/services/governance"
+)
+
+func apikeyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "apikey", Short: "Create, list, revoke and verify API keys (operator tool; talks to Postgres directly)"}
+	cmd.AddCommand(apikeyCreateCmd(), apikeyRevokeCmd(), apikeyListCmd(), apikeyVerifyCmd())
+	return cmd
+}
+
+func apikeyCreateCmd() *cobra.Command {
+	var tenant, role, name, output string
+	cmd := &cobra.Command{
+		Use:   "create --tenant T --role reader|editor|admin --name NAME",
+		Short: "Create a key and print it once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !gateway.ValidTenantID(tenant) {
+				return fmt.Errorf("--tenant: %q is not a valid tenant id (letters, digits, _ . -; at most 64)", tenant)
+			}
+			if _, err := principal.ParseRole(role); err != nil {
+				return fmt.Errorf("--role: %w", err)
+			}
+			if name = strings.TrimSpace(name); name == "" || len(name) > 100 {
+				return errors.New("--name: 1 to 100 characters")
+			}
+			if output != "text" && output != "json" {
+				return errors.New("--output: text or json")
+			}
+			return withOperator(cmd.Context(), func(ctx context.Context, op *operator) error {
+				k, plaintext, err := op.store.CreateKey(ctx, tenant, name, strings.ToLower(role))
+				if err != nil {
+					return err
+				}
+				op.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyCreated, Outcome: audit.OutcomeSuccess, TenantID: k.TenantID,
+					ActorType: audit.ActorCLI, ActorID: cliActor(), ResourceType: "api_key", ResourceID: k.ID,
+					Metadata: map[string]any{"name": k.Name, "role": k.Role}})
+				if output == "json" {
+					return json.NewEncoder(os.Stdout).Encode(map[string]string{"key_id": k.ID, "tenant_id": k.TenantID, "role": k.Role, "name": k.Name, "api_key": plaintext})
+				}
+				fmt.Printf("key_id:    %s\ntenant_id: %s\nrole:      %s\nname:      %s\napi_key:   %s\n\nStore the api_key now: it is not stored and cannot be shown again.\n",
+					k.ID, k.TenantID, k.Role, k.Name, plaintext)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id (required)")
+	cmd.Flags().StringVar(&role, "role", "", "reader, editor or admin (required)")
+	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the key by (required)")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	_ = cmd.MarkFlagRequired("tenant")
+	_ = cmd.MarkFlagRequired("role")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func apikeyRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke KEY_ID",
+		Short: "Revoke a key; every gateway replica rejects it within 5 seconds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withOperator(cmd.Context(), func(ctx context.Context, op *operator) error {
+				k, err := op.store.RevokeKey(ctx, "", args[0])
+				if err != nil {
+					return fmt.Errorf("revoke %s: %w", args[0], err)
+				}
+				op.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyRevoked, Outcome: audit.OutcomeSuccess, TenantID: k.TenantID,
+					ActorType: audit.ActorCLI, ActorID: cliActor(), ResourceType: "api_key", ResourceID: k.ID})
+				fmt.Printf("revoked %s (tenant %s) at %s\n", k.ID, k.TenantID, k.RevokedAt.UTC().Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+}
+
+func apikeyListCmd() *cobra.Command {
+	var tenant string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list --tenant T",
+		Short: "List a tenant's keys (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withOperator(cmd.Context(), func(ctx context.Context, op *operator) error {
+				keys, err := op.store.ListKeys(ctx, tenant, all)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY_ID\tNAME\tROLE\tCREATED\tREVOKED")
+				for _, k := range keys {
+					revoked := "-"
+					if k.RevokedAt != nil {
+						revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id (required)")
+	cmd.Flags().BoolVar(&all, "all", false, "include revoked keys")
+	_ = cmd.MarkFlagRequired("tenant")
+	return cmd
+}
+
+func apikeyVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify < key-file",
+		Short: "Read a key from standard input and exit 0 when it is active (keys never go on the command line)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return errors.New("no key on standard input")
+			}
+			return withOperator(cmd.Context(), func(ctx context.Context, op *operator) error {
+				cache := gateway.NewKeyCache(op.store, logging.Discard(), time.Second, 0)
+				p, err := cache.Authenticate(ctx, strings.TrimSpace(line))
+				if err != nil {
+					return err
+				}
+				fmt.Printf("active: key_id=%s tenant_id=%s role=%s\n", p.KeyID, p.TenantID, principal.RoleName(p.Role))
+				return nil
+			})
+		},
+	}
+}
+
+// operator is what the operator subcommands use: the gateway's store, and an audit
+// recorder that goes through the governance gRPC API, served in-process over bufconn so
+// the CLI needs no running platform.
+type operator struct {
+	store *gateway.Store
+	audit *audit.Recorder
+}
+
+func withOperator(ctx context.Context, fn func(context.Context, *operator) error) error {
+	cfg, err := config.Parse[platformConfig](nil)
+	if err != nil {
+		return err
+	}
+	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, pgstore.Options{Application: "nexusrag-cli"})
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w (did you run `nexusrag migrate`?)", err)
+	}
+	defer pool.Close()
+	conn, stop, err := inProcessGovernance(pool)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	rec := audit.NewRecorder(governancev1.NewAuditServiceClient(conn), logging.Discard(), audit.Options{})
+	rec.Start()
+	runErr := fn(ctx, &operator{store: gateway.NewStore(pool), audit: rec})
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := rec.Close(flushCtx); err != nil {
+		return errors.Join(runErr, fmt.Errorf("record audit event: %w", err))
+	}
+	return runErr
+}
+
+func inProcessGovernance(pool *pgxpool.Pool) (*grpc.ClientConn, func(), error) {
+	lis := bufconn.Listen(1 << 20)
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), logging.Discard()))
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpcx.Dial("passthrough:///governance", nil,
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		srv.GRPC.Stop()
+		return nil, nil, err
+	}
+	return conn, func() { _ = conn.Close(); srv.GRPC.Stop() }, nil
+}
+
+// cliActor names the operator in audit events.
+func cliActor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "cli"
+}

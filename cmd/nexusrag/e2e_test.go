@@ -1,0 +1,356 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestHealthDocsAndMetrics(t *testing.T) {
+	p := startPlatform(t, nil)
+
+	h := p.do(http.MethodGet, "/v1/health", "", "")
+	require.Equal(t, http.StatusOK, h.Status, string(h.Body))
+	data := h.data()
+	require.Equal(t, "ok", data["status"])
+	for _, svc := range []string{"gateway", "governance"} {
+		require.Equal(t, "ok", data["services"].(map[string]any)[svc].(map[string]any)["status"], svc)
+	}
+	for _, dep := range []string{"postgres", "redis"} {
+		require.Equal(t, "ok", data["dependencies"].(map[string]any)[dep].(map[string]any)["status"], dep)
+	}
+	meta := h.JSON["meta"].(map[string]any)
+	require.Equal(t, "v1", meta["api_version"])
+	require.Equal(t, h.Header.Get("X-Request-Id"), meta["request_id"])
+
+	doc := p.do(http.MethodGet, "/v1/openapi.json", "", "")
+	require.Equal(t, http.StatusOK, doc.Status)
+	paths := doc.JSON["paths"].(map[string]any)
+	for _, path := range []string{"/v1/auth/whoami", "/v1/api-keys", "/v1/api-keys/{key_id}", "/v1/audit/events", "/v1/health"} {
+		require.Contains(t, paths, path)
+	}
+	page := p.do(http.MethodGet, "/v1/docs", "", "")
+	require.Equal(t, http.StatusOK, page.Status)
+	require.Contains(t, page.Header.Get("Content-Type"), "text/html")
+	require.Contains(t, string(page.Body), "/v1/audit/events")
+
+	m := p.do(http.MethodGet, "/metrics", "", "")
+	require.Equal(t, http.StatusOK, m.Status)
+	require.Contains(t, string(m.Body), `nexusrag_http_requests_total{method="GET",route="/v1/health",status="200"}`)
+	require.Contains(t, string(m.Body), "nexusrag_grpc_server_handling_seconds")
+}
+
+// TestRBACMatrix is the product's role matrix, route by route.
+func TestRBACMatrix(t *testing.T) {
+	p := startPlatform(t, nil)
+	keys := map[string]string{}
+	for _, role := range []string{"reader", "editor", "admin"} {
+		_, keys[role] = p.createKey("t1", role)
+	}
+	targetID, _ := p.createKey("t1", "reader") // a key the write routes act on
+
+	type call struct{ method, path, body string }
+	matrix := []struct {
+		call     call
+		minRole  string
+		okStatus int
+	}{
+		{call{http.MethodGet, "/v1/auth/whoami", ""}, "reader", http.StatusOK},
+		{call{http.MethodGet, "/v1/api-keys", ""}, "admin", http.StatusOK},
+		{call{http.MethodPatch, "/v1/api-keys/" + targetID, `{"name":"renamed"}`}, "admin", http.StatusOK},
+		{call{http.MethodGet, "/v1/audit/events", ""}, "admin", http.StatusOK},
+		{call{http.MethodDelete, "/v1/api-keys/" + targetID, ""}, "admin", http.StatusOK},
+	}
+	rank := map[string]int{"reader": 1, "editor": 2, "admin": 3}
+	for _, row := range matrix {
+		for _, role := range []string{"reader", "editor", "admin"} {
+			t.Run(fmt.Sprintf("%s %s as %s", row.call.method, row.call.path, role), func(t *testing.T) {
+				r := p.do(row.call.method, row.call.path, keys[role], row.call.body)
+				if rank[role] >= rank[row.minRole] {
+					require.Equal(t, row.okStatus, r.Status, string(r.Body))
+					require.Contains(t, r.JSON, "data")
+					return
+				}
+				require.Equal(t, http.StatusForbidden, r.Status, string(r.Body))
+				require.Equal(t, "FORBIDDEN", r.errorCode())
+			})
+		}
+		t.Run(fmt.Sprintf("%s %s without key", row.call.method, row.call.path), func(t *testing.T) {
+			r := p.do(row.call.method, row.call.path, "", row.call.body)
+			require.Equal(t, http.StatusUnauthorized, r.Status)
+			require.Equal(t, "AUTH_MISSING", r.errorCode())
+		})
+	}
+	for _, public := range []string{"/v1/health", "/v1/docs", "/v1/openapi.json"} {
+		require.Equal(t, http.StatusOK, p.do(http.MethodGet, public, "", "").Status, public)
+	}
+}
+
+func TestEnvelopesAndErrorCodes(t *testing.T) {
+	p := startPlatform(t, []string{"HTTP_MAX_BODY_BYTES=2048"})
+	keyID, admin := p.createKey("t1", "admin")
+
+	ok := p.do(http.MethodGet, "/v1/auth/whoami", admin, "", "X-Request-Id", "client-chosen-id-1")
+	require.Equal(t, http.StatusOK, ok.Status)
+	require.Equal(t, "client-chosen-id-1", ok.Header.Get("X-Request-Id"), "request id echoed")
+	require.Equal(t, map[string]any{"tenant_id": "t1", "key_id": keyID, "role": "admin"}, ok.data())
+	require.Equal(t, map[string]any{"request_id": "client-chosen-id-1", "api_version": "v1"}, ok.JSON["meta"])
+	require.NotEmpty(t, p.do(http.MethodGet, "/v1/auth/whoami", admin, "").Header.Get("X-Request-Id"), "request id generated")
+
+	cases := []struct {
+		name         string
+		method, path string
+		key, body    string
+		headers      []string
+		status       int
+		code         string
+	}{
+		{"malformed json", http.MethodPatch, "/v1/api-keys/" + keyID, admin, `{"name":`, nil, 400, "MALFORMED_REQUEST"},
+		{"wrong field type", http.MethodPatch, "/v1/api-keys/" + keyID, admin, `{"name":42}`, nil, 400, "MALFORMED_REQUEST"},
+		{"unknown field", http.MethodPatch, "/v1/api-keys/" + keyID, admin, `{"nom":"x"}`, nil, 400, "MALFORMED_REQUEST"},
+		{"invalid value", http.MethodPatch, "/v1/api-keys/" + keyID, admin, `{"name":""}`, nil, 400, "INVALID_ARGUMENT"},
+		{"body too large", http.MethodPatch, "/v1/api-keys/" + keyID, admin, `{"name":"` + strings.Repeat("x", 4096) + `"}`, nil, 413, "PAYLOAD_TOO_LARGE"},
+		{"bad query parameter", http.MethodGet, "/v1/audit/events?limit=lots", admin, "", nil, 400, "MALFORMED_REQUEST"},
+		{"unknown route", http.MethodGet, "/v1/nope", admin, "", nil, 404, "ROUTE_NOT_FOUND"},
+		{"unknown route without key", http.MethodGet, "/v1/nope", "", "", nil, 404, "ROUTE_NOT_FOUND"},
+		{"wrong method", http.MethodPost, "/v1/auth/whoami", admin, `{}`, nil, 405, "METHOD_NOT_ALLOWED"},
+		{"missing key", http.MethodGet, "/v1/auth/whoami", "", "", nil, 401, "AUTH_MISSING"},
+		{"not a bearer", http.MethodGet, "/v1/auth/whoami", "", "", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, "AUTH_INVALID"},
+		{"garbage key", http.MethodGet, "/v1/auth/whoami", "nrk_garbage", "", nil, 401, "AUTH_INVALID"},
+		{"forged principal header", http.MethodGet, "/v1/api-keys", "", "", []string{"Grpc-Metadata-X-Nexusrag-Tenant-Id", "t1", "Grpc-Metadata-X-Nexusrag-Role", "admin", "X-Tenant-Id", "t1"}, 401, "AUTH_MISSING"},
+		{"unknown api key", http.MethodDelete, "/v1/api-keys/doesnotexist", admin, "", nil, 404, "NOT_FOUND"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := p.do(c.method, c.path, c.key, c.body, c.headers...)
+			require.Equal(t, c.status, r.Status, string(r.Body))
+			require.Equal(t, c.code, r.errorCode(), string(r.Body))
+			e := r.JSON["error"].(map[string]any)
+			require.NotEmpty(t, e["message"])
+			require.IsType(t, map[string]any{}, e["details"])
+			require.Equal(t, r.Header.Get("X-Request-Id"), r.JSON["meta"].(map[string]any)["request_id"])
+		})
+	}
+}
+
+func TestLegacyPathsAndSunsetSwitch(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, admin := p.createKey("t1", "admin")
+
+	r := p.do(http.MethodGet, "/auth/whoami", admin, "")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Equal(t, "t1", r.JSON["tenant_id"], "pre-v1 shape: no envelope")
+	require.NotContains(t, r.JSON, "data")
+	require.Equal(t, "true", r.Header.Get("Deprecation"))
+	require.Equal(t, "Sun, 10 May 2026 00:00:00 +0000", r.Header.Get("Sunset"))
+	require.Equal(t, `</v1/docs>; rel="successor-version"`, r.Header.Get("Link"))
+
+	e := p.do(http.MethodGet, "/api-keys", "", "")
+	require.Equal(t, http.StatusUnauthorized, e.Status)
+	require.Equal(t, "AUTH_MISSING", e.JSON["detail"].(map[string]any)["code"], "pre-v1 error shape")
+	require.Equal(t, "true", e.Header.Get("Deprecation"))
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/health", "", "").Status)
+
+	off := startPlatform(t, []string{"LEGACY_ROUTES_ENABLED=false"})
+	_, admin2 := off.createKey("t1", "admin")
+	s := off.do(http.MethodGet, "/auth/whoami", admin2, "")
+	require.Equal(t, http.StatusGone, s.Status)
+	require.Equal(t, "ENDPOINT_SUNSET", s.JSON["detail"].(map[string]any)["code"])
+	require.Equal(t, "/v1/auth/whoami", s.JSON["detail"].(map[string]any)["successor"])
+	require.Equal(t, `</v1/docs>; rel="successor-version"`, s.Header.Get("Link"))
+	require.Equal(t, http.StatusOK, off.do(http.MethodGet, "/v1/auth/whoami", admin2, "").Status, "/v1 unaffected")
+}
+
+func TestIdempotentWrites(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, admin := p.createKey("t1", "admin")
+	target, _ := p.createKey("t1", "reader")
+	other, _ := p.createKey("t1", "reader")
+
+	first := p.do(http.MethodPatch, "/v1/api-keys/"+target, admin, `{"name":"one"}`, "Idempotency-Key", "rename-1")
+	require.Equal(t, http.StatusOK, first.Status)
+	// A second rename in between must not change what the replay answers.
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/api-keys/"+target, admin, `{"name":"two"}`).Status)
+	replay := p.do(http.MethodPatch, "/v1/api-keys/"+target, admin, `{"name":"one"}`, "Idempotency-Key", "rename-1")
+	require.Equal(t, http.StatusOK, replay.Status)
+	require.Equal(t, string(first.Body), string(replay.Body))
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+
+	conflict := p.do(http.MethodPatch, "/v1/api-keys/"+other, admin, `{"name":"one"}`, "Idempotency-Key", "rename-1")
+	require.Equal(t, http.StatusConflict, conflict.Status)
+	require.Equal(t, "IDEMPOTENCY_KEY_CONFLICT", conflict.errorCode())
+
+	tooLong := p.do(http.MethodPatch, "/v1/api-keys/"+target, admin, `{"name":"x"}`, "Idempotency-Key", strings.Repeat("k", 129))
+	require.Equal(t, http.StatusBadRequest, tooLong.Status)
+	require.Equal(t, "IDEMPOTENCY_KEY_INVALID", tooLong.errorCode())
+}
+
+func TestRevokedKeyIsRejectedWithinFiveSeconds(t *testing.T) {
+	p := startPlatform(t, nil)
+	keyID, key := p.createKey("t1", "reader")
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/auth/whoami", key, "").Status)
+
+	out, err := run(t, p.env, "", "apikey", "revoke", keyID)
+	require.NoError(t, err)
+	require.Contains(t, out, "revoked "+keyID)
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		r := p.do(http.MethodGet, "/v1/auth/whoami", key, "")
+		return r.Status == http.StatusUnauthorized && r.errorCode() == "AUTH_REVOKED"
+	}, 5*time.Second, 50*time.Millisecond)
+	t.Logf("revoked key refused after %s", time.Since(start).Round(time.Millisecond))
+
+	_, err = run(t, p.env, key+"\n", "apikey", "verify")
+	require.Error(t, err, "verify refuses a revoked key")
+}
+
+func TestTenantIsolation(t *testing.T) {
+	p := startPlatform(t, nil)
+	aID, adminA := p.createKey("tenant-a", "admin")
+	bID, adminB := p.createKey("tenant-b", "admin")
+	p.do(http.MethodGet, "/v1/auth/whoami", adminB, "")
+
+	list := p.do(http.MethodGet, "/v1/api-keys", adminA, "")
+	require.Equal(t, http.StatusOK, list.Status)
+	keys := list.data()["api_keys"].([]any)
+	require.Len(t, keys, 1)
+	require.Equal(t, aID, keys[0].(map[string]any)["key_id"])
+
+	for _, c := range []struct{ method, body string }{{http.MethodPatch, `{"name":"mine now"}`}, {http.MethodDelete, ""}} {
+		r := p.do(c.method, "/v1/api-keys/"+bID, adminA, c.body)
+		require.Equal(t, http.StatusNotFound, r.Status, "tenant A cannot touch tenant B's key")
+	}
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/auth/whoami", adminB, "").Status, "B's key still works")
+
+	require.Eventually(t, func() bool {
+		return len(p.auditEvents(adminB, "event_type=auth.api_key.created")) > 0
+	}, 5*time.Second, 50*time.Millisecond)
+	for _, ev := range p.auditEvents(adminA, "limit=200") {
+		require.Equal(t, "tenant-a", ev["tenant_id"], "tenant A sees only its own audit events")
+	}
+}
+
+func TestAuditLogRecordsAndRedacts(t *testing.T) {
+	p := startPlatform(t, nil)
+	readerID, reader := p.createKey("t1", "reader")
+	_, admin := p.createKey("t1", "admin")
+	revokedID, revoked := p.createKey("t1", "reader")
+	_, err := run(t, p.env, "", "apikey", "revoke", revokedID)
+	require.NoError(t, err)
+
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/auth/whoami", reader, "").Status)
+	require.Equal(t, http.StatusForbidden, p.do(http.MethodGet, "/v1/api-keys", reader, "").Status)
+	require.Eventually(t, func() bool {
+		return p.do(http.MethodGet, "/v1/auth/whoami", revoked, "").Status == http.StatusUnauthorized
+	}, 5*time.Second, 50*time.Millisecond)
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/api-keys/"+readerID, admin, `{"name":"renamed"}`).Status)
+
+	// Another service records through the governance gRPC API; content-bearing keys are redacted.
+	marker := fmt.Sprintf("confidential message text %d", time.Now().UnixNano())
+	recordThroughGRPC(t, p.GRPC, map[string]any{"message_text": marker, "nested": []any{map[string]any{"api_key": reader, "ok": "kept"}}})
+
+	want := map[string]string{
+		"auth.api_key.created": "success", "auth.api_key.revoked": "success", "auth.access.success": "success",
+		"auth.access.failure": "failure", "rbac.forbidden": "denied", "auth.api_key.updated": "success",
+	}
+	for typ, outcome := range want {
+		require.Eventually(t, func() bool {
+			evs := p.auditEvents(admin, "event_type="+typ+"&outcome="+outcome)
+			return len(evs) > 0
+		}, 5*time.Second, 50*time.Millisecond, typ)
+	}
+	forbidden := p.auditEvents(admin, "event_type=rbac.forbidden")[0]
+	require.Equal(t, readerID, forbidden["actor_id"])
+	require.Equal(t, "/nexusrag.gateway.v1.AuthService/ListApiKeys", forbidden["resource_id"])
+
+	ctx := context.Background()
+	var rows int
+	require.NoError(t, p.DB().QueryRow(ctx, `SELECT count(*) FROM governance.audit_events WHERE metadata::text LIKE '%"kept"%'`).Scan(&rows))
+	require.Equal(t, 1, rows, "the gRPC-recorded event is stored")
+	for _, secret := range []string{reader, admin, revoked, marker, "Bearer "} {
+		var hits int
+		require.NoError(t, p.DB().QueryRow(ctx,
+			`SELECT count(*) FROM governance.audit_events e WHERE strpos(e::text, $1) > 0`, secret).Scan(&hits))
+		require.Zero(t, hits, "audit table must not contain %q", secret[:min(len(secret), 12)])
+	}
+	// Nor do the logs.
+	for _, secret := range []string{reader, admin, revoked, marker} {
+		require.NotContains(t, p.logs.String(), secret)
+	}
+}
+
+func TestGracefulShutdownLosesNoAuditEvents(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, admin := p.createKey("t1", "admin")
+	target, _ := p.createKey("t1", "reader")
+	const n = 25
+	for i := range n {
+		require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/api-keys/"+target, admin, fmt.Sprintf(`{"name":"n%d"}`, i)).Status)
+	}
+	require.NoError(t, p.Stop(), "clean exit on SIGTERM")
+	var got int
+	require.NoError(t, p.DB().QueryRow(context.Background(),
+		`SELECT count(*) FROM governance.audit_events WHERE event_type = 'auth.api_key.updated'`).Scan(&got))
+	require.Equal(t, n, got)
+	require.Contains(t, p.logs.String(), `"msg":"stopped"`)
+}
+
+func TestSplitProcessesReachEachOther(t *testing.T) {
+	env, dbURL := newEnv(t)
+	_, err := run(t, env, "", "migrate")
+	require.NoError(t, err)
+	gov := startWithEnv(t, env, dbURL, "--services=governance")
+	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+gov.GRPC), dbURL, "--services=gateway")
+	_, admin := gw.createKey("t1", "admin")
+
+	h := gw.do(http.MethodGet, "/v1/health", "", "")
+	require.Equal(t, http.StatusOK, h.Status, string(h.Body))
+	require.Eventually(t, func() bool {
+		return len(gw.auditEvents(admin, "event_type=auth.api_key.created")) > 0
+	}, 5*time.Second, 50*time.Millisecond, "audit list served by the governance process")
+
+	_, err = run(t, env, "", "serve", "--services=gateway")
+	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")
+	_, err = run(t, env, "", "serve", "--services=gateway,search")
+	require.ErrorContains(t, err, `unknown service "search"`)
+}
+
+func TestBadConfigurationNamesTheVariable(t *testing.T) {
+	env, _ := newEnv(t, "AUTH_KEY_SYNC_INTERVAL=soon")
+	_, err := run(t, env, "", "serve")
+	require.ErrorContains(t, err, "AUTH_KEY_SYNC_INTERVAL")
+	env, _ = newEnv(t, "DB_MAX_CONNS=many")
+	_, err = run(t, env, "", "migrate")
+	require.ErrorContains(t, err, "DB_MAX_CONNS")
+}
+
+func TestMigrateIsIdempotentAndListsStatus(t *testing.T) {
+	env, _ := newEnv(t)
+	for range 2 {
+		_, err := run(t, env, "", "migrate")
+		require.NoError(t, err)
+	}
+	out, err := run(t, env, "", "migrate", "--status")
+	require.NoError(t, err)
+	for _, schema := range []string{"platform", "governance", "gateway"} {
+		require.Contains(t, out, schema)
+	}
+	require.NotContains(t, out, "pending")
+}
+
+// auditEvents lists audit events through the API.
+func (p *platform) auditEvents(key, query string) []map[string]any {
+	p.t.Helper()
+	r := p.do(http.MethodGet, "/v1/audit/events?"+query, key, "")
+	require.Equal(p.t, http.StatusOK, r.Status, string(r.Body))
+	var out []map[string]any
+	raw, _ := json.Marshal(r.data()["events"])
+	require.NoError(p.t, json.Unmarshal(raw, &out))
+	return out
+}

@@ -1,0 +1,35 @@
+// Command nexusrag is the one NexusRAG binary: `serve` runs any set of services (all of
+// them by default), and the other subcommands are operator tools.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nexusrag/nexusrag/pkg/config"
+)
+
+func main() {
+	if err := config.LoadDotEnv(".env"); err != nil {
+		fmt.Fprintln(os.Stderr, "nexusrag:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := &cobra.Command{
+		Use:           "nexusrag",
+		Short:         "NexusRAG: multi-tenant streaming RAG agent platform",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), migrateCmd(), apikeyCmd())
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "nexusrag:", err)
+		os.Exit(1)
+	}
+}

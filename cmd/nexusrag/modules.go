@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/services/gateway"
+	"github.com/nexusrag/nexusrag/services/governance"
+)
+
+// module is one service of the binary, in the Loki "target" sense: `serve --services`
+// picks modules by name. deps are the services it calls: each runs in this process or is
+// reached at its <NAME>_GRPC_ADDR.
+type module struct {
+	name string
+	deps []string
+	init func(ctx context.Context, a *app) error
+}
+
+// modules lists every service, in start-up order. run, retrieval, ingest, billing and
+// failover join this list as their issues land.
+func modules() []module {
+	return []module{
+		{name: "governance", init: initGovernance},
+		{name: "gateway", deps: []string{"gateway", "governance"}, init: initGateway},
+	}
+}
+
+// migrationSets are all schemas' migrations, database-wide prerequisites first.
+func migrationSets() []pgstore.Migrations {
+	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), gateway.Migrations()}
+}
+
+func initGovernance(ctx context.Context, a *app) error {
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), a.log))
+	return nil
+}
+
+func initGateway(ctx context.Context, a *app) error {
+	cfg, err := config.Parse[gateway.Config](nil)
+	if err != nil {
+		return err
+	}
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	rdb, err := a.redis(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := a.recorder()
+	if err != nil {
+		return err
+	}
+	store := gateway.NewStore(pool)
+	keys := gateway.NewKeyCache(store, a.log, cfg.AuthKeySyncInterval, cfg.AuthNegativeCacheTTL)
+	syncCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := keys.Sync(syncCtx); err != nil {
+		a.log.WarnContext(ctx, "initial api key load failed; keys are looked up on demand until the next sync", "error", err)
+	}
+	cancel()
+	a.goBackground("api key sync", func(ctx context.Context) error { keys.Run(ctx); return nil })
+	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(store, keys, rec))
+
+	conns := map[string]*grpcClientConn{}
+	for _, host := range gateway.Hosts() {
+		c, err := a.conn(host)
+		if err != nil {
+			return err
+		}
+		conns[host] = c
+	}
+	edge, err := gateway.NewEdge(ctx, cfg, gateway.EdgeDeps{
+		Keys: keys, Audit: rec, Conns: conns,
+		Idempotency: gateway.NewIdempotency(rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
+		Health:      gateway.NewHealth(conns, pool, rdb, 2*time.Second),
+		Telemetry:   a.tel, Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway edge: %w", err)
+	}
+	a.http.Handle("/", edge)
+	return nil
+}

@@ -1,0 +1,245 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
+	"github.com/nexusrag/nexusrag/pkg/redistest"
+)
+
+// The end-to-end tests start the real binary, built once per test run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nexusrag-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nexusrag")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// platform is one running `nexusrag serve` process.
+type platform struct {
+	t       *testing.T
+	env     []string
+	cmd     *exec.Cmd
+	HTTP    string // http://127.0.0.1:port
+	GRPC    string // 127.0.0.1:port
+	logs    *lockedBuffer
+	exited  chan error
+	pool    *pgxpool.Pool
+	dbURL   string
+	stopped bool
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// env builds a process environment on a fresh database and Redis prefix.
+func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
+	t.Helper()
+	dbURL = pgtest.NewDatabase(t)
+	_, prefix := redistest.New(t)
+	env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "REDIS_URL="+redistest.URL(), "REDIS_KEY_PREFIX="+prefix,
+		"HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
+		"AUTH_KEY_SYNC_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=10s", "OTEL_TRACES_EXPORTER=none")
+	return append(env, extra...), dbURL
+}
+
+// run executes a CLI subcommand and returns its standard output.
+func run(t *testing.T, env []string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("nexusrag %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// startPlatform migrates a fresh database and starts `nexusrag serve args...`.
+func startPlatform(t *testing.T, extraEnv []string, args ...string) *platform {
+	t.Helper()
+	env, dbURL := newEnv(t, extraEnv...)
+	_, err := run(t, env, "", "migrate")
+	require.NoError(t, err)
+	return startWithEnv(t, env, dbURL, args...)
+}
+
+func startWithEnv(t *testing.T, env []string, dbURL string, args ...string) *platform {
+	t.Helper()
+	p := &platform{t: t, env: env, logs: &lockedBuffer{}, exited: make(chan error, 1), dbURL: dbURL}
+	p.cmd = exec.Command(binary(t), append([]string{"serve"}, args...)...)
+	p.cmd.Env = env
+	stdout, err := p.cmd.StdoutPipe()
+	require.NoError(t, err)
+	p.cmd.Stderr = p.logs
+	require.NoError(t, p.cmd.Start())
+	ready := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			_, _ = p.logs.Write(append(append([]byte{}, line...), '\n'))
+			var rec map[string]any
+			if json.Unmarshal(line, &rec) == nil && rec["msg"] == "nexusrag ready" {
+				ready <- rec
+			}
+		}
+	}()
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("platform logs:\n%s", p.logs.String())
+		}
+	})
+	select {
+	case rec := <-ready:
+		p.HTTP = "http://" + rec["http"].(string)
+		p.GRPC = rec["grpc"].(string)
+	case err := <-p.exited:
+		t.Fatalf("nexusrag serve exited before ready: %v\n%s", err, p.logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("nexusrag serve not ready after 60s\n%s", p.logs.String())
+	}
+	return p
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *platform) Stop() error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("did not stop within 30s after SIGTERM")
+	}
+}
+
+// DB opens a pool on the platform's database (for assertions only).
+func (p *platform) DB() *pgxpool.Pool {
+	if p.pool == nil {
+		pool, err := pgstore.Connect(context.Background(), p.dbURL, pgstore.Options{})
+		require.NoError(p.t, err)
+		p.t.Cleanup(pool.Close)
+		p.pool = pool
+	}
+	return p.pool
+}
+
+// createKey makes a key with the CLI and returns (key id, plaintext).
+func (p *platform) createKey(tenant, role string) (string, string) {
+	p.t.Helper()
+	out, err := run(p.t, p.env, "", "apikey", "create", "--tenant", tenant, "--role", role, "--name", "e2e-"+role, "--output", "json")
+	require.NoError(p.t, err)
+	var k map[string]string
+	require.NoError(p.t, json.Unmarshal([]byte(out), &k))
+	return k["key_id"], k["api_key"]
+}
+
+// response is a decoded HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	JSON   map[string]any
+}
+
+func (r response) errorCode() string {
+	if e, ok := r.JSON["error"].(map[string]any); ok {
+		s, _ := e["code"].(string)
+		return s
+	}
+	return ""
+}
+
+func (r response) data() map[string]any {
+	d, _ := r.JSON["data"].(map[string]any)
+	return d
+}
+
+// do sends a request; key "" sends no Authorization header.
+func (p *platform) do(method, path, key, body string, headers ...string) response {
+	p.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, p.HTTP+path, rd)
+	require.NoError(p.t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(p.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(p.t, err)
+	out := response{Status: res.StatusCode, Header: res.Header, Body: b}
+	_ = json.Unmarshal(b, &out.JSON)
+	return out
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make run`: from a fresh Debian machine to the whole platform on :8000.
+# Installs/starts PostgreSQL 15 + pgvector and Redis when missing, builds, migrates,
+# makes sure a local admin key exists (kept in var/, never committed), prints a curl to
+# paste, then serves in the foreground (Ctrl-C stops it gracefully).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/deps.sh
+make --no-print-directory build >/dev/null
+bin/nexusrag migrate >/dev/null
+
+mkdir -p var
+keyfile=var/local-admin.key
+if [ ! -s "$keyfile" ] || ! bin/nexusrag apikey verify <"$keyfile" >/dev/null 2>&1; then
+  bin/nexusrag apikey create --tenant t1 --role admin --name local-admin --output json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' >"$keyfile"
+  chmod 600 "$keyfile"
+fi
+port=$(sed -E 's/.*:([0-9]+)$/\1/' <<<"${HTTP_ADDR:-:8000}")
+
+cat <<MSG
+
+NexusRAG is starting on http://localhost:$port (gRPC on ${GRPC_ADDR:-:9000}).
+The local admin key of tenant t1 is in $keyfile. Try:
+
+  curl -s http://localhost:$port/v1/auth/whoami -H "Authorization: Bearer \$(cat $keyfile)"
+
+  curl -s http://localhost:$port/v1/health
+  open http://localhost:$port/v1/docs
+
+MSG
+exec bin/nexusrag serve

@@ -1,0 +1,218 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	"github.com/nexusrag/nexusrag/gen/openapi"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/telemetry"
+	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
+)
+
+// restService is a gRPC service exposed over REST, and the service (in the sense of
+// `nexusrag serve --services`) that hosts it.
+type restService struct {
+	host     string
+	desc     *grpc.ServiceDesc
+	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+}
+
+// restServices lists what the gateway maps; a new service's REST routes are one line here
+// plus its rules in proto/http.yaml.
+func restServices() []restService {
+	return []restService{
+		{host: "gateway", desc: &gatewayv1.AuthService_ServiceDesc, register: gatewayv1.RegisterAuthServiceHandler},
+		{host: "governance", desc: &governancev1.AuditService_ServiceDesc, register: governancev1.RegisterAuditServiceHandler},
+	}
+}
+
+// EdgeDeps are the collaborators of the HTTP edge.
+type EdgeDeps struct {
+	Keys        *KeyCache
+	Audit       Recorder
+	Idempotency *Idempotency
+	// Conns are client connections to the hosting services, by service name (gateway, governance, ...).
+	Conns     map[string]*grpc.ClientConn
+	Health    *Health
+	Telemetry *telemetry.Telemetry
+	Log       *slog.Logger
+}
+
+// Edge is the public HTTP handler.
+type Edge struct {
+	cfg            Config
+	keys           *KeyCache
+	audit          Recorder
+	idem           *Idempotency
+	log            *slog.Logger
+	routes         *routeTable
+	handler        http.Handler
+	successSampler *audit.Sampler
+	failureSampler *audit.Sampler
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+}
+
+// NewEdge builds the HTTP edge over the services' connections.
+func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
+	e := &Edge{
+		cfg: cfg, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, log: d.Log,
+		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
+		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexusrag_http_requests_total", Help: "HTTP requests by method, route template and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nexusrag_http_request_duration_seconds", Help: "HTTP request latency by method and route template.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "route"}),
+	}
+	d.Telemetry.Registry.MustRegister(e.requests, e.latency)
+
+	doc, err := apidocs.Build(openapi.Spec, nativeRoutes(), roleOfOperation)
+	if err != nil {
+		return nil, fmt.Errorf("build openapi document: %w", err)
+	}
+	page, err := apidocs.HTML(doc)
+	if err != nil {
+		return nil, fmt.Errorf("render api docs: %w", err)
+	}
+	paths, err := apidocs.Paths(doc)
+	if err != nil {
+		return nil, fmt.Errorf("route table: %w", err)
+	}
+	infos := make([]routeInfo, 0, len(paths))
+	for _, p := range paths {
+		infos = append(infos, routeInfo{Method: p.Method, Path: p.Path, Public: p.Public})
+	}
+	e.routes = newRouteTable(infos)
+
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOptions, UnmarshalOptions: protojson.UnmarshalOptions{}}),
+		runtime.WithForwardResponseRewriter(wrapMessage),
+		runtime.WithErrorHandler(e.grpcError),
+		runtime.WithRoutingErrorHandler(e.routingError),
+		// Nothing a client sends is forwarded as metadata: the principal and request id are
+		// set by the gateway itself (grpcx client interceptors), so a client cannot forge them.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+	)
+	for _, rs := range restServices() {
+		conn, ok := d.Conns[rs.host]
+		if !ok {
+			return nil, fmt.Errorf("no connection to service %s (hosting %s)", rs.host, rs.desc.ServiceName)
+		}
+		if err := rs.register(ctx, mux, conn); err != nil {
+			return nil, fmt.Errorf("register %s routes: %w", rs.desc.ServiceName, err)
+		}
+	}
+	native := map[string]http.Handler{
+		"/v1/health":       d.Health,
+		"/v1/openapi.json": staticHandler("application/json", doc),
+		"/v1/docs":         staticHandler("text/html; charset=utf-8", page),
+	}
+	for path, h := range native {
+		if err := mux.HandlePath(http.MethodGet, path, func(w http.ResponseWriter, r *http.Request, _ map[string]string) { h.ServeHTTP(w, r) }); err != nil {
+			return nil, fmt.Errorf("register %s: %w", path, err)
+		}
+	}
+	traced := otelhttp.NewHandler(e.route(mux), "gateway",
+		otelhttp.WithTracerProvider(d.Telemetry.Tracer), otelhttp.WithPropagators(d.Telemetry.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + stateOf(r.Context()).route }))
+	e.handler = e.observe(traced)
+	return e, nil
+}
+
+// ServeHTTP serves the public API.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }
+
+// grpcError is grpc-gateway's error handler: backend and decoding errors become the
+// error envelope. Decoding errors carry no NexusRAG code, which tells them apart.
+func (e *Edge) grpcError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if _, ok := apierrOf(err); !ok {
+		st := stateOf(ctx)
+		switch {
+		case st.bodyTooLarge:
+			err = tooLarge(e.cfg.MaxBodyBytes)
+		case isClientDecodeError(err):
+			err = apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed request: "+decodeMessage(err))
+		}
+	}
+	writeError(w, r, err)
+}
+
+// routingError covers what the route table let through but grpc-gateway could not route.
+func (e *Edge) routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		writeError(w, r, apierr.New(codes.Unimplemented, CodeMethodNotAllowed, fmt.Sprintf("%s does not accept %s", r.URL.Path, r.Method)))
+		return
+	}
+	writeError(w, r, apierr.New(codes.NotFound, CodeRouteNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
+}
+
+func isClientDecodeError(err error) bool {
+	e, _ := apierrOf(err)
+	return e.GRPCCode == codes.InvalidArgument
+}
+
+// decodeMessage shortens protojson's messages ("proto: syntax error (line 1:2): ...").
+func decodeMessage(err error) string {
+	e, _ := apierrOf(err)
+	return strings.TrimPrefix(strings.TrimPrefix(e.Message, "proto: "), "proto:")
+}
+
+func staticHandler(contentType string, body []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(body)
+	})
+}
+
+// roleOfOperation maps an OpenAPI operation id ("AuthService_WhoAmI") to the role its
+// gRPC method requires, read from the contract's access option.
+func roleOfOperation(opID string) (string, bool) {
+	for _, rs := range restServices() {
+		short := rs.desc.ServiceName[strings.LastIndex(rs.desc.ServiceName, ".")+1:]
+		method, ok := strings.CutPrefix(opID, short+"_")
+		if !ok {
+			continue
+		}
+		acc := grpcx.MethodAccess("/" + rs.desc.ServiceName + "/" + method)
+		if acc == nil || acc.GetInternal() {
+			return "", false
+		}
+		return principal.RoleName(acc.GetMinRole()), true
+	}
+	return "", false
+}
+
+// nativeRoutes are the routes served by the gateway itself, described for the docs.
+func nativeRoutes() []apidocs.Route {
+	return []apidocs.Route{
+		{Method: http.MethodGet, Path: "/v1/health", Public: true, Tags: []string{"Operations"},
+			Summary:              "Health of every service and dependency",
+			Description:          "200 with the report when every service and dependency answers; 503 SERVICE_UNAVAILABLE with each component's status in details otherwise.",
+			ResponseContentTypes: []string{"application/json"}},
+		{Method: http.MethodGet, Path: "/v1/docs", Public: true, Tags: []string{"Operations"},
+			Summary: "This API documentation as HTML", ResponseContentTypes: []string{"text/html"}},
+		{Method: http.MethodGet, Path: "/v1/openapi.json", Public: true, Tags: []string{"Operations"},
+			Summary: "The OpenAPI (Swagger 2.0) document of the API", ResponseContentTypes: []string{"application/json"}},
+	}
+}
