@@ -40,7 +40,7 @@ func gatewayAuthSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		return fmt.Sprintf("%d requests", len(r.latencies))
 	}
 	return []row{
-		{name: "gateway: authenticated GET /v1/auth/whoami", p50: ms(gw.quantile(.5)), p99: ms(gw.quantile(.99)), rate: fmt.Sprintf("%.0f req/s", gw.rate()), note: note(gw)},
+		{name: "gateway: GET /v1/auth/whoami (HTTP, auth, gRPC hop)", p50: ms(gw.quantile(.5)), p99: ms(gw.quantile(.99)), rate: fmt.Sprintf("%.0f req/s", gw.rate()), note: note(gw)},
 		{name: "baseline: bare net/http, same key lookup", p50: ms(bare.quantile(.5)), p99: ms(bare.quantile(.99)), rate: fmt.Sprintf("%.0f req/s", bare.rate()), note: note(bare)},
 		{name: "ratio gateway / baseline", p50: ratio(float64(gw.quantile(.5)), float64(bare.quantile(.5))),
 			p99: ratio(float64(gw.quantile(.99)), float64(bare.quantile(.99))), rate: ratio(gw.rate(), bare.rate()), note: "latency: lower is better; throughput: higher is better"},

@@ -8,9 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/deps.sh
 make --no-print-directory build >/dev/null
-bin/nexusrag migrate >/dev/null
-
 mkdir -p var
+bin/nexusrag migrate >var/migrate.log 2>&1 || { cat var/migrate.log >&2; exit 1; }
+
 keyfile=var/local-admin.key
 if [ ! -s "$keyfile" ] || ! bin/nexusrag apikey verify <"$keyfile" >/dev/null 2>&1; then
   bin/nexusrag apikey create --tenant t1 --role admin --name local-admin --output json |
@@ -27,7 +27,8 @@ The local admin key of tenant t1 is in $keyfile. Try:
   curl -s http://localhost:$port/v1/auth/whoami -H "Authorization: Bearer \$(cat $keyfile)"
 
   curl -s http://localhost:$port/v1/health
-  open http://localhost:$port/v1/docs
+
+API docs: http://localhost:$port/v1/docs    Stop: Ctrl-C (graceful)
 
 MSG
 exec bin/nexusrag serve

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -184,6 +185,19 @@ func (a *app) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if a.cfg.DebugAddr != "" {
+		dbg := &http.Server{Addr: a.cfg.DebugAddr, Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		serving.Go(func() error {
+			<-serveCtx.Done()
+			return dbg.Close()
+		})
+		serving.Go(func() error {
+			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("DEBUG_ADDR: %w", err)
+			}
+			return nil
+		})
+	}
 	var bgWG sync.WaitGroup
 	for _, b := range a.bg {
 		bgWG.Go(func() {
@@ -239,6 +253,17 @@ func (a *app) serviceNames() []string {
 		}
 	}
 	return out
+}
+
+// debugHandler serves the runtime profiles (net/http/pprof) on the debug listener only.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func metricsHandler(tel *telemetry.Telemetry) http.Handler {

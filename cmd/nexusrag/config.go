@@ -19,6 +19,9 @@ type platformConfig struct {
 	GatewayGRPCAddr    string `env:"GATEWAY_GRPC_ADDR"`
 	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
 
+	// DebugAddr, when set, serves /debug/pprof (keep it on a private interface).
+	DebugAddr string `env:"DEBUG_ADDR"`
+
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json"`

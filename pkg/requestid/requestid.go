@@ -57,8 +57,7 @@ func AppendOutgoing(ctx context.Context) context.Context {
 
 // FromIncoming returns ctx carrying the id of the incoming gRPC metadata, or a new one.
 func FromIncoming(ctx context.Context) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(MD); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, MD); len(v) > 0 {
 		return With(ctx, Accept(v[0]))
 	}
 	return With(ctx, New())
