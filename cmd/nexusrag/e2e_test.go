@@ -354,3 +354,48 @@ func (p *platform) auditEvents(key, query string) []map[string]any {
 	require.NoError(p.t, json.Unmarshal(raw, &out))
 	return out
 }
+
+func TestDevBypassIsOffByDefaultAndScopedWhenOn(t *testing.T) {
+	p := startPlatform(t, []string{"AUTH_DEV_BYPASS=true"})
+	r := p.do(http.MethodGet, "/v1/auth/whoami", "", "", "X-Tenant-Id", "t9")
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	require.Equal(t, map[string]any{"tenant_id": "t9", "key_id": "", "role": "admin"}, r.data(), "X-Role defaults to admin")
+
+	cases := []struct {
+		headers []string
+		status  int
+		code    string
+	}{
+		{[]string{"X-Tenant-Id", "t9", "X-Role", "reader"}, http.StatusForbidden, "FORBIDDEN"},
+		{[]string{"X-Tenant-Id", "t9", "X-Role", "root"}, http.StatusUnauthorized, "AUTH_INVALID"},
+		{[]string{"X-Tenant-Id", "no spaces allowed"}, http.StatusUnauthorized, "AUTH_INVALID"},
+		{nil, http.StatusUnauthorized, "AUTH_MISSING"},
+	}
+	for _, c := range cases {
+		r := p.do(http.MethodGet, "/v1/api-keys", "", "", c.headers...)
+		require.Equal(t, c.status, r.Status, "%v: %s", c.headers, r.Body)
+		require.Equal(t, c.code, r.errorCode())
+	}
+	// The forged-header case of TestEnvelopesAndErrorCodes shows X-Tenant-Id is ignored by default.
+}
+
+// TestTracePropagatesToServices sends a W3C traceparent: the gateway's access log and the
+// governance service's call log carry the same trace id.
+func TestTracePropagatesToServices(t *testing.T) {
+	p := startPlatform(t, []string{"LOG_LEVEL=debug"})
+	_, admin := p.createKey("t1", "admin")
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := p.do(http.MethodGet, "/v1/audit/events", admin, "", "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Eventually(t, func() bool {
+		var access, call bool
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			if !strings.Contains(line, `"trace_id":"`+traceID+`"`) {
+				continue
+			}
+			access = access || (strings.Contains(line, `"msg":"http request"`) && strings.Contains(line, `"tenant_id":"t1"`))
+			call = call || (strings.Contains(line, `"msg":"grpc call"`) && strings.Contains(line, "AuditService/ListAuditEvents"))
+		}
+		return access && call
+	}, 5*time.Second, 20*time.Millisecond, "trace id in the gateway access log and the service call log")
+}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
 )
@@ -35,7 +37,7 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 // Discard returns a logger that drops everything, for tests and tools.
 func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// contextHandler adds request_id and tenant_id from the record's context.
+// contextHandler adds request_id, tenant_id and trace_id from the record's context.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -44,6 +46,9 @@ func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if p, ok := principal.From(ctx); ok {
 		r.AddAttrs(slog.String("tenant_id", p.TenantID))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

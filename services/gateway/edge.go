@@ -133,10 +133,10 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 			return nil, fmt.Errorf("register %s: %w", path, err)
 		}
 	}
-	traced := otelhttp.NewHandler(e.route(mux), "gateway",
-		otelhttp.WithTracerProvider(d.Telemetry.Tracer), otelhttp.WithPropagators(d.Telemetry.Propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + stateOf(r.Context()).route }))
-	e.handler = e.observe(traced)
+	// Tracing is outermost so that the access log and every error carry the trace id;
+	// route() names the span once the route is known.
+	e.handler = otelhttp.NewHandler(e.observe(e.route(mux)), "gateway",
+		otelhttp.WithTracerProvider(d.Telemetry.Tracer), otelhttp.WithPropagators(d.Telemetry.Propagator))
 	return e, nil
 }
 

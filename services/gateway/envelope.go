@@ -53,6 +53,7 @@ type reqState struct {
 	requestID    string
 	legacy       bool
 	route        string // matched route template, for metrics and logs
+	tenant       string // set once authenticated, for the access log
 	bodyTooLarge bool
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -43,10 +45,13 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 			code := strconv.Itoa(sw.status)
 			e.requests.WithLabelValues(r.Method, st.route, code).Inc()
 			e.latency.WithLabelValues(r.Method, st.route).Observe(elapsed.Seconds())
-			e.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", st.route),
+			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", st.route),
 				slog.Int("status", sw.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.Bool("legacy", st.legacy))
+				slog.Bool("legacy", st.legacy)}
+			if st.tenant != "" {
+				attrs = append(attrs, slog.String("tenant_id", st.tenant))
+			}
+			e.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -89,6 +94,9 @@ func (e *Edge) route(next http.Handler) http.Handler {
 			return
 		}
 		st.route = rt.template
+		span := trace.SpanFromContext(r.Context())
+		span.SetName(r.Method + " " + rt.template)
+		span.SetAttributes(semconv.HTTPRoute(rt.template))
 		if rt.public {
 			next.ServeHTTP(w, r)
 			return
@@ -148,6 +156,7 @@ func (e *Edge) authenticate(next http.Handler) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		stateOf(r.Context()).tenant = p.TenantID
 		ctx := principal.With(r.Context(), p)
 		e.auditAuthSuccess(r.WithContext(ctx), p)
 		next.ServeHTTP(w, r.WithContext(ctx))
