@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/test/bufconn"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
@@ -190,17 +188,9 @@ func withOperator(ctx context.Context, fn func(context.Context, *operator) error
 }
 
 func inProcessGovernance(pool *pgxpool.Pool) (*grpc.ClientConn, func(), error) {
-	lis := bufconn.Listen(1 << 20)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), logging.Discard()))
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpcx.Dial("passthrough:///governance", nil,
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
-	if err != nil {
-		srv.GRPC.Stop()
-		return nil, nil, err
-	}
-	return conn, func() { _ = conn.Close(); srv.GRPC.Stop() }, nil
+	return grpcx.InProcess(srv)
 }
 
 // cliActor names the operator in audit events.

@@ -2,8 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/logging"
 )
 
 // platformConfig is what every process needs, whatever services it runs.
@@ -50,4 +55,17 @@ func (c *platformConfig) remoteAddr(service string) (addr, variable string) {
 		return c.GovernanceGRPCAddr, "GOVERNANCE_GRPC_ADDR"
 	}
 	return "", ""
+}
+
+// loadPlatform parses the platform configuration and builds the logger writing to w.
+func loadPlatform(w io.Writer) (platformConfig, *slog.Logger, error) {
+	cfg, err := config.Parse[platformConfig](nil)
+	if err != nil {
+		return cfg, nil, err
+	}
+	log, err := logging.New(w, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("LOG_LEVEL/LOG_FORMAT: %w", err)
+	}
+	return cfg, log, nil
 }

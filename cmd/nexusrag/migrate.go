@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nexusrag/nexusrag/pkg/config"
-	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 )
 
@@ -31,11 +30,7 @@ func migrateCmd() *cobra.Command {
 }
 
 func migrate(ctx context.Context) error {
-	cfg, err := config.Parse[platformConfig](nil)
-	if err != nil {
-		return err
-	}
-	log, err := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	cfg, log, err := loadPlatform(os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
-	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
-	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 )
 
@@ -44,13 +42,9 @@ func moduleNames() string {
 }
 
 func serve(ctx context.Context, services string) error {
-	cfg, err := config.Parse[platformConfig](nil)
+	cfg, log, err := loadPlatform(os.Stdout)
 	if err != nil {
 		return err
-	}
-	log, err := logging.New(os.Stdout, cfg.LogFormat, cfg.LogLevel)
-	if err != nil {
-		return fmt.Errorf("LOG_LEVEL/LOG_FORMAT: %w", err)
 	}
 	enabled, err := selectServices(services)
 	if err != nil {

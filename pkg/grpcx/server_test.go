@@ -3,14 +3,11 @@ package grpcx_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -59,12 +56,9 @@ func newClient(t *testing.T) (governancev1.AuditServiceClient, *auditFake, chan 
 	}})
 	fake := &auditFake{seen: make(chan principal.Principal, 1)}
 	srv.Register(&governancev1.AuditService_ServiceDesc, fake)
-	lis := bufconn.Listen(1 << 16)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpcx.Dial("passthrough:///test", nil, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	t.Cleanup(stop)
 	return governancev1.NewAuditServiceClient(conn), fake, denied
 }
 

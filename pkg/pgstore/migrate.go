@@ -37,12 +37,16 @@ var platformFS embed.FS
 
 // Platform holds the database-wide prerequisites (extensions such as pgvector's vector),
 // applied before any service schema.
-func Platform() Migrations {
-	sub, err := fs.Sub(platformFS, "platform")
+func Platform() Migrations { return Embedded("platform", platformFS, "platform") }
+
+// Embedded returns the migrations in directory dir of an embedded file system: each
+// service embeds its migrations/ folder and names its schema.
+func Embedded(schema string, fsys fs.FS, dir string) Migrations {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		panic(err) // embedded at build time: cannot fail
+		panic(fmt.Sprintf("migrations of schema %s: %v", schema, err)) // embedded at build time: a bug, not an input
 	}
-	return Migrations{Schema: "platform", FS: sub}
+	return Migrations{Schema: schema, FS: sub}
 }
 
 // Migrate applies all pending migrations of each set, in order. It is idempotent and

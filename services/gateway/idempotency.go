@@ -90,7 +90,7 @@ func (m *Idempotency) Middleware(next http.Handler) http.Handler {
 			_, _ = w.Write(replay.Body)
 			return
 		}
-		cw := &captureWriter{ResponseWriter: w, status: http.StatusOK}
+		cw := &captureWriter{statusWriter: statusWriter{ResponseWriter: w, status: http.StatusOK}}
 		next.ServeHTTP(cw, r)
 		m.complete(context.WithoutCancel(r.Context()), rkey, rec, cw)
 	})
@@ -183,22 +183,12 @@ func validIdempotencyKey(k string) bool {
 
 // captureWriter passes a response through and keeps a copy for replay.
 type captureWriter struct {
-	http.ResponseWriter
-	status   int
+	statusWriter
 	buf      bytes.Buffer
 	overflow bool
-	wrote    bool
-}
-
-func (c *captureWriter) WriteHeader(s int) {
-	if !c.wrote {
-		c.status, c.wrote = s, true
-	}
-	c.ResponseWriter.WriteHeader(s)
 }
 
 func (c *captureWriter) Write(p []byte) (int, error) {
-	c.wrote = true
 	if !c.overflow {
 		if c.buf.Len()+len(p) > maxStoredResponse {
 			c.overflow = true
@@ -207,7 +197,5 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 			c.buf.Write(p)
 		}
 	}
-	return c.ResponseWriter.Write(p)
+	return c.statusWriter.Write(p)
 }
-
-func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -2,7 +2,6 @@ package governance
 
 import (
 	"embed"
-	"io/fs"
 
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 )
@@ -10,11 +9,7 @@ import (
 //go:embed migrations/*.sql
 var migrationsFS embed.FS
 
-// Migrations are the governance schema's migrations.
+// Migrations are the governance schema's migrations (audit log).
 func Migrations() pgstore.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		panic(err) // embedded at build time: cannot fail
-	}
-	return pgstore.Migrations{Schema: "governance", FS: sub}
+	return pgstore.Embedded("governance", migrationsFS, "migrations")
 }

@@ -3,17 +3,14 @@ package governance_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -56,12 +53,9 @@ func newHarness(t *testing.T) *harness {
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	ff := &failFirst{Server: governance.NewServer(governance.NewStore(pool), logging.Discard())}
 	srv.Register(&governancev1.AuditService_ServiceDesc, ff)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpcx.Dial("passthrough:///governance", nil, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
+	t.Cleanup(stop)
 	return &harness{client: governancev1.NewAuditServiceClient(conn), pool: pool, failing: ff}
 }
 
