@@ -43,7 +43,8 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 	@bash scripts/run.sh
 
 .PHONY: test
-test: deps check-proto ## everything CI checks: codegen, vet, unit + integration + end-to-end tests
+test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests
+	GOWORK=off go mod tidy -diff
 	go vet ./...
 	go test -race -count=1 ./...
 
