@@ -45,6 +45,7 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 .PHONY: test
 test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests
 	GOWORK=off go mod tidy -diff
+	@unformatted=$$(gofmt -l cmd pkg services bench); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 ./...
 

@@ -23,6 +23,7 @@ type platformConfig struct {
 	// Where services not run in this process are reached.
 	GatewayGRPCAddr    string `env:"GATEWAY_GRPC_ADDR"`
 	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
+	RetrievalGRPCAddr  string `env:"RETRIEVAL_GRPC_ADDR"`
 
 	// DebugAddr, when set, serves /debug/pprof (keep it on a private interface).
 	DebugAddr string `env:"DEBUG_ADDR"`
@@ -53,6 +54,8 @@ func (c *platformConfig) remoteAddr(service string) (addr, variable string) {
 		return c.GatewayGRPCAddr, "GATEWAY_GRPC_ADDR"
 	case "governance":
 		return c.GovernanceGRPCAddr, "GOVERNANCE_GRPC_ADDR"
+	case "retrieval":
+		return c.RetrievalGRPCAddr, "RETRIEVAL_GRPC_ADDR"
 	}
 	return "", ""
 }

@@ -19,7 +19,7 @@ func TestHealthDocsAndMetrics(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.Status, string(h.Body))
 	data := h.data()
 	require.Equal(t, "ok", data["status"])
-	for _, svc := range []string{"gateway", "governance"} {
+	for _, svc := range []string{"gateway", "governance", "retrieval"} {
 		require.Equal(t, "ok", data["services"].(map[string]any)[svc].(map[string]any)["status"], svc)
 	}
 	for _, dep := range []string{"postgres", "redis"} {
@@ -32,7 +32,7 @@ func TestHealthDocsAndMetrics(t *testing.T) {
 	doc := p.do(http.MethodGet, "/v1/openapi.json", "", "")
 	require.Equal(t, http.StatusOK, doc.Status)
 	paths := doc.JSON["paths"].(map[string]any)
-	for _, path := range []string{"/v1/auth/whoami", "/v1/api-keys", "/v1/api-keys/{key_id}", "/v1/audit/events", "/v1/health"} {
+	for _, path := range []string{"/v1/auth/whoami", "/v1/api-keys", "/v1/api-keys/{key_id}", "/v1/audit/events", "/v1/health", "/v1/corpora", "/v1/corpora/{corpus_id}"} {
 		require.Contains(t, paths, path)
 	}
 	page := p.do(http.MethodGet, "/v1/docs", "", "")
@@ -54,6 +54,7 @@ func TestRBACMatrix(t *testing.T) {
 		_, keys[role] = p.createKey("t1", role)
 	}
 	targetID, _ := p.createKey("t1", "reader") // a key the write routes act on
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", keys["admin"], `{"allow_missing":true}`).Status)
 
 	type call struct{ method, path, body string }
 	matrix := []struct {
@@ -62,6 +63,9 @@ func TestRBACMatrix(t *testing.T) {
 		okStatus int
 	}{
 		{call{http.MethodGet, "/v1/auth/whoami", ""}, "reader", http.StatusOK},
+		{call{http.MethodGet, "/v1/corpora", ""}, "reader", http.StatusOK},
+		{call{http.MethodGet, "/v1/corpora/c1", ""}, "reader", http.StatusOK},
+		{call{http.MethodPatch, "/v1/corpora/c1", `{"name":"Corpus one"}`}, "editor", http.StatusOK},
 		{call{http.MethodGet, "/v1/api-keys", ""}, "admin", http.StatusOK},
 		{call{http.MethodPatch, "/v1/api-keys/" + targetID, `{"name":"renamed"}`}, "admin", http.StatusOK},
 		{call{http.MethodGet, "/v1/audit/events", ""}, "admin", http.StatusOK},
@@ -305,8 +309,8 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	gov := startWithEnv(t, env, dbURL, "--services=governance")
-	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+gov.GRPC), dbURL, "--services=gateway")
+	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval")
+	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC), dbURL, "--services=gateway")
 	_, admin := gw.createKey("t1", "admin")
 
 	h := gw.do(http.MethodGet, "/v1/health", "", "")
@@ -314,6 +318,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return len(gw.auditEvents(admin, "event_type=auth.api_key.created")) > 0
 	}, 5*time.Second, 50*time.Millisecond, "audit list served by the governance process")
+	require.Equal(t, http.StatusOK, gw.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing":true}`).Status, "corpora served by the retrieval process")
 
 	_, err = run(t, env, "", "serve", "--services=gateway")
 	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")
@@ -338,7 +343,7 @@ func TestMigrateIsIdempotentAndListsStatus(t *testing.T) {
 	}
 	out, err := run(t, env, "", "migrate", "--status")
 	require.NoError(t, err)
-	for _, schema := range []string{"platform", "governance", "gateway"} {
+	for _, schema := range []string{"platform", "governance", "retrieval", "gateway"} {
 		require.Contains(t, out, schema)
 	}
 	require.NotContains(t, out, "pending")
@@ -398,4 +403,39 @@ func TestTracePropagatesToServices(t *testing.T) {
 		}
 		return access && call
 	}, 5*time.Second, 20*time.Millisecond, "trace id in the gateway access log and the service call log")
+}
+
+func TestCorporaOverHTTP(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, editorA := p.createKey("tenant-a", "editor")
+	_, readerB := p.createKey("tenant-b", "reader")
+	_, adminA := p.createKey("tenant-a", "admin")
+
+	created := p.do(http.MethodPatch, "/v1/corpora/c1", editorA, `{"allow_missing":true,"provider_config_json":{}}`)
+	require.Equal(t, http.StatusOK, created.Status, string(created.Body))
+	require.Equal(t, true, created.data()["created"])
+	cfg := created.data()["corpus"].(map[string]any)["provider_config_json"]
+	require.Equal(t, map[string]any{"retrieval": map[string]any{"provider": "local_pgvector", "top_k_default": float64(5)}}, cfg)
+
+	cases := []struct {
+		body, field string
+	}{
+		{`{"provider_config_json":{"retrieval":{"provider":"elastic"}}}`, "provider_config_json.retrieval.provider"},
+		{`{"provider_config_json":{"retrieval":{"provider":"gcp_vertex","project":"my-project","location":"global"}}}`, "provider_config_json.retrieval.resource_id"},
+		{`{"provider_config_json":{"retrieval":{"top_k_default":"ten"}}}`, "provider_config_json.retrieval.top_k_default"},
+		{`{"provider_config_json":{"retrieval":{"top_k_default":99}}}`, "provider_config_json.retrieval.top_k_default"},
+	}
+	for _, c := range cases {
+		r := p.do(http.MethodPatch, "/v1/corpora/c1", editorA, c.body)
+		require.Equal(t, http.StatusBadRequest, r.Status, c.body)
+		require.Equal(t, "INVALID_PROVIDER_CONFIG", r.errorCode())
+		require.Equal(t, c.field, r.JSON["error"].(map[string]any)["details"].(map[string]any)["field"])
+	}
+	require.Equal(t, http.StatusNotFound, p.do(http.MethodGet, "/v1/corpora/c1", readerB, "").Status, "tenant B does not see A's corpus")
+	require.Equal(t, http.StatusNotFound, p.do(http.MethodPatch, "/v1/corpora/nope", editorA, `{"name":"x"}`).Status)
+
+	require.Eventually(t, func() bool {
+		evs := p.auditEvents(adminA, "event_type=corpora.updated")
+		return len(evs) == 1 && evs[0]["resource_id"] == "c1"
+	}, 5*time.Second, 50*time.Millisecond, "one successful update audited; refused ones are not")
 }

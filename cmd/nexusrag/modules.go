@@ -7,10 +7,12 @@ import (
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
+	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
 // module is one service of the binary, in the Loki "target" sense: `serve --services`
@@ -22,18 +24,19 @@ type module struct {
 	init func(ctx context.Context, a *app) error
 }
 
-// modules lists every service, in start-up order. run, retrieval, ingest, billing and
-// failover join this list as their issues land.
+// modules lists every service, in start-up order. run, ingest, billing and failover join
+// this list as their issues land.
 func modules() []module {
 	return []module{
 		{name: "governance", init: initGovernance},
-		{name: "gateway", deps: []string{"gateway", "governance"}, init: initGateway},
+		{name: "retrieval", deps: []string{"governance"}, init: initRetrieval},
+		{name: "gateway", deps: []string{"gateway", "governance", "retrieval"}, init: initGateway},
 	}
 }
 
 // migrationSets are all schemas' migrations, database-wide prerequisites first.
 func migrationSets() []pgstore.Migrations {
-	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), gateway.Migrations()}
+	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), gateway.Migrations()}
 }
 
 func initGovernance(ctx context.Context, a *app) error {
@@ -42,6 +45,19 @@ func initGovernance(ctx context.Context, a *app) error {
 		return err
 	}
 	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), a.log))
+	return nil
+}
+
+func initRetrieval(ctx context.Context, a *app) error {
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := a.recorder()
+	if err != nil {
+		return err
+	}
+	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), rec, a.log))
 	return nil
 }
 

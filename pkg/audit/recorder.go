@@ -160,6 +160,12 @@ func jsonSafe(m map[string]any) map[string]any {
 			out[k] = jsonSafe(t)
 		case []any:
 			out[k] = jsonSafeList(t)
+		case []string:
+			l := make([]any, len(t))
+			for i, v := range t {
+				l[i] = v
+			}
+			out[k] = l
 		case int, int32, int64, uint, uint32, uint64, float32, float64, string, bool, nil:
 			out[k] = t
 		case fmt.Stringer:

@@ -16,6 +16,7 @@ import (
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/gen/openapi"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
@@ -39,6 +40,7 @@ func restServices() []restService {
 	return []restService{
 		{host: "gateway", desc: &gatewayv1.AuthService_ServiceDesc, register: gatewayv1.RegisterAuthServiceHandler},
 		{host: "governance", desc: &governancev1.AuditService_ServiceDesc, register: governancev1.RegisterAuditServiceHandler},
+		{host: "retrieval", desc: &retrievalv1.RetrievalService_ServiceDesc, register: retrievalv1.RegisterRetrievalServiceHandler},
 	}
 }
 

@@ -52,6 +52,9 @@ func TestPaths(t *testing.T) {
 		{Method: "PATCH", Path: "/v1/api-keys/{key_id}"},
 		{Method: "GET", Path: "/v1/audit/events"},
 		{Method: "GET", Path: "/v1/auth/whoami"},
+		{Method: "GET", Path: "/v1/corpora"},
+		{Method: "GET", Path: "/v1/corpora/{corpus_id}"},
+		{Method: "PATCH", Path: "/v1/corpora/{corpus_id}"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "POST", Path: "/v1/run"},
 	}, got)

@@ -1,0 +1,150 @@
+package retrieval_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/services/retrieval"
+)
+
+// events collects what the service audits.
+type events struct {
+	mu  sync.Mutex
+	got []audit.Event
+}
+
+func (e *events) Record(_ context.Context, ev audit.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, ev)
+}
+
+func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *events) {
+	t.Helper()
+	pool := pgtest.NewPool(t, retrieval.Migrations())
+	rec := &events{}
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), rec, logging.Discard()))
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return retrievalv1.NewRetrievalServiceClient(conn), rec
+}
+
+func as(tenant string, role apiv1.Role) context.Context {
+	return principal.With(context.Background(), principal.Principal{TenantID: tenant, KeyID: "k", Role: role})
+}
+
+func config(t *testing.T, m map[string]any) *structpb.Struct {
+	t.Helper()
+	s, err := structpb.NewStruct(m)
+	require.NoError(t, err)
+	return s
+}
+
+func code(err error) string {
+	e, _ := apierr.FromStatus(status.Convert(err))
+	return e.Code
+}
+
+func TestCorporaLifecycle(t *testing.T) {
+	client, rec := newClient(t)
+	editor := as("t1", apiv1.Role_ROLE_EDITOR)
+
+	_, err := client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", Name: proto.String("Docs")})
+	require.Equal(t, apierr.CodeNotFound, code(err), "no implicit creation")
+
+	res, err := client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true, ProviderConfigJson: config(t, map[string]any{})})
+	require.NoError(t, err)
+	require.True(t, res.GetCreated())
+	require.Equal(t, "c1", res.GetCorpus().GetName(), "name defaults to the id")
+	require.Equal(t, map[string]any{"retrieval": map[string]any{"provider": "local_pgvector", "top_k_default": float64(5)}},
+		res.GetCorpus().GetProviderConfigJson().AsMap(), "{} normalized")
+
+	bedrock := map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "knowledge_base_id": "KB1", "region": "eu-west-1", "top_k_default": 7}}
+	res, err = client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", Name: proto.String("Handbook"), ProviderConfigJson: config(t, bedrock)})
+	require.NoError(t, err)
+	require.False(t, res.GetCreated())
+	require.Equal(t, "Handbook", res.GetCorpus().GetName())
+	require.Equal(t, "aws_bedrock_kb", res.GetCorpus().GetProviderConfigJson().AsMap()["retrieval"].(map[string]any)["provider"])
+
+	bad := map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "region": "eu-west-1"}}
+	_, err = client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", ProviderConfigJson: config(t, bad)})
+	require.Equal(t, retrieval.CodeInvalidProviderConfig, code(err))
+	got, err := client.GetCorpus(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.GetCorpusRequest{CorpusId: "c1"})
+	require.NoError(t, err)
+	require.Equal(t, "KB1", got.GetCorpus().GetProviderConfigJson().AsMap()["retrieval"].(map[string]any)["knowledge_base_id"], "a refused update changes nothing")
+
+	_, err = client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "c1"})
+	require.Equal(t, apierr.CodeInvalidArgument, code(err), "empty patch")
+	_, err = client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "bad id!", AllowMissing: true})
+	require.Equal(t, apierr.CodeInvalidArgument, code(err))
+	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", Name: proto.String("x")})
+	require.Equal(t, codes.PermissionDenied, status.Code(err))
+
+	require.Len(t, rec.got, 2, "two successful updates audited")
+	require.Equal(t, audit.TypeCorporaUpdated, rec.got[1].Type)
+	require.Equal(t, "c1", rec.got[1].ResourceID)
+}
+
+func TestCorporaAreTenantScoped(t *testing.T) {
+	client, _ := newClient(t)
+	for _, tenant := range []string{"a", "b"} {
+		_, err := client.UpdateCorpus(as(tenant, apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{
+			CorpusId: "shared", Name: proto.String("corpus of " + tenant), AllowMissing: true})
+		require.NoError(t, err)
+	}
+	_, err := client.UpdateCorpus(as("a", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "only-a", AllowMissing: true})
+	require.NoError(t, err)
+
+	got, err := client.GetCorpus(as("b", apiv1.Role_ROLE_READER), &retrievalv1.GetCorpusRequest{CorpusId: "shared"})
+	require.NoError(t, err)
+	require.Equal(t, "corpus of b", got.GetCorpus().GetName(), "same id, each tenant its own corpus")
+	_, err = client.GetCorpus(as("b", apiv1.Role_ROLE_READER), &retrievalv1.GetCorpusRequest{CorpusId: "only-a"})
+	require.Equal(t, apierr.CodeNotFound, code(err))
+	_, err = client.UpdateCorpus(as("b", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "only-a", Name: proto.String("mine")})
+	require.Equal(t, apierr.CodeNotFound, code(err))
+	list, err := client.ListCorpora(as("b", apiv1.Role_ROLE_READER), &retrievalv1.ListCorporaRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetCorpora(), 1)
+}
+
+func TestListCorporaPages(t *testing.T) {
+	client, _ := newClient(t)
+	editor := as("t1", apiv1.Role_ROLE_EDITOR)
+	for i := range 7 {
+		_, err := client.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: fmt.Sprintf("c%02d", i), AllowMissing: true})
+		require.NoError(t, err)
+	}
+	var ids []string
+	token := ""
+	for {
+		res, err := client.ListCorpora(editor, &retrievalv1.ListCorporaRequest{PageSize: 3, PageToken: token})
+		require.NoError(t, err)
+		for _, c := range res.GetCorpora() {
+			ids = append(ids, c.GetCorpusId())
+		}
+		if token = res.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	require.Equal(t, []string{"c00", "c01", "c02", "c03", "c04", "c05", "c06"}, ids)
+	_, err := client.ListCorpora(editor, &retrievalv1.ListCorporaRequest{PageSize: 500})
+	require.Equal(t, apierr.CodeInvalidArgument, code(err))
+}
