@@ -1,0 +1,62 @@
+package retrieval
+
+import (
+	"strings"
+	"unicode"
+
+	"github.com/kljensen/snowball/english"
+)
+
+// Terms turns text into the stemmed, lower-case, stop-word-free terms that both the
+// lexical index (BM25) and the hashed embedder use, in order. One function for both
+// sides keeps queries and documents comparable.
+func Terms(text string) []string {
+	var out []string
+	for _, tok := range tokens(text) {
+		if len(tok) < 2 && !isDigit(tok) || stopWords[tok] {
+			continue
+		}
+		out = append(out, stem(tok))
+	}
+	return out
+}
+
+// tokens splits on anything that is not a letter or digit, lower-cased.
+func tokens(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r)
+	})
+}
+
+func stem(tok string) string {
+	if len(tok) <= 3 || !isASCIIAlpha(tok) {
+		return tok
+	}
+	return english.Stem(tok, false)
+}
+
+func isASCIIAlpha(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// stopWords are dropped before stemming: function words carry no topic.
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a about above after again against all am an and any are as at be because been
+		before being below between both but by can could did do does doing down during each few for from further had
+		has have having he her here hers herself him himself his how i if in into is it its itself just me more most
+		my myself no nor not now of off on once only or other our ours ourselves out over own same she should so some
+		such than that the their theirs them themselves then there these they this those through to too under until
+		up very was we were what when where which while who whom why will with would you your yours yourself
+		yourselves also may might must shall upon via within without`) {
+		m[w] = true
+	}
+	return m
+}()
