@@ -26,6 +26,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
+	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
 type grpcClientConn = grpc.ClientConn
@@ -87,7 +88,8 @@ func selectServices(flag string) (map[string]bool, error) {
 // postgres returns the shared pool.
 func (a *app) postgres(ctx context.Context) (*pgxpool.Pool, error) {
 	if a.pool == nil {
-		pool, err := pgstore.Connect(ctx, a.cfg.DatabaseURL, pgstore.Options{MaxConns: a.cfg.DBMaxConns, Application: "nexusrag"})
+		pool, err := pgstore.Connect(ctx, a.cfg.DatabaseURL, pgstore.Options{
+			MaxConns: a.cfg.DBMaxConns, Application: "nexusrag", RuntimeParams: retrieval.SessionParams()})
 		if err != nil {
 			return nil, fmt.Errorf("DATABASE_URL: %w", err)
 		}

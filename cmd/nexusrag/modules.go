@@ -57,7 +57,7 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), rec, a.log))
+	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), rec, a.log))
 	return nil
 }
 

@@ -18,6 +18,9 @@ type Options struct {
 	MaxConns int32
 	// Application appears in pg_stat_activity.
 	Application string
+	// RuntimeParams are session settings of every connection (for example pgvector's
+	// hnsw.iterative_scan).
+	RuntimeParams map[string]string
 }
 
 // Connect opens a pool and checks that the server answers.
@@ -28,6 +31,9 @@ func Connect(ctx context.Context, dsn string, o Options) (*pgxpool.Pool, error) 
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	for k, v := range o.RuntimeParams {
+		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	if o.Application != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = o.Application

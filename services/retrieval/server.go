@@ -27,13 +27,15 @@ type Recorder interface {
 type Server struct {
 	retrievalv1.UnimplementedRetrievalServiceServer
 	store *Store
+	local *localProvider
 	audit Recorder
 	log   *slog.Logger
 }
 
-// NewServer returns the RetrievalService implementation.
-func NewServer(store *Store, rec Recorder, log *slog.Logger) *Server {
-	return &Server{store: store, audit: rec, log: log}
+// NewServer returns the RetrievalService implementation; embedder embeds chunks and
+// queries of local_pgvector corpora.
+func NewServer(store *Store, embedder Embedder, rec Recorder, log *slog.Logger) *Server {
+	return &Server{store: store, local: &localProvider{store: store, embedder: embedder}, audit: rec, log: log}
 }
 
 var corpusIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,6 +19,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/retrieval"
@@ -37,14 +39,25 @@ func (e *events) Record(_ context.Context, ev audit.Event) {
 
 func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *events) {
 	t.Helper()
-	pool := pgtest.NewPool(t, retrieval.Migrations())
+	client, rec, _ := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	return client, rec
+}
+
+func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
+	t.Helper()
+	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
+	return serve(t, pool, emb)
+}
+
+func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
+	t.Helper()
 	rec := &events{}
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), rec, logging.Discard()))
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), emb, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	return retrievalv1.NewRetrievalServiceClient(conn), rec
+	return retrievalv1.NewRetrievalServiceClient(conn), rec, pool
 }
 
 func as(tenant string, role apiv1.Role) context.Context {
@@ -148,3 +161,5 @@ func TestListCorporaPages(t *testing.T) {
 	_, err := client.ListCorpora(editor, &retrievalv1.ListCorporaRequest{PageSize: 500})
 	require.Equal(t, apierr.CodeInvalidArgument, code(err))
 }
+
+func structpbNew(m map[string]any) (*structpb.Struct, error) { return structpb.NewStruct(m) }

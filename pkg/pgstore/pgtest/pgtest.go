@@ -64,9 +64,15 @@ func NewDatabase(tb testing.TB) string {
 // that is closed on cleanup.
 func NewPool(tb testing.TB, sets ...pgstore.Migrations) *pgxpool.Pool {
 	tb.Helper()
+	return NewPoolWith(tb, pgstore.Options{Application: "nexusrag-test"}, sets...)
+}
+
+// NewPoolWith is NewPool with pool options (session settings, size).
+func NewPoolWith(tb testing.TB, o pgstore.Options, sets ...pgstore.Migrations) *pgxpool.Pool {
+	tb.Helper()
 	dsn := NewDatabase(tb)
 	ctx := context.Background()
-	pool, err := pgstore.Connect(ctx, dsn, pgstore.Options{Application: "nexusrag-test"})
+	pool, err := pgstore.Connect(ctx, dsn, o)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}

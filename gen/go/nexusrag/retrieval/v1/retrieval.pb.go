@@ -434,6 +434,485 @@ func (x *UpdateCorpusResponse) GetCreated() bool {
 	return false
 }
 
+type RetrieveRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CorpusId string                 `protobuf:"bytes,1,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	Query    string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// top_k is 1..50; 0 means the corpus's top_k_default.
+	TopK          int32 `protobuf:"varint,3,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrieveRequest) Reset() {
+	*x = RetrieveRequest{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrieveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrieveRequest) ProtoMessage() {}
+
+func (x *RetrieveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrieveRequest.ProtoReflect.Descriptor instead.
+func (*RetrieveRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RetrieveRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *RetrieveRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *RetrieveRequest) GetTopK() int32 {
+	if x != nil {
+		return x.TopK
+	}
+	return 0
+}
+
+// RetrievedChunk is one result; score is the provider's (for local_pgvector, the
+// reciprocal-rank-fusion score of the lexical and vector rankings).
+type RetrievedChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChunkId       string                 `protobuf:"bytes,1,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	DocumentId    string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	Ordinal       int32                  `protobuf:"varint,5,opt,name=ordinal,proto3" json:"ordinal,omitempty"`
+	Metadata      *structpb.Struct       `protobuf:"bytes,6,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrievedChunk) Reset() {
+	*x = RetrievedChunk{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrievedChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrievedChunk) ProtoMessage() {}
+
+func (x *RetrievedChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrievedChunk.ProtoReflect.Descriptor instead.
+func (*RetrievedChunk) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RetrievedChunk) GetChunkId() string {
+	if x != nil {
+		return x.ChunkId
+	}
+	return ""
+}
+
+func (x *RetrievedChunk) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *RetrievedChunk) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *RetrievedChunk) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *RetrievedChunk) GetOrdinal() int32 {
+	if x != nil {
+		return x.Ordinal
+	}
+	return 0
+}
+
+func (x *RetrievedChunk) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type RetrieveResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Chunks []*RetrievedChunk      `protobuf:"bytes,1,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex.
+	Provider      string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrieveResponse) Reset() {
+	*x = RetrieveResponse{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrieveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrieveResponse) ProtoMessage() {}
+
+func (x *RetrieveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrieveResponse.ProtoReflect.Descriptor instead.
+func (*RetrieveResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RetrieveResponse) GetChunks() []*RetrievedChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+func (x *RetrieveResponse) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+// ChunkInput is one chunk of a document, in document order.
+type ChunkInput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Metadata      *structpb.Struct       `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkInput) Reset() {
+	*x = ChunkInput{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkInput) ProtoMessage() {}
+
+func (x *ChunkInput) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkInput.ProtoReflect.Descriptor instead.
+func (*ChunkInput) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ChunkInput) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ChunkInput) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type UpsertChunksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant_id is explicit: internal calls carry no end-user principal.
+	TenantId      string        `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CorpusId      string        `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	DocumentId    string        `protobuf:"bytes,3,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	Chunks        []*ChunkInput `protobuf:"bytes,4,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertChunksRequest) Reset() {
+	*x = UpsertChunksRequest{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertChunksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertChunksRequest) ProtoMessage() {}
+
+func (x *UpsertChunksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertChunksRequest.ProtoReflect.Descriptor instead.
+func (*UpsertChunksRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpsertChunksRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpsertChunksRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *UpsertChunksRequest) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *UpsertChunksRequest) GetChunks() []*ChunkInput {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+type UpsertChunksResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ChunkCount int32                  `protobuf:"varint,1,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	// embedder names the embedder the corpus uses (recorded on its first chunks).
+	Embedder      string `protobuf:"bytes,2,opt,name=embedder,proto3" json:"embedder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertChunksResponse) Reset() {
+	*x = UpsertChunksResponse{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertChunksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertChunksResponse) ProtoMessage() {}
+
+func (x *UpsertChunksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertChunksResponse.ProtoReflect.Descriptor instead.
+func (*UpsertChunksResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpsertChunksResponse) GetChunkCount() int32 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
+}
+
+func (x *UpsertChunksResponse) GetEmbedder() string {
+	if x != nil {
+		return x.Embedder
+	}
+	return ""
+}
+
+type DeleteDocumentChunksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CorpusId      string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	DocumentId    string                 `protobuf:"bytes,3,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDocumentChunksRequest) Reset() {
+	*x = DeleteDocumentChunksRequest{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDocumentChunksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDocumentChunksRequest) ProtoMessage() {}
+
+func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDocumentChunksRequest.ProtoReflect.Descriptor instead.
+func (*DeleteDocumentChunksRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteDocumentChunksRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteDocumentChunksRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *DeleteDocumentChunksRequest) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+type DeleteDocumentChunksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       int32                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDocumentChunksResponse) Reset() {
+	*x = DeleteDocumentChunksResponse{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDocumentChunksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDocumentChunksResponse) ProtoMessage() {}
+
+func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDocumentChunksResponse.ProtoReflect.Descriptor instead.
+func (*DeleteDocumentChunksResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteDocumentChunksResponse) GetDeleted() int32 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
 var File_nexusrag_retrieval_v1_retrieval_proto protoreflect.FileDescriptor
 
 const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
@@ -467,11 +946,50 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\x05_name\"g\n" +
 	"\x14UpdateCorpusResponse\x125\n" +
 	"\x06corpus\x18\x01 \x01(\v2\x1d.nexusrag.retrieval.v1.CorpusR\x06corpus\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated2\xd9\x02\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"Y\n" +
+	"\x0fRetrieveRequest\x12\x1b\n" +
+	"\tcorpus_id\x18\x01 \x01(\tR\bcorpusId\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12\x13\n" +
+	"\x05top_k\x18\x03 \x01(\x05R\x04topK\"\xc5\x01\n" +
+	"\x0eRetrievedChunk\x12\x19\n" +
+	"\bchunk_id\x18\x01 \x01(\tR\achunkId\x12\x1f\n" +
+	"\vdocument_id\x18\x02 \x01(\tR\n" +
+	"documentId\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x18\n" +
+	"\aordinal\x18\x05 \x01(\x05R\aordinal\x123\n" +
+	"\bmetadata\x18\x06 \x01(\v2\x17.google.protobuf.StructR\bmetadata\"m\n" +
+	"\x10RetrieveResponse\x12=\n" +
+	"\x06chunks\x18\x01 \x03(\v2%.nexusrag.retrieval.v1.RetrievedChunkR\x06chunks\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\"U\n" +
+	"\n" +
+	"ChunkInput\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x123\n" +
+	"\bmetadata\x18\x02 \x01(\v2\x17.google.protobuf.StructR\bmetadata\"\xab\x01\n" +
+	"\x13UpsertChunksRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12\x1f\n" +
+	"\vdocument_id\x18\x03 \x01(\tR\n" +
+	"documentId\x129\n" +
+	"\x06chunks\x18\x04 \x03(\v2!.nexusrag.retrieval.v1.ChunkInputR\x06chunks\"S\n" +
+	"\x14UpsertChunksResponse\x12\x1f\n" +
+	"\vchunk_count\x18\x01 \x01(\x05R\n" +
+	"chunkCount\x12\x1a\n" +
+	"\bembedder\x18\x02 \x01(\tR\bembedder\"x\n" +
+	"\x1bDeleteDocumentChunksRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12\x1f\n" +
+	"\vdocument_id\x18\x03 \x01(\tR\n" +
+	"documentId\"8\n" +
+	"\x1cDeleteDocumentChunksResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xb9\x05\n" +
 	"\x10RetrievalService\x12l\n" +
 	"\vListCorpora\x12).nexusrag.retrieval.v1.ListCorporaRequest\x1a*.nexusrag.retrieval.v1.ListCorporaResponse\"\x06\xca\xf3\x18\x02\b\x01\x12f\n" +
 	"\tGetCorpus\x12'.nexusrag.retrieval.v1.GetCorpusRequest\x1a(.nexusrag.retrieval.v1.GetCorpusResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
-	"\fUpdateCorpus\x12*.nexusrag.retrieval.v1.UpdateCorpusRequest\x1a+.nexusrag.retrieval.v1.UpdateCorpusResponse\"\x06\xca\xf3\x18\x02\b\x02B\xe8\x01\n" +
+	"\fUpdateCorpus\x12*.nexusrag.retrieval.v1.UpdateCorpusRequest\x1a+.nexusrag.retrieval.v1.UpdateCorpusResponse\"\x06\xca\xf3\x18\x02\b\x02\x12c\n" +
+	"\bRetrieve\x12&.nexusrag.retrieval.v1.RetrieveRequest\x1a'.nexusrag.retrieval.v1.RetrieveResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
+	"\fUpsertChunks\x12*.nexusrag.retrieval.v1.UpsertChunksRequest\x1a+.nexusrag.retrieval.v1.UpsertChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x87\x01\n" +
+	"\x14DeleteDocumentChunks\x122.nexusrag.retrieval.v1.DeleteDocumentChunksRequest\x1a3.nexusrag.retrieval.v1.DeleteDocumentChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xe8\x01\n" +
 	"\x19com.nexusrag.retrieval.v1B\x0eRetrievalProtoP\x01ZEgithub.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1;retrievalv1\xa2\x02\x03NRX\xaa\x02\x15Nexusrag.Retrieval.V1\xca\x02\x15Nexusrag\\Retrieval\\V1\xe2\x02!Nexusrag\\Retrieval\\V1\\GPBMetadata\xea\x02\x17Nexusrag::Retrieval::V1b\x06proto3"
 
 var (
@@ -486,37 +1004,55 @@ func file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP() []byte {
 	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescData
 }
 
-var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
-	(*Corpus)(nil),                // 0: nexusrag.retrieval.v1.Corpus
-	(*ListCorporaRequest)(nil),    // 1: nexusrag.retrieval.v1.ListCorporaRequest
-	(*ListCorporaResponse)(nil),   // 2: nexusrag.retrieval.v1.ListCorporaResponse
-	(*GetCorpusRequest)(nil),      // 3: nexusrag.retrieval.v1.GetCorpusRequest
-	(*GetCorpusResponse)(nil),     // 4: nexusrag.retrieval.v1.GetCorpusResponse
-	(*UpdateCorpusRequest)(nil),   // 5: nexusrag.retrieval.v1.UpdateCorpusRequest
-	(*UpdateCorpusResponse)(nil),  // 6: nexusrag.retrieval.v1.UpdateCorpusResponse
-	(*structpb.Struct)(nil),       // 7: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*Corpus)(nil),                       // 0: nexusrag.retrieval.v1.Corpus
+	(*ListCorporaRequest)(nil),           // 1: nexusrag.retrieval.v1.ListCorporaRequest
+	(*ListCorporaResponse)(nil),          // 2: nexusrag.retrieval.v1.ListCorporaResponse
+	(*GetCorpusRequest)(nil),             // 3: nexusrag.retrieval.v1.GetCorpusRequest
+	(*GetCorpusResponse)(nil),            // 4: nexusrag.retrieval.v1.GetCorpusResponse
+	(*UpdateCorpusRequest)(nil),          // 5: nexusrag.retrieval.v1.UpdateCorpusRequest
+	(*UpdateCorpusResponse)(nil),         // 6: nexusrag.retrieval.v1.UpdateCorpusResponse
+	(*RetrieveRequest)(nil),              // 7: nexusrag.retrieval.v1.RetrieveRequest
+	(*RetrievedChunk)(nil),               // 8: nexusrag.retrieval.v1.RetrievedChunk
+	(*RetrieveResponse)(nil),             // 9: nexusrag.retrieval.v1.RetrieveResponse
+	(*ChunkInput)(nil),                   // 10: nexusrag.retrieval.v1.ChunkInput
+	(*UpsertChunksRequest)(nil),          // 11: nexusrag.retrieval.v1.UpsertChunksRequest
+	(*UpsertChunksResponse)(nil),         // 12: nexusrag.retrieval.v1.UpsertChunksResponse
+	(*DeleteDocumentChunksRequest)(nil),  // 13: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	(*DeleteDocumentChunksResponse)(nil), // 14: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	(*structpb.Struct)(nil),              // 15: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
 }
 var file_nexusrag_retrieval_v1_retrieval_proto_depIdxs = []int32{
-	7,  // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
-	8,  // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
+	16, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
+	16, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: nexusrag.retrieval.v1.ListCorporaResponse.corpora:type_name -> nexusrag.retrieval.v1.Corpus
 	0,  // 4: nexusrag.retrieval.v1.GetCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	7,  // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
+	15, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
 	0,  // 6: nexusrag.retrieval.v1.UpdateCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	1,  // 7: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
-	3,  // 8: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
-	5,  // 9: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
-	2,  // 10: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
-	4,  // 11: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
-	6,  // 12: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	15, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
+	8,  // 8: nexusrag.retrieval.v1.RetrieveResponse.chunks:type_name -> nexusrag.retrieval.v1.RetrievedChunk
+	15, // 9: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
+	10, // 10: nexusrag.retrieval.v1.UpsertChunksRequest.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
+	1,  // 11: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
+	3,  // 12: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
+	5,  // 13: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
+	7,  // 14: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
+	11, // 15: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
+	13, // 16: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	2,  // 17: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
+	4,  // 18: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
+	6,  // 19: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
+	9,  // 20: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
+	12, // 21: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
+	14, // 22: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_retrieval_v1_retrieval_proto_init() }
@@ -531,7 +1067,7 @@ func file_nexusrag_retrieval_v1_retrieval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc), len(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,9 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RetrievalService_ListCorpora_FullMethodName  = "/nexusrag.retrieval.v1.RetrievalService/ListCorpora"
-	RetrievalService_GetCorpus_FullMethodName    = "/nexusrag.retrieval.v1.RetrievalService/GetCorpus"
-	RetrievalService_UpdateCorpus_FullMethodName = "/nexusrag.retrieval.v1.RetrievalService/UpdateCorpus"
+	RetrievalService_ListCorpora_FullMethodName          = "/nexusrag.retrieval.v1.RetrievalService/ListCorpora"
+	RetrievalService_GetCorpus_FullMethodName            = "/nexusrag.retrieval.v1.RetrievalService/GetCorpus"
+	RetrievalService_UpdateCorpus_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpdateCorpus"
+	RetrievalService_Retrieve_FullMethodName             = "/nexusrag.retrieval.v1.RetrievalService/Retrieve"
+	RetrievalService_UpsertChunks_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpsertChunks"
+	RetrievalService_DeleteDocumentChunks_FullMethodName = "/nexusrag.retrieval.v1.RetrievalService/DeleteDocumentChunks"
 )
 
 // RetrievalServiceClient is the client API for RetrievalService service.
@@ -40,6 +43,14 @@ type RetrievalServiceClient interface {
 	// UpdateCorpus changes a corpus's name or provider configuration; with allow_missing it
 	// creates the corpus when it does not exist (AIP-134).
 	UpdateCorpus(ctx context.Context, in *UpdateCorpusRequest, opts ...grpc.CallOption) (*UpdateCorpusResponse, error)
+	// Retrieve returns the chunks of a corpus that best answer a query, from the corpus's provider.
+	Retrieve(ctx context.Context, in *RetrieveRequest, opts ...grpc.CallOption) (*RetrieveResponse, error)
+	// UpsertChunks replaces every chunk of one document with the given ones, in one
+	// transaction: repeating the call leaves the same chunks (no duplicates). Called by the
+	// ingest worker.
+	UpsertChunks(ctx context.Context, in *UpsertChunksRequest, opts ...grpc.CallOption) (*UpsertChunksResponse, error)
+	// DeleteDocumentChunks removes every chunk of one document.
+	DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error)
 }
 
 type retrievalServiceClient struct {
@@ -80,6 +91,36 @@ func (c *retrievalServiceClient) UpdateCorpus(ctx context.Context, in *UpdateCor
 	return out, nil
 }
 
+func (c *retrievalServiceClient) Retrieve(ctx context.Context, in *RetrieveRequest, opts ...grpc.CallOption) (*RetrieveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetrieveResponse)
+	err := c.cc.Invoke(ctx, RetrievalService_Retrieve_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *retrievalServiceClient) UpsertChunks(ctx context.Context, in *UpsertChunksRequest, opts ...grpc.CallOption) (*UpsertChunksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertChunksResponse)
+	err := c.cc.Invoke(ctx, RetrievalService_UpsertChunks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *retrievalServiceClient) DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteDocumentChunksResponse)
+	err := c.cc.Invoke(ctx, RetrievalService_DeleteDocumentChunks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RetrievalServiceServer is the server API for RetrievalService service.
 // All implementations must embed UnimplementedRetrievalServiceServer
 // for forward compatibility.
@@ -93,6 +134,14 @@ type RetrievalServiceServer interface {
 	// UpdateCorpus changes a corpus's name or provider configuration; with allow_missing it
 	// creates the corpus when it does not exist (AIP-134).
 	UpdateCorpus(context.Context, *UpdateCorpusRequest) (*UpdateCorpusResponse, error)
+	// Retrieve returns the chunks of a corpus that best answer a query, from the corpus's provider.
+	Retrieve(context.Context, *RetrieveRequest) (*RetrieveResponse, error)
+	// UpsertChunks replaces every chunk of one document with the given ones, in one
+	// transaction: repeating the call leaves the same chunks (no duplicates). Called by the
+	// ingest worker.
+	UpsertChunks(context.Context, *UpsertChunksRequest) (*UpsertChunksResponse, error)
+	// DeleteDocumentChunks removes every chunk of one document.
+	DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error)
 	mustEmbedUnimplementedRetrievalServiceServer()
 }
 
@@ -111,6 +160,15 @@ func (UnimplementedRetrievalServiceServer) GetCorpus(context.Context, *GetCorpus
 }
 func (UnimplementedRetrievalServiceServer) UpdateCorpus(context.Context, *UpdateCorpusRequest) (*UpdateCorpusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateCorpus not implemented")
+}
+func (UnimplementedRetrievalServiceServer) Retrieve(context.Context, *RetrieveRequest) (*RetrieveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Retrieve not implemented")
+}
+func (UnimplementedRetrievalServiceServer) UpsertChunks(context.Context, *UpsertChunksRequest) (*UpsertChunksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertChunks not implemented")
+}
+func (UnimplementedRetrievalServiceServer) DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteDocumentChunks not implemented")
 }
 func (UnimplementedRetrievalServiceServer) mustEmbedUnimplementedRetrievalServiceServer() {}
 func (UnimplementedRetrievalServiceServer) testEmbeddedByValue()                          {}
@@ -187,6 +245,60 @@ func _RetrievalService_UpdateCorpus_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RetrievalService_Retrieve_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetrieveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetrievalServiceServer).Retrieve(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetrievalService_Retrieve_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetrievalServiceServer).Retrieve(ctx, req.(*RetrieveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RetrievalService_UpsertChunks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertChunksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetrievalServiceServer).UpsertChunks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetrievalService_UpsertChunks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetrievalServiceServer).UpsertChunks(ctx, req.(*UpsertChunksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RetrievalService_DeleteDocumentChunks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteDocumentChunksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetrievalServiceServer).DeleteDocumentChunks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetrievalService_DeleteDocumentChunks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetrievalServiceServer).DeleteDocumentChunks(ctx, req.(*DeleteDocumentChunksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RetrievalService_ServiceDesc is the grpc.ServiceDesc for RetrievalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -205,6 +317,18 @@ var RetrievalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateCorpus",
 			Handler:    _RetrievalService_UpdateCorpus_Handler,
+		},
+		{
+			MethodName: "Retrieve",
+			Handler:    _RetrievalService_Retrieve_Handler,
+		},
+		{
+			MethodName: "UpsertChunks",
+			Handler:    _RetrievalService_UpsertChunks_Handler,
+		},
+		{
+			MethodName: "DeleteDocumentChunks",
+			Handler:    _RetrievalService_DeleteDocumentChunks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,129 @@
+package retrieval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+)
+
+// Limits of the chunk API.
+const (
+	maxQueryChars   = 4096
+	maxChunks       = 10_000
+	maxChunkBytes   = 64 << 10
+	maxDocumentID   = 256
+	codeUnsupported = "PROVIDER_UNAVAILABLE"
+)
+
+// Retrieve routes a query to the corpus's provider.
+func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest) (*retrievalv1.RetrieveResponse, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := utf8.RuneCountInString(req.GetQuery()); n == 0 || n > maxQueryChars {
+		return nil, apierr.InvalidArgument("query", fmt.Sprintf("query must be 1 to %d characters", maxQueryChars))
+	}
+	if k := req.GetTopK(); k != 0 && (k < MinTopK || k > MaxTopK) {
+		return nil, apierr.InvalidArgument("top_k", fmt.Sprintf("top_k must be %d to %d", MinTopK, MaxTopK))
+	}
+	corpus, err := s.store.GetCorpus(ctx, p.TenantID, req.GetCorpusId())
+	if errors.Is(err, errCorpusNotFound) {
+		return nil, apierr.NotFound("corpus", req.GetCorpusId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	topK := int(req.GetTopK())
+	if topK == 0 {
+		topK = corpus.Config.TopKDefault
+	}
+	if corpus.Config.Provider != ProviderLocal {
+		return nil, apierr.New(codes.FailedPrecondition, codeUnsupported,
+			fmt.Sprintf("retrieval through %s is not available in this build", corpus.Config.Provider), "provider", corpus.Config.Provider)
+	}
+	hits, err := s.local.retrieve(ctx, p.TenantID, corpus, req.GetQuery(), topK)
+	if err != nil {
+		return nil, err
+	}
+	out := &retrievalv1.RetrieveResponse{Provider: corpus.Config.Provider}
+	for _, h := range hits {
+		md, _ := structpb.NewStruct(h.metadata)
+		out.Chunks = append(out.Chunks, &retrievalv1.RetrievedChunk{ChunkId: h.chunkID, DocumentId: h.documentID, Text: h.text,
+			Score: h.score, Ordinal: int32(h.ordinal), Metadata: md})
+	}
+	s.log.DebugContext(ctx, "retrieve", slog.String("corpus_id", corpus.CorpusID), slog.Int("hits", len(out.Chunks)))
+	return out, nil
+}
+
+// UpsertChunks embeds and stores a document's chunks, replacing its previous ones.
+func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunksRequest) (*retrievalv1.UpsertChunksResponse, error) {
+	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetChunks()) > maxChunks {
+		return nil, apierr.InvalidArgument("chunks", fmt.Sprintf("at most %d chunks per document", maxChunks))
+	}
+	texts := make([]string, len(req.GetChunks()))
+	for i, c := range req.GetChunks() {
+		if c.GetText() == "" || len(c.GetText()) > maxChunkBytes || !utf8.ValidString(c.GetText()) {
+			return nil, apierr.InvalidArgument(fmt.Sprintf("chunks[%d].text", i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
+		}
+		texts[i] = c.GetText()
+	}
+	vectors, err := s.local.embedder.EmbedDocuments(ctx, texts)
+	if err != nil {
+		return nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
+	}
+	rows := make([]chunkRow, len(texts))
+	for i, t := range texts {
+		terms := Terms(t)
+		tf := map[string]int{}
+		for _, term := range terms {
+			tf[term]++
+		}
+		md, _ := json.Marshal(req.GetChunks()[i].GetMetadata().AsMap())
+		rows[i] = chunkRow{id: fmt.Sprintf("%s:%d", req.GetDocumentId(), i), text: t, ordinal: i, metadata: md, terms: tf, length: len(terms), vector: vectors[i]}
+	}
+	err = s.store.replaceDocument(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId(), s.local.embedder.Name(), rows)
+	if errors.Is(err, errCorpusNotFound) {
+		return nil, apierr.NotFound("corpus", req.GetCorpusId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.UpsertChunksResponse{ChunkCount: int32(len(rows)), Embedder: s.local.embedder.Name()}, nil
+}
+
+// DeleteDocumentChunks removes a document's chunks.
+func (s *Server) DeleteDocumentChunks(ctx context.Context, req *retrievalv1.DeleteDocumentChunksRequest) (*retrievalv1.DeleteDocumentChunksResponse, error) {
+	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
+		return nil, err
+	}
+	n, err := s.store.deleteDocumentChunks(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId())
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.DeleteDocumentChunksResponse{Deleted: int32(n)}, nil
+}
+
+func validateDocumentRef(tenant, corpus, document string) error {
+	switch {
+	case tenant == "":
+		return apierr.InvalidArgument("tenant_id", "tenant_id is required on internal calls")
+	case !corpusIDPattern.MatchString(corpus):
+		return apierr.InvalidArgument("corpus_id", "corpus_id is not valid")
+	case document == "" || len(document) > maxDocumentID:
+		return apierr.InvalidArgument("document_id", fmt.Sprintf("document_id must be 1 to %d bytes", maxDocumentID))
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package retrieval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	"google.golang.org/grpc/codes"
+
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+)
+
+// SessionParams are the Postgres session settings the chunk index relies on: with a
+// tenant and corpus filter, HNSW must keep scanning until it has enough matching rows
+// (pgvector's iterative scan), or filtered queries return too few results.
+func SessionParams() map[string]string {
+	return map[string]string{"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": "100"}
+}
+
+// CodeEmbedderMismatch is answered when chunks embedded one way meet a corpus indexed another.
+const CodeEmbedderMismatch = "EMBEDDER_MISMATCH"
+
+// indexedDims are the embedding dimensions with an HNSW index (see migrations).
+var indexedDims = []int{384}
+
+// chunkRow is one chunk ready to store.
+type chunkRow struct {
+	id, text string
+	ordinal  int
+	metadata []byte
+	terms    map[string]int
+	length   int
+	vector   []float32
+}
+
+// replaceDocument swaps every chunk of a document for rows, keeping postings, document
+// frequencies and corpus counters exact, in one transaction.
+func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, embedder string, rows []chunkRow) error {
+	dim := 0
+	if len(rows) > 0 {
+		dim = len(rows[0].vector)
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
+			return err
+		}
+		var current *string
+		var currentDim *int
+		err := tx.QueryRow(ctx, `SELECT embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
+			tenant, corpus).Scan(&current, &currentDim)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errCorpusNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if len(rows) > 0 && current != nil && (*current != embedder || *currentDim != dim) {
+			return apierr.New(codes.FailedPrecondition, CodeEmbedderMismatch,
+				fmt.Sprintf("corpus %s is indexed with %s (%d dimensions); these chunks come from %s (%d): reindex the corpus to switch",
+					corpus, *current, *currentDim, embedder, dim), "corpus_id", corpus, "corpus_embedder", *current, "chunk_embedder", embedder)
+		}
+		removed, removedTerms, err := deleteDocument(ctx, tx, tenant, corpus, document)
+		if err != nil {
+			return err
+		}
+		added, addedTerms, err := insertChunks(ctx, tx, tenant, corpus, document, dim, rows)
+		if err != nil {
+			return err
+		}
+		// Counters last and in one statement: concurrent writers to one corpus hold its row
+		// lock only from here to commit.
+		_, err = tx.Exec(ctx, `
+			UPDATE retrieval.corpora
+			   SET chunk_count = chunk_count + $3, term_total = term_total + $4,
+			       embedder = CASE WHEN $5 > 0 THEN COALESCE(embedder, $6) ELSE embedder END,
+			       embedding_dim = CASE WHEN $5 > 0 THEN COALESCE(embedding_dim, $7) ELSE embedding_dim END
+			 WHERE tenant_id = $1 AND corpus_id = $2`,
+			tenant, corpus, added-removed, addedTerms-removedTerms, len(rows), embedder, dim)
+		return err
+	})
+}
+
+// deleteDocument removes a document's chunks and postings and lowers the document
+// frequencies of its terms; it returns the chunks and term occurrences removed.
+func deleteDocument(ctx context.Context, tx pgx.Tx, tenant, corpus, document string) (chunks, terms int64, err error) {
+	err = tx.QueryRow(ctx, `
+		WITH gone AS (
+			DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND corpus_id = $2 AND document_id = $3
+			RETURNING chunk_id, term_count),
+		gone_postings AS (
+			DELETE FROM retrieval.postings p USING gone
+			 WHERE p.tenant_id = $1 AND p.corpus_id = $2 AND p.chunk_id = gone.chunk_id
+			RETURNING p.term),
+		counts AS (SELECT term, count(*) AS n FROM gone_postings GROUP BY term),
+		lowered AS (
+			UPDATE retrieval.term_stats t SET df = t.df - c.n FROM counts c
+			 WHERE t.tenant_id = $1 AND t.corpus_id = $2 AND t.term = c.term
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM gone), (SELECT COALESCE(sum(term_count), 0) FROM gone), (SELECT count(*) FROM lowered)`,
+		tenant, corpus, document).Scan(&chunks, &terms, new(int64))
+	if err != nil || chunks == 0 {
+		return chunks, terms, err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM retrieval.term_stats WHERE tenant_id = $1 AND corpus_id = $2 AND df <= 0`, tenant, corpus)
+	return chunks, terms, err
+}
+
+// lockCorpus serializes writers of one corpus until the transaction ends: document
+// frequencies and counters are shared rows, and one writer at a time keeps them exact
+// without deadlocks. Readers never take it.
+func lockCorpus(ctx context.Context, tx pgx.Tx, tenant, corpus string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('retrieval.corpus/' || $1 || '/' || $2, 0))`, tenant, corpus)
+	return err
+}
+
+func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document string, dim int, rows []chunkRow) (chunks, terms int64, err error) {
+	if len(rows) == 0 {
+		return 0, 0, nil
+	}
+	ids, texts, metas, vectors := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	ords, lengths := make([]int32, len(rows)), make([]int32, len(rows))
+	var pTerms, pChunks []string
+	var pTF, pLen []int32
+	df := map[string]int32{}
+	for i, r := range rows {
+		ids[i], texts[i], metas[i], ords[i], lengths[i] = r.id, r.text, string(r.metadata), int32(r.ordinal), int32(r.length)
+		vectors[i] = pgvector.NewVector(r.vector).String()
+		terms += int64(r.length)
+		for t, n := range r.terms {
+			pTerms, pChunks, pTF, pLen = append(pTerms, t), append(pChunks, r.id), append(pTF, int32(n)), append(pLen, int32(r.length))
+			df[t]++
+		}
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO retrieval.chunks (tenant_id, corpus_id, chunk_id, document_id, ordinal, text, metadata, term_count, embedding_dim, embedding)
+		SELECT $1, $2, id, $3, ord, txt, meta::jsonb, len, $4, vec::vector
+		  FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[]) AS u(id, ord, txt, meta, len, vec)`,
+		tenant, corpus, document, dim, ids, ords, texts, metas, lengths, vectors); err != nil {
+		return 0, 0, fmt.Errorf("insert chunks of document %s: %w", document, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO retrieval.postings (tenant_id, corpus_id, term, chunk_id, tf, term_count)
+		SELECT $1, $2, t, c, tf, len FROM unnest($3::text[], $4::text[], $5::int[], $6::int[]) AS u(t, c, tf, len)`,
+		tenant, corpus, pTerms, pChunks, pTF, pLen); err != nil {
+		return 0, 0, fmt.Errorf("insert postings of document %s: %w", document, err)
+	}
+	dfTerms := make([]string, 0, len(df))
+	for t := range df {
+		dfTerms = append(dfTerms, t)
+	}
+	slices.Sort(dfTerms)
+	dfCounts := make([]int32, len(dfTerms))
+	for i, t := range dfTerms {
+		dfCounts[i] = df[t]
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO retrieval.term_stats (tenant_id, corpus_id, term, df)
+		SELECT $1, $2, t, n FROM unnest($3::text[], $4::int[]) AS u(t, n)
+		ON CONFLICT (tenant_id, corpus_id, term) DO UPDATE SET df = retrieval.term_stats.df + EXCLUDED.df`,
+		tenant, corpus, dfTerms, dfCounts); err != nil {
+		return 0, 0, fmt.Errorf("update term statistics: %w", err)
+	}
+	return int64(len(rows)), terms, nil
+}
+
+// corpusStats are what BM25 needs about a corpus and a query's terms.
+type corpusStats struct {
+	chunks   int64
+	avgLen   float64
+	embedder string
+	dim      int
+	df       map[string]int64
+}
+
+func (s *Store) stats(ctx context.Context, tenant, corpus string, terms []string) (corpusStats, error) {
+	st := corpusStats{df: map[string]int64{}}
+	var embedder *string
+	var dim *int
+	var total int64
+	err := s.pool.QueryRow(ctx, `SELECT chunk_count, term_total, embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
+		tenant, corpus).Scan(&st.chunks, &total, &embedder, &dim)
+	if err != nil {
+		return st, fmt.Errorf("corpus statistics of %s: %w", corpus, err)
+	}
+	if embedder != nil {
+		st.embedder, st.dim = *embedder, *dim
+	}
+	if st.chunks > 0 {
+		st.avgLen = float64(total) / float64(st.chunks)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT term, df FROM retrieval.term_stats WHERE tenant_id = $1 AND corpus_id = $2 AND term = ANY($3)`,
+		tenant, corpus, terms)
+	if err != nil {
+		return st, fmt.Errorf("term statistics of %s: %w", corpus, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return st, err
+		}
+		st.df[t] = n
+	}
+	return st, rows.Err()
+}
+
+// hit is one fused result.
+type hit struct {
+	chunkID, documentID, text string
+	ordinal                   int
+	metadata                  map[string]any
+	score                     float64
+}
+
+// searchQuery is one hybrid search: BM25 over the weighted terms and cosine distance
+// to the vector, each taking its best `depth`, fused by reciprocal rank.
+type searchQuery struct {
+	terms  []string
+	idf    []float64
+	avgLen float64
+	vector []float32 // nil: lexical only
+	dim    int
+	depth  int
+	topK   int
+}
+
+// BM25 parameters and the reciprocal-rank-fusion constant.
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+	rrfK   = 60
+)
+
+// hybridSQL is the whole local search in one statement, so that it costs one round trip.
+// The vector arm uses the partial HNSW index of its dimension (same cast, same predicate).
+func hybridSQL(dim int) string {
+	return fmt.Sprintf(`
+WITH q(term, idf) AS (SELECT * FROM unnest($3::text[], $4::float8[])),
+lex AS (
+	SELECT p.chunk_id, row_number() OVER (ORDER BY sum(q.idf * p.tf * (%[2]g + 1) / (p.tf + %[2]g * (1 - %[3]g + %[3]g * p.term_count / $5))) DESC) AS r
+	  FROM q JOIN retrieval.postings p ON p.tenant_id = $1 AND p.corpus_id = $2 AND p.term = q.term
+	 GROUP BY p.chunk_id
+	 ORDER BY r LIMIT $7),
+vec AS (
+	SELECT chunk_id, row_number() OVER (ORDER BY dist) AS r FROM (
+		SELECT chunk_id, embedding::vector(%[1]d) <=> $6::vector(%[1]d) AS dist
+		  FROM retrieval.chunks
+		 WHERE tenant_id = $1 AND corpus_id = $2 AND embedding_dim = %[1]d AND $6::text IS NOT NULL
+		 ORDER BY embedding::vector(%[1]d) <=> $6::vector(%[1]d) LIMIT $7) nearest),
+fused AS (
+	SELECT chunk_id, sum(1.0 / (%[4]d + r)) AS score
+	  FROM (SELECT chunk_id, r FROM lex UNION ALL SELECT chunk_id, r FROM vec) ranks
+	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $8)
+SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
+  FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id
+ ORDER BY f.score DESC, c.chunk_id`, dim, bm25K1, bm25B, rrfK)
+}
+
+func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery) ([]hit, error) {
+	var vec *string
+	if q.vector != nil {
+		v := pgvector.NewVector(q.vector).String()
+		vec = &v
+	}
+	dim := q.dim
+	if !slices.Contains(indexedDims, dim) {
+		dim, vec = indexedDims[0], nil // no vector arm for an unindexed dimension
+	}
+	rows, err := s.pool.Query(ctx, hybridSQL(dim), tenant, corpus, q.terms, q.idf, math.Max(q.avgLen, 1), vec, q.depth, q.topK)
+	if err != nil {
+		return nil, fmt.Errorf("search corpus %s: %w", corpus, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (hit, error) {
+		var h hit
+		var md []byte
+		if err := r.Scan(&h.chunkID, &h.documentID, &h.ordinal, &h.text, &md, &h.score); err != nil {
+			return h, err
+		}
+		_ = json.Unmarshal(md, &h.metadata)
+		return h, nil
+	})
+}
+
+// deleteDocumentChunks removes a document's chunks outside any replacement.
+func (s *Store) deleteDocumentChunks(ctx context.Context, tenant, corpus, document string) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
+			return err
+		}
+		removed, removedTerms, err := deleteDocument(ctx, tx, tenant, corpus, document)
+		if err != nil || removed == 0 {
+			n = removed
+			return err
+		}
+		n = removed
+		_, err = tx.Exec(ctx, `UPDATE retrieval.corpora SET chunk_count = chunk_count - $3, term_total = term_total - $4
+			WHERE tenant_id = $1 AND corpus_id = $2`, tenant, corpus, removed, removedTerms)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete chunks of document %s: %w", document, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,195 @@
+package retrieval_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/services/retrieval"
+)
+
+var corpusDocs = map[string][]string{
+	"gates": {
+		"Agent 2.0 release gates: the release is blocked until every gate passes.",
+		"Gate one is a green end-to-end suite; gate two is a signed-off security review; gate three is a load test at twice peak traffic.",
+	},
+	"testing": {
+		"The testing strategy for Agent 2.0 combines unit tests, integration tests against real databases, and end-to-end tests of the built binary.",
+	},
+	"cooking": {"A good risotto needs warm stock, patience and constant stirring.", "Add the parmesan off the heat."},
+	"finance": {"Quarterly revenue grew eleven percent, led by the European market."},
+}
+
+func upsert(t *testing.T, client retrievalv1.RetrievalServiceClient, tenant, corpus, doc string, texts ...string) {
+	t.Helper()
+	req := &retrievalv1.UpsertChunksRequest{TenantId: tenant, CorpusId: corpus, DocumentId: doc}
+	for _, tx := range texts {
+		req.Chunks = append(req.Chunks, &retrievalv1.ChunkInput{Text: tx})
+	}
+	res, err := client.UpsertChunks(context.Background(), req)
+	require.NoError(t, err)
+	require.EqualValues(t, len(texts), res.GetChunkCount())
+}
+
+func seed(t *testing.T, client retrievalv1.RetrievalServiceClient, tenant, corpus string) {
+	t.Helper()
+	_, err := client.UpdateCorpus(as(tenant, apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: corpus, AllowMissing: true})
+	require.NoError(t, err)
+	for doc, texts := range corpusDocs {
+		upsert(t, client, tenant, corpus, doc, texts...)
+	}
+}
+
+func retrieve(t *testing.T, client retrievalv1.RetrievalServiceClient, tenant, corpus, query string, k int32) []*retrievalv1.RetrievedChunk {
+	t.Helper()
+	res, err := client.Retrieve(as(tenant, apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: corpus, Query: query, TopK: k})
+	require.NoError(t, err)
+	require.Equal(t, retrieval.ProviderLocal, res.GetProvider())
+	return res.GetChunks()
+}
+
+// consistent checks that the BM25 statistics agree with the chunks actually stored.
+func consistent(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	var bad int
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*) FROM retrieval.corpora c
+		 WHERE chunk_count <> (SELECT count(*) FROM retrieval.chunks k WHERE k.tenant_id = c.tenant_id AND k.corpus_id = c.corpus_id)
+		    OR term_total <> (SELECT COALESCE(sum(term_count), 0) FROM retrieval.chunks k WHERE k.tenant_id = c.tenant_id AND k.corpus_id = c.corpus_id)`).Scan(&bad))
+	require.Zero(t, bad, "corpus counters match the chunks")
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT count(*) FROM (
+			SELECT tenant_id, corpus_id, term, count(*) AS n FROM retrieval.postings GROUP BY 1, 2, 3) p
+		FULL JOIN retrieval.term_stats s USING (tenant_id, corpus_id, term)
+		WHERE p.n IS DISTINCT FROM s.df`).Scan(&bad))
+	require.Zero(t, bad, "document frequencies match the postings")
+}
+
+func TestHybridRetrieval(t *testing.T) {
+	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "t1", "c1")
+	consistent(t, pool)
+
+	hits := retrieve(t, client, "t1", "c1", "What are the release gates for Agent 2.0?", 3)
+	require.Len(t, hits, 3)
+	require.Equal(t, "gates", hits[0].GetDocumentId())
+	require.Contains(t, hits[0].GetText(), "gate")
+	for i := 1; i < len(hits); i++ {
+		require.GreaterOrEqual(t, hits[i-1].GetScore(), hits[i].GetScore(), "best first")
+	}
+
+	hits = retrieve(t, client, "t1", "c1", "how do we test agent two?", 1)
+	require.Equal(t, "testing", hits[0].GetDocumentId())
+	hits = retrieve(t, client, "t1", "c1", "risotto", 5)
+	require.Equal(t, "cooking", hits[0].GetDocumentId())
+
+	// A query of stop words only, or of words no chunk has, finds nothing rather than noise.
+	require.Empty(t, retrieve(t, client, "t1", "c1", "the of and", 5))
+
+	res, err := client.Retrieve(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "gates"})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(res.GetChunks()), 5, "top_k 0 means the corpus default (5)")
+}
+
+func TestRetrievalIsTenantIsolated(t *testing.T) {
+	client, _, _ := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "tenant-a", "shared")
+	_, err := client.UpdateCorpus(as("tenant-b", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "shared", AllowMissing: true})
+	require.NoError(t, err)
+	upsert(t, client, "tenant-b", "shared", "b-secret", "Tenant B's confidential release gates for Agent 2.0 and its secret launch plan.")
+
+	for _, h := range retrieve(t, client, "tenant-a", "shared", "confidential release gates secret launch plan", 50) {
+		require.NotEqual(t, "b-secret", h.GetDocumentId(), "tenant B's chunk never reaches tenant A")
+	}
+	hits := retrieve(t, client, "tenant-b", "shared", "release gates", 50)
+	require.Len(t, hits, 1)
+	require.Equal(t, "b-secret", hits[0].GetDocumentId())
+	_, err = client.Retrieve(as("tenant-c", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "shared", Query: "gates"})
+	require.Equal(t, apierr.CodeNotFound, code(err))
+}
+
+func TestUpsertReplacesAndDeleteRemoves(t *testing.T) {
+	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "t1", "c1")
+	// The same job twice: same chunks, no duplicates.
+	upsert(t, client, "t1", "c1", "gates", corpusDocs["gates"]...)
+	upsert(t, client, "t1", "c1", "gates", corpusDocs["gates"]...)
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM retrieval.chunks WHERE document_id = 'gates'`).Scan(&n))
+	require.Equal(t, 2, n)
+	consistent(t, pool)
+
+	upsert(t, client, "t1", "c1", "gates", "Release gates were replaced by a single launch review.")
+	hits := retrieve(t, client, "t1", "c1", "gate three load test twice peak traffic", 10)
+	for _, h := range hits {
+		require.NotContains(t, h.GetText(), "twice peak", "old chunks are gone")
+	}
+	consistent(t, pool)
+
+	res, err := client.DeleteDocumentChunks(context.Background(), &retrievalv1.DeleteDocumentChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "gates"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.GetDeleted())
+	for _, h := range retrieve(t, client, "t1", "c1", "launch review", 10) {
+		require.NotEqual(t, "gates", h.GetDocumentId())
+	}
+	consistent(t, pool)
+}
+
+func TestConcurrentWritersKeepStatisticsExact(t *testing.T) {
+	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 5 {
+				doc := fmt.Sprintf("doc-%d", (w*5+i)%12) // overlapping documents: replaces race with inserts
+				upsert(t, client, "t1", "c1", doc, fmt.Sprintf("release gate %d shared words agent", i), strings.Repeat("testing strategy ", w+1))
+			}
+		})
+	}
+	wg.Wait()
+	consistent(t, pool)
+}
+
+func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
+	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "t1", "c1")
+	reader := as("t1", apiv1.Role_ROLE_READER)
+	for _, tt := range []struct {
+		req  *retrievalv1.RetrieveRequest
+		code string
+	}{
+		{&retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "x", TopK: 51}, apierr.CodeInvalidArgument},
+		{&retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "x", TopK: -1}, apierr.CodeInvalidArgument},
+		{&retrievalv1.RetrieveRequest{CorpusId: "c1", Query: ""}, apierr.CodeInvalidArgument},
+		{&retrievalv1.RetrieveRequest{CorpusId: "nope", Query: "x"}, apierr.CodeNotFound},
+	} {
+		_, err := client.Retrieve(reader, tt.req)
+		require.Equal(t, tt.code, code(err), "%v", tt.req)
+	}
+
+	// Chunks embedded another way are refused, and so are queries of a corpus indexed another way.
+	other, _, _ := serve(t, pool, retrieval.NewHashEmbedder(256))
+	_, err := other.UpsertChunks(context.Background(), &retrievalv1.UpsertChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "d",
+		Chunks: []*retrievalv1.ChunkInput{{Text: "x"}}})
+	require.Equal(t, retrieval.CodeEmbedderMismatch, code(err))
+	_, err = other.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "gates"})
+	require.Equal(t, retrieval.CodeEmbedderMismatch, code(err))
+
+	bedrock, _ := structpbNew(map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "knowledge_base_id": "KB", "region": "us-east-1"}})
+	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c2", AllowMissing: true, Name: proto.String("kb"), ProviderConfigJson: bedrock})
+	require.NoError(t, err)
+	_, err = client.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c2", Query: "x"})
+	require.Equal(t, "PROVIDER_UNAVAILABLE", code(err))
+}

@@ -1,0 +1,115 @@
+package retrieval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+)
+
+// localProvider searches the Postgres chunk index: BM25 over postings and cosine
+// similarity over HNSW, fused by reciprocal rank, tenant and corpus filtered inside
+// the index queries.
+type localProvider struct {
+	store    *Store
+	embedder Embedder
+}
+
+// commonTermShare: terms in more than this share of a corpus's chunks are left out of
+// the lexical arm (their idf is near zero and they would make BM25 score most of the
+// corpus); at least the rarest query term always stays.
+const commonTermShare = 0.5
+
+func (l *localProvider) retrieve(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
+	terms := uniqueTerms(query)
+	st, err := l.store.stats(ctx, tenant, corpus.CorpusID, terms)
+	if err != nil {
+		return nil, err
+	}
+	if st.chunks == 0 {
+		return nil, nil
+	}
+	if st.embedder != "" && (st.embedder != l.embedder.Name() || st.dim != l.embedder.Dim()) {
+		return nil, apierr.New(codes.FailedPrecondition, CodeEmbedderMismatch,
+			fmt.Sprintf("corpus %s is indexed with %s (%d dimensions) but this service embeds queries with %s (%d)",
+				corpus.CorpusID, st.embedder, st.dim, l.embedder.Name(), l.embedder.Dim()), "corpus_id", corpus.CorpusID)
+	}
+	idf := func(t string) float64 { return bm25IDF(st.chunks, st.df[t]) }
+	lexTerms, lexIDF := lexicalTerms(terms, st)
+	vec, err := l.embedder.EmbedQuery(ctx, query, idf)
+	if err != nil {
+		return nil, fmt.Errorf("embed query: %w", err)
+	}
+	if isZero(vec) {
+		vec = nil // nothing to compare: cosine distance to a zero vector is undefined
+	}
+	if len(lexTerms) == 0 && vec == nil {
+		return nil, nil
+	}
+	return l.store.search(ctx, tenant, corpus.CorpusID, searchQuery{
+		terms: lexTerms, idf: lexIDF, avgLen: st.avgLen, vector: vec, dim: l.embedder.Dim(),
+		depth: min(max(50, 5*topK), 250), topK: topK,
+	})
+}
+
+// bm25IDF is Okapi BM25's idf, never negative. A term absent from the corpus gets the
+// idf of a term seen once.
+func bm25IDF(n, df int64) float64 {
+	if df == 0 {
+		df = 1
+	}
+	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+}
+
+// lexicalTerms are the query terms present in the corpus, without the very common ones
+// (unless nothing else is left), with their idf.
+func lexicalTerms(terms []string, st corpusStats) ([]string, []float64) {
+	type weighted struct {
+		term string
+		df   int64
+	}
+	var present []weighted
+	for _, t := range terms {
+		if df := st.df[t]; df > 0 {
+			present = append(present, weighted{t, df})
+		}
+	}
+	sort.Slice(present, func(i, j int) bool {
+		return present[i].df < present[j].df || present[i].df == present[j].df && present[i].term < present[j].term
+	})
+	var outT []string
+	var outIDF []float64
+	for i, w := range present {
+		if i > 0 && float64(w.df) > commonTermShare*float64(st.chunks) {
+			break
+		}
+		outT = append(outT, w.term)
+		outIDF = append(outIDF, bm25IDF(st.chunks, w.df))
+	}
+	return outT, outIDF
+}
+
+func uniqueTerms(text string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range Terms(text) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func isZero(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
