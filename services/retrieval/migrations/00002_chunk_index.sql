@@ -28,6 +28,8 @@ CREATE TABLE retrieval.chunks (
 CREATE INDEX chunks_document_idx ON retrieval.chunks (tenant_id, corpus_id, document_id);
 CREATE INDEX chunks_embedding_384_idx ON retrieval.chunks
     USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE embedding_dim = 384;
+CREATE INDEX chunks_embedding_768_idx ON retrieval.chunks
+    USING hnsw ((embedding::vector(768)) vector_cosine_ops) WHERE embedding_dim = 768;
 
 -- postings: one row per (term, chunk) with the term's frequency and the chunk's length.
 CREATE TABLE retrieval.postings (
