@@ -84,6 +84,7 @@ func TestHybridRetrieval(t *testing.T) {
 	require.Len(t, hits, 3)
 	require.Equal(t, "gates", hits[0].GetDocumentId())
 	require.Contains(t, hits[0].GetText(), "gate")
+	require.Greater(t, hits[0].GetScore(), 1.0/61, "found by both arms: more than one arm's best rank alone")
 	for i := 1; i < len(hits); i++ {
 		require.GreaterOrEqual(t, hits[i-1].GetScore(), hits[i].GetScore(), "best first")
 	}
