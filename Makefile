@@ -42,6 +42,12 @@ migrate: build ## apply database migrations
 run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything on :8000
 	@bash scripts/run.sh
 
+# Cloud SDKs must never probe instance-metadata servers from tests (no cloud here, and
+# traffic beyond loopback is not allowed): disable the AWS probe and give Google clients a
+# credentials file that does not exist, so they fail before any probe.
+test bench: export AWS_EC2_METADATA_DISABLED = true
+test bench: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+
 .PHONY: test
 test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests
 	GOWORK=off go mod tidy -diff

@@ -13,6 +13,7 @@ import (
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/retrieval"
+	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 // module is one service of the binary, in the Loki "target" sense: `serve --services`
@@ -57,7 +58,8 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), rec, a.log))
+	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim),
+		retrieval.Cloud{Bedrock: providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 3, Timeout: 10 * time.Second})}, rec, a.log))
 	return nil
 }
 

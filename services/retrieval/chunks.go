@@ -13,6 +13,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 // Limits of the chunk API.
@@ -47,11 +48,7 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	if topK == 0 {
 		topK = corpus.Config.TopKDefault
 	}
-	if corpus.Config.Provider != ProviderLocal {
-		return nil, apierr.New(codes.FailedPrecondition, codeUnsupported,
-			fmt.Sprintf("retrieval through %s is not available in this build", corpus.Config.Provider), "provider", corpus.Config.Provider)
-	}
-	hits, err := s.local.retrieve(ctx, p.TenantID, corpus, req.GetQuery(), topK)
+	hits, err := s.route(ctx, p.TenantID, corpus, req.GetQuery(), topK)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +60,30 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	}
 	s.log.DebugContext(ctx, "retrieve", slog.String("corpus_id", corpus.CorpusID), slog.Int("hits", len(out.Chunks)))
 	return out, nil
+}
+
+// route sends a query to the corpus's provider.
+func (s *Server) route(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
+	switch c := corpus.Config; c.Provider {
+	case ProviderLocal:
+		return s.local.retrieve(ctx, tenant, corpus, query, topK)
+	case ProviderBedrock:
+		if s.cloud.Bedrock == nil {
+			return nil, apierr.New(codes.FailedPrecondition, providers.CodeAWSConfigMissing, "Bedrock retrieval is not configured in this deployment")
+		}
+		passages, err := s.cloud.Bedrock.Retrieve(ctx, providers.BedrockTarget{KnowledgeBaseID: c.KnowledgeBaseID, Region: c.Region}, query, topK)
+		return passageHits(passages), err
+	}
+	return nil, apierr.New(codes.FailedPrecondition, codeUnsupported,
+		fmt.Sprintf("retrieval through %s is not available in this build", corpus.Config.Provider), "provider", corpus.Config.Provider)
+}
+
+func passageHits(ps []providers.Passage) []hit {
+	out := make([]hit, len(ps))
+	for i, p := range ps {
+		out[i] = hit{chunkID: p.ID, documentID: p.DocumentID, text: p.Text, ordinal: i, metadata: p.Metadata, score: p.Score}
+	}
+	return out
 }
 
 // UpsertChunks embeds and stores a document's chunks, replacing its previous ones.

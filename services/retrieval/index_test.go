@@ -181,7 +181,7 @@ func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	}
 
 	// Chunks embedded another way are refused, and so are queries of a corpus indexed another way.
-	other, _, _ := serve(t, pool, retrieval.NewHashEmbedder(256))
+	other, _, _ := serve(t, pool, retrieval.NewHashEmbedder(256), retrieval.Cloud{})
 	_, err := other.UpsertChunks(context.Background(), &retrievalv1.UpsertChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "d",
 		Chunks: []*retrievalv1.ChunkInput{{Text: "x"}}})
 	require.Equal(t, retrieval.CodeEmbedderMismatch, code(err))
@@ -192,5 +192,11 @@ func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c2", AllowMissing: true, Name: proto.String("kb"), ProviderConfigJson: bedrock})
 	require.NoError(t, err)
 	_, err = client.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c2", Query: "x"})
-	require.Equal(t, "PROVIDER_UNAVAILABLE", code(err))
+	require.Equal(t, "AWS_CONFIG_MISSING", code(err), "no Bedrock client in this deployment")
+
+	vertex, _ := structpbNew(map[string]any{"retrieval": map[string]any{"provider": "gcp_vertex", "project": "my-project", "location": "global", "resource_id": "ds"}})
+	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c3", AllowMissing: true, ProviderConfigJson: vertex})
+	require.NoError(t, err)
+	_, err = client.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c3", Query: "x"})
+	require.Equal(t, "PROVIDER_UNAVAILABLE", code(err), "Vertex AI Search is the next provider to land")
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 // Recorder is where the service sends audit events (an *audit.Recorder).
@@ -28,14 +29,20 @@ type Server struct {
 	retrievalv1.UnimplementedRetrievalServiceServer
 	store *Store
 	local *localProvider
+	cloud Cloud
 	audit Recorder
 	log   *slog.Logger
 }
 
+// Cloud are the cloud backends; a nil one answers its provider's CONFIG_MISSING code.
+type Cloud struct {
+	Bedrock *providers.Bedrock
+}
+
 // NewServer returns the RetrievalService implementation; embedder embeds chunks and
 // queries of local_pgvector corpora.
-func NewServer(store *Store, embedder Embedder, rec Recorder, log *slog.Logger) *Server {
-	return &Server{store: store, local: &localProvider{store: store, embedder: embedder}, audit: rec, log: log}
+func NewServer(store *Store, embedder Embedder, cloud Cloud, rec Recorder, log *slog.Logger) *Server {
+	return &Server{store: store, local: &localProvider{store: store, embedder: embedder}, cloud: cloud, audit: rec, log: log}
 }
 
 var corpusIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)

@@ -46,14 +46,14 @@ func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *events) {
 func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
 	t.Helper()
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
-	return serve(t, pool, emb)
+	return serve(t, pool, emb, retrieval.Cloud{})
 }
 
-func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
+func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, cloud retrieval.Cloud) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
 	t.Helper()
 	rec := &events{}
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), emb, rec, logging.Discard()))
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), emb, cloud, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)

@@ -1,7 +1,10 @@
 // Package apidocs builds the gateway's OpenAPI document from the one protoc-gen-openapiv2
 // generates from proto/: it adds the envelopes, errors, authentication, the role each
-// operation needs, and the routes that are not plain gRPC mappings; and renders it as a
-// self-contained HTML page.
+// operation needs, and the routes that are not plain gRPC mappings; it lists the routes
+// of that document (the gateway's route table) and renders it as a self-contained HTML page.
+//
+// The document stays Swagger 2.0 and is handled as plain JSON values, so whatever the
+// generator emits and this package does not know about passes through unchanged.
 package apidocs
 
 import (
@@ -11,7 +14,13 @@ import (
 	"strings"
 )
 
-// Route describes a route served by the gateway itself rather than mapped from gRPC.
+// Route describes a route served by the gateway itself rather than mapped from gRPC
+// (health, the docs, streams, uploads).
+//
+// ResponseSchema is the "data" of the envelope when the route answers JSON (no
+// ResponseContentTypes, or one of them application/json); for any other content type it
+// is the body as sent. A RequestSchema of a multipart or form route is documented as
+// formData parameters, one per property (type "file" for a file part).
 type Route struct {
 	Method, Path, Summary, Description string
 	Public                             bool
@@ -20,7 +29,7 @@ type Route struct {
 	RequestContentTypes                []string
 	ResponseContentTypes               []string
 	RequestSchema, ResponseSchema      map[string]any // Swagger 2.0 schema objects, optional
-	Responses                          map[string]string
+	Responses                          map[string]string // extra status -> description
 }
 
 // RouteInfo is one (method, path template) of a built document.
@@ -29,161 +38,250 @@ type RouteInfo struct {
 	Public       bool
 }
 
-const intro = `Every /v1 JSON success is {"data": <resource>, "meta": {"request_id", "api_version": "v1"}}.
-Every error is {"error": {"code", "message", "details"}, "meta": {...}} with a stable, documented code
-(for example AUTH_MISSING, FORBIDDEN, MALFORMED_REQUEST, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND).
+const (
+	metaDef          = "Meta"
+	errorEnvelopeDef = "ErrorEnvelope"
+	minRoleExt       = "x-nexusrag-min-role"
+)
+
+const intro = `Every /v1 JSON success is {"data": <resource>, "meta": {"request_id": "...", "api_version": "v1"}}.
+Every error is {"error": {"code": "STABLE_CODE", "message": "...", "details": {...}}, "meta": {...}}.
+The code is stable and meant for programs (for example AUTH_MISSING, FORBIDDEN, MALFORMED_REQUEST,
+NOT_FOUND, PAYLOAD_TOO_LARGE, RATE_LIMITED, ROUTE_NOT_FOUND, SERVICE_UNAVAILABLE); the message is for
+people and may change; details carries the fields a program needs to act (for example the offending field).
 
 Authentication: send Authorization: Bearer <api key> on every route not marked public. Keys belong to a
 tenant and carry a role (reader < editor < admin); each operation states the least role it needs
-(x-nexusrag-min-role). 401 for a missing, invalid or revoked key; 403 FORBIDDEN for a too-low role.
+(x-nexusrag-min-role). 401 AUTH_MISSING, AUTH_INVALID or AUTH_REVOKED for a missing, unknown or revoked
+key; 403 FORBIDDEN when the key's role is too low.
 
-X-Request-Id is echoed when sent (up to 128 printable characters), generated otherwise, and appears in
-meta.request_id, the logs and the audit log.
+X-Request-Id: echoed when sent (up to 128 printable characters), generated otherwise; it appears in
+meta.request_id, in the response header, in the logs and in the audit log.
 
 Idempotency-Key (write requests, at most 128 printable ASCII characters): the same key with the same
-request replays the stored response for 24 hours (header Idempotent-Replayed: true); the same key with a
-different request answers 409 IDEMPOTENCY_KEY_CONFLICT; while the first is in flight, 409
+payload replays the stored response for 24 hours (header Idempotent-Replayed: true); the same key with a
+different payload answers 409 IDEMPOTENCY_KEY_CONFLICT; while the first request is in flight, 409
 IDEMPOTENCY_KEY_IN_PROGRESS.
 
 Legacy paths: every /v1 route also answers at the same path without /v1, in the pre-v1 shape (the bare
-resource; errors as {"detail": {"code", "message", ...}}), with Deprecation: true,
-Sunset: Sun, 10 May 2026 00:00:00 +0000 and Link: </v1/docs>; rel="successor-version". When the
-operator switches them off they answer 410 ENDPOINT_SUNSET.
+resource, without the envelope), with the headers Deprecation: true,
+Sunset: Sun, 10 May 2026 00:00:00 +0000 and Link: </v1/docs>; rel="successor-version".
+When the operator switches legacy paths off they answer 410 ENDPOINT_SUNSET.
 
 /v1/openapi.json and /v1/docs are documents and are served without the envelope.`
 
-// Build enriches the generated Swagger 2.0 document. roleOf maps an operation id
-// ("AuthService_WhoAmI") to the role it needs.
-func Build(spec []byte, extra []Route, roleOf func(operationID string) (string, bool)) ([]byte, error) {
+// Build enriches the generated Swagger 2.0 document spec: envelopes, error responses,
+// bearer authentication, the role of each operation and the extra routes. roleOf maps an
+// operation id ("AuthService_WhoAmI") to the least role it needs ("reader", "editor",
+// "admin"); ok false leaves the operation without x-nexusrag-min-role. A nil roleOf is
+// allowed. The output is indented JSON with sorted keys: the same input gives the same bytes.
+func Build(spec []byte, extra []Route, roleOf func(operationID string) (role string, ok bool)) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(spec, &doc); err != nil {
 		return nil, fmt.Errorf("parse generated openapi document: %w", err)
 	}
-	doc["info"] = map[string]any{"title": "NexusRAG API", "version": "v1", "description": intro}
-	doc["basePath"] = "/"
-	doc["securityDefinitions"] = map[string]any{
-		"bearer": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>"},
+	if doc == nil {
+		return nil, fmt.Errorf("parse generated openapi document: not a JSON object")
 	}
-	doc["security"] = []any{map[string]any{"bearer": []any{}}}
-	defs := mapAt(doc, "definitions")
-	defs["Meta"] = object(map[string]any{"request_id": str(), "api_version": str()})
-	defs["ErrorEnvelope"] = object(map[string]any{
-		"error": object(map[string]any{"code": str(), "message": str(), "details": map[string]any{"type": "object", "additionalProperties": str()}}),
-		"meta":  ref("Meta"),
-	})
-	paths := mapAt(doc, "paths")
-	for _, item := range paths {
-		for _, op := range item.(map[string]any) {
-			enrichOperation(op.(map[string]any), roleOf)
-		}
+	paths, err := objectAt(doc, "paths")
+	if err != nil {
+		return nil, fmt.Errorf("generated openapi document: %w", err)
 	}
-	for _, r := range extra {
-		item, ok := paths[r.Path].(map[string]any)
-		if !ok {
-			item = map[string]any{}
-			paths[r.Path] = item
-		}
-		item[strings.ToLower(r.Method)] = extraOperation(r)
+	defs, err := objectAt(doc, "definitions")
+	if err != nil {
+		return nil, fmt.Errorf("generated openapi document: %w", err)
 	}
-	return json.MarshalIndent(doc, "", "  ")
-}
-
-func enrichOperation(op map[string]any, roleOf func(string) (string, bool)) {
-	responses := mapAt(op, "responses")
-	if ok, found := responses["200"].(map[string]any); found {
-		if schema, has := ok["schema"]; has {
-			ok["schema"] = envelope(schema)
-		}
+	if err := addDefinitions(defs); err != nil {
+		return nil, err
 	}
-	responses["default"] = map[string]any{"description": "An error, in the error envelope.", "schema": ref("ErrorEnvelope")}
-	responses["401"] = map[string]any{"description": "AUTH_MISSING, AUTH_INVALID or AUTH_REVOKED.", "schema": ref("ErrorEnvelope")}
-	responses["403"] = map[string]any{"description": "FORBIDDEN: the key's role is below the operation's.", "schema": ref("ErrorEnvelope")}
-	if id, _ := op["operationId"].(string); id != "" {
-		if role, ok := roleOf(id); ok {
-			op["x-nexusrag-min-role"] = role
-			note := "Requires role " + role + " or higher."
-			if desc, _ := op["description"].(string); desc != "" {
-				note = desc + "\n\n" + note
-			}
-			op["description"] = note
-		}
+	if err := enrichGenerated(paths, roleOf); err != nil {
+		return nil, err
 	}
-}
-
-func extraOperation(r Route) map[string]any {
-	op := map[string]any{"summary": r.Summary, "description": r.Description, "tags": anyList(r.Tags)}
-	responses := map[string]any{}
-	ok := map[string]any{"description": "Success."}
-	if r.ResponseSchema != nil {
-		ok["schema"] = envelope(r.ResponseSchema)
+	if err := addRoutes(paths, extra); err != nil {
+		return nil, err
 	}
-	responses["200"] = ok
-	responses["default"] = map[string]any{"description": "An error, in the error envelope.", "schema": ref("ErrorEnvelope")}
-	for status, desc := range r.Responses {
-		responses[status] = map[string]any{"description": desc}
+	setTopLevel(doc, extra)
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode openapi document: %w", err)
 	}
-	op["responses"] = responses
-	if len(r.ResponseContentTypes) > 0 {
-		op["produces"] = anyList(r.ResponseContentTypes)
-	}
-	if len(r.RequestContentTypes) > 0 {
-		op["consumes"] = anyList(r.RequestContentTypes)
-	}
-	if r.RequestSchema != nil {
-		op["parameters"] = []any{map[string]any{"name": "body", "in": "body", "required": true, "schema": r.RequestSchema}}
-	}
-	if r.Public {
-		op["security"] = []any{}
-	} else if r.MinRole != "" {
-		op["x-nexusrag-min-role"] = r.MinRole
-	}
-	return op
-}
-
-// Paths lists every (method, path) of a built document, sorted, with whether it is public.
-func Paths(doc []byte) ([]RouteInfo, error) {
-	var d struct {
-		Paths map[string]map[string]struct {
-			Security *[]any `json:"security"`
-		} `json:"paths"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return nil, fmt.Errorf("parse openapi document: %w", err)
-	}
-	var out []RouteInfo
-	for path, item := range d.Paths {
-		for method, op := range item {
-			out = append(out, RouteInfo{Method: strings.ToUpper(method), Path: path, Public: op.Security != nil && len(*op.Security) == 0})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Method < out[j].Method
-	})
 	return out, nil
 }
 
+func setTopLevel(doc map[string]any, extra []Route) {
+	doc["info"] = map[string]any{"title": "NexusRAG API", "version": "v1", "description": intro}
+	doc["basePath"] = "/"
+	doc["securityDefinitions"] = map[string]any{"bearer": map[string]any{
+		"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>",
+	}}
+	doc["security"] = []any{map[string]any{"bearer": []any{}}}
+	doc["tags"] = withTags(doc["tags"], extra)
+}
+
+// withTags appends the extra routes' tags missing from the generated tag list, in
+// first-use order, so every tag an operation uses is declared.
+func withTags(tags any, extra []Route) []any {
+	list, _ := tags.([]any)
+	seen := map[string]bool{}
+	for _, t := range list {
+		if m, ok := t.(map[string]any); ok {
+			name, _ := m["name"].(string)
+			seen[name] = true
+		}
+	}
+	for _, r := range extra {
+		for _, name := range r.Tags {
+			if !seen[name] {
+				seen[name] = true
+				list = append(list, map[string]any{"name": name})
+			}
+		}
+	}
+	if list == nil {
+		return []any{}
+	}
+	return list
+}
+
+func addDefinitions(defs map[string]any) error {
+	for _, name := range []string{metaDef, errorEnvelopeDef} {
+		if _, taken := defs[name]; taken {
+			return fmt.Errorf("definition %s already exists in the generated document", name)
+		}
+	}
+	defs[metaDef] = object(map[string]any{
+		"request_id":  describedString("The request id: the X-Request-Id sent, or one generated by the gateway."),
+		"api_version": describedString("Always v1."),
+	})
+	defs[errorEnvelopeDef] = object(map[string]any{
+		"error": object(map[string]any{
+			"code":    describedString("Stable, machine-readable error code, for example FORBIDDEN."),
+			"message": describedString("Human-readable explanation; may change."),
+			"details": map[string]any{"type": "object", "description": "Fields a program needs to act on the error."},
+		}),
+		"meta": ref(metaDef),
+	})
+	return nil
+}
+
+// enrichGenerated envelopes and annotates every operation the generator produced.
+func enrichGenerated(paths map[string]any, roleOf func(string) (string, bool)) error {
+	return eachOperation(paths, func(method, path string, op map[string]any) error {
+		responses, err := objectAt(op, "responses")
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		if ok, found := responses["200"].(map[string]any); found {
+			if schema, has := ok["schema"]; has {
+				ok["schema"] = envelope(schema)
+			}
+		}
+		addErrorResponses(responses, !isPublic(op))
+		if id, _ := op["operationId"].(string); id != "" && roleOf != nil {
+			if role, ok := roleOf(id); ok && role != "" {
+				setMinRole(op, role)
+			}
+		}
+		return nil
+	})
+}
+
+// eachOperation calls fn for every operation of paths, in sorted order, skipping the
+// non-operation keys a path item may hold (parameters, $ref, extensions).
+func eachOperation(paths map[string]any, fn func(method, path string, op map[string]any) error) error {
+	for _, path := range sortedKeys(paths) {
+		item, ok := paths[path].(map[string]any)
+		if !ok {
+			return fmt.Errorf("path %s: not an object", path)
+		}
+		for _, key := range sortedKeys(item) {
+			if !isMethod(key) {
+				continue
+			}
+			op, ok := item[key].(map[string]any)
+			if !ok {
+				return fmt.Errorf("%s %s: operation is not an object", strings.ToUpper(key), path)
+			}
+			if err := fn(strings.ToUpper(key), path, op); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func addErrorResponses(responses map[string]any, protected bool) {
+	responses["default"] = errorResponse("An error, in the error envelope.")
+	if !protected {
+		return
+	}
+	responses["401"] = errorResponse("AUTH_MISSING, AUTH_INVALID or AUTH_REVOKED: no usable API key.")
+	responses["403"] = errorResponse("FORBIDDEN: the key's role is below the operation's.")
+}
+
+func setMinRole(op map[string]any, role string) {
+	op[minRoleExt] = role
+	note := "Requires role " + role + " or higher."
+	if desc, _ := op["description"].(string); desc != "" {
+		note = desc + "\n\n" + note
+	}
+	op["description"] = note
+}
+
+// isPublic reports whether an operation overrides the global security with none.
+func isPublic(op map[string]any) bool {
+	sec, ok := op["security"].([]any)
+	return ok && len(sec) == 0
+}
+
+func isMethod(key string) bool {
+	switch key {
+	case "get", "put", "post", "delete", "options", "head", "patch":
+		return true
+	}
+	return false
+}
+
+func errorResponse(description string) map[string]any {
+	return map[string]any{"description": description, "schema": ref(errorEnvelopeDef)}
+}
+
 func envelope(data any) map[string]any {
-	return object(map[string]any{"data": data, "meta": ref("Meta")})
+	return object(map[string]any{"data": data, "meta": ref(metaDef)})
 }
 
 func object(props map[string]any) map[string]any {
 	return map[string]any{"type": "object", "properties": props}
 }
 
-func str() map[string]any { return map[string]any{"type": "string"} }
+func describedString(description string) map[string]any {
+	return map[string]any{"type": "string", "description": description}
+}
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/definitions/" + name} }
 
-func mapAt(m map[string]any, key string) map[string]any {
-	v, ok := m[key].(map[string]any)
-	if !ok {
-		v = map[string]any{}
-		m[key] = v
+// objectAt returns m[key] as an object, creating it when absent.
+func objectAt(m map[string]any, key string) (map[string]any, error) {
+	v, present := m[key]
+	if !present || v == nil {
+		obj := map[string]any{}
+		m[key] = obj
+		return obj, nil
 	}
-	return v
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an object", key)
+	}
+	return obj, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func anyList(ss []string) []any {

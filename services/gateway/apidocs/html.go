@@ -10,35 +10,24 @@ import (
 )
 
 // HTML renders a built document as one self-contained page (no external assets), so
-// the docs work offline and behind any proxy.
+// the docs work offline and behind any proxy. html/template escapes every value taken
+// from the document.
 func HTML(doc []byte) ([]byte, error) {
 	var d document
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("parse openapi document: %w", err)
 	}
-	view := pageView{Title: d.Info.Title, Intro: d.Info.Description}
-	for path, item := range d.Paths {
-		for method, op := range item {
-			view.Ops = append(view.Ops, opView(strings.ToUpper(method), path, op))
-		}
+	ops, err := operationViews(d.Paths)
+	if err != nil {
+		return nil, err
 	}
-	sort.Slice(view.Ops, func(i, j int) bool {
-		if view.Ops[i].Path != view.Ops[j].Path {
-			return view.Ops[i].Path < view.Ops[j].Path
-		}
-		return view.Ops[i].Method < view.Ops[j].Method
-	})
-	for name, s := range d.Definitions {
-		dv := defView{Name: name}
-		for prop, ps := range s.Properties {
-			dv.Props = append(dv.Props, propView{Name: prop, Type: typeName(ps), Description: ps.Description})
-		}
-		sort.Slice(dv.Props, func(i, j int) bool { return dv.Props[i].Name < dv.Props[j].Name })
-		view.Defs = append(view.Defs, dv)
+	view := pageView{Title: d.Info.Title, Intro: paragraphs(d.Info.Description), Ops: ops, Defs: definitionViews(d.Definitions)}
+	tmpl, err := template.New("docs").Parse(pageTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("parse api docs template: %w", err)
 	}
-	sort.Slice(view.Defs, func(i, j int) bool { return view.Defs[i].Name < view.Defs[j].Name })
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, view); err != nil {
+	if err := tmpl.Execute(&buf, view); err != nil {
 		return nil, fmt.Errorf("render api docs: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -49,17 +38,18 @@ type document struct {
 		Title       string `json:"title"`
 		Description string `json:"description"`
 	} `json:"info"`
-	Paths       map[string]map[string]operation `json:"paths"`
-	Definitions map[string]schema               `json:"definitions"`
+	Paths       map[string]map[string]json.RawMessage `json:"paths"`
+	Definitions map[string]schema                     `json:"definitions"`
 }
 
 type operation struct {
 	Summary     string              `json:"summary"`
 	Description string              `json:"description"`
 	Role        string              `json:"x-nexusrag-min-role"`
-	Security    *[]any              `json:"security"`
+	Security    *[]json.RawMessage  `json:"security"`
 	Parameters  []parameter         `json:"parameters"`
 	Responses   map[string]response `json:"responses"`
+	Consumes    []string            `json:"consumes"`
 	Produces    []string            `json:"produces"`
 }
 
@@ -70,6 +60,8 @@ type parameter struct {
 	Format      string  `json:"format"`
 	Required    bool    `json:"required"`
 	Description string  `json:"description"`
+	Enum        []any   `json:"enum"`
+	Items       *schema `json:"items"`
 	Schema      *schema `json:"schema"`
 }
 
@@ -83,50 +75,131 @@ type schema struct {
 	Type        string            `json:"type"`
 	Format      string            `json:"format"`
 	Description string            `json:"description"`
-	Title       string            `json:"title"`
+	Enum        []any             `json:"enum"`
 	Items       *schema           `json:"items"`
 	Properties  map[string]schema `json:"properties"`
+	Required    []string          `json:"required"`
 }
 
 type pageView struct {
-	Title, Intro string
-	Ops          []operationView
-	Defs         []defView
+	Title string
+	Intro []string
+	Ops   []operationView
+	Defs  []defView
 }
 
 type operationView struct {
-	Method, Path, Summary, Description, Access, Request, Response, Produces string
-	Params                                                                  []parameter
+	Method, Path, Summary, Access, Consumes, Produces string
+	Description                                       []string
+	Params                                            []paramView
+	Request                                           typeRef
+	Responses                                         []responseView
+}
+
+// typeRef is a schema named for a reader; Def, when set, is the definition to link to.
+type typeRef struct{ Text, Def string }
+
+type paramView struct {
+	Name, In, Description string
+	Type                  typeRef
+	Required              bool
+}
+
+type responseView struct {
+	Status, Description string
+	Schema              typeRef
 }
 
 type defView struct {
-	Name  string
-	Props []propView
+	Name, Description string
+	Props             []propView
 }
 
-type propView struct{ Name, Type, Description string }
+type propView struct {
+	Name, Description string
+	Type              typeRef
+	Required          bool
+}
+
+func operationViews(paths map[string]map[string]json.RawMessage) ([]operationView, error) {
+	var views []operationView
+	for path, item := range paths {
+		for key, raw := range item {
+			if !isMethod(key) {
+				continue
+			}
+			var op operation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				return nil, fmt.Errorf("parse operation %s %s: %w", strings.ToUpper(key), path, err)
+			}
+			views = append(views, opView(strings.ToUpper(key), path, op))
+		}
+	}
+	sort.Slice(views, func(i, j int) bool {
+		if views[i].Path != views[j].Path {
+			return views[i].Path < views[j].Path
+		}
+		return views[i].Method < views[j].Method
+	})
+	return views, nil
+}
 
 func opView(method, path string, op operation) operationView {
-	v := operationView{Method: method, Path: path, Summary: op.Summary, Description: op.Description, Produces: strings.Join(op.Produces, ", ")}
-	switch {
-	case op.Security != nil && len(*op.Security) == 0:
-		v.Access = "public"
-	case op.Role != "":
-		v.Access = op.Role + " or higher"
-	default:
-		v.Access = "authenticated"
+	v := operationView{
+		Method: method, Path: path, Summary: op.Summary, Description: paragraphs(op.Description),
+		Access: access(op), Consumes: strings.Join(op.Consumes, ", "), Produces: strings.Join(op.Produces, ", "),
 	}
 	for _, p := range op.Parameters {
 		if p.In == "body" {
 			v.Request = typeName(deref(p.Schema))
 			continue
 		}
-		v.Params = append(v.Params, p)
+		v.Params = append(v.Params, paramView{
+			Name: p.Name, In: p.In, Description: p.Description, Required: p.Required,
+			Type: typeName(schema{Type: p.Type, Format: p.Format, Enum: p.Enum, Items: p.Items}),
+		})
 	}
-	if ok, found := op.Responses["200"]; found && ok.Schema != nil {
-		v.Response = typeName(*ok.Schema)
+	for _, status := range responseOrder(op.Responses) {
+		r := op.Responses[status]
+		rv := responseView{Status: status, Description: r.Description}
+		if r.Schema != nil {
+			rv.Schema = typeName(*r.Schema)
+		}
+		v.Responses = append(v.Responses, rv)
 	}
 	return v
+}
+
+func access(op operation) string {
+	switch {
+	case op.Security != nil && len(*op.Security) == 0:
+		return "public"
+	case op.Role != "":
+		return op.Role + " or higher"
+	}
+	return "any valid API key"
+}
+
+// responseOrder sorts statuses numerically (they are three digits) with default last.
+func responseOrder(responses map[string]response) []string {
+	statuses := sortedKeys(responses)
+	sort.SliceStable(statuses, func(i, j int) bool { return statuses[j] == "default" && statuses[i] != "default" })
+	return statuses
+}
+
+func definitionViews(defs map[string]schema) []defView {
+	views := make([]defView, 0, len(defs))
+	for _, name := range sortedKeys(defs) {
+		s := defs[name]
+		required := requiredSet(s.Required)
+		dv := defView{Name: name, Description: s.Description}
+		for _, prop := range sortedKeys(s.Properties) {
+			ps := s.Properties[prop]
+			dv.Props = append(dv.Props, propView{Name: prop, Description: ps.Description, Type: typeName(ps), Required: required[prop]})
+		}
+		views = append(views, dv)
+	}
+	return views
 }
 
 func deref(s *schema) schema {
@@ -136,54 +209,98 @@ func deref(s *schema) schema {
 	return *s
 }
 
-// typeName names a schema for a reader: a definition, an envelope of one, or a type.
-func typeName(s schema) string {
+// typeName names a schema for a reader: a definition, an envelope or array of one, or
+// a primitive type with its format and allowed values.
+func typeName(s schema) typeRef {
 	switch {
 	case s.Ref != "":
-		return strings.TrimPrefix(s.Ref, "#/definitions/")
+		name := strings.TrimPrefix(s.Ref, "#/definitions/")
+		return typeRef{Text: name, Def: name}
 	case s.Type == "array" && s.Items != nil:
-		return "array of " + typeName(*s.Items)
-	case s.Properties["data"].Ref != "" || s.Properties["data"].Type != "":
-		return "envelope of " + typeName(s.Properties["data"])
-	case s.Format != "":
-		return s.Type + " (" + s.Format + ")"
-	case s.Type != "":
-		return s.Type
+		inner := typeName(*s.Items)
+		return typeRef{Text: "array of " + inner.Text, Def: inner.Def}
+	case isEnvelope(s):
+		inner := typeName(s.Properties["data"])
+		return typeRef{Text: "envelope of " + inner.Text, Def: inner.Def}
 	}
-	return "object"
+	text := s.Type
+	if text == "" {
+		text = "object"
+	}
+	if s.Format != "" {
+		text += " (" + s.Format + ")"
+	}
+	if len(s.Enum) > 0 {
+		text += ": one of " + joinValues(s.Enum)
+	}
+	return typeRef{Text: text}
 }
 
-var page = template.Must(template.New("docs").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+func isEnvelope(s schema) bool {
+	meta, ok := s.Properties["meta"]
+	_, hasData := s.Properties["data"]
+	return ok && hasData && meta.Ref == "#/definitions/"+metaDef
+}
+
+func joinValues(values []any) string {
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// paragraphs splits text on blank lines; line breaks inside a paragraph are kept by CSS.
+func paragraphs(text string) []string {
+	var out []string
+	for _, p := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n\n") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+const pageTemplate = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
 <style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
-pre{background:#f4f5f7;padding:1rem;white-space:pre-wrap}
+body{font:15px/1.5 system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
+.intro p,.desc p{white-space:pre-wrap}
 section{border-top:1px solid #ddd;padding:.5rem 0}
+h3{margin:.5rem 0}
 .m{display:inline-block;min-width:4.5rem;font-weight:bold;font-family:monospace}
 code,.p{font-family:monospace}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}
-.a{color:#6a4c93}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
+.a{color:#6a4c93;font-weight:bold}
+ul.toc{list-style:none;padding:0;font-family:monospace}
 </style></head><body>
 <h1>{{.Title}}</h1>
-<p>Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 2.0).</p>
-<pre>{{.Intro}}</pre>
+<p>Machine-readable document: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 2.0).</p>
+<div class="intro">{{range .Intro}}<p>{{.}}</p>
+{{end}}</div>
 <h2>Operations</h2>
-{{range .Ops}}<section id="{{.Method}}{{.Path}}">
+<ul class="toc">{{range .Ops}}<li><a href="#op-{{.Method}}-{{.Path}}">{{.Method}} {{.Path}}</a> {{.Summary}}</li>
+{{end}}</ul>
+{{range .Ops}}<section id="op-{{.Method}}-{{.Path}}">
 <h3><span class="m">{{.Method}}</span> <span class="p">{{.Path}}</span></h3>
-<p>{{.Summary}}</p>{{if .Description}}<p>{{.Description}}</p>{{end}}
-<p>Access: <span class="a">{{.Access}}</span>{{if .Produces}} · Produces: {{.Produces}}{{end}}</p>
+{{if .Summary}}<p>{{.Summary}}</p>{{end}}<div class="desc">{{range .Description}}<p>{{.}}</p>{{end}}</div>
+<p>Access: <span class="a">{{.Access}}</span>{{if .Consumes}} · Consumes: {{.Consumes}}{{end}}{{if .Produces}} · Produces: {{.Produces}}{{end}}</p>
 {{if .Params}}<table><tr><th>parameter</th><th>in</th><th>type</th><th>required</th><th>description</th></tr>
-{{range .Params}}<tr><td><code>{{.Name}}</code></td><td>{{.In}}</td><td>{{.Type}}{{if .Format}} ({{.Format}}){{end}}</td><td>{{if .Required}}yes{{end}}</td><td>{{.Description}}</td></tr>
+{{range .Params}}<tr><td><code>{{.Name}}</code></td><td>{{.In}}</td><td>{{template "type" .Type}}</td><td>{{if .Required}}yes{{end}}</td><td>{{.Description}}</td></tr>
 {{end}}</table>{{end}}
-{{if .Request}}<p>Request body: <a href="#def-{{.Request}}">{{.Request}}</a></p>{{end}}
-{{if .Response}}<p>Response: {{.Response}}</p>{{end}}
+{{if .Request.Text}}<p>Request body: {{template "type" .Request}}</p>{{end}}
+<table><tr><th>status</th><th>description</th><th>schema</th></tr>
+{{range .Responses}}<tr><td>{{.Status}}</td><td>{{.Description}}</td><td>{{template "type" .Schema}}</td></tr>
+{{end}}</table>
 </section>
 {{end}}
 <h2>Definitions</h2>
 {{range .Defs}}<section id="def-{{.Name}}"><h3 class="p">{{.Name}}</h3>
-{{if .Props}}<table><tr><th>field</th><th>type</th><th>description</th></tr>
-{{range .Props}}<tr><td><code>{{.Name}}</code></td><td>{{.Type}}</td><td>{{.Description}}</td></tr>
+{{if .Description}}<p>{{.Description}}</p>{{end}}
+{{if .Props}}<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>
+{{range .Props}}<tr><td><code>{{.Name}}</code></td><td>{{template "type" .Type}}</td><td>{{if .Required}}yes{{end}}</td><td>{{.Description}}</td></tr>
 {{end}}</table>{{end}}</section>
 {{end}}
 </body></html>
-`))
+{{define "type"}}{{if .Def}}<a href="#def-{{.Def}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}{{end}}`
