@@ -9,6 +9,7 @@ package apidocs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -28,7 +29,7 @@ type Route struct {
 	Tags                               []string
 	RequestContentTypes                []string
 	ResponseContentTypes               []string
-	RequestSchema, ResponseSchema      map[string]any // Swagger 2.0 schema objects, optional
+	RequestSchema, ResponseSchema      map[string]any    // Swagger 2.0 schema objects, optional
 	Responses                          map[string]string // extra status -> description
 }
 
@@ -81,7 +82,7 @@ func Build(spec []byte, extra []Route, roleOf func(operationID string) (role str
 		return nil, fmt.Errorf("parse generated openapi document: %w", err)
 	}
 	if doc == nil {
-		return nil, fmt.Errorf("parse generated openapi document: not a JSON object")
+		return nil, errors.New("parse generated openapi document: not a JSON object")
 	}
 	paths, err := objectAt(doc, "paths")
 	if err != nil {

@@ -1,8 +1,8 @@
 package apidocs_test
 
 import (
+	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,40 +11,208 @@ import (
 	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
 )
 
-func build(t *testing.T) []byte {
-	t.Helper()
-	roles := map[string]string{"AuthService_WhoAmI": "reader", "AuditService_ListAuditEvents": "admin"}
-	doc, err := apidocs.Build(openapi.Spec, []apidocs.Route{
-		{Method: "GET", Path: "/v1/health", Public: true, Summary: "Health", ResponseSchema: map[string]any{"type": "object"}},
-		{Method: "POST", Path: "/v1/run", MinRole: "reader", Summary: "Run <script>alert(1)</script>", ResponseContentTypes: []string{"text/event-stream"}},
-	}, func(id string) (string, bool) { r, ok := roles[id]; return r, ok })
-	require.NoError(t, err)
+// roleOf stands in for the proto access options: the gateway passes a resolver that
+// reads them, the tests a table. RetrievalService_UpdateCorpus is left out on purpose.
+func roleOf(id string) (string, bool) {
+	r, ok := map[string]string{
+		"AuthService_WhoAmI":           "reader",
+		"AuthService_ListApiKeys":      "admin",
+		"AuthService_RevokeApiKey":     "admin",
+		"AuthService_UpdateApiKey":     "admin",
+		"AuditService_ListAuditEvents": "admin",
+		"RetrievalService_ListCorpora": "reader",
+		"RetrievalService_GetCorpus":   "reader",
+	}[id]
+	return r, ok
+}
+
+func extraRoutes() []apidocs.Route {
+	return []apidocs.Route{
+		{Method: "GET", Path: "/v1/health", Public: true, Summary: "Health", Tags: []string{"Operations"},
+			ResponseSchema: map[string]any{"type": "object"}, Responses: map[string]string{"503": "SERVICE_UNAVAILABLE"}},
+		{Method: "POST", Path: "/v1/run", MinRole: "reader", Summary: "Run <script>alert(1)</script>",
+			RequestSchema:        map[string]any{"type": "object", "properties": map[string]any{"query": map[string]any{"type": "string"}}},
+			ResponseContentTypes: []string{"text/event-stream"}, ResponseSchema: map[string]any{"type": "string"}},
+	}
+}
+
+func build(tb testing.TB, extra []apidocs.Route) []byte {
+	tb.Helper()
+	doc, err := apidocs.Build(openapi.Spec, extra, roleOf)
+	require.NoError(tb, err)
 	return doc
 }
 
-func TestBuildEnvelopesAndRoles(t *testing.T) {
+func decode(tb testing.TB, doc []byte) map[string]any {
+	tb.Helper()
 	var d map[string]any
-	require.NoError(t, json.Unmarshal(build(t), &d))
-	require.Equal(t, "NexusRAG API", d["info"].(map[string]any)["title"])
-	paths := d["paths"].(map[string]any)
+	require.NoError(tb, json.Unmarshal(doc, &d))
+	return d
+}
 
-	whoami := paths["/v1/auth/whoami"].(map[string]any)["get"].(map[string]any)
-	require.Equal(t, "reader", whoami["x-nexusrag-min-role"])
-	ok := whoami["responses"].(map[string]any)["200"].(map[string]any)["schema"].(map[string]any)
-	props := ok["properties"].(map[string]any)
-	require.Equal(t, "#/definitions/v1WhoAmIResponse", props["data"].(map[string]any)["$ref"], "200 is enveloped")
-	require.Equal(t, "#/definitions/Meta", props["meta"].(map[string]any)["$ref"])
-	require.Equal(t, "#/definitions/ErrorEnvelope", whoami["responses"].(map[string]any)["default"].(map[string]any)["schema"].(map[string]any)["$ref"])
+// at walks a decoded document by keys.
+func at(tb testing.TB, v any, keys ...string) any {
+	tb.Helper()
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		require.Truef(tb, ok, "%q: parent is %T, not an object", k, v)
+		v, ok = m[k]
+		require.Truef(tb, ok, "missing key %q", k)
+	}
+	return v
+}
 
-	health := paths["/v1/health"].(map[string]any)["get"].(map[string]any)
-	require.Equal(t, []any{}, health["security"], "public route")
-	run := paths["/v1/run"].(map[string]any)["post"].(map[string]any)
-	require.Equal(t, "reader", run["x-nexusrag-min-role"])
-	require.Contains(t, d["securityDefinitions"], "bearer")
+func TestBuildTopLevel(t *testing.T) {
+	doc := build(t, extraRoutes())
+	require.True(t, json.Valid(doc))
+	require.Equal(t, doc, build(t, extraRoutes()), "deterministic output")
+
+	d := decode(t, doc)
+	require.Equal(t, "2.0", d["swagger"])
+	require.Equal(t, "NexusRAG API", at(t, d, "info", "title"))
+	require.Equal(t, "v1", at(t, d, "info", "version"))
+	require.Equal(t, "/", d["basePath"])
+	require.Equal(t, map[string]any{"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>"},
+		at(t, d, "securityDefinitions", "bearer"))
+	require.Equal(t, []any{map[string]any{"bearer": []any{}}}, d["security"])
+	require.Equal(t, "string", at(t, d, "definitions", "Meta", "properties", "request_id", "type"))
+	require.Equal(t, "string", at(t, d, "definitions", "Meta", "properties", "api_version", "type"))
+	require.Equal(t, "#/definitions/Meta", at(t, d, "definitions", "ErrorEnvelope", "properties", "meta", "$ref"))
+	for _, field := range []string{"code", "message", "details"} {
+		at(t, d, "definitions", "ErrorEnvelope", "properties", "error", "properties", field)
+	}
+	require.Contains(t, d["tags"], map[string]any{"name": "Operations"}, "extra tags are declared")
+}
+
+func TestBuildIntroDocumentsTheContract(t *testing.T) {
+	intro := at(t, decode(t, build(t, nil)), "info", "description").(string)
+	for _, want := range []string{
+		`"data"`, `"meta"`, `"request_id"`, `"api_version": "v1"`, `"error"`, `"code"`, `"details"`,
+		"Authorization: Bearer <api key>",
+		"Idempotency-Key", "128", "24 hours", "409 IDEMPOTENCY_KEY_CONFLICT",
+		"X-Request-Id",
+		"Deprecation: true", "Sunset: Sun, 10 May 2026 00:00:00 +0000",
+		`Link: </v1/docs>; rel="successor-version"`, "410 ENDPOINT_SUNSET",
+	} {
+		require.Contains(t, intro, want)
+	}
+}
+
+func TestBuildOperations(t *testing.T) {
+	d := decode(t, build(t, extraRoutes()))
+	tests := []struct {
+		method, path string
+		role         string // "" means no x-nexusrag-min-role
+		public       bool
+		okSchema     map[string]any // the 200 schema
+	}{
+		{"get", "/v1/auth/whoami", "reader", false, envelopeOf(ref("v1WhoAmIResponse"))},
+		{"get", "/v1/audit/events", "admin", false, envelopeOf(ref("v1ListAuditEventsResponse"))},
+		{"delete", "/v1/api-keys/{key_id}", "admin", false, envelopeOf(ref("v1RevokeApiKeyResponse"))},
+		{"patch", "/v1/corpora/{corpus_id}", "", false, envelopeOf(ref("v1UpdateCorpusResponse"))}, // roleOf has no answer
+		{"get", "/v1/health", "", true, envelopeOf(map[string]any{"type": "object"})},
+		{"post", "/v1/run", "reader", false, map[string]any{"type": "string"}}, // event stream: not enveloped
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			op := at(t, d, "paths", tt.path, tt.method).(map[string]any)
+			responses := op["responses"].(map[string]any)
+			require.Equal(t, tt.okSchema, at(t, responses, "200", "schema"))
+			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "default", "schema"))
+
+			if tt.role == "" {
+				require.NotContains(t, op, "x-nexusrag-min-role")
+			} else {
+				require.Equal(t, tt.role, op["x-nexusrag-min-role"])
+				require.Contains(t, op["description"], "Requires role "+tt.role+" or higher.")
+			}
+			if tt.public {
+				require.Equal(t, []any{}, op["security"])
+				require.NotContains(t, responses, "401")
+				require.NotContains(t, responses, "403")
+				return
+			}
+			require.NotContains(t, op, "security", "protected routes use the global requirement")
+			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "401", "schema"))
+			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "403", "schema"))
+		})
+	}
+}
+
+func TestBuildExtraRouteDetails(t *testing.T) {
+	upload := apidocs.Route{
+		Method: "POST", Path: "/v1/documents", MinRole: "editor", Summary: "Upload a document",
+		RequestContentTypes: []string{"multipart/form-data"},
+		RequestSchema: map[string]any{"type": "object", "required": []string{"file"}, "properties": map[string]any{
+			"file":  map[string]any{"type": "file", "description": "The document."},
+			"title": map[string]any{"type": "string"},
+		}},
+		ResponseSchema: ref("v1Corpus"),
+		Responses:      map[string]string{"413": "PAYLOAD_TOO_LARGE", "202": "Accepted; ingestion is queued."},
+	}
+	d := decode(t, build(t, append(extraRoutes(), upload)))
+
+	op := at(t, d, "paths", "/v1/documents", "post").(map[string]any)
+	require.Equal(t, []any{"multipart/form-data"}, op["consumes"])
+	require.Equal(t, []any{
+		map[string]any{"name": "file", "in": "formData", "required": true, "type": "file", "description": "The document."},
+		map[string]any{"name": "title", "in": "formData", "required": false, "type": "string"},
+	}, op["parameters"], "multipart bodies are formData parameters in Swagger 2.0")
+	require.Equal(t, envelopeOf(ref("v1Corpus")), at(t, op, "responses", "200", "schema"))
+	require.Equal(t, ref("ErrorEnvelope"), at(t, op, "responses", "413", "schema"), "error statuses carry the error envelope")
+	require.Equal(t, map[string]any{"description": "Accepted; ingestion is queued."}, at(t, op, "responses", "202"))
+
+	run := at(t, d, "paths", "/v1/run", "post").(map[string]any)
+	require.Equal(t, "body", at(t, run, "parameters").([]any)[0].(map[string]any)["in"], "JSON bodies are one body parameter")
+	require.Equal(t, "SERVICE_UNAVAILABLE", at(t, d, "paths", "/v1/health", "get", "responses", "503", "description"))
+}
+
+func TestBuildRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		spec  string
+		extra []apidocs.Route
+	}{
+		{"invalid json", `{"paths":`, nil},
+		{"not an object", `[]`, nil},
+		{"paths not an object", `{"paths": []}`, nil},
+		{"operation not an object", `{"paths": {"/v1/x": {"get": 1}}}`, nil},
+		{"definition name taken", `{"definitions": {"Meta": {}}}`, nil},
+		{"route already documented", string(openapi.Spec), []apidocs.Route{{Method: "GET", Path: "/v1/auth/whoami"}}},
+		{"unknown method", `{}`, []apidocs.Route{{Method: "FETCH", Path: "/v1/x"}}},
+		{"relative path", `{}`, []apidocs.Route{{Method: "GET", Path: "v1/x"}}},
+		{"unknown role", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", MinRole: "owner"}}},
+		{"public with a role", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", Public: true, MinRole: "reader"}}},
+		{"bad status", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", Responses: map[string]string{"oops": "x"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := apidocs.Build([]byte(tt.spec), tt.extra, roleOf)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestBuildSkipsPathItemFields(t *testing.T) {
+	spec := `{"swagger": "2.0", "paths": {"/v1/things/{id}": {
+		"parameters": [{"name": "id", "in": "path", "required": true, "type": "string"}],
+		"x-note": "kept",
+		"get": {"operationId": "ThingService_GetThing", "responses": {"200": {"description": "ok"}}}}}}`
+	doc, err := apidocs.Build([]byte(spec), nil, nil)
+	require.NoError(t, err)
+	d := decode(t, doc)
+	require.Equal(t, "kept", at(t, d, "paths", "/v1/things/{id}", "x-note"))
+	require.Equal(t, map[string]any{"description": "ok"}, at(t, d, "paths", "/v1/things/{id}", "get", "responses", "200"), "no schema, nothing to envelope")
+
+	got, err := apidocs.Paths(doc)
+	require.NoError(t, err)
+	require.Equal(t, []apidocs.RouteInfo{{Method: "GET", Path: "/v1/things/{id}"}}, got)
+	_, err = apidocs.HTML(doc)
+	require.NoError(t, err)
 }
 
 func TestPaths(t *testing.T) {
-	got, err := apidocs.Paths(build(t))
+	got, err := apidocs.Paths(build(t, extraRoutes()))
 	require.NoError(t, err)
 	require.Equal(t, []apidocs.RouteInfo{
 		{Method: "GET", Path: "/v1/api-keys"},
@@ -58,16 +226,42 @@ func TestPaths(t *testing.T) {
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "POST", Path: "/v1/run"},
 	}, got)
+
+	_, err = apidocs.Paths([]byte(`{"paths": [`))
+	require.Error(t, err)
 }
 
-func TestHTMLListsEveryRouteAndEscapes(t *testing.T) {
-	page, err := apidocs.HTML(build(t))
+func TestHTML(t *testing.T) {
+	page, err := apidocs.HTML(build(t, extraRoutes()))
 	require.NoError(t, err)
-	html := string(page)
-	for _, p := range []string{"/v1/api-keys/{key_id}", "/v1/audit/events", "/v1/auth/whoami", "/v1/health", "/v1/run", "v1AuditEvent"} {
-		require.Contains(t, html, p)
+
+	for _, want := range []string{
+		`<a href="/v1/openapi.json">`,
+		"/v1/api-keys/{key_id}", "/v1/audit/events", "/v1/auth/whoami", "/v1/corpora/{corpus_id}", "/v1/health", "/v1/run",
+		"Idempotency-Key",              // the intro
+		`<code>include_revoked</code>`, // a query parameter
+		"string (date-time)",           // a parameter type with its format
+		`<a href="#def-v1WhoAmIResponse">envelope of v1WhoAmIResponse</a>`, // response linked to its definition
+		`<a href="#def-AuthServiceUpdateApiKeyBody">`,                      // request body linked to its definition
+		`id="def-v1AuditEvent"`, `<code>occurred_at</code>`,                // definitions with their fields
+		`id="def-ErrorEnvelope"`,
+		`<a href="#op-DELETE-v1-api-keys-key_id">`, `<section id="op-DELETE-v1-api-keys-key_id">`, // table of contents
+		"admin or higher", "reader or higher", "public",
+	} {
+		require.Contains(t, string(page), want)
 	}
-	require.NotContains(t, html, "<script>alert(1)</script>")
-	require.Contains(t, html, "&lt;script&gt;")
-	require.True(t, strings.Contains(html, "admin or higher") && strings.Contains(html, "public"))
+	require.NotContains(t, string(page), "<script>", "values from the document are escaped")
+	require.Contains(t, string(page), "Run &lt;script&gt;alert(1)&lt;/script&gt;")
+	require.Equal(t, 1, bytes.Count(page, []byte("<style>")), "styles are inline")
+	require.NotContains(t, string(page), `src="http`, "no external assets")
+	require.NotContains(t, string(page), `<link `)
+
+	_, err = apidocs.HTML([]byte("not json"))
+	require.Error(t, err)
+}
+
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/definitions/" + name} }
+
+func envelopeOf(data map[string]any) map[string]any {
+	return map[string]any{"type": "object", "properties": map[string]any{"data": data, "meta": ref("Meta")}}
 }

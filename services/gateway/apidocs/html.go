@@ -89,11 +89,11 @@ type pageView struct {
 }
 
 type operationView struct {
-	Method, Path, Summary, Access, Consumes, Produces string
-	Description                                       []string
-	Params                                            []paramView
-	Request                                           typeRef
-	Responses                                         []responseView
+	Anchor, Method, Path, Summary, Access, Consumes, Produces string
+	Description                                               []string
+	Params                                                    []paramView
+	Request                                                   typeRef
+	Responses                                                 []responseView
 }
 
 // typeRef is a schema named for a reader; Def, when set, is the definition to link to.
@@ -141,7 +141,32 @@ func operationViews(paths map[string]map[string]json.RawMessage) ([]operationVie
 		}
 		return views[i].Method < views[j].Method
 	})
+	setAnchors(views)
 	return views, nil
+}
+
+// setAnchors gives each operation a readable, unique fragment id ("op-GET-v1-api-keys-key_id").
+func setAnchors(views []operationView) {
+	taken := map[string]bool{}
+	for i := range views {
+		base := "op-" + views[i].Method + strings.Map(anchorRune, views[i].Path)
+		anchor := base
+		for n := 2; taken[anchor]; n++ {
+			anchor = fmt.Sprintf("%s-%d", base, n)
+		}
+		taken[anchor] = true
+		views[i].Anchor = anchor
+	}
+}
+
+func anchorRune(r rune) rune {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+		return r
+	case r == '{' || r == '}':
+		return -1
+	}
+	return '-'
 }
 
 func opView(method, path string, op operation) operationView {
@@ -280,9 +305,9 @@ ul.toc{list-style:none;padding:0;font-family:monospace}
 <div class="intro">{{range .Intro}}<p>{{.}}</p>
 {{end}}</div>
 <h2>Operations</h2>
-<ul class="toc">{{range .Ops}}<li><a href="#op-{{.Method}}-{{.Path}}">{{.Method}} {{.Path}}</a> {{.Summary}}</li>
+<ul class="toc">{{range .Ops}}<li><a href="#{{.Anchor}}">{{.Method}} {{.Path}}</a> {{.Summary}}</li>
 {{end}}</ul>
-{{range .Ops}}<section id="op-{{.Method}}-{{.Path}}">
+{{range .Ops}}<section id="{{.Anchor}}">
 <h3><span class="m">{{.Method}}</span> <span class="p">{{.Path}}</span></h3>
 {{if .Summary}}<p>{{.Summary}}</p>{{end}}<div class="desc">{{range .Description}}<p>{{.}}</p>{{end}}</div>
 <p>Access: <span class="a">{{.Access}}</span>{{if .Consumes}} · Consumes: {{.Consumes}}{{end}}{{if .Produces}} · Produces: {{.Produces}}{{end}}</p>
