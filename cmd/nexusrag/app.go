@@ -51,7 +51,12 @@ type app struct {
 
 	bgMu sync.Mutex
 	bg   []background
+
+	closers []func() error // run last, after gRPC has drained
 }
+
+// onClose registers a release to run at shutdown, after every server has stopped.
+func (a *app) onClose(fn func() error) { a.closers = append(a.closers, fn) }
 
 type background struct {
 	name string
@@ -235,6 +240,11 @@ func (a *app) run(ctx context.Context) error {
 }
 
 func (a *app) close() {
+	for _, fn := range a.closers {
+		if err := fn(); err != nil {
+			a.log.Warn("release at shutdown", "error", err)
+		}
+	}
 	for _, c := range a.conns {
 		_ = c.Close()
 	}

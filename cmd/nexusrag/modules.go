@@ -58,8 +58,13 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim),
-		retrieval.Cloud{Bedrock: providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 3, Timeout: 10 * time.Second})}, rec, a.log))
+	cloud := retrieval.Cloud{
+		Bedrock: providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 3, Timeout: 10 * time.Second}),
+		Vertex:  providers.NewVertex(providers.VertexOptions{Timeout: 10 * time.Second}),
+	}
+	a.onClose(cloud.Vertex.Close)
+	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc,
+		retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), cloud, rec, a.log))
 	return nil
 }
 

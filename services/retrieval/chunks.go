@@ -18,11 +18,10 @@ import (
 
 // Limits of the chunk API.
 const (
-	maxQueryChars   = 4096
-	maxChunks       = 10_000
-	maxChunkBytes   = 64 << 10
-	maxDocumentID   = 256
-	codeUnsupported = "PROVIDER_UNAVAILABLE"
+	maxQueryChars = 4096
+	maxChunks     = 10_000
+	maxChunkBytes = 64 << 10
+	maxDocumentID = 256
 )
 
 // Retrieve routes a query to the corpus's provider.
@@ -73,9 +72,15 @@ func (s *Server) route(ctx context.Context, tenant string, corpus CorpusRecord, 
 		}
 		passages, err := s.cloud.Bedrock.Retrieve(ctx, providers.BedrockTarget{KnowledgeBaseID: c.KnowledgeBaseID, Region: c.Region}, query, topK)
 		return passageHits(passages), err
+	case ProviderVertex:
+		if s.cloud.Vertex == nil {
+			return nil, apierr.New(codes.FailedPrecondition, providers.CodeVertexConfigMissing, "Vertex AI Search retrieval is not configured in this deployment")
+		}
+		passages, err := s.cloud.Vertex.Retrieve(ctx, providers.VertexTarget{Project: c.Project, Location: c.Location, ResourceID: c.ResourceID}, query, topK)
+		return passageHits(passages), err
 	}
-	return nil, apierr.New(codes.FailedPrecondition, codeUnsupported,
-		fmt.Sprintf("retrieval through %s is not available in this build", corpus.Config.Provider), "provider", corpus.Config.Provider)
+	// ParseProviderConfig admits only the providers above.
+	return nil, fmt.Errorf("corpus %s: unrouted provider %q", corpus.CorpusID, corpus.Config.Provider)
 }
 
 func passageHits(ps []providers.Passage) []hit {

@@ -198,5 +198,5 @@ func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c3", AllowMissing: true, ProviderConfigJson: vertex})
 	require.NoError(t, err)
 	_, err = client.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c3", Query: "x"})
-	require.Equal(t, "PROVIDER_UNAVAILABLE", code(err), "Vertex AI Search is the next provider to land")
+	require.Equal(t, "VERTEX_RETRIEVAL_CONFIG_MISSING", code(err), "no Vertex client in this deployment")
 }

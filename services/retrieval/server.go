@@ -37,6 +37,7 @@ type Server struct {
 // Cloud are the cloud backends; a nil one answers its provider's CONFIG_MISSING code.
 type Cloud struct {
 	Bedrock *providers.Bedrock
+	Vertex  *providers.Vertex
 }
 
 // NewServer returns the RetrievalService implementation; embedder embeds chunks and
