@@ -439,3 +439,33 @@ func TestCorporaOverHTTP(t *testing.T) {
 		return len(evs) == 1 && evs[0]["resource_id"] == "c1"
 	}, 5*time.Second, 50*time.Millisecond, "one successful update audited; refused ones are not")
 }
+
+func TestProviderSmoke(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, admin := p.createKey("t1", "admin")
+	configs := map[string]string{
+		"local":   `{}`,
+		"bedrock": `{"retrieval":{"provider":"aws_bedrock_kb","knowledge_base_id":"KB1","region":"us-east-1"}}`,
+		"vertex":  `{"retrieval":{"provider":"gcp_vertex","project":"my-project","location":"global","resource_id":"ds-1"}}`,
+	}
+	for id, cfg := range configs {
+		r := p.do(http.MethodPatch, "/v1/corpora/"+id, admin, `{"allow_missing":true,"provider_config_json":`+cfg+`}`)
+		require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	}
+	upsertThroughGRPC(t, p.GRPC, "t1", "local", "gates", "The release gates for Agent 2.0 are green suites and a load test.")
+	upsertThroughGRPC(t, p.GRPC, "t1", "local", "cooking", "Risotto needs warm stock.")
+
+	out, err := run(t, p.env, "", "provider-smoke", "--tenant", "t1", "--corpus", "local", "--query", "release gates", "--top-k", "2")
+	require.NoError(t, err)
+	require.Contains(t, out, "provider: local_pgvector")
+	require.Contains(t, out, "gates:0")
+
+	for corpus, code := range map[string]string{"bedrock": "AWS_CONFIG_MISSING", "vertex": "VERTEX_RETRIEVAL_CONFIG_MISSING", "nope": "NOT_FOUND"} {
+		out, err := run(t, p.env, "", "provider-smoke", "--tenant", "t1", "--corpus", corpus, "--query", "test query", "--top-k", "5")
+		require.Error(t, err, corpus)
+		require.Contains(t, out, "error: "+code+":", corpus)
+	}
+	out, err = run(t, p.env, "", "provider-smoke", "--tenant", "t2", "--corpus", "local", "--query", "release gates")
+	require.Error(t, err)
+	require.Contains(t, out, "error: NOT_FOUND:", "another tenant's corpus does not exist for t2")
+}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 )
 
@@ -62,4 +63,18 @@ func recordThroughGRPC(t *testing.T, addr string, metadata map[string]any) {
 	})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, res.GetRecorded())
+}
+
+// upsertThroughGRPC indexes chunks the way the ingest worker does.
+func upsertThroughGRPC(t *testing.T, addr, tenant, corpus, document string, texts ...string) {
+	t.Helper()
+	conn, err := grpcx.Dial(addr, nil)
+	require.NoError(t, err)
+	defer conn.Close()
+	req := &retrievalv1.UpsertChunksRequest{TenantId: tenant, CorpusId: corpus, DocumentId: document}
+	for _, tx := range texts {
+		req.Chunks = append(req.Chunks, &retrievalv1.ChunkInput{Text: tx})
+	}
+	_, err = retrievalv1.NewRetrievalServiceClient(conn).UpsertChunks(context.Background(), req)
+	require.NoError(t, err)
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,9 +28,11 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), migrateCmd(), apikeyCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), apikeyCmd(), providerSmokeCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "nexusrag:", err)
+		if !errors.Is(err, errSmokeFailed) { // already reported on standard output
+			fmt.Fprintln(os.Stderr, "nexusrag:", err)
+		}
 		os.Exit(1)
 	}
 }
