@@ -52,7 +52,7 @@ provider (local_pgvector, aws_bedrock_kb or gcp_vertex). It exits 1 with the err
 }
 
 func providerSmoke(ctx context.Context, tenant, corpus, query string, topK int) error {
-	cfg, _, err := loadPlatform(os.Stderr)
+	cfg, log, err := loadPlatform(os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func providerSmoke(ctx context.Context, tenant, corpus, query string, topK int) 
 		Vertex:  providers.NewVertex(providers.VertexOptions{Timeout: 15 * time.Second}),
 	}
 	defer cloud.Vertex.Close()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: log}) // causes of internal errors go to standard error
 	srv.Register(&retrievalv1.RetrievalService_ServiceDesc,
 		retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), cloud, nopRecorder{}, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)

@@ -155,8 +155,12 @@ func (ic *interceptors) panicked(ctx context.Context, method string, r any) erro
 // finish normalizes the error so that every failure carries a stable code, then logs and
 // measures the call. Unexpected errors are logged in full and returned without their text.
 func (ic *interceptors) finish(ctx context.Context, method string, start time.Time, err error) error {
+	cause := err
 	err = Normalize(ctx, err)
 	code := status.Code(err)
+	if code == codes.Internal && cause != nil && cause != err {
+		ic.log.ErrorContext(ctx, "internal error", "method", method, "error", cause.Error())
+	}
 	elapsed := time.Since(start)
 	if ic.latency != nil {
 		ic.latency.WithLabelValues(method, code.String()).Observe(elapsed.Seconds())

@@ -3,6 +3,8 @@ package grpcx_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -136,4 +138,19 @@ func TestMethodAccessReadsTheOption(t *testing.T) {
 	require.Equal(t, apiv1.Role_ROLE_ADMIN, grpcx.MethodAccess("/nexusrag.governance.v1.AuditService/ListAuditEvents").GetMinRole())
 	require.True(t, grpcx.MethodAccess("/nexusrag.governance.v1.AuditService/RecordEvents").GetInternal())
 	require.Nil(t, grpcx.MethodAccess("/nexusrag.governance.v1.AuditService/Nope"))
+}
+
+func TestInternalErrorCauseIsLoggedNotReturned(t *testing.T) {
+	var logs strings.Builder
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	fake := &auditFake{seen: make(chan principal.Principal, 1)}
+	srv.Register(&governancev1.AuditService_ServiceDesc, fake)
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	defer stop()
+	ctx := principal.With(context.Background(), principal.Principal{TenantID: "plain-error", Role: apiv1.Role_ROLE_ADMIN})
+	_, err = governancev1.NewAuditServiceClient(conn).ListAuditEvents(ctx, &governancev1.ListAuditEventsRequest{})
+	<-fake.seen
+	require.Equal(t, "internal error", status.Convert(err).Message())
+	require.Contains(t, logs.String(), "relation secret_table does not exist", "the operator sees the cause")
 }
