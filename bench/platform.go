@@ -26,6 +26,7 @@ type benchEnv struct {
 	adminURL string
 	env      []string
 	httpURL  string
+	grpcAddr string
 	key      string
 	serve    *exec.Cmd
 	duration time.Duration
@@ -119,28 +120,37 @@ func (e *benchEnv) startServe(ctx context.Context) error {
 		_ = e.serve.Process.Signal(os.Interrupt)
 		_ = e.serve.Wait()
 	})
-	addr, err := readyAddr(stdout, "nexusrag ready", "http")
+	rec, err := readyRecord(stdout, "nexusrag ready")
 	if err != nil {
 		return fmt.Errorf("nexusrag serve: %w", err)
 	}
-	e.httpURL = "http://" + addr
+	httpAddr, _ := rec["http"].(string)
+	e.grpcAddr, _ = rec["grpc"].(string)
+	e.httpURL = "http://" + httpAddr
 	return nil
 }
 
-// readyAddr reads JSON log lines until the one whose msg is want, returns its field, and
-// keeps draining the rest so the process never blocks on a full pipe.
+// readyAddr reads JSON log lines until the one whose msg is want and returns its field.
 func readyAddr(r io.Reader, want, field string) (string, error) {
+	rec, err := readyRecord(r, want)
+	if err != nil {
+		return "", err
+	}
+	addr, _ := rec[field].(string)
+	return strings.TrimSpace(addr), nil
+}
+
+// readyRecord reads JSON log lines until the one whose msg is want, returns it, and keeps
+// draining the rest so the process never blocks on a full pipe.
+func readyRecord(r io.Reader, want string) (map[string]any, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	deadline := time.AfterFunc(60*time.Second, func() {})
-	defer deadline.Stop()
 	for sc.Scan() {
 		var rec map[string]any
 		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == want {
 			go func() { _, _ = io.Copy(io.Discard, r) }()
-			addr, _ := rec[field].(string)
-			return strings.TrimSpace(addr), nil
+			return rec, nil
 		}
 	}
-	return "", errors.New("exited before it was ready")
+	return nil, errors.New("exited before it was ready")
 }

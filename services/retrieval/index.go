@@ -126,6 +126,7 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document strin
 	ords, lengths := make([]int32, len(rows)), make([]int32, len(rows))
 	var pTerms, pChunks []string
 	var pTF, pLen []int32
+	var pImpact []float32
 	df := map[string]int32{}
 	for i, r := range rows {
 		ids[i], texts[i], metas[i], ords[i], lengths[i] = r.id, r.text, string(r.metadata), int32(r.ordinal), int32(r.length)
@@ -133,6 +134,7 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document strin
 		terms += int64(r.length)
 		for t, n := range r.terms {
 			pTerms, pChunks, pTF, pLen = append(pTerms, t), append(pChunks, r.id), append(pTF, int32(n)), append(pLen, int32(r.length))
+			pImpact = append(pImpact, Impact(n, r.length))
 			df[t]++
 		}
 	}
@@ -144,9 +146,9 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document strin
 		return 0, 0, fmt.Errorf("insert chunks of document %s: %w", document, err)
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO retrieval.postings (tenant_id, corpus_id, term, chunk_id, tf, term_count)
-		SELECT $1, $2, t, c, tf, len FROM unnest($3::text[], $4::text[], $5::int[], $6::int[]) AS u(t, c, tf, len)`,
-		tenant, corpus, pTerms, pChunks, pTF, pLen); err != nil {
+		INSERT INTO retrieval.postings (tenant_id, corpus_id, term, chunk_id, tf, term_count, impact)
+		SELECT $1, $2, t, c, tf, len, imp FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::real[]) AS u(t, c, tf, len, imp)`,
+		tenant, corpus, pTerms, pChunks, pTF, pLen, pImpact); err != nil {
 		return 0, 0, fmt.Errorf("insert postings of document %s: %w", document, err)
 	}
 	dfTerms := make([]string, 0, len(df))
@@ -241,7 +243,18 @@ const (
 	// at a quarter weight they break ties and catch word pairs (0.329).
 	lexicalWeight = 1.0
 	vectorWeight  = 0.25
+	// postingsPerTerm bounds what one query term reads: its highest-impact postings.
+	postingsPerTerm = 1000
+	// impactRefLen is the chunk length at which impact is computed (see Impact).
+	impactRefLen = 100.0
 )
+
+// Impact is a term's BM25 term-frequency part in a chunk at a reference average length:
+// the order in which a term's postings are read. Exact BM25, with the corpus's real
+// average length, is computed at query time on the postings read.
+func Impact(tf, length int) float32 {
+	return float32(float64(tf) * (bm25K1 + 1) / (float64(tf) + bm25K1*(1-bm25B+bm25B*float64(length)/impactRefLen)))
+}
 
 // hybridSQL is the whole local search in one statement, so that it costs one round trip.
 // The vector arm uses the partial HNSW index of its dimension (same cast, same predicate).
@@ -250,8 +263,11 @@ func hybridSQL(dim int) string {
 WITH q(term, idf) AS (SELECT * FROM unnest($3::text[], $4::float8[])),
 lex AS (
 	SELECT p.chunk_id, row_number() OVER (ORDER BY sum(q.idf * p.tf * (%[2]g + 1) / (p.tf + %[2]g * (1 - %[3]g + %[3]g * p.term_count / $5))) DESC) AS r
-	  FROM retrieval.postings p JOIN q ON q.term = p.term
-	 WHERE p.tenant_id = $1 AND p.corpus_id = $2 AND p.term = ANY($3) -- the primary key serves each term
+	  FROM q CROSS JOIN LATERAL (
+		-- each term's best postings only: a frequent term cannot make the query read the corpus
+		SELECT chunk_id, tf, term_count FROM retrieval.postings
+		 WHERE tenant_id = $1 AND corpus_id = $2 AND term = q.term
+		 ORDER BY impact DESC LIMIT %[7]d) p
 	 GROUP BY p.chunk_id
 	 ORDER BY r LIMIT $7),
 vec AS (
@@ -266,7 +282,7 @@ fused AS (
 	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $8)
 SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
   FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id
- ORDER BY f.score DESC, c.chunk_id`, dim, bm25K1, bm25B, rrfK, lexicalWeight, vectorWeight)
+ ORDER BY f.score DESC, c.chunk_id`, dim, bm25K1, bm25B, rrfK, lexicalWeight, vectorWeight, postingsPerTerm)
 }
 
 func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery) ([]hit, error) {

@@ -113,3 +113,14 @@ func isZero(v []float32) bool {
 	}
 	return true
 }
+
+// LocalSearch runs the local hybrid search without the RPC layer and returns the number
+// of hits. The benchmark measures it beside Retrieve to price the gRPC path.
+func LocalSearch(ctx context.Context, store *Store, emb Embedder, tenant, corpusID, query string, topK int) (int, error) {
+	corpus, err := store.GetCorpus(ctx, tenant, corpusID)
+	if err != nil {
+		return 0, err
+	}
+	hits, err := (&localProvider{store: store, embedder: emb}).retrieve(ctx, tenant, corpus, query, topK)
+	return len(hits), err
+}

@@ -31,7 +31,9 @@ CREATE INDEX chunks_embedding_384_idx ON retrieval.chunks
 CREATE INDEX chunks_embedding_768_idx ON retrieval.chunks
     USING hnsw ((embedding::vector(768)) vector_cosine_ops) WHERE embedding_dim = 768;
 
--- postings: one row per (term, chunk) with the term's frequency and the chunk's length.
+-- postings: one row per (term, chunk) with the term's frequency, the chunk's length and
+-- the term's impact in the chunk (BM25's tf part at a reference length), so that a query
+-- reads each term's postings best first and can stop early.
 CREATE TABLE retrieval.postings (
     tenant_id  text NOT NULL,
     corpus_id  text NOT NULL,
@@ -39,8 +41,10 @@ CREATE TABLE retrieval.postings (
     chunk_id   text NOT NULL,
     tf         int  NOT NULL,
     term_count int  NOT NULL,
+    impact     real NOT NULL,
     PRIMARY KEY (tenant_id, corpus_id, term, chunk_id)
 );
+CREATE INDEX postings_impact_idx ON retrieval.postings (tenant_id, corpus_id, term, impact DESC);
 CREATE INDEX postings_chunk_idx ON retrieval.postings (tenant_id, corpus_id, chunk_id);
 
 -- term_stats: document (chunk) frequency of each term in a corpus.

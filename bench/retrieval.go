@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/services/retrieval"
+)
+
+const (
+	benchChunks  = 100_000
+	benchTopics  = 400
+	benchQueries = 400
+)
+
+// retrievalSuite: local_pgvector top-5 over a 100k-chunk corpus, through the gRPC API of
+// the running binary beside the same search run in-process with pgx.
+func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
+	loadStart := time.Now()
+	if err := loadSyntheticCorpus(ctx, env.dbURL); err != nil {
+		return nil, fmt.Errorf("load synthetic corpus: %w", err)
+	}
+	loadTime := time.Since(loadStart)
+	queries := syntheticQueries(benchQueries)
+
+	conn, err := grpcx.Dial(env.grpcAddr, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := retrievalv1.NewRetrievalServiceClient(conn)
+	callCtx := principal.With(ctx, principal.Principal{TenantID: "bench", Role: apiv1.Role_ROLE_READER})
+	viaGRPC, err := timeQueries(queries, func(q string) (int, error) {
+		res, err := client.Retrieve(callCtx, &retrievalv1.RetrieveRequest{CorpusId: "bench-100k", Query: q, TopK: 5})
+		return len(res.GetChunks()), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgstore.Connect(ctx, env.dbURL, pgstore.Options{MaxConns: 4, RuntimeParams: retrieval.SessionParams()})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	store, emb := retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)
+	direct, err := timeQueries(queries, func(q string) (int, error) {
+		return retrieval.LocalSearch(ctx, store, emb, "bench", "bench-100k", q, 5)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []row{
+		{name: "retrieval: Retrieve top-5, 100k chunks (gRPC)", p50: ms(viaGRPC.quantile(.5)), p99: ms(viaGRPC.quantile(.99)),
+			rate: fmt.Sprintf("%.0f q/s", viaGRPC.rate()), note: fmt.Sprintf("%d queries, 1 client, %.1f hits avg", len(viaGRPC.latencies), viaGRPC.hitsAvg)},
+		{name: "baseline: same search in-process with pgx", p50: ms(direct.quantile(.5)), p99: ms(direct.quantile(.99)),
+			rate: fmt.Sprintf("%.0f q/s", direct.rate()), note: fmt.Sprintf("corpus loaded with COPY + HNSW build in %s", loadTime.Round(time.Second))},
+		{name: "ratio gRPC / in-process", p50: ratio(float64(viaGRPC.quantile(.5)), float64(direct.quantile(.5))),
+			p99: ratio(float64(viaGRPC.quantile(.99)), float64(direct.quantile(.99))), rate: ratio(viaGRPC.rate(), direct.rate()), note: "aim: at most 1.5x"},
+	}, nil
+}
+
+type queryTimes struct {
+	result
+	hitsAvg float64
+}
+
+// timeQueries runs each query once (after a warm-up pass over the first 50) from one client.
+func timeQueries(queries []string, run func(string) (int, error)) (queryTimes, error) {
+	for _, q := range queries[:50] {
+		if _, err := run(q); err != nil {
+			return queryTimes{}, err
+		}
+	}
+	var out queryTimes
+	hits := 0
+	start := time.Now()
+	for _, q := range queries {
+		t := time.Now()
+		n, err := run(q)
+		if err != nil {
+			return out, err
+		}
+		out.latencies = append(out.latencies, time.Since(t))
+		hits += n
+	}
+	out.elapsed = time.Since(start)
+	out.hitsAvg = float64(hits) / float64(len(queries))
+	slices.Sort(out.latencies)
+	return out, nil
+}
+
+// vocabulary: pseudo-words, so that topics are separable and the data is not uniform noise.
+func vocabulary(n int, rng *rand.Rand) []string {
+	syll := []string{"ka", "ro", "mi", "te", "lu", "sa", "no", "vi", "pe", "da", "go", "ri", "zu", "fe", "ha", "lo"}
+	seen := map[string]bool{}
+	var out []string
+	for len(out) < n {
+		var b strings.Builder
+		for range 2 + rng.IntN(3) {
+			b.WriteString(syll[rng.IntN(len(syll))])
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+type synth struct {
+	common []string
+	topics [][]string
+}
+
+func newSynth() synth {
+	rng := rand.New(rand.NewPCG(42, 7))
+	words := vocabulary(200+benchTopics*25, rng)
+	s := synth{common: words[:200]}
+	for i := range benchTopics {
+		s.topics = append(s.topics, words[200+i*25:200+(i+1)*25])
+	}
+	return s
+}
+
+func (s synth) text(rng *rand.Rand, topic, n int) string {
+	w := make([]string, n)
+	for i := range w {
+		if rng.Float64() < 0.7 {
+			w[i] = s.topics[topic][rng.IntN(len(s.topics[topic]))]
+		} else {
+			w[i] = s.common[rng.IntN(len(s.common))]
+		}
+	}
+	return strings.Join(w, " ")
+}
+
+func syntheticQueries(n int) []string {
+	s, rng := newSynth(), rand.New(rand.NewPCG(9, 9))
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s.text(rng, rng.IntN(benchTopics), 4+rng.IntN(5))
+	}
+	return out
+}
+
+// loadSyntheticCorpus writes the corpus straight into the retrieval schema with COPY,
+// computing terms, statistics and vectors as UpsertChunks would, and builds the HNSW
+// index after the rows are in (as one would for any bulk load).
+func loadSyntheticCorpus(ctx context.Context, dbURL string) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		return err
+	}
+	s := newSynth()
+	emb := retrieval.NewHashEmbedder(retrieval.DefaultDim)
+	type prepared struct {
+		text   string
+		vec    []float32
+		tf     map[string]int
+		length int
+	}
+	chunks := make([]prepared, benchChunks)
+	var wg sync.WaitGroup
+	workers := 4
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := w; i < benchChunks; i += workers {
+				text := s.text(rng, i%benchTopics, 40+rng.IntN(40))
+				v, _ := emb.EmbedDocuments(ctx, []string{text})
+				terms := retrieval.Terms(text)
+				tf := map[string]int{}
+				for _, t := range terms {
+					tf[t]++
+				}
+				chunks[i] = prepared{text: text, vec: v[0], tf: tf, length: len(terms)}
+			}
+		})
+	}
+	wg.Wait()
+	var total int64
+	df := map[string]int{}
+	for _, c := range chunks {
+		total += int64(c.length)
+		for t := range c.tf {
+			df[t]++
+		}
+	}
+	for _, stmt := range []string{
+		`SET maintenance_work_mem = '1GB'`,
+		`DROP INDEX IF EXISTS retrieval.chunks_embedding_384_idx`,
+		fmt.Sprintf(`INSERT INTO retrieval.corpora (tenant_id, corpus_id, name, provider_config, embedder, embedding_dim, chunk_count, term_total)
+			VALUES ('bench', 'bench-100k', 'bench', '{"retrieval":{"provider":"local_pgvector","top_k_default":5}}', '%s', %d, %d, %d)`,
+			emb.Name(), emb.Dim(), benchChunks, total),
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	i := 0
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "chunks"},
+		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "term_count", "embedding_dim", "embedding"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(chunks) {
+				return nil, nil
+			}
+			c := chunks[i]
+			doc := fmt.Sprintf("doc-%d", i)
+			i++
+			return []any{"bench", "bench-100k", doc + ":0", doc, 0, c.text, c.length, emb.Dim(), pgvector.NewVector(c.vec)}, nil
+		})); err != nil {
+		return fmt.Errorf("copy chunks: %w", err)
+	}
+	type posting struct {
+		term  string
+		chunk int
+		tf    int
+	}
+	var postings []posting
+	for ci, c := range chunks {
+		for t, n := range c.tf {
+			postings = append(postings, posting{t, ci, n})
+		}
+	}
+	j := 0
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "postings"},
+		[]string{"tenant_id", "corpus_id", "term", "chunk_id", "tf", "term_count", "impact"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if j == len(postings) {
+				return nil, nil
+			}
+			p := postings[j]
+			j++
+			return []any{"bench", "bench-100k", p.term, fmt.Sprintf("doc-%d:0", p.chunk), p.tf, chunks[p.chunk].length, retrieval.Impact(p.tf, chunks[p.chunk].length)}, nil
+		})); err != nil {
+		return fmt.Errorf("copy postings: %w", err)
+	}
+	stats := make([][]any, 0, len(df))
+	for t, n := range df {
+		stats = append(stats, []any{"bench", "bench-100k", t, n})
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "term_stats"}, []string{"tenant_id", "corpus_id", "term", "df"}, pgx.CopyFromRows(stats)); err != nil {
+		return fmt.Errorf("copy term stats: %w", err)
+	}
+	for _, stmt := range []string{
+		`CREATE INDEX chunks_embedding_384_idx ON retrieval.chunks USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE embedding_dim = 384`,
+		`ANALYZE retrieval.chunks, retrieval.postings, retrieval.term_stats, retrieval.corpora`,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
