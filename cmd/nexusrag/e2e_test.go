@@ -469,3 +469,15 @@ func TestProviderSmoke(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "error: NOT_FOUND:", "another tenant's corpus does not exist for t2")
 }
+
+func TestVertexEmbeddingsWithoutCredentialsStopStartUp(t *testing.T) {
+	env, _ := newEnv(t, "EMBEDDINGS_PROVIDER=vertex", "GOOGLE_CLOUD_PROJECT=my-project")
+	_, err := run(t, env, "", "migrate")
+	require.NoError(t, err)
+	_, err = run(t, env, "", "serve")
+	require.ErrorContains(t, err, "EMBEDDINGS_PROVIDER=vertex")
+	require.ErrorContains(t, err, "GOOGLE_APPLICATION_CREDENTIALS")
+	env, _ = newEnv(t, "EMBEDDINGS_PROVIDER=vertex")
+	_, err = run(t, env, "", "serve")
+	require.ErrorContains(t, err, "GOOGLE_CLOUD_PROJECT")
+}

@@ -50,6 +50,14 @@ func initGovernance(ctx context.Context, a *app) error {
 }
 
 func initRetrieval(ctx context.Context, a *app) error {
+	cfg, err := config.Parse[retrieval.Config](nil)
+	if err != nil {
+		return err
+	}
+	embedder, err := retrieval.NewEmbedder(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("EMBEDDINGS_PROVIDER=%s: %w", cfg.EmbeddingsProvider, err)
+	}
 	pool, err := a.postgres(ctx)
 	if err != nil {
 		return err
@@ -64,7 +72,7 @@ func initRetrieval(ctx context.Context, a *app) error {
 	}
 	a.onClose(cloud.Vertex.Close)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc,
-		retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), cloud, rec, a.log))
+		retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log))
 	return nil
 }
 
