@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
 // Metadata keys. The gateway never forwards client headers under these names.
@@ -93,4 +95,15 @@ func first(ctx context.Context, k string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// Require returns the principal of the call, or an UNAUTHENTICATED error. The grpcx
+// interceptor already refuses calls without one to methods that need a role, so a miss
+// in a handler is a wiring bug reported as such rather than a panic.
+func Require(ctx context.Context) (Principal, error) {
+	p, ok := From(ctx)
+	if !ok {
+		return Principal{}, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
+	}
+	return p, nil
 }

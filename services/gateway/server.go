@@ -5,7 +5,6 @@ import (
 	"errors"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
@@ -36,7 +35,7 @@ const maxKeyNameLen = 100
 
 // WhoAmI returns the caller.
 func (s *Server) WhoAmI(ctx context.Context, _ *gatewayv1.WhoAmIRequest) (*gatewayv1.WhoAmIResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +44,7 @@ func (s *Server) WhoAmI(ctx context.Context, _ *gatewayv1.WhoAmIRequest) (*gatew
 
 // ListApiKeys lists the caller's tenant's keys.
 func (s *Server) ListApiKeys(ctx context.Context, req *gatewayv1.ListApiKeysRequest) (*gatewayv1.ListApiKeysResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +61,7 @@ func (s *Server) ListApiKeys(ctx context.Context, req *gatewayv1.ListApiKeysRequ
 
 // UpdateApiKey renames a key of the caller's tenant.
 func (s *Server) UpdateApiKey(ctx context.Context, req *gatewayv1.UpdateApiKeyRequest) (*gatewayv1.UpdateApiKeyResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +83,7 @@ func (s *Server) UpdateApiKey(ctx context.Context, req *gatewayv1.UpdateApiKeyRe
 
 // RevokeApiKey revokes a key of the caller's tenant. Revoking twice is not an error.
 func (s *Server) RevokeApiKey(ctx context.Context, req *gatewayv1.RevokeApiKeyRequest) (*gatewayv1.RevokeApiKeyResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -98,16 +97,6 @@ func (s *Server) RevokeApiKey(ctx context.Context, req *gatewayv1.RevokeApiKeyRe
 	s.cache.Apply(k)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyRevoked, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID})
 	return &gatewayv1.RevokeApiKeyResponse{ApiKey: keyProto(k)}, nil
-}
-
-// caller returns the principal; the grpcx interceptor already refused calls without one
-// to methods that need a role, so a miss here is a wiring bug reported as such.
-func caller(ctx context.Context) (principal.Principal, error) {
-	p, ok := principal.From(ctx)
-	if !ok {
-		return principal.Principal{}, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
-	}
-	return p, nil
 }
 
 func keyProto(k KeyRecord) *gatewayv1.ApiKey {

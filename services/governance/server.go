@@ -4,10 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"google.golang.org/grpc/codes"
-
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
-	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/redact"
 )
@@ -43,9 +40,9 @@ func (s *Server) RecordEvents(ctx context.Context, req *governancev1.RecordEvent
 
 // ListAuditEvents lists the caller's tenant's events, newest first.
 func (s *Server) ListAuditEvents(ctx context.Context, req *governancev1.ListAuditEventsRequest) (*governancev1.ListAuditEventsResponse, error) {
-	p, ok := principal.From(ctx)
-	if !ok {
-		return nil, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
 	}
 	q, err := listQuery(req)
 	if err != nil {

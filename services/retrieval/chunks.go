@@ -13,6 +13,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
@@ -26,7 +27,7 @@ const (
 
 // Retrieve routes a query to the corpus's provider.
 func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest) (*retrievalv1.RetrieveResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ const (
 
 // ListCorpora lists the caller's tenant's corpora.
 func (s *Server) ListCorpora(ctx context.Context, req *retrievalv1.ListCorporaRequest) (*retrievalv1.ListCorporaResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (s *Server) ListCorpora(ctx context.Context, req *retrievalv1.ListCorporaRe
 
 // GetCorpus returns one corpus of the caller's tenant.
 func (s *Server) GetCorpus(ctx context.Context, req *retrievalv1.GetCorpusRequest) (*retrievalv1.GetCorpusResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (s *Server) GetCorpus(ctx context.Context, req *retrievalv1.GetCorpusReques
 
 // UpdateCorpus renames or reconfigures a corpus (creating it with allow_missing).
 func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpusRequest) (*retrievalv1.UpdateCorpusResponse, error) {
-	p, err := caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -141,14 +141,6 @@ func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpus
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeCorporaUpdated, Outcome: audit.OutcomeSuccess, ResourceType: "corpus", ResourceID: id,
 		Metadata: map[string]any{"created": created, "fields": fields, "provider": c.Config.Provider}})
 	return &retrievalv1.UpdateCorpusResponse{Corpus: corpusProto(c), Created: created}, nil
-}
-
-func caller(ctx context.Context) (principal.Principal, error) {
-	p, ok := principal.From(ctx)
-	if !ok {
-		return principal.Principal{}, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
-	}
-	return p, nil
 }
 
 func corpusProto(c CorpusRecord) *retrievalv1.Corpus {
