@@ -71,8 +71,9 @@ func initRetrieval(ctx context.Context, a *app) error {
 		Vertex:  providers.NewVertex(providers.VertexOptions{Timeout: 10 * time.Second}),
 	}
 	a.onClose(cloud.Vertex.Close)
-	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc,
-		retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log))
+	srv := retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log)
+	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
+	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
 	return nil
 }
 

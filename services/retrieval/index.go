@@ -40,11 +40,20 @@ type chunkRow struct {
 
 // replaceDocument swaps every chunk of a document for rows, keeping postings, document
 // frequencies and corpus counters exact, in one transaction.
-func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, embedder string, rows []chunkRow) error {
+func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, embedder string, rows []chunkRow) (err error) {
 	dim := 0
 	if len(rows) > 0 {
 		dim = len(rows[0].vector)
 	}
+	postings := 0
+	for _, r := range rows {
+		postings += len(r.terms)
+	}
+	defer func() {
+		if err == nil {
+			s.planner.add(postings)
+		}
+	}()
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err

@@ -12,10 +12,15 @@ import (
 )
 
 // Store holds the retrieval schema's tables.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool    *pgxpool.Pool
+	planner *statistics // freshness of the planner's statistics (statistics.go)
+}
 
 // NewStore returns a store over pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, planner: &statistics{threshold: defaultAnalyzeThreshold}}
+}
 
 // CorpusRecord is a stored corpus.
 type CorpusRecord struct {

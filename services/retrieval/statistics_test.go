@@ -1,0 +1,52 @@
+package retrieval
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
+)
+
+// TestBulkWritesRefreshStatistics: after enough postings are written the index is
+// analyzed, and below the threshold it is not.
+func TestBulkWritesRefreshStatistics(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: SessionParams()}, Migrations())
+	store := NewStore(pool)
+	store.planner.threshold = 200
+	_, _, err := store.UpdateCorpus(ctx, "t1", "c1", corpusPatch{}, true)
+	require.NoError(t, err)
+	emb := NewHashEmbedder(DefaultDim)
+	write := func(doc, text string) {
+		v, _ := emb.EmbedDocuments(ctx, []string{text})
+		tf := map[string]int{}
+		for _, term := range Terms(text) {
+			tf[term]++
+		}
+		require.NoError(t, store.replaceDocument(ctx, "t1", "c1", doc, emb.Name(), []chunkRow{{id: doc + ":0", text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}))
+	}
+	write("small", "a few distinct words only")
+	did, err := store.RefreshStatistics(ctx)
+	require.NoError(t, err)
+	require.False(t, did, "below the threshold")
+
+	for i := range 30 {
+		write(fmt.Sprintf("d%d", i), fmt.Sprintf("document %d talks about release gates, load tests, security reviews and launch criteria number %d", i, i*7))
+	}
+	did, err = store.RefreshStatistics(ctx)
+	require.NoError(t, err)
+	require.True(t, did)
+	require.Eventually(t, func() bool {
+		var analyzed *time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'retrieval' AND relname = 'postings'`).Scan(&analyzed))
+		return analyzed != nil
+	}, 5*time.Second, 20*time.Millisecond)
+	did, err = store.RefreshStatistics(ctx)
+	require.NoError(t, err)
+	require.False(t, did, "the counter restarts after an analyze")
+}
