@@ -48,7 +48,7 @@ const (
 const intro = `Every /v1 JSON success is {"data": <resource>, "meta": {"request_id": "...", "api_version": "v1"}}.
 Every error is {"error": {"code": "STABLE_CODE", "message": "...", "details": {...}}, "meta": {...}}.
 The code is stable and meant for programs (for example AUTH_MISSING, FORBIDDEN, MALFORMED_REQUEST,
-NOT_FOUND, PAYLOAD_TOO_LARGE, RATE_LIMITED, ROUTE_NOT_FOUND, SERVICE_UNAVAILABLE); the message is for
+NOT_FOUND, PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, SERVICE_UNAVAILABLE); the message is for
 people and may change; details carries the fields a program needs to act (for example the offending field).
 
 Authentication: send Authorization: Bearer <api key> on every route not marked public. Keys belong to a
