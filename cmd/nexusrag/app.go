@@ -29,8 +29,6 @@ import (
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
-type grpcClientConn = grpc.ClientConn
-
 // app is one process: the services it runs and what they share. Shared clients are
 // created on first use, so a process opens only what its services need.
 type app struct {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
+
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
@@ -104,7 +106,7 @@ func initGateway(ctx context.Context, a *app) error {
 	a.goBackground("api key sync", func(ctx context.Context) error { keys.Run(ctx); return nil })
 	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(store, keys, rec))
 
-	conns := map[string]*grpcClientConn{}
+	conns := map[string]*grpc.ClientConn{}
 	for _, host := range gateway.Hosts() {
 		c, err := a.conn(host)
 		if err != nil {

@@ -59,8 +59,11 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 
 // route resolves the request against the route table: unknown paths answer 404, known
 // paths with another method 405, and unversioned legacy paths are served as their /v1
-// route (with deprecation headers) or refused with 410 once switched off.
+// route (with deprecation headers) or refused with 410 once switched off. Public routes
+// go straight to next; the others through body limit, authentication and idempotency,
+// a chain built once here rather than per request.
 func (e *Edge) route(next http.Handler) http.Handler {
+	protected := e.limitBody(e.authenticate(e.idem.Middleware(next)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateOf(r.Context())
 		path := r.URL.Path
@@ -101,7 +104,7 @@ func (e *Edge) route(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		e.limitBody(e.authenticate(e.idem.Middleware(next))).ServeHTTP(w, r)
+		protected.ServeHTTP(w, r)
 	})
 }
 
