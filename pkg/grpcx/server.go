@@ -36,6 +36,10 @@ type ServerOptions struct {
 	OnForbidden ForbiddenFunc
 }
 
+// MaxMessageBytes bounds every message between NexusRAG services, above gRPC's 4 MiB
+// default: a document (INGEST_MAX_BYTES) or a batch of its chunks travels in one message.
+const MaxMessageBytes = 64 << 20
+
 // Server is a gRPC server with health and reflection registered.
 type Server struct {
 	GRPC   *grpc.Server
@@ -56,6 +60,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Telemetry.Registry.MustRegister(ic.latency)
 	}
 	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 	}

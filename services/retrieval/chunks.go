@@ -21,8 +21,12 @@ import (
 const (
 	maxQueryChars = 4096
 	maxChunks     = 10_000
-	maxChunkBytes = 64 << 10
-	maxDocumentID = 256
+	// maxChunkBytes admits the largest chunk the ingest service makes (20,000 characters
+	// of up to 4 bytes each).
+	maxChunkBytes     = 80 << 10
+	maxDocumentID     = 256
+	maxBatchDocuments = 500
+	maxBatchChunks    = 20_000
 )
 
 // Retrieve routes a query to the corpus's provider.
@@ -94,41 +98,89 @@ func passageHits(ps []providers.Passage) []hit {
 
 // UpsertChunks embeds and stores a document's chunks, replacing its previous ones.
 func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunksRequest) (*retrievalv1.UpsertChunksResponse, error) {
-	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
+	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(),
+		[]*retrievalv1.DocumentChunks{{DocumentId: req.GetDocumentId(), Chunks: req.GetChunks()}}, "")
+	if err != nil {
 		return nil, err
 	}
-	if len(req.GetChunks()) > maxChunks {
-		return nil, apierr.InvalidArgument("chunks", fmt.Sprintf("at most %d chunks per document", maxChunks))
+	return &retrievalv1.UpsertChunksResponse{ChunkCount: counts[0], Embedder: s.local.embedder.Name()}, nil
+}
+
+// UpsertDocuments embeds and stores the chunks of several documents of one corpus in one
+// transaction, replacing their previous ones.
+func (s *Server) UpsertDocuments(ctx context.Context, req *retrievalv1.UpsertDocumentsRequest) (*retrievalv1.UpsertDocumentsResponse, error) {
+	if n := len(req.GetDocuments()); n == 0 || n > maxBatchDocuments {
+		return nil, apierr.InvalidArgument("documents", fmt.Sprintf("send 1 to %d documents", maxBatchDocuments))
 	}
-	texts := make([]string, len(req.GetChunks()))
-	for i, c := range req.GetChunks() {
-		if c.GetText() == "" || len(c.GetText()) > maxChunkBytes || !utf8.ValidString(c.GetText()) {
-			return nil, apierr.InvalidArgument(fmt.Sprintf("chunks[%d].text", i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
+	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), "documents")
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.UpsertDocumentsResponse{ChunkCounts: counts, Embedder: s.local.embedder.Name()}, nil
+}
+
+// upsert validates, embeds and stores documents; field prefixes error fields ("" for the
+// single-document request).
+func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string) ([]int32, error) {
+	ids := make([]string, len(docs))
+	seen := make(map[string]bool, len(docs))
+	var texts []string
+	var inputs []*retrievalv1.ChunkInput
+	counts := make([]int32, len(docs))
+	for d, doc := range docs {
+		prefix := ""
+		if field != "" {
+			prefix = fmt.Sprintf("%s[%d].", field, d)
 		}
-		texts[i] = c.GetText()
+		if err := validateDocumentRef(tenant, corpus, doc.GetDocumentId()); err != nil {
+			return nil, err
+		}
+		if seen[doc.GetDocumentId()] {
+			return nil, apierr.InvalidArgument(prefix+"document_id", fmt.Sprintf("document %s appears twice", doc.GetDocumentId()))
+		}
+		seen[doc.GetDocumentId()] = true
+		ids[d] = doc.GetDocumentId()
+		if len(doc.GetChunks()) > maxChunks {
+			return nil, apierr.InvalidArgument(prefix+"chunks", fmt.Sprintf("at most %d chunks per document", maxChunks))
+		}
+		for i, c := range doc.GetChunks() {
+			if c.GetText() == "" || len(c.GetText()) > maxChunkBytes || !utf8.ValidString(c.GetText()) {
+				return nil, apierr.InvalidArgument(fmt.Sprintf("%schunks[%d].text", prefix, i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
+			}
+			texts = append(texts, c.GetText())
+			inputs = append(inputs, c)
+		}
+		counts[d] = int32(len(doc.GetChunks()))
+	}
+	if len(texts) > maxBatchChunks {
+		return nil, apierr.InvalidArgument(field+"chunks", fmt.Sprintf("at most %d chunks per call", maxBatchChunks))
 	}
 	vectors, err := s.local.embedder.EmbedDocuments(ctx, texts)
 	if err != nil {
 		return nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
 	}
-	rows := make([]chunkRow, len(texts))
-	for i, t := range texts {
-		terms := Terms(t)
-		tf := map[string]int{}
-		for _, term := range terms {
-			tf[term]++
+	rows := make([]chunkRow, 0, len(texts))
+	for d, doc := range docs {
+		for i := range doc.GetChunks() {
+			k := len(rows)
+			terms := Terms(texts[k])
+			tf := make(map[string]int, len(terms))
+			for _, term := range terms {
+				tf[term]++
+			}
+			md, _ := json.Marshal(inputs[k].GetMetadata().AsMap())
+			rows = append(rows, chunkRow{id: fmt.Sprintf("%s:%d", ids[d], i), document: ids[d], text: texts[k], ordinal: i,
+				metadata: md, terms: tf, length: len(terms), vector: vectors[k]})
 		}
-		md, _ := json.Marshal(req.GetChunks()[i].GetMetadata().AsMap())
-		rows[i] = chunkRow{id: fmt.Sprintf("%s:%d", req.GetDocumentId(), i), text: t, ordinal: i, metadata: md, terms: tf, length: len(terms), vector: vectors[i]}
 	}
-	err = s.store.replaceDocument(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId(), s.local.embedder.Name(), rows)
+	err = s.store.replaceDocuments(ctx, tenant, corpus, s.local.embedder.Name(), ids, rows)
 	if errors.Is(err, errCorpusNotFound) {
-		return nil, apierr.NotFound("corpus", req.GetCorpusId())
+		return nil, apierr.NotFound("corpus", corpus)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &retrievalv1.UpsertChunksResponse{ChunkCount: int32(len(rows)), Embedder: s.local.embedder.Name()}, nil
+	return counts, nil
 }
 
 // DeleteDocumentChunks removes a document's chunks.

@@ -30,17 +30,18 @@ var indexedDims = []int{384, 768}
 
 // chunkRow is one chunk ready to store.
 type chunkRow struct {
-	id, text string
-	ordinal  int
-	metadata []byte
-	terms    map[string]int
-	length   int
-	vector   []float32
+	id, document, text string
+	ordinal            int
+	metadata           []byte
+	terms              map[string]int
+	length             int
+	vector             []float32
 }
 
-// replaceDocument swaps every chunk of a document for rows, keeping postings, document
-// frequencies and corpus counters exact, in one transaction.
-func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, embedder string, rows []chunkRow) (err error) {
+// replaceDocuments swaps every chunk of the given documents for rows (which belong to
+// those documents), keeping postings, document frequencies and corpus counters exact, in
+// one transaction. A document in documents without rows ends with no chunks.
+func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder string, documents []string, rows []chunkRow) (err error) {
 	dim := 0
 	if len(rows) > 0 {
 		dim = len(rows[0].vector)
@@ -73,11 +74,11 @@ func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, e
 				fmt.Sprintf("corpus %s is indexed with %s (%d dimensions); these chunks come from %s (%d): reindex the corpus to switch",
 					corpus, *current, *currentDim, embedder, dim), "corpus_id", corpus, "corpus_embedder", *current, "chunk_embedder", embedder)
 		}
-		removed, removedTerms, err := deleteDocument(ctx, tx, tenant, corpus, document)
+		removed, removedTerms, err := deleteDocuments(ctx, tx, tenant, corpus, documents)
 		if err != nil {
 			return err
 		}
-		added, addedTerms, err := insertChunks(ctx, tx, tenant, corpus, document, dim, rows)
+		added, addedTerms, err := insertChunks(ctx, tx, tenant, corpus, dim, rows)
 		if err != nil {
 			return err
 		}
@@ -94,12 +95,12 @@ func (s *Store) replaceDocument(ctx context.Context, tenant, corpus, document, e
 	})
 }
 
-// deleteDocument removes a document's chunks and postings and lowers the document
-// frequencies of its terms; it returns the chunks and term occurrences removed.
-func deleteDocument(ctx context.Context, tx pgx.Tx, tenant, corpus, document string) (chunks, terms int64, err error) {
+// deleteDocuments removes documents' chunks and postings and lowers the document
+// frequencies of their terms; it returns the chunks and term occurrences removed.
+func deleteDocuments(ctx context.Context, tx pgx.Tx, tenant, corpus string, documents []string) (chunks, terms int64, err error) {
 	err = tx.QueryRow(ctx, `
 		WITH gone AS (
-			DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND corpus_id = $2 AND document_id = $3
+			DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND corpus_id = $2 AND document_id = ANY($3::text[])
 			RETURNING chunk_id, term_count),
 		gone_postings AS (
 			DELETE FROM retrieval.postings p USING gone
@@ -111,7 +112,7 @@ func deleteDocument(ctx context.Context, tx pgx.Tx, tenant, corpus, document str
 			 WHERE t.tenant_id = $1 AND t.corpus_id = $2 AND t.term = c.term
 			RETURNING 1)
 		SELECT (SELECT count(*) FROM gone), (SELECT COALESCE(sum(term_count), 0) FROM gone), (SELECT count(*) FROM lowered)`,
-		tenant, corpus, document).Scan(&chunks, &terms, new(int64))
+		tenant, corpus, documents).Scan(&chunks, &terms, new(int64))
 	if err != nil || chunks == 0 {
 		return chunks, terms, err
 	}
@@ -127,18 +128,19 @@ func lockCorpus(ctx context.Context, tx pgx.Tx, tenant, corpus string) error {
 	return err
 }
 
-func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document string, dim int, rows []chunkRow) (chunks, terms int64, err error) {
+func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus string, dim int, rows []chunkRow) (chunks, terms int64, err error) {
 	if len(rows) == 0 {
 		return 0, 0, nil
 	}
-	ids, texts, metas, vectors := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
-	ords, lengths := make([]int32, len(rows)), make([]int32, len(rows))
+	n := len(rows)
+	ids, docs, texts, metas, vectors := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ords, lengths := make([]int32, n), make([]int32, n)
 	var pTerms, pChunks []string
 	var pTF, pLen []int32
 	var pImpact []float32
 	df := map[string]int32{}
 	for i, r := range rows {
-		ids[i], texts[i], metas[i], ords[i], lengths[i] = r.id, r.text, string(r.metadata), int32(r.ordinal), int32(r.length)
+		ids[i], docs[i], texts[i], metas[i], ords[i], lengths[i] = r.id, r.document, r.text, string(r.metadata), int32(r.ordinal), int32(r.length)
 		vectors[i] = pgvector.NewVector(r.vector).String()
 		terms += int64(r.length)
 		for t, n := range r.terms {
@@ -149,16 +151,16 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document strin
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO retrieval.chunks (tenant_id, corpus_id, chunk_id, document_id, ordinal, text, metadata, term_count, embedding_dim, embedding)
-		SELECT $1, $2, id, $3, ord, txt, meta::jsonb, len, $4, vec::vector
-		  FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[]) AS u(id, ord, txt, meta, len, vec)`,
-		tenant, corpus, document, dim, ids, ords, texts, metas, lengths, vectors); err != nil {
-		return 0, 0, fmt.Errorf("insert chunks of document %s: %w", document, err)
+		SELECT $1, $2, id, doc, ord, txt, meta::jsonb, len, $3, vec::vector
+		  FROM unnest($4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[]) AS u(id, doc, ord, txt, meta, len, vec)`,
+		tenant, corpus, dim, ids, docs, ords, texts, metas, lengths, vectors); err != nil {
+		return 0, 0, fmt.Errorf("insert %d chunks: %w", n, err)
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO retrieval.postings (tenant_id, corpus_id, term, chunk_id, tf, term_count, impact)
 		SELECT $1, $2, t, c, tf, len, imp FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::real[]) AS u(t, c, tf, len, imp)`,
 		tenant, corpus, pTerms, pChunks, pTF, pLen, pImpact); err != nil {
-		return 0, 0, fmt.Errorf("insert postings of document %s: %w", document, err)
+		return 0, 0, fmt.Errorf("insert postings of %d chunks: %w", n, err)
 	}
 	dfTerms := make([]string, 0, len(df))
 	for t := range df {
@@ -176,7 +178,7 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus, document strin
 		tenant, corpus, dfTerms, dfCounts); err != nil {
 		return 0, 0, fmt.Errorf("update term statistics: %w", err)
 	}
-	return int64(len(rows)), terms, nil
+	return int64(n), terms, nil
 }
 
 // corpusStats are what BM25 needs about a corpus and a query's terms.
@@ -326,7 +328,7 @@ func (s *Store) deleteDocumentChunks(ctx context.Context, tenant, corpus, docume
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err
 		}
-		removed, removedTerms, err := deleteDocument(ctx, tx, tenant, corpus, document)
+		removed, removedTerms, err := deleteDocuments(ctx, tx, tenant, corpus, []string{document})
 		if err != nil || removed == 0 {
 			n = removed
 			return err

@@ -28,7 +28,7 @@ func TestBulkWritesRefreshStatistics(t *testing.T) {
 		for _, term := range Terms(text) {
 			tf[term]++
 		}
-		require.NoError(t, store.replaceDocument(ctx, "t1", "c1", doc, emb.Name(), []chunkRow{{id: doc + ":0", text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}))
+		require.NoError(t, store.replaceDocuments(ctx, "t1", "c1", emb.Name(), []string{doc}, []chunkRow{{id: doc + ":0", document: doc, text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}))
 	}
 	write("small", "a few distinct words only")
 	did, err := store.RefreshStatistics(ctx)

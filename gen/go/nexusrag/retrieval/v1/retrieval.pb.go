@@ -809,6 +809,173 @@ func (x *UpsertChunksResponse) GetEmbedder() string {
 	return ""
 }
 
+// DocumentChunks are the chunks of one document, in document order.
+type DocumentChunks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DocumentId    string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	Chunks        []*ChunkInput          `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DocumentChunks) Reset() {
+	*x = DocumentChunks{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DocumentChunks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DocumentChunks) ProtoMessage() {}
+
+func (x *DocumentChunks) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DocumentChunks.ProtoReflect.Descriptor instead.
+func (*DocumentChunks) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DocumentChunks) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *DocumentChunks) GetChunks() []*ChunkInput {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+type UpsertDocumentsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CorpusId string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	// documents have distinct ids; each one's chunks replace its previous ones.
+	Documents     []*DocumentChunks `protobuf:"bytes,3,rep,name=documents,proto3" json:"documents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertDocumentsRequest) Reset() {
+	*x = UpsertDocumentsRequest{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertDocumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertDocumentsRequest) ProtoMessage() {}
+
+func (x *UpsertDocumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertDocumentsRequest.ProtoReflect.Descriptor instead.
+func (*UpsertDocumentsRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpsertDocumentsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpsertDocumentsRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *UpsertDocumentsRequest) GetDocuments() []*DocumentChunks {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
+}
+
+type UpsertDocumentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// chunk_counts are the chunks stored per document, in request order.
+	ChunkCounts   []int32 `protobuf:"varint,1,rep,packed,name=chunk_counts,json=chunkCounts,proto3" json:"chunk_counts,omitempty"`
+	Embedder      string  `protobuf:"bytes,2,opt,name=embedder,proto3" json:"embedder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertDocumentsResponse) Reset() {
+	*x = UpsertDocumentsResponse{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertDocumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertDocumentsResponse) ProtoMessage() {}
+
+func (x *UpsertDocumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertDocumentsResponse.ProtoReflect.Descriptor instead.
+func (*UpsertDocumentsResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpsertDocumentsResponse) GetChunkCounts() []int32 {
+	if x != nil {
+		return x.ChunkCounts
+	}
+	return nil
+}
+
+func (x *UpsertDocumentsResponse) GetEmbedder() string {
+	if x != nil {
+		return x.Embedder
+	}
+	return ""
+}
+
 type DeleteDocumentChunksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -820,7 +987,7 @@ type DeleteDocumentChunksRequest struct {
 
 func (x *DeleteDocumentChunksRequest) Reset() {
 	*x = DeleteDocumentChunksRequest{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +999,7 @@ func (x *DeleteDocumentChunksRequest) String() string {
 func (*DeleteDocumentChunksRequest) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1012,7 @@ func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{13}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteDocumentChunksRequest) GetTenantId() string {
@@ -878,7 +1045,7 @@ type DeleteDocumentChunksResponse struct {
 
 func (x *DeleteDocumentChunksResponse) Reset() {
 	*x = DeleteDocumentChunksResponse{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1057,7 @@ func (x *DeleteDocumentChunksResponse) String() string {
 func (*DeleteDocumentChunksResponse) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1070,7 @@ func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{14}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteDocumentChunksResponse) GetDeleted() int32 {
@@ -975,6 +1142,17 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\x14UpsertChunksResponse\x12\x1f\n" +
 	"\vchunk_count\x18\x01 \x01(\x05R\n" +
 	"chunkCount\x12\x1a\n" +
+	"\bembedder\x18\x02 \x01(\tR\bembedder\"l\n" +
+	"\x0eDocumentChunks\x12\x1f\n" +
+	"\vdocument_id\x18\x01 \x01(\tR\n" +
+	"documentId\x129\n" +
+	"\x06chunks\x18\x02 \x03(\v2!.nexusrag.retrieval.v1.ChunkInputR\x06chunks\"\x97\x01\n" +
+	"\x16UpsertDocumentsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12C\n" +
+	"\tdocuments\x18\x03 \x03(\v2%.nexusrag.retrieval.v1.DocumentChunksR\tdocuments\"X\n" +
+	"\x17UpsertDocumentsResponse\x12!\n" +
+	"\fchunk_counts\x18\x01 \x03(\x05R\vchunkCounts\x12\x1a\n" +
 	"\bembedder\x18\x02 \x01(\tR\bembedder\"x\n" +
 	"\x1bDeleteDocumentChunksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
@@ -982,13 +1160,14 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\vdocument_id\x18\x03 \x01(\tR\n" +
 	"documentId\"8\n" +
 	"\x1cDeleteDocumentChunksResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xb9\x05\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xb3\x06\n" +
 	"\x10RetrievalService\x12l\n" +
 	"\vListCorpora\x12).nexusrag.retrieval.v1.ListCorporaRequest\x1a*.nexusrag.retrieval.v1.ListCorporaResponse\"\x06\xca\xf3\x18\x02\b\x01\x12f\n" +
 	"\tGetCorpus\x12'.nexusrag.retrieval.v1.GetCorpusRequest\x1a(.nexusrag.retrieval.v1.GetCorpusResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
 	"\fUpdateCorpus\x12*.nexusrag.retrieval.v1.UpdateCorpusRequest\x1a+.nexusrag.retrieval.v1.UpdateCorpusResponse\"\x06\xca\xf3\x18\x02\b\x02\x12c\n" +
 	"\bRetrieve\x12&.nexusrag.retrieval.v1.RetrieveRequest\x1a'.nexusrag.retrieval.v1.RetrieveResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
-	"\fUpsertChunks\x12*.nexusrag.retrieval.v1.UpsertChunksRequest\x1a+.nexusrag.retrieval.v1.UpsertChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x87\x01\n" +
+	"\fUpsertChunks\x12*.nexusrag.retrieval.v1.UpsertChunksRequest\x1a+.nexusrag.retrieval.v1.UpsertChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12x\n" +
+	"\x0fUpsertDocuments\x12-.nexusrag.retrieval.v1.UpsertDocumentsRequest\x1a..nexusrag.retrieval.v1.UpsertDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x87\x01\n" +
 	"\x14DeleteDocumentChunks\x122.nexusrag.retrieval.v1.DeleteDocumentChunksRequest\x1a3.nexusrag.retrieval.v1.DeleteDocumentChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xe8\x01\n" +
 	"\x19com.nexusrag.retrieval.v1B\x0eRetrievalProtoP\x01ZEgithub.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1;retrievalv1\xa2\x02\x03NRX\xaa\x02\x15Nexusrag.Retrieval.V1\xca\x02\x15Nexusrag\\Retrieval\\V1\xe2\x02!Nexusrag\\Retrieval\\V1\\GPBMetadata\xea\x02\x17Nexusrag::Retrieval::V1b\x06proto3"
 
@@ -1004,7 +1183,7 @@ func file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP() []byte {
 	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescData
 }
 
-var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
 	(*Corpus)(nil),                       // 0: nexusrag.retrieval.v1.Corpus
 	(*ListCorporaRequest)(nil),           // 1: nexusrag.retrieval.v1.ListCorporaRequest
@@ -1019,40 +1198,47 @@ var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
 	(*ChunkInput)(nil),                   // 10: nexusrag.retrieval.v1.ChunkInput
 	(*UpsertChunksRequest)(nil),          // 11: nexusrag.retrieval.v1.UpsertChunksRequest
 	(*UpsertChunksResponse)(nil),         // 12: nexusrag.retrieval.v1.UpsertChunksResponse
-	(*DeleteDocumentChunksRequest)(nil),  // 13: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	(*DeleteDocumentChunksResponse)(nil), // 14: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	(*structpb.Struct)(nil),              // 15: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
+	(*DocumentChunks)(nil),               // 13: nexusrag.retrieval.v1.DocumentChunks
+	(*UpsertDocumentsRequest)(nil),       // 14: nexusrag.retrieval.v1.UpsertDocumentsRequest
+	(*UpsertDocumentsResponse)(nil),      // 15: nexusrag.retrieval.v1.UpsertDocumentsResponse
+	(*DeleteDocumentChunksRequest)(nil),  // 16: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	(*DeleteDocumentChunksResponse)(nil), // 17: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 19: google.protobuf.Timestamp
 }
 var file_nexusrag_retrieval_v1_retrieval_proto_depIdxs = []int32{
-	15, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
-	16, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
-	16, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
+	19, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
+	19, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: nexusrag.retrieval.v1.ListCorporaResponse.corpora:type_name -> nexusrag.retrieval.v1.Corpus
 	0,  // 4: nexusrag.retrieval.v1.GetCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	15, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
+	18, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
 	0,  // 6: nexusrag.retrieval.v1.UpdateCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	15, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
+	18, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
 	8,  // 8: nexusrag.retrieval.v1.RetrieveResponse.chunks:type_name -> nexusrag.retrieval.v1.RetrievedChunk
-	15, // 9: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
+	18, // 9: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
 	10, // 10: nexusrag.retrieval.v1.UpsertChunksRequest.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
-	1,  // 11: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
-	3,  // 12: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
-	5,  // 13: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
-	7,  // 14: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
-	11, // 15: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
-	13, // 16: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	2,  // 17: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
-	4,  // 18: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
-	6,  // 19: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
-	9,  // 20: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
-	12, // 21: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
-	14, // 22: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 11: nexusrag.retrieval.v1.DocumentChunks.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
+	13, // 12: nexusrag.retrieval.v1.UpsertDocumentsRequest.documents:type_name -> nexusrag.retrieval.v1.DocumentChunks
+	1,  // 13: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
+	3,  // 14: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
+	5,  // 15: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
+	7,  // 16: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
+	11, // 17: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
+	14, // 18: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:input_type -> nexusrag.retrieval.v1.UpsertDocumentsRequest
+	16, // 19: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	2,  // 20: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
+	4,  // 21: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
+	6,  // 22: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
+	9,  // 23: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
+	12, // 24: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
+	15, // 25: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:output_type -> nexusrag.retrieval.v1.UpsertDocumentsResponse
+	17, // 26: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_retrieval_v1_retrieval_proto_init() }
@@ -1067,7 +1253,7 @@ func file_nexusrag_retrieval_v1_retrieval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc), len(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

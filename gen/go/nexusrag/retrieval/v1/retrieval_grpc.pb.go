@@ -27,6 +27,7 @@ const (
 	RetrievalService_UpdateCorpus_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpdateCorpus"
 	RetrievalService_Retrieve_FullMethodName             = "/nexusrag.retrieval.v1.RetrievalService/Retrieve"
 	RetrievalService_UpsertChunks_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpsertChunks"
+	RetrievalService_UpsertDocuments_FullMethodName      = "/nexusrag.retrieval.v1.RetrievalService/UpsertDocuments"
 	RetrievalService_DeleteDocumentChunks_FullMethodName = "/nexusrag.retrieval.v1.RetrievalService/DeleteDocumentChunks"
 )
 
@@ -49,6 +50,9 @@ type RetrievalServiceClient interface {
 	// transaction: repeating the call leaves the same chunks (no duplicates). Called by the
 	// ingest worker.
 	UpsertChunks(ctx context.Context, in *UpsertChunksRequest, opts ...grpc.CallOption) (*UpsertChunksResponse, error)
+	// UpsertDocuments does what UpsertChunks does for several documents of one corpus, in
+	// one transaction: the ingest worker batches its jobs through it.
+	UpsertDocuments(ctx context.Context, in *UpsertDocumentsRequest, opts ...grpc.CallOption) (*UpsertDocumentsResponse, error)
 	// DeleteDocumentChunks removes every chunk of one document.
 	DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error)
 }
@@ -111,6 +115,16 @@ func (c *retrievalServiceClient) UpsertChunks(ctx context.Context, in *UpsertChu
 	return out, nil
 }
 
+func (c *retrievalServiceClient) UpsertDocuments(ctx context.Context, in *UpsertDocumentsRequest, opts ...grpc.CallOption) (*UpsertDocumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertDocumentsResponse)
+	err := c.cc.Invoke(ctx, RetrievalService_UpsertDocuments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *retrievalServiceClient) DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteDocumentChunksResponse)
@@ -140,6 +154,9 @@ type RetrievalServiceServer interface {
 	// transaction: repeating the call leaves the same chunks (no duplicates). Called by the
 	// ingest worker.
 	UpsertChunks(context.Context, *UpsertChunksRequest) (*UpsertChunksResponse, error)
+	// UpsertDocuments does what UpsertChunks does for several documents of one corpus, in
+	// one transaction: the ingest worker batches its jobs through it.
+	UpsertDocuments(context.Context, *UpsertDocumentsRequest) (*UpsertDocumentsResponse, error)
 	// DeleteDocumentChunks removes every chunk of one document.
 	DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error)
 	mustEmbedUnimplementedRetrievalServiceServer()
@@ -166,6 +183,9 @@ func (UnimplementedRetrievalServiceServer) Retrieve(context.Context, *RetrieveRe
 }
 func (UnimplementedRetrievalServiceServer) UpsertChunks(context.Context, *UpsertChunksRequest) (*UpsertChunksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertChunks not implemented")
+}
+func (UnimplementedRetrievalServiceServer) UpsertDocuments(context.Context, *UpsertDocumentsRequest) (*UpsertDocumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertDocuments not implemented")
 }
 func (UnimplementedRetrievalServiceServer) DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDocumentChunks not implemented")
@@ -281,6 +301,24 @@ func _RetrievalService_UpsertChunks_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RetrievalService_UpsertDocuments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertDocumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetrievalServiceServer).UpsertDocuments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetrievalService_UpsertDocuments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetrievalServiceServer).UpsertDocuments(ctx, req.(*UpsertDocumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RetrievalService_DeleteDocumentChunks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteDocumentChunksRequest)
 	if err := dec(in); err != nil {
@@ -325,6 +363,10 @@ var RetrievalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpsertChunks",
 			Handler:    _RetrievalService_UpsertChunks_Handler,
+		},
+		{
+			MethodName: "UpsertDocuments",
+			Handler:    _RetrievalService_UpsertDocuments_Handler,
 		},
 		{
 			MethodName: "DeleteDocumentChunks",
