@@ -24,6 +24,7 @@ type platformConfig struct {
 	GatewayGRPCAddr    string `env:"GATEWAY_GRPC_ADDR"`
 	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
 	RetrievalGRPCAddr  string `env:"RETRIEVAL_GRPC_ADDR"`
+	IngestGRPCAddr     string `env:"INGEST_GRPC_ADDR"`
 
 	// DebugAddr, when set, serves /debug/pprof (keep it on a private interface).
 	DebugAddr string `env:"DEBUG_ADDR"`
@@ -56,6 +57,8 @@ func (c *platformConfig) remoteAddr(service string) (addr, variable string) {
 		return c.GovernanceGRPCAddr, "GOVERNANCE_GRPC_ADDR"
 	case "retrieval":
 		return c.RetrievalGRPCAddr, "RETRIEVAL_GRPC_ADDR"
+	case "ingest":
+		return c.IngestGRPCAddr, "INGEST_GRPC_ADDR"
 	}
 	return "", ""
 }

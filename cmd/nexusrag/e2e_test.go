@@ -309,8 +309,9 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval")
-	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC), dbURL, "--services=gateway")
+	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest")
+	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC, "INGEST_GRPC_ADDR="+backend.GRPC),
+		dbURL, "--services=gateway")
 	_, admin := gw.createKey("t1", "admin")
 
 	h := gw.do(http.MethodGet, "/v1/health", "", "")
@@ -319,6 +320,9 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 		return len(gw.auditEvents(admin, "event_type=auth.api_key.created")) > 0
 	}, 5*time.Second, 50*time.Millisecond, "audit list served by the governance process")
 	require.Equal(t, http.StatusOK, gw.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing":true}`).Status, "corpora served by the retrieval process")
+	doc := gw.do(http.MethodPost, "/v1/documents/text", admin, `{"corpus_id":"c1","text":"split processes","document_id":"d1"}`)
+	require.Equal(t, http.StatusAccepted, doc.Status, string(doc.Body))
+	gw.waitDocument(admin, "d1", "succeeded")
 
 	_, err = run(t, env, "", "serve", "--services=gateway")
 	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")

@@ -9,11 +9,13 @@ import (
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
+	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
@@ -27,19 +29,20 @@ type module struct {
 	init func(ctx context.Context, a *app) error
 }
 
-// modules lists every service, in start-up order. run, ingest, billing and failover join
-// this list as their issues land.
+// modules lists every service, in start-up order. run, billing and failover join this
+// list as their issues land.
 func modules() []module {
 	return []module{
 		{name: "governance", init: initGovernance},
 		{name: "retrieval", deps: []string{"governance"}, init: initRetrieval},
-		{name: "gateway", deps: []string{"gateway", "governance", "retrieval"}, init: initGateway},
+		{name: "ingest", deps: []string{"governance", "retrieval"}, init: initIngest},
+		{name: "gateway", deps: []string{"gateway", "governance", "retrieval", "ingest"}, init: initGateway},
 	}
 }
 
 // migrationSets are all schemas' migrations, database-wide prerequisites first.
 func migrationSets() []pgstore.Migrations {
-	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), gateway.Migrations()}
+	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), ingest.Migrations(), gateway.Migrations()}
 }
 
 func initGovernance(ctx context.Context, a *app) error {
@@ -76,6 +79,35 @@ func initRetrieval(ctx context.Context, a *app) error {
 	srv := retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
+	return nil
+}
+
+// initIngest serves the documents API and runs the worker that consumes ingestion jobs.
+func initIngest(ctx context.Context, a *app) error {
+	cfg, err := config.Parse[ingest.Config](nil)
+	if err != nil {
+		return err
+	}
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	rdb, err := a.redis(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := a.recorder()
+	if err != nil {
+		return err
+	}
+	conn, err := a.conn("retrieval")
+	if err != nil {
+		return err
+	}
+	store, queue, client := ingest.NewStore(pool), ingest.NewQueue(rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, rec, a.log, cfg.MaxBytes))
+	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
+	a.goBackground("ingest worker", worker.Run)
 	return nil
 }
 

@@ -27,6 +27,10 @@ const (
 	CodeUnavailable     = "SERVICE_UNAVAILABLE"
 	CodeDeadline        = "DEADLINE_EXCEEDED"
 	CodeCanceled        = "CANCELED"
+	// CodePayloadTooLarge and CodeUnsupportedMediaType are raised by the gateway (request
+	// bodies) and by services (documents); the gateway answers them 413 and 415.
+	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 )
 
 // Error is a domain error. The zero value is not useful; build one with New.

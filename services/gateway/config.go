@@ -18,6 +18,9 @@ type Config struct {
 	LegacyRoutesEnabled bool `env:"LEGACY_ROUTES_ENABLED" envDefault:"true"`
 	// MaxBodyBytes bounds JSON request bodies.
 	MaxBodyBytes int64 `env:"HTTP_MAX_BODY_BYTES" envDefault:"1048576"`
+	// IngestMaxBytes is the ingest service's limit on a document's text; document uploads
+	// may send that much plus 1 MiB of form or JSON framing.
+	IngestMaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
 	// IdempotencyTTL is how long a stored response answers a repeated Idempotency-Key.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// AuditAccessSuccessInterval samples auth.access.success: one event per key per interval.
@@ -35,6 +38,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("AUTH_NEGATIVE_CACHE_TTL: %s is outside 0..1m", c.AuthNegativeCacheTTL)
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("HTTP_MAX_BODY_BYTES: %d is below 1024", c.MaxBodyBytes)
+	case c.IngestMaxBytes < 1024:
+		return fmt.Errorf("INGEST_MAX_BYTES: %d is below 1024", c.IngestMaxBytes)
 	case c.IdempotencyTTL < time.Minute:
 		return fmt.Errorf("IDEMPOTENCY_TTL: %s is below 1m", c.IdempotencyTTL)
 	case c.AuditAccessSuccessInterval < 0 || c.AuditAccessFailureInterval < 0:

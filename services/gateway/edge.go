@@ -13,9 +13,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/gen/openapi"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -41,6 +46,7 @@ func restServices() []restService {
 		{host: "gateway", desc: &gatewayv1.AuthService_ServiceDesc, register: gatewayv1.RegisterAuthServiceHandler},
 		{host: "governance", desc: &governancev1.AuditService_ServiceDesc, register: governancev1.RegisterAuditServiceHandler},
 		{host: "retrieval", desc: &retrievalv1.RetrievalService_ServiceDesc, register: retrievalv1.RegisterRetrievalServiceHandler},
+		{host: "ingest", desc: &ingestv1.IngestService_ServiceDesc, register: ingestv1.RegisterIngestServiceHandler},
 	}
 }
 
@@ -87,7 +93,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	}
 	d.Telemetry.Registry.MustRegister(e.requests, e.latency)
 
-	doc, err := apidocs.Build(openapi.Spec, nativeRoutes(), roleOfOperation)
+	doc, err := apidocs.Build(openapi.Spec, nativeRoutes(), describeOperation)
 	if err != nil {
 		return nil, fmt.Errorf("build openapi document: %w", err)
 	}
@@ -108,6 +114,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOptions, UnmarshalOptions: protojson.UnmarshalOptions{}}),
 		runtime.WithForwardResponseRewriter(wrapMessage),
+		runtime.WithForwardResponseOption(acceptedStatus),
 		runtime.WithErrorHandler(e.grpcError),
 		runtime.WithRoutingErrorHandler(e.routingError),
 		// Nothing a client sends is forwarded as metadata: the principal and request id are
@@ -135,6 +142,13 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 			return nil, fmt.Errorf("register %s: %w", path, err)
 		}
 	}
+	ingestConn, ok := d.Conns["ingest"]
+	if !ok {
+		return nil, fmt.Errorf("no connection to service ingest (hosting %s)", ingestv1.IngestService_ServiceDesc.ServiceName)
+	}
+	if err := mux.HandlePath(http.MethodPost, "/v1/documents", uploadDocument(ingestv1.NewIngestServiceClient(ingestConn))); err != nil {
+		return nil, fmt.Errorf("register /v1/documents: %w", err)
+	}
 	// Tracing is outermost so that the access log and every error carry the trace id;
 	// route() names the span once the route is known.
 	e.handler = otelhttp.NewHandler(e.observe(e.route(mux)), "gateway",
@@ -152,7 +166,7 @@ func (e *Edge) grpcError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Mar
 		st := stateOf(ctx)
 		switch {
 		case st.bodyTooLarge:
-			err = tooLarge(e.cfg.MaxBodyBytes)
+			err = tooLarge(st.bodyLimit)
 		case isClientDecodeError(err):
 			err = apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed request: "+decodeMessage(err))
 		}
@@ -187,22 +201,48 @@ func staticHandler(contentType string, body []byte) http.Handler {
 	})
 }
 
-// roleOfOperation maps an OpenAPI operation id ("AuthService_WhoAmI") to the role its
-// gRPC method requires, read from the contract's access option.
-func roleOfOperation(opID string) (string, bool) {
+// describeOperation maps an OpenAPI operation id ("AuthService_WhoAmI") to what the
+// contract says of its gRPC method: the least role it needs and whether it answers 202.
+func describeOperation(opID string) apidocs.Operation {
 	for _, rs := range restServices() {
 		short := rs.desc.ServiceName[strings.LastIndex(rs.desc.ServiceName, ".")+1:]
 		method, ok := strings.CutPrefix(opID, short+"_")
 		if !ok {
 			continue
 		}
-		acc := grpcx.MethodAccess("/" + rs.desc.ServiceName + "/" + method)
+		full := "/" + rs.desc.ServiceName + "/" + method
+		acc := grpcx.MethodAccess(full)
 		if acc == nil || acc.GetInternal() {
-			return "", false
+			return apidocs.Operation{}
 		}
-		return principal.RoleName(acc.GetMinRole()), true
+		return apidocs.Operation{MinRole: principal.RoleName(acc.GetMinRole()), Accepted: isAccepted(full)}
 	}
-	return "", false
+	return apidocs.Operation{}
+}
+
+// isAccepted reports whether a gRPC method ("/pkg.Service/Method") starts asynchronous
+// work (the contract's accepted option): the gateway answers it 202.
+func isAccepted(fullMethod string) bool {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return false
+	}
+	m, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return false
+	}
+	accepted, _ := proto.GetExtension(m.Options(), apiv1.E_Accepted).(bool)
+	return accepted
+}
+
+// acceptedStatus is grpc-gateway's forward-response option: methods marked accepted in
+// the contract answer 202 instead of 200.
+func acceptedStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	if m, ok := runtime.RPCMethod(ctx); ok && isAccepted(m) {
+		w.WriteHeader(http.StatusAccepted)
+	}
+	return nil
 }
 
 // nativeRoutes are the routes served by the gateway itself, described for the docs.
@@ -216,5 +256,25 @@ func nativeRoutes() []apidocs.Route {
 			Summary: "This API documentation as HTML", ResponseContentTypes: []string{"text/html"}},
 		{Method: http.MethodGet, Path: "/v1/openapi.json", Public: true, Tags: []string{"Operations"},
 			Summary: "The OpenAPI (Swagger 2.0) document of the API", ResponseContentTypes: []string{"application/json"}},
+		{Method: http.MethodPost, Path: "/v1/documents", MinRole: describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
+			Summary: "Upload a document (multipart form or JSON) and queue its ingestion",
+			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, or application/json holding {\"text\": ...}; " +
+				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text; " +
+				"or the JSON body of POST /v1/documents/text. The status_url reports queued, processing, succeeded or failed.",
+			RequestContentTypes: []string{"multipart/form-data", "application/json"},
+			RequestSchema: map[string]any{"type": "object", "required": []string{"corpus_id", "file"}, "properties": map[string]any{
+				"corpus_id": map[string]any{"type": "string"}, "file": map[string]any{"type": "file"},
+				"document_id": map[string]any{"type": "string"}, "filename": map[string]any{"type": "string"},
+				"overwrite": map[string]any{"type": "boolean"}, "chunk_size_chars": map[string]any{"type": "integer"},
+				"chunk_overlap_chars": map[string]any{"type": "integer"},
+			}},
+			ResponseSchema: map[string]any{"$ref": "#/definitions/v1CreateDocumentResponse"}, SuccessStatus: "202",
+			Responses: map[string]string{
+				"400": "INVALID_ARGUMENT (empty text, bad field) or MALFORMED_REQUEST.",
+				"404": "NOT_FOUND: the corpus does not exist.",
+				"409": "DOCUMENT_EXISTS (send overwrite=true), DOCUMENT_BUSY, DOCUMENT_CORPUS_MISMATCH or CORPUS_NOT_LOCAL.",
+				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
+				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown or JSON.",
+			}},
 	}
 }

@@ -54,6 +54,7 @@ type reqState struct {
 	legacy       bool
 	route        string // matched route template, for metrics and logs
 	tenant       string // set once authenticated, for the access log
+	bodyLimit    int64  // the route's request body limit
 	bodyTooLarge bool
 }
 

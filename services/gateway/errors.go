@@ -14,7 +14,7 @@ const (
 	CodeRouteNotFound          = "ROUTE_NOT_FOUND"
 	CodeMethodNotAllowed       = "METHOD_NOT_ALLOWED"
 	CodeMalformedRequest       = "MALFORMED_REQUEST"
-	CodePayloadTooLarge        = "PAYLOAD_TOO_LARGE"
+	CodePayloadTooLarge        = apierr.CodePayloadTooLarge
 	CodeEndpointSunset         = "ENDPOINT_SUNSET"
 	CodeIdempotencyKeyInvalid  = "IDEMPOTENCY_KEY_INVALID"
 	CodeIdempotencyConflict    = "IDEMPOTENCY_KEY_CONFLICT"
@@ -49,10 +49,11 @@ var httpStatusOfGRPC = map[codes.Code]struct {
 
 // httpStatusOfCode overrides the table above for codes whose HTTP status has no gRPC twin.
 var httpStatusOfCode = map[string]int{
-	CodeRouteNotFound:    http.StatusNotFound,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
-	CodeEndpointSunset:   http.StatusGone,
+	CodeRouteNotFound:               http.StatusNotFound,
+	CodeMethodNotAllowed:            http.StatusMethodNotAllowed,
+	CodePayloadTooLarge:             http.StatusRequestEntityTooLarge,
+	apierr.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	CodeEndpointSunset:              http.StatusGone,
 }
 
 // serverSideMessages replace the text of server-side failures that carry no NexusRAG code.

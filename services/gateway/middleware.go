@@ -97,6 +97,7 @@ func (e *Edge) route(next http.Handler) http.Handler {
 			return
 		}
 		st.route = rt.template
+		st.bodyLimit = e.bodyLimit(r.Method, rt.template)
 		span := trace.SpanFromContext(r.Context())
 		span.SetName(r.Method + " " + rt.template)
 		span.SetAttributes(semconv.HTTPRoute(rt.template))
@@ -108,15 +109,25 @@ func (e *Edge) route(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody refuses bodies over the limit: at once when Content-Length says so, and
-// while reading otherwise (the state flag lets the error handler answer 413).
+// bodyLimit is a route's request body limit: document uploads carry up to
+// INGEST_MAX_BYTES of text plus framing, everything else HTTP_MAX_BODY_BYTES.
+func (e *Edge) bodyLimit(method, template string) int64 {
+	if method == http.MethodPost && (template == "/v1/documents" || template == "/v1/documents/text") {
+		return e.cfg.IngestMaxBytes + 1<<20
+	}
+	return e.cfg.MaxBodyBytes
+}
+
+// limitBody refuses bodies over the route's limit: at once when Content-Length says so,
+// and while reading otherwise (the state flag lets the error handler answer 413).
 func (e *Edge) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > e.cfg.MaxBodyBytes {
-			writeError(w, r, tooLarge(e.cfg.MaxBodyBytes))
+		st := stateOf(r.Context())
+		if r.ContentLength > st.bodyLimit {
+			writeError(w, r, tooLarge(st.bodyLimit))
 			return
 		}
-		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes), st: stateOf(r.Context())}
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, st.bodyLimit), st: st}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -31,6 +31,8 @@ type Job struct {
 	TenantID   string
 	CorpusID   string
 	DocumentID string
+	// Version is the document version the job was queued for.
+	Version int64
 	// Deliveries counts how often the job was handed out (1 on first delivery).
 	Deliveries int64
 }
@@ -59,7 +61,7 @@ func (q *Queue) Ensure(ctx context.Context) error {
 func (q *Queue) Enqueue(ctx context.Context, j Job) (string, error) {
 	id, err := q.rdb.XAdd(ctx, &redis.XAddArgs{
 		Stream: q.stream, MaxLen: q.maxLen, Approx: true,
-		Values: map[string]any{"kind": j.Kind, "tenant_id": j.TenantID, "corpus_id": j.CorpusID, "document_id": j.DocumentID},
+		Values: map[string]any{"kind": j.Kind, "tenant_id": j.TenantID, "corpus_id": j.CorpusID, "document_id": j.DocumentID, "version": j.Version},
 	}).Result()
 	if err != nil {
 		return "", fmt.Errorf("enqueue %s job for document %s: %w", j.Kind, j.DocumentID, err)
@@ -159,5 +161,7 @@ func (q *Queue) LastHeartbeat(ctx context.Context, worker string) (time.Time, er
 
 func jobOf(m redis.XMessage, deliveries int64) Job {
 	s := func(k string) string { v, _ := m.Values[k].(string); return v }
-	return Job{ID: m.ID, Kind: s("kind"), TenantID: s("tenant_id"), CorpusID: s("corpus_id"), DocumentID: s("document_id"), Deliveries: deliveries}
+	version, _ := strconv.ParseInt(s("version"), 10, 64)
+	return Job{ID: m.ID, Kind: s("kind"), TenantID: s("tenant_id"), CorpusID: s("corpus_id"), DocumentID: s("document_id"),
+		Version: version, Deliveries: deliveries}
 }

@@ -31,6 +31,8 @@ type Route struct {
 	ResponseContentTypes               []string
 	RequestSchema, ResponseSchema      map[string]any    // Swagger 2.0 schema objects, optional
 	Responses                          map[string]string // extra status -> description
+	// SuccessStatus is the status of a success (default "200").
+	SuccessStatus string
 }
 
 // RouteInfo is one (method, path template) of a built document.
@@ -71,12 +73,20 @@ When the operator switches legacy paths off they answer 410 ENDPOINT_SUNSET.
 
 /v1/openapi.json and /v1/docs are documents and are served without the envelope.`
 
+// Operation is what the contract says of a generated operation.
+type Operation struct {
+	// MinRole is the least role it needs (reader, editor, admin); empty leaves the operation
+	// without x-nexusrag-min-role.
+	MinRole string
+	// Accepted operations start asynchronous work and answer 202 instead of 200.
+	Accepted bool
+}
+
 // Build enriches the generated Swagger 2.0 document spec: envelopes, error responses,
-// bearer authentication, the role of each operation and the extra routes. roleOf maps an
-// operation id ("AuthService_WhoAmI") to the least role it needs ("reader", "editor",
-// "admin"); ok false leaves the operation without x-nexusrag-min-role. A nil roleOf is
+// bearer authentication, the role and success status of each operation and the extra
+// routes. describe maps an operation id ("AuthService_WhoAmI") to its Operation; nil is
 // allowed. The output is indented JSON with sorted keys: the same input gives the same bytes.
-func Build(spec []byte, extra []Route, roleOf func(operationID string) (role string, ok bool)) ([]byte, error) {
+func Build(spec []byte, extra []Route, describe func(operationID string) Operation) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(spec, &doc); err != nil {
 		return nil, fmt.Errorf("parse generated openapi document: %w", err)
@@ -95,7 +105,7 @@ func Build(spec []byte, extra []Route, roleOf func(operationID string) (role str
 	if err := addDefinitions(defs); err != nil {
 		return nil, err
 	}
-	if err := enrichGenerated(paths, roleOf); err != nil {
+	if err := enrichGenerated(paths, describe); err != nil {
 		return nil, err
 	}
 	if err := addRoutes(paths, extra); err != nil {
@@ -166,7 +176,7 @@ func addDefinitions(defs map[string]any) error {
 }
 
 // enrichGenerated envelopes and annotates every operation the generator produced.
-func enrichGenerated(paths map[string]any, roleOf func(string) (string, bool)) error {
+func enrichGenerated(paths map[string]any, describe func(string) Operation) error {
 	return eachOperation(paths, func(method, path string, op map[string]any) error {
 		responses, err := objectAt(op, "responses")
 		if err != nil {
@@ -178,9 +188,14 @@ func enrichGenerated(paths map[string]any, roleOf func(string) (string, bool)) e
 			}
 		}
 		addErrorResponses(responses, !isPublic(op))
-		if id, _ := op["operationId"].(string); id != "" && roleOf != nil {
-			if role, ok := roleOf(id); ok && role != "" {
-				setMinRole(op, role)
+		if id, _ := op["operationId"].(string); id != "" && describe != nil {
+			d := describe(id)
+			if d.MinRole != "" {
+				setMinRole(op, d.MinRole)
+			}
+			if ok, found := responses["200"]; found && d.Accepted {
+				delete(responses, "200")
+				responses["202"] = ok
 			}
 		}
 		return nil

@@ -11,10 +11,13 @@ import (
 	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
 )
 
-// roleOf stands in for the proto access options: the gateway passes a resolver that
-// reads them, the tests a table. RetrievalService_UpdateCorpus is left out on purpose.
-func roleOf(id string) (string, bool) {
-	r, ok := map[string]string{
+// describe stands in for the proto options: the gateway passes a resolver that reads
+// them, the tests a table. RetrievalService_UpdateCorpus is left out on purpose.
+func describe(id string) apidocs.Operation {
+	if id == "IngestService_CreateDocument" {
+		return apidocs.Operation{MinRole: "editor", Accepted: true}
+	}
+	return apidocs.Operation{MinRole: map[string]string{
 		"AuthService_WhoAmI":           "reader",
 		"AuthService_ListApiKeys":      "admin",
 		"AuthService_RevokeApiKey":     "admin",
@@ -22,8 +25,7 @@ func roleOf(id string) (string, bool) {
 		"AuditService_ListAuditEvents": "admin",
 		"RetrievalService_ListCorpora": "reader",
 		"RetrievalService_GetCorpus":   "reader",
-	}[id]
-	return r, ok
+	}[id]}
 }
 
 func extraRoutes() []apidocs.Route {
@@ -38,7 +40,7 @@ func extraRoutes() []apidocs.Route {
 
 func build(tb testing.TB, extra []apidocs.Route) []byte {
 	tb.Helper()
-	doc, err := apidocs.Build(openapi.Spec, extra, roleOf)
+	doc, err := apidocs.Build(openapi.Spec, extra, describe)
 	require.NoError(tb, err)
 	return doc
 }
@@ -104,20 +106,29 @@ func TestBuildOperations(t *testing.T) {
 		method, path string
 		role         string // "" means no x-nexusrag-min-role
 		public       bool
-		okSchema     map[string]any // the 200 schema
+		okSchema     map[string]any // the success schema
+		success      string         // the success status, 200 when empty
 	}{
-		{"get", "/v1/auth/whoami", "reader", false, envelopeOf(ref("v1WhoAmIResponse"))},
-		{"get", "/v1/audit/events", "admin", false, envelopeOf(ref("v1ListAuditEventsResponse"))},
-		{"delete", "/v1/api-keys/{key_id}", "admin", false, envelopeOf(ref("v1RevokeApiKeyResponse"))},
-		{"patch", "/v1/corpora/{corpus_id}", "", false, envelopeOf(ref("v1UpdateCorpusResponse"))}, // roleOf has no answer
-		{"get", "/v1/health", "", true, envelopeOf(map[string]any{"type": "object"})},
-		{"post", "/v1/run", "reader", false, map[string]any{"type": "string"}}, // event stream: not enveloped
+		{"get", "/v1/auth/whoami", "reader", false, envelopeOf(ref("v1WhoAmIResponse")), ""},
+		{"get", "/v1/audit/events", "admin", false, envelopeOf(ref("v1ListAuditEventsResponse")), ""},
+		{"delete", "/v1/api-keys/{key_id}", "admin", false, envelopeOf(ref("v1RevokeApiKeyResponse")), ""},
+		{"patch", "/v1/corpora/{corpus_id}", "", false, envelopeOf(ref("v1UpdateCorpusResponse")), ""}, // describe has no role for it
+		{"get", "/v1/health", "", true, envelopeOf(map[string]any{"type": "object"}), ""},
+		{"post", "/v1/run", "reader", false, map[string]any{"type": "string"}, ""}, // event stream: not enveloped
+		{"post", "/v1/documents/text", "editor", false, envelopeOf(ref("v1CreateDocumentResponse")), "202"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			op := at(t, d, "paths", tt.path, tt.method).(map[string]any)
 			responses := op["responses"].(map[string]any)
-			require.Equal(t, tt.okSchema, at(t, responses, "200", "schema"))
+			success := tt.success
+			if success == "" {
+				success = "200"
+			}
+			require.Equal(t, tt.okSchema, at(t, responses, success, "schema"))
+			if success != "200" {
+				require.NotContains(t, responses, "200")
+			}
 			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "default", "schema"))
 
 			if tt.role == "" {
@@ -187,7 +198,7 @@ func TestBuildRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := apidocs.Build([]byte(tt.spec), tt.extra, roleOf)
+			_, err := apidocs.Build([]byte(tt.spec), tt.extra, describe)
 			require.Error(t, err)
 		})
 	}
@@ -223,6 +234,11 @@ func TestPaths(t *testing.T) {
 		{Method: "GET", Path: "/v1/corpora"},
 		{Method: "GET", Path: "/v1/corpora/{corpus_id}"},
 		{Method: "PATCH", Path: "/v1/corpora/{corpus_id}"},
+		{Method: "GET", Path: "/v1/documents"},
+		{Method: "POST", Path: "/v1/documents/text"},
+		{Method: "DELETE", Path: "/v1/documents/{document_id}"},
+		{Method: "GET", Path: "/v1/documents/{document_id}"},
+		{Method: "POST", Path: "/v1/documents/{document_id}/reindex"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "POST", Path: "/v1/run"},
 	}, got)

@@ -91,7 +91,11 @@ func routeResponses(r Route) map[string]any {
 			ok["schema"] = envelope(r.ResponseSchema)
 		}
 	}
-	responses := map[string]any{"200": ok}
+	success := r.SuccessStatus
+	if success == "" {
+		success = "200"
+	}
+	responses := map[string]any{success: ok}
 	addErrorResponses(responses, !r.Public)
 	for status, desc := range r.Responses {
 		resp := map[string]any{"description": desc}

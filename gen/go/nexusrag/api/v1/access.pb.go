@@ -142,6 +142,14 @@ var file_nexusrag_api_v1_access_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,51001,opt,name=access",
 		Filename:      "nexusrag/api/v1/access.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         51002,
+		Name:          "nexusrag.api.v1.accepted",
+		Tag:           "varint,51002,opt,name=accepted",
+		Filename:      "nexusrag/api/v1/access.proto",
+	},
 }
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -150,6 +158,10 @@ var (
 	//
 	// optional nexusrag.api.v1.Access access = 51001;
 	E_Access = &file_nexusrag_api_v1_access_proto_extTypes[0]
+	// accepted marks methods that start asynchronous work: the gateway answers them 202 Accepted instead of 200.
+	//
+	// optional bool accepted = 51002;
+	E_Accepted = &file_nexusrag_api_v1_access_proto_extTypes[1]
 )
 
 var File_nexusrag_api_v1_access_proto protoreflect.FileDescriptor
@@ -166,7 +178,8 @@ const file_nexusrag_api_v1_access_proto_rawDesc = "" +
 	"\vROLE_EDITOR\x10\x02\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x03:Q\n" +
-	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x17.nexusrag.api.v1.AccessR\x06accessB\xbb\x01\n" +
+	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x17.nexusrag.api.v1.AccessR\x06access:<\n" +
+	"\baccepted\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\bR\bacceptedB\xbb\x01\n" +
 	"\x13com.nexusrag.api.v1B\vAccessProtoP\x01Z9github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1;apiv1\xa2\x02\x03NAX\xaa\x02\x0fNexusrag.Api.V1\xca\x02\x0fNexusrag\\Api\\V1\xe2\x02\x1bNexusrag\\Api\\V1\\GPBMetadata\xea\x02\x11Nexusrag::Api::V1b\x06proto3"
 
 var (
@@ -191,11 +204,12 @@ var file_nexusrag_api_v1_access_proto_goTypes = []any{
 var file_nexusrag_api_v1_access_proto_depIdxs = []int32{
 	0, // 0: nexusrag.api.v1.Access.min_role:type_name -> nexusrag.api.v1.Role
 	2, // 1: nexusrag.api.v1.access:extendee -> google.protobuf.MethodOptions
-	1, // 2: nexusrag.api.v1.access:type_name -> nexusrag.api.v1.Access
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	2, // [2:3] is the sub-list for extension type_name
-	1, // [1:2] is the sub-list for extension extendee
+	2, // 2: nexusrag.api.v1.accepted:extendee -> google.protobuf.MethodOptions
+	1, // 3: nexusrag.api.v1.access:type_name -> nexusrag.api.v1.Access
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	3, // [3:4] is the sub-list for extension type_name
+	1, // [1:3] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
 }
 
@@ -211,7 +225,7 @@ func file_nexusrag_api_v1_access_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_api_v1_access_proto_rawDesc), len(file_nexusrag_api_v1_access_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   1,
-			NumExtensions: 1,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_nexusrag_api_v1_access_proto_goTypes,

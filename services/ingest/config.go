@@ -1,0 +1,51 @@
+package ingest
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the ingest service's configuration, parsed from the environment.
+type Config struct {
+	// MaxBytes bounds a document's text (the gateway reads the same variable for its body limit).
+	MaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
+	// MaxConcurrency is how many batches of jobs a worker processes at once.
+	MaxConcurrency int `env:"INGEST_MAX_CONCURRENCY" envDefault:"2"`
+	// BatchSize is the most jobs a worker reads and indexes together.
+	BatchSize int `env:"INGEST_BATCH_SIZE" envDefault:"32"`
+	// ClaimTimeout is how long a job may go unacknowledged before another worker redoes it.
+	ClaimTimeout time.Duration `env:"INGEST_CLAIM_TIMEOUT" envDefault:"60s"`
+	// MaxAttempts bounds the runs of a job that keeps failing for a transient reason.
+	MaxAttempts int `env:"INGEST_MAX_ATTEMPTS" envDefault:"5"`
+	// RequeueAfter is how long an unfinished document may go without progress before its
+	// job is put on the queue again (a Redis that restarted without persistence loses jobs).
+	RequeueAfter time.Duration `env:"INGEST_REQUEUE_AFTER" envDefault:"5m"`
+}
+
+// MaxDocumentBytes is the highest INGEST_MAX_BYTES: a document travels in one gRPC message.
+const MaxDocumentBytes = 32 << 20
+
+// Validate checks rules beyond types.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxBytes < 1024 || c.MaxBytes > MaxDocumentBytes:
+		return fmt.Errorf("INGEST_MAX_BYTES: %d is outside 1024..%d", c.MaxBytes, MaxDocumentBytes)
+	case c.MaxConcurrency < 1 || c.MaxConcurrency > 64:
+		return fmt.Errorf("INGEST_MAX_CONCURRENCY: %d is outside 1..64", c.MaxConcurrency)
+	case c.BatchSize < 1 || c.BatchSize > 256:
+		return fmt.Errorf("INGEST_BATCH_SIZE: %d is outside 1..256", c.BatchSize)
+	case c.ClaimTimeout < 3*time.Second:
+		return fmt.Errorf("INGEST_CLAIM_TIMEOUT: %s is below 3s", c.ClaimTimeout)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("INGEST_MAX_ATTEMPTS: must be at least 1")
+	case c.RequeueAfter < c.ClaimTimeout:
+		return fmt.Errorf("INGEST_REQUEUE_AFTER: %s is below INGEST_CLAIM_TIMEOUT (%s)", c.RequeueAfter, c.ClaimTimeout)
+	}
+	return nil
+}
+
+// WorkerOptions are the worker's options from the configuration.
+func (c Config) WorkerOptions() WorkerOptions {
+	return WorkerOptions{Concurrency: c.MaxConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
+		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter}
+}

@@ -1,0 +1,325 @@
+package ingest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+)
+
+// Codes of the ingest service.
+const (
+	CodeDocumentExists         = "DOCUMENT_EXISTS"
+	CodeDocumentBusy           = "DOCUMENT_BUSY"
+	CodeDocumentCorpusMismatch = "DOCUMENT_CORPUS_MISMATCH"
+	CodeCorpusNotLocal         = "CORPUS_NOT_LOCAL"
+	CodeInvalidPageToken       = "INVALID_PAGE_TOKEN"
+)
+
+// Content types a document may have.
+const (
+	ContentTypePlain    = "text/plain"
+	ContentTypeMarkdown = "text/markdown"
+)
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+	maxFilename     = 255
+)
+
+var documentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Recorder is where the service sends audit events (an *audit.Recorder).
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// Server implements nexusrag.ingest.v1.IngestService.
+type Server struct {
+	ingestv1.UnimplementedIngestServiceServer
+	store     *Store
+	queue     *Queue
+	retrieval retrievalv1.RetrievalServiceClient
+	audit     Recorder
+	log       *slog.Logger
+	maxBytes  int64
+}
+
+// NewServer returns the IngestService implementation; documents over maxBytes are refused.
+func NewServer(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, rec Recorder, log *slog.Logger, maxBytes int64) *Server {
+	return &Server{store: store, queue: queue, retrieval: retrieval, audit: rec, log: log, maxBytes: maxBytes}
+}
+
+// CreateDocument stores a document and queues its ingestion.
+func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumentRequest) (*ingestv1.CreateDocumentResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.validateNew(req)
+	if err != nil {
+		return nil, err
+	}
+	n.TenantID = p.TenantID
+	if err := s.requireLocalCorpus(ctx, n.CorpusID); err != nil {
+		return nil, err
+	}
+	d, replaced, err := s.store.Create(ctx, n, req.GetOverwrite())
+	if err != nil {
+		return nil, documentError(err, n.DocumentID, d)
+	}
+	s.enqueue(ctx, d)
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeIngestEnqueued, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
+		Metadata: map[string]any{"corpus_id": d.CorpusID, "job_id": d.JobID, "size_bytes": d.SizeBytes, "replaced": replaced}})
+	return &ingestv1.CreateDocumentResponse{DocumentId: d.DocumentID, JobId: d.JobID, StatusUrl: statusURL(d.DocumentID), Status: d.Status, Replaced: replaced}, nil
+}
+
+func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, error) {
+	n := NewDocument{CorpusID: req.GetCorpusId(), DocumentID: req.GetDocumentId(), Filename: req.GetFilename(), Text: req.GetText()}
+	switch ct := strings.ToLower(strings.TrimSpace(req.GetContentType())); ct {
+	case "", ContentTypePlain:
+		n.ContentType = ContentTypePlain
+	case ContentTypeMarkdown:
+		n.ContentType = ContentTypeMarkdown
+	default:
+		return n, apierr.New(codes.InvalidArgument, apierr.CodeUnsupportedMediaType,
+			fmt.Sprintf("content type %q is not supported: send text/plain or text/markdown", req.GetContentType()), "field", "content_type")
+	}
+	switch {
+	case n.CorpusID == "":
+		return n, apierr.InvalidArgument("corpus_id", "corpus_id is required")
+	case int64(len(n.Text)) > s.maxBytes:
+		return n, apierr.New(codes.InvalidArgument, apierr.CodePayloadTooLarge,
+			fmt.Sprintf("document text is %d bytes; the limit is %d (INGEST_MAX_BYTES)", len(n.Text), s.maxBytes), "limit_bytes", fmt.Sprint(s.maxBytes))
+	case !utf8.ValidString(n.Text):
+		return n, apierr.InvalidArgument("text", "text must be valid UTF-8")
+	case strings.TrimSpace(n.Text) == "":
+		return n, apierr.InvalidArgument("text", "text is empty")
+	case n.DocumentID != "" && !documentIDPattern.MatchString(n.DocumentID):
+		return n, apierr.InvalidArgument("document_id", "document_id must be 1 to 128 letters, digits, _ . - (starting with a letter or digit)")
+	case utf8.RuneCountInString(n.Filename) > maxFilename || strings.IndexFunc(n.Filename, unicode.IsControl) >= 0:
+		return n, apierr.InvalidArgument("filename", fmt.Sprintf("filename must be at most %d characters, without control characters", maxFilename))
+	}
+	if n.DocumentID == "" {
+		n.DocumentID = "doc_" + strings.ReplaceAll(newJobID()[len("job_"):], "-", "")
+	}
+	n.Chunking = ChunkOptions{Size: int(req.GetChunkSizeChars()), Overlap: int(req.GetChunkOverlapChars())}
+	if n.Chunking.Size == 0 {
+		n.Chunking.Size = DefaultChunkSize
+		if req.GetChunkOverlapChars() == 0 {
+			n.Chunking.Overlap = DefaultChunkOverlap
+		}
+	}
+	if err := n.Chunking.Validate(); err != nil {
+		return n, chunkingError(err)
+	}
+	return n, nil
+}
+
+// requireLocalCorpus checks that the corpus exists (for the caller's tenant) and is
+// indexed here: documents of Bedrock or Vertex AI Search corpora live in those services.
+func (s *Server) requireLocalCorpus(ctx context.Context, corpus string) error {
+	res, err := s.retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: corpus})
+	if err != nil {
+		return err
+	}
+	provider, _ := res.GetCorpus().GetProviderConfigJson().AsMap()["retrieval"].(map[string]any)["provider"].(string)
+	if provider != "local_pgvector" {
+		return apierr.New(codes.FailedPrecondition, CodeCorpusNotLocal,
+			fmt.Sprintf("corpus %s is served by %s: its documents are managed there, not ingested here", corpus, provider),
+			"corpus_id", corpus, "provider", provider)
+	}
+	return nil
+}
+
+// enqueue puts a document's job on the queue. When Redis cannot take it the document
+// stays queued in Postgres and the requeue sweep enqueues it later: nothing is lost.
+func (s *Server) enqueue(ctx context.Context, d Document) {
+	_, err := s.queue.Enqueue(ctx, Job{Kind: KindIngest, TenantID: d.TenantID, CorpusID: d.CorpusID, DocumentID: d.DocumentID, Version: d.Version})
+	if err == nil {
+		return
+	}
+	s.log.WarnContext(ctx, "ingestion job not enqueued; the requeue sweep will retry", "document_id", d.DocumentID, "error", err)
+	if err := s.store.MarkNotEnqueued(context.WithoutCancel(ctx), d.TenantID, d.DocumentID, d.Version); err != nil {
+		s.log.WarnContext(ctx, "could not mark document as not enqueued; it is requeued once stale", "document_id", d.DocumentID, "error", err)
+	}
+}
+
+// GetDocument returns a document's status.
+func (s *Server) GetDocument(ctx context.Context, req *ingestv1.GetDocumentRequest) (*ingestv1.GetDocumentResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.Get(ctx, p.TenantID, req.GetDocumentId())
+	if err != nil {
+		return nil, documentError(err, req.GetDocumentId(), d)
+	}
+	return &ingestv1.GetDocumentResponse{Document: documentProto(d)}, nil
+}
+
+// pageCursor is the keyset position of the last document of a page.
+type cursor struct {
+	At time.Time `json:"t"`
+	ID string    `json:"i"`
+}
+
+func encodeCursor(d Document) string {
+	b, _ := json.Marshal(cursor{At: d.CreatedAt, ID: d.DocumentID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (*cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var c cursor
+	if err != nil || json.Unmarshal(b, &c) != nil || c.At.IsZero() || c.ID == "" {
+		return nil, apierr.New(codes.InvalidArgument, CodeInvalidPageToken, "page_token is not one this API issued; start again without it", "field", "page_token")
+	}
+	return &c, nil
+}
+
+// ListDocuments lists the tenant's documents, newest first.
+func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsRequest) (*ingestv1.ListDocumentsResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := ListQuery{CorpusID: req.GetCorpusId(), Status: req.GetStatus(), Limit: int(req.GetPageSize())}
+	switch {
+	case q.Limit == 0:
+		q.Limit = defaultPageSize
+	case q.Limit < 1 || q.Limit > maxPageSize:
+		return nil, apierr.InvalidArgument("page_size", fmt.Sprintf("page_size must be 1 to %d", maxPageSize))
+	}
+	switch q.Status {
+	case "", StatusQueued, StatusProcessing, StatusSucceeded, StatusFailed:
+	default:
+		return nil, apierr.InvalidArgument("status", "status must be one of queued, processing, succeeded, failed")
+	}
+	if t := req.GetPageToken(); t != "" {
+		if q.After, err = decodeCursor(t); err != nil {
+			return nil, err
+		}
+	}
+	docs, err := s.store.List(ctx, p.TenantID, q)
+	if err != nil {
+		return nil, err
+	}
+	out := &ingestv1.ListDocumentsResponse{}
+	if len(docs) > q.Limit {
+		docs = docs[:q.Limit]
+		out.NextPageToken = encodeCursor(docs[q.Limit-1])
+	}
+	for _, d := range docs {
+		out.Documents = append(out.Documents, documentProto(d))
+	}
+	return out, nil
+}
+
+// ReindexDocument queues a document's ingestion again.
+func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocumentRequest) (*ingestv1.ReindexDocumentResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.Reindex(ctx, p.TenantID, req.GetDocumentId(), func(cur ChunkOptions) (ChunkOptions, error) {
+		if req.ChunkSizeChars != nil {
+			cur.Size = int(req.GetChunkSizeChars())
+		}
+		if req.ChunkOverlapChars != nil {
+			cur.Overlap = int(req.GetChunkOverlapChars())
+		}
+		if err := cur.Validate(); err != nil {
+			return cur, chunkingError(err)
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return nil, documentError(err, req.GetDocumentId(), d)
+	}
+	s.enqueue(ctx, d)
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeReindexEnqueued, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
+		Metadata: map[string]any{"corpus_id": d.CorpusID, "job_id": d.JobID, "chunk_size_chars": d.ChunkSize, "chunk_overlap_chars": d.ChunkOverlap}})
+	return &ingestv1.ReindexDocumentResponse{DocumentId: d.DocumentID, JobId: d.JobID, StatusUrl: statusURL(d.DocumentID), Status: d.Status}, nil
+}
+
+// DeleteDocument removes a document and its chunks.
+func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumentRequest) (*ingestv1.DeleteDocumentResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed int32
+	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
+		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID, DocumentId: d.DocumentID})
+		removed = res.GetDeleted()
+		return err
+	})
+	if err != nil {
+		return nil, documentError(err, req.GetDocumentId(), d)
+	}
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeDocumentDeleted, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
+		Metadata: map[string]any{"corpus_id": d.CorpusID, "chunks_deleted": removed}})
+	return &ingestv1.DeleteDocumentResponse{DocumentId: d.DocumentID, ChunksDeleted: removed}, nil
+}
+
+// documentError maps store errors to API errors; d is the document as found, when it was.
+func documentError(err error, id string, d Document) error {
+	switch {
+	case errors.Is(err, errNotFound):
+		return apierr.NotFound("document", id)
+	case errors.Is(err, errExists):
+		return apierr.New(codes.AlreadyExists, CodeDocumentExists,
+			fmt.Sprintf("document %s exists; send overwrite=true to replace it", id), "document_id", id)
+	case errors.Is(err, errBusy):
+		return apierr.New(codes.FailedPrecondition, CodeDocumentBusy,
+			fmt.Sprintf("document %s is %s; retry once its ingestion has finished", id, d.Status), "document_id", id, "status", d.Status)
+	case errors.Is(err, errCorpusMismatch):
+		return apierr.New(codes.FailedPrecondition, CodeDocumentCorpusMismatch,
+			fmt.Sprintf("document %s belongs to corpus %s; delete it there first to move it", id, d.CorpusID), "document_id", id, "corpus_id", d.CorpusID)
+	}
+	return err
+}
+
+func chunkingError(err error) error {
+	field := "chunk_size_chars"
+	if strings.HasPrefix(err.Error(), "chunk_overlap_chars") {
+		field = "chunk_overlap_chars"
+	}
+	return apierr.InvalidArgument(field, err.Error())
+}
+
+func statusURL(id string) string { return "/v1/documents/" + id }
+
+func documentProto(d Document) *ingestv1.Document {
+	ts := func(t *time.Time) *timestamppb.Timestamp {
+		if t == nil {
+			return nil
+		}
+		return timestamppb.New(*t)
+	}
+	return &ingestv1.Document{
+		DocumentId: d.DocumentID, CorpusId: d.CorpusID, Filename: d.Filename, ContentType: d.ContentType, SizeBytes: d.SizeBytes,
+		Status: d.Status, FailureReason: d.FailureReason, ChunkCount: int32(d.ChunkCount),
+		ChunkSizeChars: int32(d.ChunkSize), ChunkOverlapChars: int32(d.ChunkOverlap), Attempts: int32(d.Attempts), JobId: d.JobID,
+		CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt), QueuedAt: timestamppb.New(d.QueuedAt),
+		StartedAt: ts(d.StartedAt), FinishedAt: ts(d.FinishedAt),
+	}
+}

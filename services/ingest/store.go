@@ -1,0 +1,304 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Document statuses.
+const (
+	StatusQueued     = "queued"
+	StatusProcessing = "processing"
+	StatusSucceeded  = "succeeded"
+	StatusFailed     = "failed"
+)
+
+// Store errors, turned into API errors by the server.
+var (
+	errNotFound       = errors.New("document not found")
+	errExists         = errors.New("document exists")
+	errBusy           = errors.New("document is being ingested")
+	errCorpusMismatch = errors.New("document belongs to another corpus")
+)
+
+// Document is a row of ingest.documents without its text.
+type Document struct {
+	TenantID, DocumentID, CorpusID string
+	Filename, ContentType          string
+	SizeBytes                      int64
+	ChunkSize, ChunkOverlap        int
+	Status, FailureReason          string
+	ChunkCount, Attempts           int
+	Version                        int64
+	JobID                          string
+	CreatedAt, UpdatedAt, QueuedAt time.Time
+	StartedAt, FinishedAt          *time.Time
+}
+
+// NewDocument is what CreateDocument stores.
+type NewDocument struct {
+	TenantID, DocumentID, CorpusID string
+	Filename, ContentType, Text    string
+	Chunking                       ChunkOptions
+}
+
+// Store holds the ingest schema's tables.
+type Store struct{ pool *pgxpool.Pool }
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+const documentColumns = `tenant_id, document_id, corpus_id, filename, content_type, size_bytes, chunk_size_chars, chunk_overlap_chars,
+	status, failure_reason, chunk_count, attempts, version, job_id, created_at, updated_at, queued_at, started_at, finished_at`
+
+func scanDocument(row pgx.Row) (Document, error) {
+	var d Document
+	err := row.Scan(&d.TenantID, &d.DocumentID, &d.CorpusID, &d.Filename, &d.ContentType, &d.SizeBytes, &d.ChunkSize, &d.ChunkOverlap,
+		&d.Status, &d.FailureReason, &d.ChunkCount, &d.Attempts, &d.Version, &d.JobID, &d.CreatedAt, &d.UpdatedAt, &d.QueuedAt,
+		&d.StartedAt, &d.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, errNotFound
+	}
+	return d, err
+}
+
+// busy reports whether a job of the document is queued or running.
+func (d Document) busy() bool { return d.Status == StatusQueued || d.Status == StatusProcessing }
+
+func newJobID() string { return "job_" + uuid.Must(uuid.NewV7()).String() }
+
+// Create stores a new document, queued. An existing document of the same id is replaced
+// only with overwrite, in the same corpus, and when no job of it is queued or running.
+func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Document, replaced bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		d, err = scanDocument(tx.QueryRow(ctx, `
+			INSERT INTO ingest.documents (tenant_id, document_id, corpus_id, filename, content_type, content, size_bytes,
+			       chunk_size_chars, chunk_overlap_chars, status, job_id, enqueued_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, now())
+			ON CONFLICT (tenant_id, document_id) DO NOTHING
+			RETURNING `+documentColumns,
+			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Text, len(n.Text), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
+		if !errors.Is(err, errNotFound) {
+			return err
+		}
+		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
+			WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`, n.TenantID, n.DocumentID))
+		switch {
+		case err != nil:
+			return err
+		case !overwrite:
+			d = cur
+			return errExists
+		case cur.CorpusID != n.CorpusID:
+			d = cur
+			return errCorpusMismatch
+		case cur.busy():
+			d = cur
+			return errBusy
+		}
+		replaced = true
+		d, err = scanDocument(tx.QueryRow(ctx, `
+			UPDATE ingest.documents
+			   SET filename = $3, content_type = $4, content = $5, size_bytes = $6, chunk_size_chars = $7, chunk_overlap_chars = $8,
+			       `+requeueSet("$9")+`
+			 WHERE tenant_id = $1 AND document_id = $2
+			RETURNING `+documentColumns,
+			n.TenantID, n.DocumentID, n.Filename, n.ContentType, n.Text, len(n.Text), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
+		return err
+	})
+	return d, replaced, err
+}
+
+// requeueSet starts a new ingestion of a document, assumed enqueued (MarkNotEnqueued says
+// otherwise); jobParam is the new job id's parameter.
+func requeueSet(jobParam string) string {
+	return `status = 'queued', failure_reason = '', version = version + 1, job_id = ` + jobParam + `, attempts = 0,
+	enqueued_at = now(), updated_at = now(), queued_at = now(), started_at = NULL, finished_at = NULL`
+}
+
+// Reindex queues a new ingestion of a document with the given chunking.
+func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cur ChunkOptions) (ChunkOptions, error)) (Document, error) {
+	var d Document
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
+			WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`, tenant, id))
+		if err != nil {
+			return err
+		}
+		if cur.busy() {
+			d = cur
+			return errBusy
+		}
+		o, err := chunking(ChunkOptions{Size: cur.ChunkSize, Overlap: cur.ChunkOverlap})
+		if err != nil {
+			return err
+		}
+		d, err = scanDocument(tx.QueryRow(ctx, `
+			UPDATE ingest.documents SET chunk_size_chars = $3, chunk_overlap_chars = $4, `+requeueSet("$5")+`
+			 WHERE tenant_id = $1 AND document_id = $2
+			RETURNING `+documentColumns, tenant, id, o.Size, o.Overlap, newJobID()))
+		return err
+	})
+	return d, err
+}
+
+// MarkNotEnqueued records that the job of a document's version could not be put on the
+// queue, for the requeue sweep.
+func (s *Store) MarkNotEnqueued(ctx context.Context, tenant, id string, version int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE ingest.documents SET enqueued_at = NULL WHERE tenant_id = $1 AND document_id = $2 AND version = $3`,
+		tenant, id, version)
+	return err
+}
+
+// Get returns one document of a tenant.
+func (s *Store) Get(ctx context.Context, tenant, id string) (Document, error) {
+	return scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents WHERE tenant_id = $1 AND document_id = $2`,
+		tenant, id))
+}
+
+// ListQuery filters and pages ListDocuments.
+type ListQuery struct {
+	CorpusID, Status string
+	After            *cursor
+	Limit            int
+}
+
+// List returns up to q.Limit+1 documents, newest first (the extra one tells that a next page exists).
+func (s *Store) List(ctx context.Context, tenant string, q ListQuery) ([]Document, error) {
+	var afterAt *time.Time
+	var afterID *string
+	if q.After != nil {
+		afterAt, afterID = &q.After.At, &q.After.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM ingest.documents
+		WHERE tenant_id = $1
+		  AND ($2 = '' OR corpus_id = $2)
+		  AND ($3 = '' OR status = $3)
+		  AND ($4::timestamptz IS NULL OR (created_at, document_id) < ($4, $5))
+		ORDER BY created_at DESC, document_id DESC
+		LIMIT $6`, tenant, q.CorpusID, q.Status, afterAt, afterID, q.Limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("list documents: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Document, error) { return scanDocument(r) })
+}
+
+// Delete removes a document that no job is working on. removeChunks runs while the row
+// is locked, before the row goes: when it fails nothing is deleted.
+func (s *Store) Delete(ctx context.Context, tenant, id string, removeChunks func(Document) error) (Document, error) {
+	var d Document
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
+			WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`, tenant, id))
+		if err != nil {
+			return err
+		}
+		if d.busy() {
+			return errBusy
+		}
+		if err := removeChunks(d); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM ingest.documents WHERE tenant_id = $1 AND document_id = $2`, tenant, id)
+		return err
+	})
+	return d, err
+}
+
+// claimed is a document a worker is about to ingest.
+type claimed struct {
+	Document
+	text string
+	job  Job
+}
+
+// Claim marks the documents of jobs as processing and returns them with their text. A job
+// whose document is gone, has moved on to a newer version or is already finished is not
+// returned: it is stale and only needs acknowledging.
+func (s *Store) Claim(ctx context.Context, jobs []Job) ([]claimed, error) {
+	tenants, ids, versions := make([]string, len(jobs)), make([]string, len(jobs)), make([]int64, len(jobs))
+	byKey := make(map[[2]string]Job, len(jobs))
+	for i, j := range jobs {
+		tenants[i], ids[i], versions[i] = j.TenantID, j.DocumentID, j.Version
+		byKey[[2]string{j.TenantID, j.DocumentID}] = j
+	}
+	rows, err := s.pool.Query(ctx, `
+		UPDATE ingest.documents d
+		   SET status = 'processing', attempts = d.attempts + 1, started_at = now(), updated_at = now()
+		  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS j(job_tenant, job_document, job_version)
+		 WHERE d.tenant_id = j.job_tenant AND d.document_id = j.job_document AND d.version = j.job_version
+		   AND d.status IN ('queued', 'processing')
+		RETURNING `+documentColumns+`, content`, tenants, ids, versions)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d documents: %w", len(jobs), err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
+		var c claimed
+		err := r.Scan(&c.TenantID, &c.DocumentID, &c.CorpusID, &c.Filename, &c.ContentType, &c.SizeBytes, &c.ChunkSize, &c.ChunkOverlap,
+			&c.Status, &c.FailureReason, &c.ChunkCount, &c.Attempts, &c.Version, &c.JobID, &c.CreatedAt, &c.UpdatedAt, &c.QueuedAt,
+			&c.StartedAt, &c.FinishedAt, &c.text)
+		c.job = byKey[[2]string{c.TenantID, c.DocumentID}]
+		return c, err
+	})
+}
+
+// outcome is how a worker finished a document's version.
+type outcome struct {
+	tenant, id string
+	version    int64
+	status     string // succeeded | failed
+	chunks     int
+	reason     string
+}
+
+// Finish records outcomes; an outcome for a version that is no longer current changes nothing.
+func (s *Store) Finish(ctx context.Context, outs []outcome) error {
+	n := len(outs)
+	tenants, ids, statuses, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	versions, chunks := make([]int64, n), make([]int32, n)
+	for i, o := range outs {
+		tenants[i], ids[i], statuses[i], reasons[i], versions[i], chunks[i] = o.tenant, o.id, o.status, o.reason, o.version, int32(o.chunks)
+	}
+	_, err := s.pool.Exec(ctx, `
+		UPDATE ingest.documents d
+		   SET status = o.status, failure_reason = o.reason,
+		       chunk_count = CASE WHEN o.status = 'succeeded' THEN o.chunks ELSE d.chunk_count END,
+		       finished_at = now(), updated_at = now()
+		  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[]) AS o(o_tenant, o_document, o_version, status, chunks, reason)
+		 WHERE d.tenant_id = o.o_tenant AND d.document_id = o.o_document AND d.version = o.o_version AND d.status = 'processing'`,
+		tenants, ids, versions, statuses, chunks, reasons)
+	if err != nil {
+		return fmt.Errorf("record %d ingestion outcomes: %w", n, err)
+	}
+	return nil
+}
+
+// Stale returns up to limit unfinished documents whose job may not be on the queue: not
+// enqueued (Redis was down when they were created) for longer than grace, or not updated
+// for longer than lost (the queue lost the job, for example when Redis restarted without
+// persistence). It marks them enqueued now, assuming the caller enqueues them, so
+// concurrent sweepers do not pick the same ones.
+func (s *Store) Stale(ctx context.Context, grace, lost time.Duration, limit int) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `
+		UPDATE ingest.documents d SET updated_at = now(), enqueued_at = now()
+		  FROM (SELECT tenant_id, document_id FROM ingest.documents
+		         WHERE status IN ('queued', 'processing')
+		           AND ((enqueued_at IS NULL AND updated_at < now() - $1::interval) OR updated_at < now() - $2::interval)
+		         ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED) s
+		 WHERE d.tenant_id = s.tenant_id AND d.document_id = s.document_id
+		RETURNING d.tenant_id, d.corpus_id, d.document_id, d.version`, grace, lost, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find documents to requeue: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) {
+		j := Job{Kind: KindIngest}
+		return j, r.Scan(&j.TenantID, &j.CorpusID, &j.DocumentID, &j.Version)
+	})
+}

@@ -1,0 +1,387 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+)
+
+// WorkerOptions tune a Worker; zero values take the defaults.
+type WorkerOptions struct {
+	// Consumer names this worker in the consumer group (default: host name + random suffix).
+	Consumer string
+	// Concurrency is how many batches are processed at once (default 2).
+	Concurrency int
+	// BatchSize is the most jobs read, claimed and indexed together (default 32).
+	BatchSize int
+	// ClaimTimeout is how long a job may sit unacknowledged before another worker takes it
+	// over (default 60s); a worker touches the jobs it is working on well within it.
+	ClaimTimeout time.Duration
+	// MaxAttempts bounds deliveries of a job that keeps failing for a transient reason (default 5).
+	MaxAttempts int
+	// RequeueAfter is how long an unfinished document may go without progress before the
+	// sweep puts its job on the queue again (default 5m).
+	RequeueAfter time.Duration
+	// RequeueGrace is how long a document whose job could not be enqueued (Redis was down)
+	// waits before the sweep enqueues it (default 10s).
+	RequeueGrace time.Duration
+	// Block is the longest a read waits for a job (default 2s).
+	Block time.Duration
+}
+
+func (o *WorkerOptions) defaults() {
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		suffix := make([]byte, 3)
+		_, _ = rand.Read(suffix)
+		o.Consumer = host + "-" + hex.EncodeToString(suffix)
+	}
+	setDefault(&o.Concurrency, 2)
+	setDefault(&o.BatchSize, 32)
+	setDefault(&o.ClaimTimeout, time.Minute)
+	setDefault(&o.MaxAttempts, 5)
+	setDefault(&o.RequeueAfter, 5*time.Minute)
+	setDefault(&o.RequeueGrace, 10*time.Second)
+	setDefault(&o.Block, 2*time.Second)
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Worker consumes ingestion jobs: it claims the documents, chunks them, hands the chunks
+// to the retrieval service (several documents of a corpus per call) and records the
+// outcome, and only then acknowledges the jobs. A job whose worker died is reclaimed and
+// redone; redoing one replaces the document's chunks, so it never duplicates them.
+type Worker struct {
+	store     *Store
+	queue     *Queue
+	retrieval retrievalv1.RetrievalServiceClient
+	log       *slog.Logger
+	o         WorkerOptions
+	// inflight are the stream ids of jobs being processed, touched so they are not reclaimed.
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+// NewWorker returns a worker; Run starts it.
+func NewWorker(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, log *slog.Logger, o WorkerOptions) *Worker {
+	o.defaults()
+	return &Worker{store: store, queue: queue, retrieval: retrieval, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]bool{}}
+}
+
+// Consumer is the worker's name in the consumer group.
+func (w *Worker) Consumer() string { return w.o.Consumer }
+
+// Run consumes jobs until ctx ends; batches already started are finished first.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.ensureQueue(ctx); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for range w.o.Concurrency {
+		g.Go(func() error { w.consume(ctx); return nil })
+	}
+	g.Go(func() error { w.every(ctx, w.o.ClaimTimeout/3, w.housekeep); return nil })
+	return g.Wait()
+}
+
+// ensureQueue creates the consumer group, waiting for Redis if it is not up yet.
+func (w *Worker) ensureQueue(ctx context.Context) error {
+	for {
+		err := w.queue.Ensure(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		w.log.WarnContext(ctx, "ingest queue unavailable; retrying", "error", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+}
+
+// consume reads and processes batches until ctx ends.
+func (w *Worker) consume(ctx context.Context) {
+	for ctx.Err() == nil {
+		jobs, err := w.queue.Read(ctx, w.o.Consumer, w.o.BatchSize, w.o.Block)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.WarnContext(ctx, "reading ingestion jobs failed; retrying", "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		w.process(ctx, jobs)
+	}
+}
+
+// housekeep beats the heart, keeps in-flight jobs from being reclaimed, takes over jobs of
+// dead workers and requeues documents whose job was lost.
+func (w *Worker) housekeep(ctx context.Context) {
+	if err := w.queue.Heartbeat(ctx, w.o.Consumer, w.o.ClaimTimeout); err != nil {
+		w.log.WarnContext(ctx, "worker heartbeat failed", "error", err)
+	}
+	if err := w.queue.Touch(ctx, w.o.Consumer, w.inflightIDs()...); err != nil {
+		w.log.WarnContext(ctx, "touching in-flight jobs failed", "error", err)
+	}
+	if jobs, err := w.queue.Reclaim(ctx, w.o.Consumer, w.o.ClaimTimeout, w.o.BatchSize); err != nil {
+		w.log.WarnContext(ctx, "reclaiming jobs failed", "error", err)
+	} else if len(jobs) > 0 {
+		w.log.InfoContext(ctx, "reclaimed jobs of a stopped worker", "jobs", len(jobs))
+		w.process(ctx, jobs)
+	}
+	w.requeueStale(ctx)
+}
+
+// requeueStale puts the jobs of documents the queue does not hold back on it.
+func (w *Worker) requeueStale(ctx context.Context) {
+	jobs, err := w.store.Stale(ctx, w.o.RequeueGrace, w.o.RequeueAfter, 500)
+	if err != nil {
+		w.log.WarnContext(ctx, "requeue sweep failed", "error", err)
+		return
+	}
+	for _, j := range jobs {
+		if _, err := w.queue.Enqueue(ctx, j); err != nil {
+			w.log.WarnContext(ctx, "requeue failed; the next sweep retries", "document_id", j.DocumentID, "error", err)
+			_ = w.store.MarkNotEnqueued(ctx, j.TenantID, j.DocumentID, j.Version)
+		}
+	}
+	if len(jobs) > 0 {
+		w.log.InfoContext(ctx, "requeued documents without a job on the queue", "documents", len(jobs))
+	}
+}
+
+// process runs one batch to the end even when ctx ends meanwhile (shutdown): a half-done
+// batch would only be redone by another worker after the claim timeout.
+func (w *Worker) process(ctx context.Context, jobs []Job) {
+	if len(jobs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.o.ClaimTimeout)
+	defer cancel()
+	w.track(jobs, true)
+	defer w.track(jobs, false)
+
+	docs, err := w.store.Claim(ctx, jobs)
+	if err != nil {
+		w.log.WarnContext(ctx, "claiming documents failed; the jobs will be redelivered", "jobs", len(jobs), "error", err)
+		return
+	}
+	live := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		live[d.job.ID] = true
+	}
+	var done []string
+	for _, j := range jobs {
+		if !live[j.ID] { // document deleted, changed or finished since: nothing to do
+			done = append(done, j.ID)
+		}
+	}
+	outs := w.index(ctx, docs)
+	if len(outs) > 0 {
+		if err := w.store.Finish(ctx, outs); err != nil {
+			w.log.WarnContext(ctx, "recording outcomes failed; the jobs will be redone", "error", err)
+			outs = nil
+		}
+	}
+	byDoc := map[[2]string]string{}
+	for _, d := range docs {
+		byDoc[[2]string{d.TenantID, d.DocumentID}] = d.job.ID
+	}
+	for _, o := range outs {
+		done = append(done, byDoc[[2]string{o.tenant, o.id}])
+	}
+	for _, id := range done {
+		if err := w.queue.Ack(ctx, id); err != nil {
+			w.log.WarnContext(ctx, "acknowledging a job failed; it will be redelivered and dropped", "job", id, "error", err)
+		}
+	}
+}
+
+// Limits of one UpsertDocuments call made by the worker.
+const (
+	callMaxDocuments = 256
+	callMaxChunks    = 4000
+)
+
+// index chunks the documents and stores the chunks, one call per corpus and batch. It
+// returns an outcome for every document that is finished; documents that hit a transient
+// failure and have attempts left get none (their jobs stay pending and are redone).
+func (w *Worker) index(ctx context.Context, docs []claimed) []outcome {
+	type group struct{ tenant, corpus string }
+	groups := map[group][]claimed{}
+	var order []group
+	for _, d := range docs {
+		g := group{d.TenantID, d.CorpusID}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], d)
+	}
+	var outs []outcome
+	for _, g := range order {
+		var batch []claimed
+		var input []*retrievalv1.DocumentChunks
+		chunks := 0
+		flush := func() {
+			if len(batch) > 0 {
+				outs = append(outs, w.upsert(ctx, g.tenant, g.corpus, batch, input)...)
+			}
+			batch, input, chunks = nil, nil, 0
+		}
+		for _, d := range groups[g] {
+			dc := documentChunks(d)
+			if len(batch) == callMaxDocuments || (len(batch) > 0 && chunks+len(dc.Chunks) > callMaxChunks) {
+				flush()
+			}
+			batch, input, chunks = append(batch, d), append(input, dc), chunks+len(dc.Chunks)
+		}
+		flush()
+	}
+	return outs
+}
+
+// upsert stores one batch; when the batch is refused for a reason of its own (not a
+// transient failure), each document is tried alone so that one bad document fails alone.
+func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []claimed, input []*retrievalv1.DocumentChunks) []outcome {
+	res, err := w.retrieval.UpsertDocuments(ctx, &retrievalv1.UpsertDocumentsRequest{TenantId: tenant, CorpusId: corpus, Documents: input})
+	if err == nil {
+		outs := make([]outcome, len(batch))
+		for i, d := range batch {
+			outs[i] = outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusSucceeded, chunks: int(res.GetChunkCounts()[i])}
+		}
+		return outs
+	}
+	if permanent(err) && len(batch) > 1 {
+		var outs []outcome
+		for i := range batch {
+			outs = append(outs, w.upsert(ctx, tenant, corpus, batch[i:i+1], input[i:i+1])...)
+		}
+		return outs
+	}
+	var outs []outcome
+	for _, d := range batch {
+		switch {
+		case permanent(err):
+			outs = append(outs, outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusFailed, reason: reason(err)})
+		case d.job.Deliveries >= int64(w.o.MaxAttempts):
+			outs = append(outs, outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusFailed,
+				reason: fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(err))})
+		default:
+			w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
+		}
+	}
+	return outs
+}
+
+// documentChunks chunks a document for the retrieval service.
+func documentChunks(d claimed) *retrievalv1.DocumentChunks {
+	md := map[string]any{"content_type": d.ContentType}
+	if d.Filename != "" {
+		md["filename"] = d.Filename
+	}
+	meta, _ := structpb.NewStruct(md)
+	texts := Chunk(d.text, ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap})
+	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Chunks: make([]*retrievalv1.ChunkInput, len(texts))}
+	for i, t := range texts {
+		out.Chunks[i] = &retrievalv1.ChunkInput{Text: t, Metadata: meta}
+	}
+	return out
+}
+
+// permanent reports failures that redoing the job cannot fix.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.PermissionDenied, codes.OutOfRange, codes.AlreadyExists:
+		return true
+	}
+	return false
+}
+
+// reason renders a failure for failure_reason: "CODE: message".
+func reason(err error) string {
+	if e, ok := apierr.FromStatus(status.Convert(err)); ok {
+		return e.Code + ": " + e.Message
+	}
+	st := status.Convert(err)
+	name, ok := plainCodes[st.Code()]
+	if !ok {
+		name = strings.ToUpper(st.Code().String())
+	}
+	return name + ": " + st.Message()
+}
+
+// plainCodes name the failures that carry no NexusRAG code as the gateway would.
+var plainCodes = map[codes.Code]string{
+	codes.InvalidArgument:  apierr.CodeInvalidArgument,
+	codes.NotFound:         apierr.CodeNotFound,
+	codes.Unavailable:      apierr.CodeUnavailable,
+	codes.DeadlineExceeded: apierr.CodeDeadline,
+	codes.Canceled:         apierr.CodeCanceled,
+	codes.Internal:         apierr.CodeInternal,
+	codes.Unknown:          apierr.CodeInternal,
+}
+
+func (w *Worker) track(jobs []Job, on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, j := range jobs {
+		if on {
+			w.inflight[j.ID] = true
+		} else {
+			delete(w.inflight, j.ID)
+		}
+	}
+}
+
+func (w *Worker) inflightIDs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, 0, len(w.inflight))
+	for id := range w.inflight {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// every runs f at once and then every interval until ctx ends.
+func (w *Worker) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
