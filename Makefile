@@ -45,8 +45,8 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 # Cloud SDKs must never probe instance-metadata servers from tests (no cloud here, and
 # traffic beyond loopback is not allowed): disable the AWS probe and give Google clients a
 # credentials file that does not exist, so they fail before any probe.
-test bench: export AWS_EC2_METADATA_DISABLED = true
-test bench: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+test bench eval: export AWS_EC2_METADATA_DISABLED = true
+test bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
 
 .PHONY: test
 test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests
@@ -58,6 +58,13 @@ test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit
 .PHONY: bench
 bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures
 	go run ./bench
+
+CISI := ../shared/data/cisi
+.PHONY: eval
+eval: build deps ## retrieval quality on CISI through the real ingestion pipeline (nDCG@10, Recall@10, MRR)
+	$(BIN) migrate >/dev/null
+	$(BIN) eval retrieval --docs $(CISI)/CISI.ALL --queries $(CISI)/CISI.QRY --qrels $(CISI)/CISI.REL --k 10 \
+	  --chunk-size 2000 --chunk-overlap 200
 
 .PHONY: clean
 clean: ## remove build output

@@ -17,6 +17,8 @@ if [ ! -s "$keyfile" ] || ! bin/nexusrag apikey verify <"$keyfile" >/dev/null 2>
     python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' >"$keyfile"
   chmod 600 "$keyfile"
 fi
+# The Agent 2.0 demo corpus (tenant t1, corpus c1); a no-op once seeded.
+bin/nexusrag seed-demo 2>var/seed-demo.log || { cat var/seed-demo.log >&2; exit 1; }
 port=$(sed -E 's/.*:([0-9]+)$/\1/' <<<"${HTTP_ADDR:-:8000}")
 
 cat <<MSG

@@ -5,6 +5,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +188,69 @@ func TestDocumentsOverHTTP(t *testing.T) {
 		}
 		return types["documents.ingest.enqueued"] && types["documents.reindex.enqueued"] && types["documents.deleted"]
 	}, 5*time.Second, 50*time.Millisecond, "ingest, reindex and delete are audited")
+}
+
+func TestSeedDemo(t *testing.T) {
+	env, _ := newEnv(t)
+	_, err := run(t, env, "", "migrate")
+	require.NoError(t, err)
+	out, err := run(t, env, "", "seed-demo")
+	require.NoError(t, err)
+	require.Equal(t, "seeded: tenant t1, corpus c1: 3 documents, 10 chunks\n", out)
+	out, err = run(t, env, "", "seed-demo")
+	require.NoError(t, err)
+	require.Equal(t, "already seeded: tenant t1, corpus c1 (3 documents)\n", out)
+
+	out, err = run(t, env, "", "provider-smoke", "--tenant", "t1", "--corpus", "c1", "--query", "What are the release gates for Agent 2.0?", "--top-k", "3")
+	require.NoError(t, err)
+	require.Contains(t, out, "1  ")
+	require.Regexp(t, `(?m)^1\s+\S+\s+agent2-release-gates\s`, out, "the release gates document answers best")
+}
+
+// A tiny collection in the SMART format: eval must work for any collection, not only CISI.
+func TestEvalRetrievalOnATinyCollection(t *testing.T) {
+	env, _ := newEnv(t)
+	_, err := run(t, env, "", "migrate")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	files := map[string]string{
+		"docs": `.I 1
+.T
+Release gates
+.W
+Agent releases pass quality, reliability and security gates.
+.I 2
+.T
+Cooking pasta
+.W
+Boil water, add salt, cook the pasta for nine minutes.
+.I 3
+.T
+Rollback
+.W
+A release can be rolled back within ten minutes.
+`,
+		"queries": `.I 1
+.W
+release gates of the agent
+.I 2
+.W
+how long to cook pasta
+.I 3
+.W
+a query nobody judged
+`,
+		"qrels": "1 1 0 0\n1 3 0 0\n2 2 0 0\n",
+	}
+	for name, body := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600))
+	}
+	out, err := run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "docs"), "--queries", filepath.Join(dir, "queries"),
+		"--qrels", filepath.Join(dir, "qrels"), "--k", "2")
+	require.NoError(t, err)
+	require.Contains(t, out, "ingested 3 documents, 3 chunks")
+	require.Contains(t, out, "queries 2   nDCG@2 1.0000   Recall@2 1.0000   MRR 1.0000")
+
+	_, err = run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "missing"), "--queries", filepath.Join(dir, "queries"), "--qrels", filepath.Join(dir, "qrels"))
+	require.ErrorContains(t, err, "no such file")
 }

@@ -316,7 +316,7 @@ func documentProto(d Document) *ingestv1.Document {
 		return timestamppb.New(*t)
 	}
 	return &ingestv1.Document{
-		DocumentId: d.DocumentID, CorpusId: d.CorpusID, Filename: d.Filename, ContentType: d.ContentType, SizeBytes: d.SizeBytes,
+		DocumentId: d.DocumentID, CorpusId: d.CorpusID, Filename: d.Filename, ContentType: d.ContentType, SizeBytes: int32(d.SizeBytes),
 		Status: d.Status, FailureReason: d.FailureReason, ChunkCount: int32(d.ChunkCount),
 		ChunkSizeChars: int32(d.ChunkSize), ChunkOverlapChars: int32(d.ChunkOverlap), Attempts: int32(d.Attempts), JobId: d.JobID,
 		CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt), QueuedAt: timestamppb.New(d.QueuedAt),

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -373,4 +374,39 @@ func TestReindexAndDelete(t *testing.T) {
 	_, err = h.client.DeleteDocument(editor, &ingestv1.DeleteDocumentRequest{DocumentId: "d1"})
 	require.Equal(t, codes.NotFound, status.Code(err))
 	require.Subset(t, h.audit.types(), []string{audit.TypeIngestEnqueued, audit.TypeReindexEnqueued, audit.TypeDocumentDeleted})
+}
+
+// TestConcurrentDeletesDoNotStarveThePool: a delete calls the retrieval service, which
+// shares the connection pool in the all-in-one process; no transaction may stay open
+// across that call, or as many concurrent deletes as connections deadlock.
+func TestConcurrentDeletesDoNotStarveThePool(t *testing.T) {
+	h := newHarness(t)
+	h.corpus(t, "t1", "c1", map[string]any{})
+	h.worker(t, ingest.WorkerOptions{}, nil)
+	const n = 16 // the test pool has 4 connections
+	for i := range n {
+		_, err := h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "words to delete", DocumentId: fmt.Sprintf("d%d", i)})
+		require.NoError(t, err)
+	}
+	for i := range n {
+		h.waitStatus(t, fmt.Sprintf("d%d", i), ingest.StatusSucceeded)
+	}
+	ctx, cancel := context.WithTimeout(editor, 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, err := h.client.DeleteDocument(ctx, &ingestv1.DeleteDocumentRequest{DocumentId: fmt.Sprintf("d%d", i)})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	var left int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM retrieval.chunks`).Scan(&left))
+	require.Zero(t, left)
 }

@@ -17,6 +17,8 @@ const (
 	StatusProcessing = "processing"
 	StatusSucceeded  = "succeeded"
 	StatusFailed     = "failed"
+	// StatusDeleting is held while DeleteDocument removes the chunks.
+	StatusDeleting = "deleting"
 )
 
 // Store errors, turned into API errors by the server.
@@ -71,6 +73,9 @@ func scanDocument(row pgx.Row) (Document, error) {
 // busy reports whether a job of the document is queued or running.
 func (d Document) busy() bool { return d.Status == StatusQueued || d.Status == StatusProcessing }
 
+// locked reports whether the document may not be replaced or reindexed now.
+func (d Document) locked() bool { return d.busy() || d.Status == StatusDeleting }
+
 func newJobID() string { return "job_" + uuid.Must(uuid.NewV7()).String() }
 
 // Create stores a new document, queued. An existing document of the same id is replaced
@@ -98,7 +103,7 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 		case cur.CorpusID != n.CorpusID:
 			d = cur
 			return errCorpusMismatch
-		case cur.busy():
+		case cur.locked():
 			d = cur
 			return errBusy
 		}
@@ -131,7 +136,7 @@ func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cu
 		if err != nil {
 			return err
 		}
-		if cur.busy() {
+		if cur.locked() {
 			d = cur
 			return errBusy
 		}
@@ -189,10 +194,14 @@ func (s *Store) List(ctx context.Context, tenant string, q ListQuery) ([]Documen
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Document, error) { return scanDocument(r) })
 }
 
-// Delete removes a document that no job is working on. removeChunks runs while the row
-// is locked, before the row goes: when it fails nothing is deleted.
+// Delete removes a document that no job is working on, in three steps so that no
+// transaction stays open while removeChunks calls the retrieval service: the document
+// is marked deleting (which overwrite and reindex refuse), removeChunks runs, then the
+// row goes. When removeChunks fails the document gets its status back; a delete
+// interrupted half-way is finished by the next one.
 func (s *Store) Delete(ctx context.Context, tenant, id string, removeChunks func(Document) error) (Document, error) {
 	var d Document
+	var previous string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		d, err = scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
@@ -203,12 +212,23 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, removeChunks func
 		if d.busy() {
 			return errBusy
 		}
-		if err := removeChunks(d); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM ingest.documents WHERE tenant_id = $1 AND document_id = $2`, tenant, id)
+		previous = d.Status
+		_, err = tx.Exec(ctx, `UPDATE ingest.documents SET status = 'deleting', updated_at = now() WHERE tenant_id = $1 AND document_id = $2`, tenant, id)
 		return err
 	})
+	if err != nil {
+		return d, err
+	}
+	if err := removeChunks(d); err != nil {
+		if previous != StatusDeleting {
+			if _, rerr := s.pool.Exec(context.WithoutCancel(ctx), `UPDATE ingest.documents SET status = $3
+				WHERE tenant_id = $1 AND document_id = $2 AND status = 'deleting'`, tenant, id, previous); rerr != nil {
+				return d, fmt.Errorf("%w (and restoring its status failed: %v)", err, rerr)
+			}
+		}
+		return d, err
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM ingest.documents WHERE tenant_id = $1 AND document_id = $2 AND status = 'deleting'`, tenant, id)
 	return d, err
 }
 

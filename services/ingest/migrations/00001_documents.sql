@@ -14,7 +14,9 @@ CREATE TABLE ingest.documents (
     size_bytes          bigint      NOT NULL,
     chunk_size_chars    int         NOT NULL,
     chunk_overlap_chars int         NOT NULL,
-    status              text        NOT NULL CHECK (status IN ('queued', 'processing', 'succeeded', 'failed')),
+    -- deleting marks a document whose chunks are being removed (DeleteDocument), so that
+    -- nothing re-queues it meanwhile.
+    status              text        NOT NULL CHECK (status IN ('queued', 'processing', 'succeeded', 'failed', 'deleting')),
     failure_reason      text        NOT NULL DEFAULT '',
     chunk_count         int         NOT NULL DEFAULT 0,
     version             bigint      NOT NULL DEFAULT 1,

@@ -33,8 +33,8 @@ type Document struct {
 	Filename   string                 `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
 	// content_type is text/plain or text/markdown.
 	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	SizeBytes   int64  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	// status is queued, processing, succeeded or failed.
+	SizeBytes   int32  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// status is queued, processing, succeeded or failed (deleting while a delete is removing its chunks).
 	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
 	// failure_reason says why ingestion failed (status failed), as "CODE: message".
 	FailureReason string `protobuf:"bytes,7,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
@@ -114,7 +114,7 @@ func (x *Document) GetContentType() string {
 	return ""
 }
 
-func (x *Document) GetSizeBytes() int64 {
+func (x *Document) GetSizeBytes() int32 {
 	if x != nil {
 		return x.SizeBytes
 	}
@@ -837,7 +837,7 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\bfilename\x18\x03 \x01(\tR\bfilename\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x1d\n" +
 	"\n" +
-	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"size_bytes\x18\x05 \x01(\x05R\tsizeBytes\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\x12%\n" +
 	"\x0efailure_reason\x18\a \x01(\tR\rfailureReason\x12\x1f\n" +
 	"\vchunk_count\x18\b \x01(\x05R\n" +

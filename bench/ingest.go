@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nexusrag/nexusrag/services/ingest"
+	"github.com/nexusrag/nexusrag/services/retrieval"
+)
+
+const (
+	ingestDocs    = 2000
+	ingestCorpus  = "bench-ingest"
+	rawCorpus     = "bench-ingest-raw"
+	ingestTimeout = 5 * time.Minute
+)
+
+// ingestSuite: 2,000 documents through POST /v1/documents/text until every one is
+// succeeded (chunking, embedding, chunk/postings/statistics writes, status updates),
+// beside a raw COPY of the same chunk rows into retrieval.chunks.
+func ingestSuite(ctx context.Context, env *benchEnv) ([]row, error) {
+	docs := newProse(11).corpus(ingestDocs)
+	key, err := createKey(env, "editor")
+	if err != nil {
+		return nil, err
+	}
+	api := newAPIClient(env.httpURL, key, env.clients)
+	defer api.http.CloseIdleConnections()
+	e2e, err := ingestEndToEnd(ctx, api, docs, env.clients)
+	if err != nil {
+		return nil, fmt.Errorf("ingest end to end: %w", err)
+	}
+	raw, err := copyChunks(ctx, env.dbURL, docs)
+	if err != nil {
+		return nil, fmt.Errorf("raw copy of chunks: %w", err)
+	}
+	e2eRate := float64(e2e.chunks) / e2e.wall.Seconds()
+	rawRate := float64(raw.chunks) / raw.copy.Seconds()
+	return []row{
+		{name: "ingest: 2,000 docs, POST /v1/documents/text to succeeded", p50: ms(e2e.post.quantile(.5)), p99: ms(e2e.post.quantile(.99)),
+			rate: fmt.Sprintf("%.0f chunks/s", e2eRate),
+			note: fmt.Sprintf("%d chunks, %.0f docs/s, %s wall (POSTs %s); latency is POST's; aim: at least 1,000 chunks/s",
+				e2e.chunks, float64(ingestDocs)/e2e.wall.Seconds(), e2e.wall.Round(10*time.Millisecond), e2e.post.elapsed.Round(10*time.Millisecond))},
+		{name: "baseline: raw CopyFrom of the same chunk rows", p50: "-", p99: "-", rate: fmt.Sprintf("%.0f chunks/s", rawRate),
+			note: fmt.Sprintf("%d rows into retrieval.chunks only (no postings, statistics, status); chunk+embed %s not counted; end-to-end/raw %s",
+				raw.chunks, raw.prepare.Round(10*time.Millisecond), ratio(e2eRate, rawRate))},
+	}, nil
+}
+
+// createKey makes an API key of role for the bench tenant; the running gateway looks a
+// key it has not synced yet up on first use.
+func createKey(env *benchEnv, role string) (string, error) {
+	out, err := env.command("apikey", "create", "--tenant", "bench", "--role", role, "--name", "bench-"+role, "--output", "json").Output()
+	if err != nil {
+		return "", fmt.Errorf("apikey create --role %s: %w", role, err)
+	}
+	var k map[string]string
+	if err := json.Unmarshal(out, &k); err != nil {
+		return "", fmt.Errorf("apikey create --role %s: %w", role, err)
+	}
+	return k["api_key"], nil
+}
+
+type e2eResult struct {
+	post   result // POST latencies, elapsed from the first POST to the last answer
+	chunks int
+	wall   time.Duration // first POST to the last finished_at
+}
+
+// ingestEndToEnd creates the corpus, POSTs every document from n clients, and waits
+// until all of them are succeeded.
+func ingestEndToEnd(ctx context.Context, api apiClient, docs []string, n int) (e2eResult, error) {
+	var out e2eResult
+	if err := api.call(ctx, http.MethodPatch, "/v1/corpora/"+ingestCorpus, map[string]any{"allow_missing": true}, nil); err != nil {
+		return out, err
+	}
+	next := make(chan int)
+	lat := make([][]time.Duration, n)
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(next)
+		for i := range docs {
+			select {
+			case next <- i:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	for c := range n {
+		g.Go(func() error {
+			for i := range next {
+				t := time.Now()
+				body := map[string]any{"corpus_id": ingestCorpus, "text": docs[i], "document_id": docID(i), "filename": docID(i) + ".txt"}
+				if err := api.call(gctx, http.MethodPost, "/v1/documents/text", body, nil); err != nil {
+					return err
+				}
+				lat[c] = append(lat[c], time.Since(t))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return out, err
+	}
+	out.post.elapsed = time.Since(start)
+	out.post.latencies = slices.Concat(lat...)
+	slices.Sort(out.post.latencies)
+	chunks, last, err := waitSucceeded(ctx, api, len(docs))
+	if err != nil {
+		return out, err
+	}
+	if last.Before(start) {
+		return out, fmt.Errorf("the last finished_at (%s) is before the first POST (%s)", last, start)
+	}
+	out.chunks, out.wall = chunks, last.Sub(start)
+	return out, nil
+}
+
+func docID(i int) string { return fmt.Sprintf("doc-%04d", i) }
+
+// document is the part of a document's status the bench reads.
+type document struct {
+	DocumentID    string    `json:"document_id"`
+	Status        string    `json:"status"`
+	FailureReason string    `json:"failure_reason"`
+	ChunkCount    int       `json:"chunk_count"`
+	FinishedAt    time.Time `json:"finished_at"`
+}
+
+type documentPage struct {
+	Documents     []document `json:"documents"`
+	NextPageToken string     `json:"next_page_token"`
+}
+
+// waitSucceeded polls until no document of the corpus is queued or processing (two
+// one-row listings per poll), then lists them all to check that want succeeded; it
+// returns their chunks and the latest finished_at. A failed document fails the bench.
+func waitSucceeded(ctx context.Context, api apiClient, want int) (int, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy, err := anyWithStatus(ctx, api, "failed", "queued", "processing")
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if busy == nil {
+			chunks, last, done, err := allSucceeded(ctx, api, want)
+			if err != nil || done {
+				return chunks, last, err
+			}
+		} else if busy.Status == "failed" {
+			return 0, time.Time{}, fmt.Errorf("document %s failed: %s", busy.DocumentID, busy.FailureReason)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, time.Time{}, fmt.Errorf("documents not all succeeded within %s: %w", ingestTimeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// anyWithStatus returns a document of the corpus in the first of statuses that has one.
+func anyWithStatus(ctx context.Context, api apiClient, statuses ...string) (*document, error) {
+	for _, s := range statuses {
+		var page documentPage
+		q := url.Values{"corpus_id": {ingestCorpus}, "status": {s}, "page_size": {"1"}}
+		if err := api.call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		if len(page.Documents) > 0 {
+			return &page.Documents[0], nil
+		}
+	}
+	return nil, nil
+}
+
+// allSucceeded lists the corpus's documents; done reports whether want are succeeded.
+func allSucceeded(ctx context.Context, api apiClient, want int) (chunks int, last time.Time, done bool, err error) {
+	seen, token := 0, ""
+	for {
+		var page documentPage
+		q := url.Values{"corpus_id": {ingestCorpus}, "page_size": {"200"}}
+		if token != "" {
+			q.Set("page_token", token)
+		}
+		if err := api.call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
+			return 0, last, false, err
+		}
+		for _, d := range page.Documents {
+			switch d.Status {
+			case "succeeded":
+			case "failed":
+				return 0, last, false, fmt.Errorf("document %s failed: %s", d.DocumentID, d.FailureReason)
+			default:
+				return 0, last, false, nil
+			}
+			seen++
+			chunks += d.ChunkCount
+			if d.FinishedAt.After(last) {
+				last = d.FinishedAt
+			}
+		}
+		if token = page.NextPageToken; token == "" {
+			break
+		}
+	}
+	if seen != want {
+		return 0, last, false, fmt.Errorf("corpus %s lists %d documents, want %d", ingestCorpus, seen, want)
+	}
+	return chunks, last, true, nil
+}
+
+type rawResult struct {
+	chunks  int
+	prepare time.Duration // chunking, embedding and counting terms
+	copy    time.Duration
+}
+
+// copyChunks writes the chunk rows the worker would write for docs (same chunking,
+// embedder, ids and metadata) into retrieval.chunks of another corpus with one COPY.
+func copyChunks(ctx context.Context, dbURL string, docs []string) (rawResult, error) {
+	var out rawResult
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return out, err
+	}
+	defer conn.Close(ctx)
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		return out, err
+	}
+	emb := retrieval.NewHashEmbedder(retrieval.DefaultDim)
+	// chunks has a foreign key to corpora.
+	if _, err := conn.Exec(ctx, `INSERT INTO retrieval.corpora (tenant_id, corpus_id, name, provider_config, embedder, embedding_dim)
+		VALUES ('bench', $1, 'bench raw', '{"retrieval":{"provider":"local_pgvector","top_k_default":5}}', $2, $3)`,
+		rawCorpus, emb.Name(), emb.Dim()); err != nil {
+		return out, fmt.Errorf("create corpus %s: %w", rawCorpus, err)
+	}
+	start := time.Now()
+	var rows [][]any
+	for i, d := range docs {
+		texts := ingest.Chunk(d, ingest.ChunkOptions{Size: ingest.DefaultChunkSize, Overlap: ingest.DefaultChunkOverlap})
+		vecs, err := emb.EmbedDocuments(ctx, texts)
+		if err != nil {
+			return out, err
+		}
+		meta, _ := json.Marshal(map[string]string{"content_type": "text/plain", "filename": docID(i) + ".txt"})
+		for k, t := range texts {
+			rows = append(rows, []any{"bench", rawCorpus, fmt.Sprintf("%s:%d", docID(i), k), docID(i), k, t, meta,
+				len(retrieval.Terms(t)), emb.Dim(), pgvector.NewVector(vecs[k])})
+		}
+	}
+	out.prepare = time.Since(start)
+	start = time.Now()
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "chunks"},
+		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "metadata", "term_count", "embedding_dim", "embedding"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		return out, err
+	}
+	out.copy, out.chunks = time.Since(start), int(n)
+	return out, nil
+}
+
+// apiClient calls the platform's HTTP API with a bearer key and unwraps the envelope.
+type apiClient struct {
+	base, key string
+	http      *http.Client
+}
+
+func newAPIClient(base, key string, conns int) apiClient {
+	return apiClient{base: base, key: key, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}}
+}
+
+// call sends body as JSON (when not nil) and decodes the answer's data into out (when not nil).
+func (a apiClient) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, bytes.TrimSpace(b))
+	}
+	if out == nil {
+		return nil
+	}
+	var env struct{ Data json.RawMessage }
+	if err := json.Unmarshal(b, &env); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if len(env.Data) == 0 {
+		return errors.New(method + " " + path + ": answer has no data")
+	}
+	return json.Unmarshal(env.Data, out)
+}
