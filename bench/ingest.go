@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -264,7 +266,7 @@ func copyChunks(ctx context.Context, dbURL string, docs []string) (rawResult, er
 		meta, _ := json.Marshal(map[string]string{"content_type": "text/plain", "filename": docID(i) + ".txt"})
 		for k, t := range texts {
 			rows = append(rows, []any{"bench", rawCorpus, fmt.Sprintf("%s:%d", docID(i), k), docID(i), k, t, meta,
-				len(retrieval.Terms(t)), emb.Dim(), pgvector.NewVector(vecs[k])})
+				len(textproc.Terms(t)), emb.Dim(), pgvector.NewVector(vecs[k])})
 		}
 	}
 	out.prepare = time.Since(start)

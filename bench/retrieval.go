@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -190,7 +192,7 @@ func loadSyntheticCorpus(ctx context.Context, dbURL string) error {
 			for i := w; i < benchChunks; i += workers {
 				text := s.text(rng, i%benchTopics, 40+rng.IntN(40))
 				v, _ := emb.EmbedDocuments(ctx, []string{text})
-				terms := retrieval.Terms(text)
+				terms := textproc.Terms(text)
 				tf := map[string]int{}
 				for _, t := range terms {
 					tf[t]++

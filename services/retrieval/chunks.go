@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"unicode/utf8"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -163,7 +165,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 	for d, doc := range docs {
 		for i := range doc.GetChunks() {
 			k := len(rows)
-			terms := Terms(texts[k])
+			terms := textproc.Terms(texts[k])
 			tf := make(map[string]int, len(terms))
 			for _, term := range terms {
 				tf[term]++

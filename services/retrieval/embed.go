@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/fnv"
 	"math"
+
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
 // Embedder turns text into vectors. Implementations are deterministic for a given name,
@@ -45,14 +47,14 @@ func (h *HashEmbedder) Dim() int { return h.dim }
 func (h *HashEmbedder) EmbedDocuments(_ context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
-		out[i] = h.vector(Terms(t), nil)
+		out[i] = h.vector(textproc.Terms(t), nil)
 	}
 	return out, nil
 }
 
 // EmbedQuery embeds a query, idf-weighting its terms when idf is given.
 func (h *HashEmbedder) EmbedQuery(_ context.Context, text string, idf func(string) float64) ([]float32, error) {
-	return h.vector(Terms(text), idf), nil
+	return h.vector(textproc.Terms(text), idf), nil
 }
 
 func (h *HashEmbedder) vector(terms []string, idf func(string) float64) []float32 {

@@ -9,23 +9,6 @@ import (
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
-func TestTerms(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"The release gates for Agent 2.0", []string{"releas", "gate", "agent", "2", "0"}},
-		{"Testing tested tests", []string{"test", "test", "test"}},
-		{"Retrieval-augmented generation!", []string{"retriev", "augment", "generat"}},
-		{"", nil},
-		{"of the and", nil},
-		{"Café naïve", []string{"café", "naïve"}},
-	}
-	for _, tt := range tests {
-		require.Equal(t, tt.want, retrieval.Terms(tt.in), tt.in)
-	}
-}
-
 func cosine(a, b []float32) float64 {
 	var dot float64
 	for i := range a {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
+
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -96,7 +98,7 @@ func lexicalTerms(terms []string, st corpusStats) ([]string, []float64) {
 func uniqueTerms(text string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, t := range Terms(text) {
+	for _, t := range textproc.Terms(text) {
 		if !seen[t] {
 			seen[t] = true
 			out = append(out, t)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
@@ -25,7 +27,7 @@ func TestBulkWritesRefreshStatistics(t *testing.T) {
 	write := func(doc, text string) {
 		v, _ := emb.EmbedDocuments(ctx, []string{text})
 		tf := map[string]int{}
-		for _, term := range Terms(text) {
+		for _, term := range textproc.Terms(text) {
 			tf[term]++
 		}
 		require.NoError(t, store.replaceDocuments(ctx, "t1", "c1", emb.Name(), []string{doc}, []chunkRow{{id: doc + ":0", document: doc, text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}))

@@ -1,4 +1,7 @@
-package retrieval
+// Package textproc turns text into the terms NexusRAG indexes and matches: lower-cased,
+// stop words dropped, Snowball-stemmed. Retrieval (BM25, hashed embeddings) and the run
+// service (extractive answers) share it so that both sides see the same terms.
+package textproc
 
 import (
 	"strings"
