@@ -12,13 +12,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nexusrag/nexusrag/pkg/textproc"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nexusrag/nexusrag/pkg/textproc"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -20,6 +18,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 

@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"unicode/utf8"
 
-	"github.com/nexusrag/nexusrag/pkg/textproc"
-
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 

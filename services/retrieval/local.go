@@ -6,11 +6,10 @@ import (
 	"math"
 	"sort"
 
-	"github.com/nexusrag/nexusrag/pkg/textproc"
-
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
 // localProvider searches the Postgres chunk index: BM25 over postings and cosine

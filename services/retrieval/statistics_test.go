@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nexusrag/nexusrag/pkg/textproc"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
+	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
 // TestBulkWritesRefreshStatistics: after enough postings are written the index is
