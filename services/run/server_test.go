@@ -1,0 +1,400 @@
+package run_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/auth"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
+	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/services/retrieval"
+	"github.com/nexusrag/nexusrag/services/run"
+)
+
+type events struct {
+	mu  sync.Mutex
+	got []audit.Event
+}
+
+func (e *events) Record(_ context.Context, ev audit.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, ev)
+}
+
+// recording wraps a generator and keeps the prompts it was given.
+type recording struct {
+	run.Generator
+	mu      sync.Mutex
+	prompts []run.Prompt
+}
+
+func (r *recording) Generate(ctx context.Context, p run.Prompt, delta func(string) error) (string, error) {
+	r.mu.Lock()
+	r.prompts = append(r.prompts, p)
+	r.mu.Unlock()
+	return r.Generator.Generate(ctx, p, delta)
+}
+
+type failingSpeaker struct{}
+
+func (failingSpeaker) Speak(context.Context, string) ([]byte, error) { return nil, errors.New("voice service down") }
+
+type harness struct {
+	pool      *pgxpool.Pool
+	retrieval retrievalv1.RetrievalServiceClient
+	audit     *events
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations(), run.Migrations())
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
+		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &events{}, logging.Discard()))
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &events{}}
+	ctx := as("t1")
+	_, err = h.retrieval.UpdateCorpus(principal.With(context.Background(), principal.Principal{TenantID: "t1", Role: apiv1.Role_ROLE_EDITOR}),
+		&retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
+	require.NoError(t, err)
+	_ = ctx
+	for i, text := range []string{
+		"Agent 2.0 ships only when the release gates are green. The quality gate needs an nDCG of 0.31.",
+		"The rollout happens in waves. A wave can be rolled back within ten minutes.",
+		"Pasta cooks in nine minutes in salted water.",
+	} {
+		_, err := h.retrieval.UpsertChunks(context.Background(), &retrievalv1.UpsertChunksRequest{TenantId: "t1", CorpusId: "c1",
+			DocumentId: fmt.Sprintf("doc%d", i+1), Chunks: []*retrievalv1.ChunkInput{{Text: text}}})
+		require.NoError(t, err)
+	}
+	return h
+}
+
+func as(tenant string) context.Context {
+	return principal.With(context.Background(), principal.Principal{TenantID: tenant, KeyID: "k", Role: apiv1.Role_ROLE_READER})
+}
+
+func (h *harness) client(t *testing.T, cfg run.Config, gen run.Generator, speaker run.Speaker) runv1.RunServiceClient {
+	t.Helper()
+	if cfg.AudioDir == "" {
+		cfg.AudioDir = t.TempDir()
+	}
+	if cfg.MaxMessageChars == 0 {
+		cfg.MaxMessageChars = 200
+	}
+	if cfg.HistoryChars == 0 {
+		cfg.HistoryChars = 1000
+	}
+	if cfg.TTSTimeout == 0 {
+		cfg.TTSTimeout = 5 * time.Second
+	}
+	s, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(h.pool), Retrieval: h.retrieval, Generator: gen, Speaker: speaker,
+		Audit: h.audit, Log: logging.Discard()})
+	require.NoError(t, err)
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&runv1.RunService_ServiceDesc, s)
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return runv1.NewRunServiceClient(conn)
+}
+
+// collect runs a request and returns its events.
+func collect(t *testing.T, c runv1.RunServiceClient, req *runv1.RunRequest) ([]*runv1.RunResponse, error) {
+	t.Helper()
+	stream, err := c.Run(as("t1"), req)
+	require.NoError(t, err)
+	var out []*runv1.RunResponse
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+}
+
+func types(evs []*runv1.RunResponse) []string {
+	var out []string
+	for i, e := range evs {
+		if e.GetType() == "token.delta" && i > 0 && evs[i-1].GetType() == "token.delta" {
+			continue // token.delta* counts once
+		}
+		out = append(out, e.GetType())
+	}
+	return out
+}
+
+func TestEventOrder(t *testing.T) {
+	h := newHarness(t)
+	vertexMissing := run.NewVertex(context.Background(), run.VertexConfig{}) // no project: VERTEX_CONFIG_MISSING
+	tests := []struct {
+		name    string
+		gen     run.Generator
+		speaker run.Speaker
+		debug   bool
+		audio   bool
+		want    []string
+		errCode string
+	}{
+		{"success", run.Extractive{}, nil, false, false, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
+		{"debug events", run.Extractive{}, nil, true, false, []string{"request.accepted", "debug.retrieval", "token.delta", "message.final", "done"}, ""},
+		{"provider error", vertexMissing, nil, false, false, []string{"request.accepted", "error", "done"}, run.CodeVertexConfigMissing},
+		{"audio ok", run.Extractive{}, run.FakeTTS{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.ready", "done"}, ""},
+		{"audio error", run.Extractive{}, failingSpeaker{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.error", "done"}, ""},
+		{"audio asked, tts off", run.Extractive{}, nil, false, true, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := h.client(t, run.Config{DebugEvents: tt.debug}, tt.gen, tt.speaker)
+			session := fmt.Sprintf("s-%d", i)
+			evs, err := collect(t, c, &runv1.RunRequest{SessionId: session, CorpusId: "c1", Message: "What are the release gates for Agent 2.0?", TopK: 3, Audio: tt.audio})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, types(evs))
+			for j, e := range evs {
+				require.EqualValues(t, j+1, e.GetSeq(), "seq counts from 1 without gaps")
+			}
+			last := evs[len(evs)-2]
+			switch last.GetType() {
+			case "error":
+				require.Equal(t, tt.errCode, last.GetData().AsMap()["code"])
+				var users int
+				require.NoError(t, h.pool.QueryRow(context.Background(),
+					`SELECT count(*) FROM run.messages WHERE session_id = $1 AND role = 'user'`, session).Scan(&users))
+				require.Equal(t, 1, users, "the user turn was saved before generation failed")
+			case "audio.ready":
+				d := last.GetData().AsMap()
+				require.Equal(t, "audio/mpeg", d["mime"])
+				require.Regexp(t, `^/v1/audio/[0-9a-f]{32}\.mp3$`, d["audio_url"])
+				res, err := c.GetAudio(context.Background(), &runv1.GetAudioRequest{AudioId: d["audio_id"].(string)})
+				require.NoError(t, err)
+				require.Equal(t, []byte{0xFF, 0xFB}, res.GetMp3()[:2], "an MPEG audio frame")
+			case "audio.error":
+				require.Equal(t, run.CodeTTSError, last.GetData().AsMap()["code"])
+			}
+		})
+	}
+}
+
+func TestFinalMessageIsGroundedAndCited(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(t, run.Config{}, run.Extractive{}, nil)
+	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "s1", CorpusId: "c1", Message: "What are the release gates for Agent 2.0?"})
+	require.NoError(t, err)
+	var deltas strings.Builder
+	var final map[string]any
+	for _, e := range evs {
+		switch e.GetType() {
+		case "token.delta":
+			deltas.WriteString(e.GetData().AsMap()["text"].(string))
+		case "message.final":
+			final = e.GetData().AsMap()
+		}
+	}
+	require.Equal(t, final["text"], deltas.String(), "the deltas add up to the final text")
+	require.Contains(t, final["text"], "release gates are green")
+	require.Contains(t, final["text"], "[1]")
+	cites := final["citations"].([]any)
+	require.NotEmpty(t, cites)
+	first := cites[0].(map[string]any)
+	require.Equal(t, "doc1", first["document_id"])
+	require.Equal(t, "doc1:0", first["chunk_id"])
+	require.Contains(t, first, "score")
+
+	// Nothing relevant: an honest answer without citations.
+	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "s1", CorpusId: "c1", Message: "zebra quantum saxophone"})
+	require.NoError(t, err)
+	final = evs[len(evs)-2].GetData().AsMap()
+	require.Equal(t, "I could not find anything about that in this corpus.", final["text"])
+	require.Empty(t, final["citations"])
+}
+
+func TestValidationErrorsComeBeforeTheStream(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(t, run.Config{}, run.Extractive{}, nil)
+	tests := []struct {
+		name string
+		req  *runv1.RunRequest
+		code string
+	}{
+		{"no session", &runv1.RunRequest{CorpusId: "c1", Message: "hi"}, apierr.CodeInvalidArgument},
+		{"no corpus", &runv1.RunRequest{SessionId: "s", Message: "hi"}, apierr.CodeInvalidArgument},
+		{"no message", &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "  "}, apierr.CodeInvalidArgument},
+		{"message too long", &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: strings.Repeat("a", 201)}, "MESSAGE_TOO_LONG"},
+		{"top_k too big", &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "hi", TopK: 51}, apierr.CodeInvalidArgument},
+		{"top_k negative", &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "hi", TopK: -1}, apierr.CodeInvalidArgument},
+		{"unknown corpus", &runv1.RunRequest{SessionId: "s", CorpusId: "nope", Message: "hi"}, apierr.CodeNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := collect(t, c, tt.req)
+			require.Empty(t, evs, "no event before a validation error")
+			e, _ := apierr.FromStatus(status.Convert(err))
+			require.Equal(t, tt.code, e.Code, err)
+		})
+	}
+	h.audit.mu.Lock()
+	defer h.audit.mu.Unlock()
+	require.Empty(t, h.audit.got, "refused runs are not audited as invoked")
+}
+
+func TestSessionMemoryAcrossTurns(t *testing.T) {
+	h := newHarness(t)
+	gen := &recording{Generator: run.Extractive{}}
+	c := h.client(t, run.Config{}, gen, nil)
+	_, err := collect(t, c, &runv1.RunRequest{SessionId: "chat", CorpusId: "c1", Message: "What are the release gates?"})
+	require.NoError(t, err)
+	_, err = collect(t, c, &runv1.RunRequest{SessionId: "chat", CorpusId: "c1", Message: "And how fast is a rollback?"})
+	require.NoError(t, err)
+	_, err = collect(t, c, &runv1.RunRequest{SessionId: "other", CorpusId: "c1", Message: "Fresh start"})
+	require.NoError(t, err)
+
+	require.Len(t, gen.prompts, 3)
+	require.Empty(t, gen.prompts[0].History)
+	second := gen.prompts[1].History
+	require.Len(t, second, 2, "the first turn's question and answer")
+	require.Equal(t, run.Turn{Role: "user", Content: "What are the release gates?"}, second[0])
+	require.Equal(t, "assistant", second[1].Role)
+	require.Empty(t, gen.prompts[2].History, "sessions do not mix")
+
+	var checkpoints int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM run.checkpoints WHERE session_id = 'chat'`).Scan(&checkpoints))
+	require.Equal(t, 8, checkpoints, "load_session, retrieve, generate, persist per run")
+	h.audit.mu.Lock()
+	defer h.audit.mu.Unlock()
+	require.Len(t, h.audit.got, 3)
+	require.Equal(t, audit.TypeRunInvoked, h.audit.got[0].Type)
+	require.NotContains(t, fmt.Sprint(h.audit.got[0].Metadata), "release gates", "no message text in the audit log")
+}
+
+// blocking streams one delta, then waits for the run's context to end.
+type blocking struct{ started chan struct{} }
+
+func (b blocking) Generate(ctx context.Context, _ run.Prompt, delta func(string) error) (string, error) {
+	if err := delta("thinking "); err != nil {
+		return "", err
+	}
+	close(b.started)
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func TestClientGoingAwayCancelsTheRun(t *testing.T) {
+	h := newHarness(t)
+	gen := blocking{started: make(chan struct{})}
+	c := h.client(t, run.Config{}, gen, nil)
+	_, err := c.GetAudio(context.Background(), &runv1.GetAudioRequest{AudioId: "warm-up"}) // connects the lazy client first
+	require.Equal(t, codes.NotFound, status.Code(err))
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(as("t1"))
+	stream, err := c.Run(ctx, &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "release gates"})
+	require.NoError(t, err)
+	_, err = stream.Recv()
+	require.NoError(t, err)
+	<-gen.started
+	cancel()
+	_, err = stream.Recv()
+	require.Equal(t, codes.Canceled, status.Code(err))
+	if !waitUntil(func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("goroutines: before %d, now %d\n%s", before, runtime.NumGoroutine(), buf[:n])
+	}
+}
+
+// vertexFake serves genai's Vertex streaming endpoint with scripted chunks.
+func vertexFake(t *testing.T, chunks []string, failAfter bool, status int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Contains(t, r.URL.Path, "/publishers/google/models/gemini-test:streamGenerateContent")
+		require.Equal(t, "Bearer test-token", r.Header.Get("Authorization"))
+		if status != 0 {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"error":{"code":` + fmt.Sprint(status) + `,"message":"denied","status":"PERMISSION_DENIED"}}`))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range chunks {
+			fmt.Fprintf(w, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":%q}]}}]}\n\n", c)
+			w.(http.Flusher).Flush()
+		}
+		if failAfter {
+			panic(http.ErrAbortHandler) // the connection drops mid-stream
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type staticToken struct{}
+
+func (staticToken) Token(context.Context) (*auth.Token, error) {
+	return &auth.Token{Value: "test-token", Type: "Bearer"}, nil
+}
+
+func TestVertexGeneratorAgainstAFake(t *testing.T) {
+	h := newHarness(t)
+	creds := auth.NewCredentials(&auth.CredentialsOptions{TokenProvider: staticToken{}})
+	newGen := func(url string) *run.Vertex {
+		return run.NewVertex(context.Background(), run.VertexConfig{Project: "p", Location: "us-central1", Model: "gemini-test", BaseURL: url, Credentials: creds})
+	}
+	c := h.client(t, run.Config{}, newGen(vertexFake(t, []string{"The gates are ", "quality, reliability and security [1]."}, false, 0)), nil)
+	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "v", CorpusId: "c1", Message: "release gates?"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"request.accepted", "token.delta", "message.final", "done"}, types(evs))
+	final := evs[len(evs)-2].GetData().AsMap()
+	require.Equal(t, "The gates are quality, reliability and security [1].", final["text"])
+	require.Len(t, final["citations"], 1)
+
+	c = h.client(t, run.Config{}, newGen(vertexFake(t, []string{"Half an answer"}, true, 0)), nil)
+	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "v2", CorpusId: "c1", Message: "release gates?"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"request.accepted", "token.delta", "error", "done"}, types(evs), "mid-stream failure")
+	require.Equal(t, run.CodeLLMError, evs[len(evs)-2].GetData().AsMap()["code"])
+
+	c = h.client(t, run.Config{}, newGen(vertexFake(t, nil, false, http.StatusForbidden)), nil)
+	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "v3", CorpusId: "c1", Message: "release gates?"})
+	require.NoError(t, err)
+	require.Equal(t, run.CodeVertexAuth, evs[len(evs)-2].GetData().AsMap()["code"])
+}
+
+// waitUntil polls cond for up to 5 s in the calling goroutine (require.Eventually polls
+// from goroutines of its own, which a goroutine count would see).
+func waitUntil(cond func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
