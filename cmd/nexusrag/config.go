@@ -25,6 +25,7 @@ type platformConfig struct {
 	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
 	RetrievalGRPCAddr  string `env:"RETRIEVAL_GRPC_ADDR"`
 	IngestGRPCAddr     string `env:"INGEST_GRPC_ADDR"`
+	RunGRPCAddr        string `env:"RUN_GRPC_ADDR"`
 
 	// DebugAddr, when set, serves /debug/pprof (keep it on a private interface).
 	DebugAddr string `env:"DEBUG_ADDR"`
@@ -59,6 +60,8 @@ func (c *platformConfig) remoteAddr(service string) (addr, variable string) {
 		return c.RetrievalGRPCAddr, "RETRIEVAL_GRPC_ADDR"
 	case "ingest":
 		return c.IngestGRPCAddr, "INGEST_GRPC_ADDR"
+	case "run":
+		return c.RunGRPCAddr, "RUN_GRPC_ADDR"
 	}
 	return "", ""
 }

@@ -309,9 +309,9 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest")
-	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC, "INGEST_GRPC_ADDR="+backend.GRPC),
-		dbURL, "--services=gateway")
+	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run")
+	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC, "INGEST_GRPC_ADDR="+backend.GRPC,
+		"RUN_GRPC_ADDR="+backend.GRPC), dbURL, "--services=gateway")
 	_, admin := gw.createKey("t1", "admin")
 
 	h := gw.do(http.MethodGet, "/v1/health", "", "")

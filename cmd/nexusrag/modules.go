@@ -11,6 +11,7 @@ import (
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/services/gateway"
@@ -18,6 +19,7 @@ import (
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/retrieval/providers"
+	"github.com/nexusrag/nexusrag/services/run"
 )
 
 // module is one service of the binary, in the Loki "target" sense: `serve --services`
@@ -29,20 +31,21 @@ type module struct {
 	init func(ctx context.Context, a *app) error
 }
 
-// modules lists every service, in start-up order. run, billing and failover join this
-// list as their issues land.
+// modules lists every service, in start-up order. billing and failover join this list
+// as their issues land.
 func modules() []module {
 	return []module{
 		{name: "governance", init: initGovernance},
 		{name: "retrieval", deps: []string{"governance"}, init: initRetrieval},
 		{name: "ingest", deps: []string{"governance", "retrieval"}, init: initIngest},
-		{name: "gateway", deps: []string{"gateway", "governance", "retrieval", "ingest"}, init: initGateway},
+		{name: "run", deps: []string{"governance", "retrieval"}, init: initRun},
+		{name: "gateway", deps: []string{"gateway", "governance", "retrieval", "ingest", "run"}, init: initGateway},
 	}
 }
 
 // migrationSets are all schemas' migrations, database-wide prerequisites first.
 func migrationSets() []pgstore.Migrations {
-	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), ingest.Migrations(), gateway.Migrations()}
+	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), ingest.Migrations(), run.Migrations(), gateway.Migrations()}
 }
 
 func initGovernance(ctx context.Context, a *app) error {
@@ -108,6 +111,48 @@ func initIngest(ctx context.Context, a *app) error {
 	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, rec, a.log, cfg.MaxBytes))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
+	return nil
+}
+
+// initRun serves the agent runs: the graph, sessions, generation and speech.
+func initRun(ctx context.Context, a *app) error {
+	cfg, err := config.Parse[run.Config](nil)
+	if err != nil {
+		return err
+	}
+	pool, err := a.postgres(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := a.recorder()
+	if err != nil {
+		return err
+	}
+	conn, err := a.conn("retrieval")
+	if err != nil {
+		return err
+	}
+	var gen run.Generator = run.Extractive{}
+	if cfg.LLMProvider == "vertex" {
+		v := run.NewVertex(ctx, run.VertexConfig{Project: cfg.GoogleProject, Location: cfg.GoogleLocation, Model: cfg.GeminiModel})
+		if err := v.Err(); err != nil {
+			a.log.WarnContext(ctx, "LLM_PROVIDER=vertex cannot generate; every run will answer with this error", "error", err)
+		}
+		gen = v
+	}
+	var speaker run.Speaker
+	switch cfg.TTSProvider {
+	case "fake":
+		speaker = run.FakeTTS{}
+	case "openai":
+		speaker = run.OpenAITTS{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAITTSModel, Voice: cfg.OpenAITTSVoice}
+	}
+	srv, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(pool), Retrieval: retrievalv1.NewRetrievalServiceClient(conn),
+		Generator: gen, Speaker: speaker, Audit: rec, Log: a.log})
+	if err != nil {
+		return err
+	}
+	a.grpc.Register(&runv1.RunService_ServiceDesc, srv)
 	return nil
 }
 

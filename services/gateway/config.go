@@ -21,6 +21,8 @@ type Config struct {
 	// IngestMaxBytes is the ingest service's limit on a document's text; document uploads
 	// may send that much plus 1 MiB of form or JSON framing.
 	IngestMaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
+	// RunHeartbeatInterval is how long a /v1/run stream may stay silent before a heartbeat event.
+	RunHeartbeatInterval time.Duration `env:"RUN_HEARTBEAT_INTERVAL" envDefault:"15s"`
 	// IdempotencyTTL is how long a stored response answers a repeated Idempotency-Key.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// AuditAccessSuccessInterval samples auth.access.success: one event per key per interval.
@@ -40,6 +42,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("HTTP_MAX_BODY_BYTES: %d is below 1024", c.MaxBodyBytes)
 	case c.IngestMaxBytes < 1024:
 		return fmt.Errorf("INGEST_MAX_BYTES: %d is below 1024", c.IngestMaxBytes)
+	case c.RunHeartbeatInterval < 10*time.Millisecond:
+		return fmt.Errorf("RUN_HEARTBEAT_INTERVAL: %s is below 10ms", c.RunHeartbeatInterval)
 	case c.IdempotencyTTL < time.Minute:
 		return fmt.Errorf("IDEMPOTENCY_TTL: %s is below 1m", c.IdempotencyTTL)
 	case c.AuditAccessSuccessInterval < 0 || c.AuditAccessFailureInterval < 0:

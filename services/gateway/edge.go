@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/gen/openapi"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
@@ -148,6 +150,18 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	}
 	if err := mux.HandlePath(http.MethodPost, "/v1/documents", uploadDocument(ingestv1.NewIngestServiceClient(ingestConn))); err != nil {
 		return nil, fmt.Errorf("register /v1/documents: %w", err)
+	}
+	runConn, ok := d.Conns["run"]
+	if !ok {
+		return nil, fmt.Errorf("no connection to service run (hosting %s)", runv1.RunService_ServiceDesc.ServiceName)
+	}
+	runClient := runv1.NewRunServiceClient(runConn)
+	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now}
+	if err := mux.HandlePath(http.MethodPost, runRoute, sse.handler()); err != nil {
+		return nil, fmt.Errorf("register %s: %w", runRoute, err)
+	}
+	if err := mux.HandlePath(http.MethodGet, "/v1/audio/{file}", audioFile(runClient)); err != nil {
+		return nil, fmt.Errorf("register /v1/audio: %w", err)
 	}
 	// Tracing is outermost so that the access log and every error carry the trace id;
 	// route() names the span once the route is known.
@@ -276,5 +290,24 @@ func nativeRoutes() []apidocs.Route {
 				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
 				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown or JSON.",
 			}},
+		{Method: http.MethodPost, Path: runRoute, MinRole: principal.RoleName(grpcx.MethodAccess(runv1.RunService_Run_FullMethodName).GetMinRole()),
+			Tags: []string{"RunService"}, Summary: "Ask the agent: the answer streams as Server-Sent Events",
+			Description: "Body {session_id, corpus_id, message, top_k (1..50, optional), audio (optional)}. Request errors (missing fields, " +
+				"unknown corpus, top_k out of range, MESSAGE_TOO_LONG) answer as JSON errors before the stream starts. Then events, each " +
+				"`id: <seq>`, `event: <type>`, `data: {\"type\", \"request_id\", \"seq\", \"data\"}`, in the order request.accepted, " +
+				"token.delta*, message.final (text and citations: marker, document_id, chunk_id, score), audio.ready | audio.error " +
+				"(when audio was asked for and TTS is on), done. A provider failure is an error event {code, message} then done. " +
+				"heartbeat events {ts, request_id, seq} keep an idle stream open. A request with Last-Event-ID gets resume.unsupported " +
+				"then done: runs cannot be resumed. Idempotency-Key does not apply.",
+			RequestContentTypes: []string{"application/json"}, ResponseContentTypes: []string{"text/event-stream"},
+			RequestSchema: map[string]any{"type": "object", "required": []string{"session_id", "corpus_id", "message"}, "properties": map[string]any{
+				"session_id": map[string]any{"type": "string"}, "corpus_id": map[string]any{"type": "string"},
+				"message": map[string]any{"type": "string"}, "top_k": map[string]any{"type": "integer"}, "audio": map[string]any{"type": "boolean"},
+			}},
+			ResponseSchema: map[string]any{"type": "string", "description": "text/event-stream"},
+			Responses:      map[string]string{"400": "INVALID_ARGUMENT, MESSAGE_TOO_LONG or MALFORMED_REQUEST.", "404": "NOT_FOUND: the corpus does not exist."}},
+		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", Public: true, Tags: []string{"RunService"},
+			Summary:              "A spoken answer (audio.ready's audio_url); public because its id cannot be guessed",
+			ResponseContentTypes: []string{"audio/mpeg"}, Responses: map[string]string{"404": "NOT_FOUND: no such audio."}},
 	}
 }

@@ -128,5 +128,9 @@ func Hosts() []string {
 	for _, rs := range restServices() {
 		out = append(out, rs.host)
 	}
-	return out
+	return append(out, streamHosts...)
 }
+
+// streamHosts are the services the gateway reaches through its own handlers (SSE, files)
+// rather than grpc-gateway routes.
+var streamHosts = []string{"run"}

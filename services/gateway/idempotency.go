@@ -60,7 +60,7 @@ func isWrite(method string) bool {
 func (m *Idempotency) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(idempotentHdr)
-		if key == "" || !isWrite(r.Method) {
+		if key == "" || !isWrite(r.Method) || stateOf(r.Context()).route == runRoute { // a stream is not replayable
 			next.ServeHTTP(w, r)
 			return
 		}
