@@ -191,8 +191,12 @@ func initGateway(ctx context.Context, a *app) error {
 		}
 		conns[host] = c
 	}
+	var limiter *gateway.RateLimiter
+	if cfg.RateLimitEnabled {
+		limiter = gateway.NewRateLimiter(rdb, a.cfg.RedisKeyPrefix, cfg.RateLimitOptions(), rec, a.log)
+	}
 	edge, err := gateway.NewEdge(ctx, cfg, gateway.EdgeDeps{
-		Keys: keys, Audit: rec, Conns: conns,
+		Keys: keys, Audit: rec, Conns: conns, RateLimit: limiter,
 		Idempotency: gateway.NewIdempotency(rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
 		Health:      gateway.NewHealth(conns, pool, rdb, 2*time.Second),
 		Telemetry:   a.tel, Log: a.log,

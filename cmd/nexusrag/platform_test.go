@@ -90,6 +90,8 @@ func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
 		"DATABASE_URL="+dbURL, "REDIS_URL="+redistest.URL(), "REDIS_KEY_PREFIX="+prefix,
 		"HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
 		"AUTH_KEY_SYNC_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=10s", "OTEL_TRACES_EXPORTER=none",
+		// Tests poll fast; the rate limiter has tests of its own (RL_ENABLED=true there).
+		"RL_ENABLED=false",
 		// No cloud here: cloud SDKs must find no credentials and never probe metadata servers.
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=",
 		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/aws-credentials", "AWS_CONFIG_FILE=/nonexistent/aws-config",

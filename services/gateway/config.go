@@ -23,6 +23,23 @@ type Config struct {
 	IngestMaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
 	// RunHeartbeatInterval is how long a /v1/run stream may stay silent before a heartbeat event.
 	RunHeartbeatInterval time.Duration `env:"RUN_HEARTBEAT_INTERVAL" envDefault:"15s"`
+	// RateLimitEnabled turns the per-key and per-tenant token buckets on.
+	RateLimitEnabled bool `env:"RL_ENABLED" envDefault:"true"`
+	// RateLimitFailMode is open (Redis down: requests pass, marked degraded) or closed (503).
+	RateLimitFailMode string        `env:"RL_FAIL_MODE" envDefault:"open"`
+	RateLimitTimeout  time.Duration `env:"RL_TIMEOUT" envDefault:"100ms"`
+	// Buckets per route class, as rate/burst, per API key and per tenant.
+	RateLimitRunKey         Bucket `env:"RL_RUN_KEY" envDefault:"1/5"`
+	RateLimitRunTenant      Bucket `env:"RL_RUN_TENANT" envDefault:"3/15"`
+	RateLimitMutationKey    Bucket `env:"RL_MUTATION_KEY" envDefault:"2/10"`
+	RateLimitMutationTenant Bucket `env:"RL_MUTATION_TENANT" envDefault:"5/25"`
+	RateLimitReadKey        Bucket `env:"RL_READ_KEY" envDefault:"5/20"`
+	RateLimitReadTenant     Bucket `env:"RL_READ_TENANT" envDefault:"15/60"`
+	RateLimitOpsKey         Bucket `env:"RL_OPS_KEY" envDefault:"2/10"`
+	RateLimitOpsTenant      Bucket `env:"RL_OPS_TENANT" envDefault:"4/20"`
+	// RateLimitAuditInterval samples security.rate_limited (per key and class) and
+	// system.rate_limit.degraded.
+	RateLimitAuditInterval time.Duration `env:"RL_AUDIT_INTERVAL" envDefault:"60s"`
 	// IdempotencyTTL is how long a stored response answers a repeated Idempotency-Key.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// AuditAccessSuccessInterval samples auth.access.success: one event per key per interval.
@@ -42,6 +59,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("HTTP_MAX_BODY_BYTES: %d is below 1024", c.MaxBodyBytes)
 	case c.IngestMaxBytes < 1024:
 		return fmt.Errorf("INGEST_MAX_BYTES: %d is below 1024", c.IngestMaxBytes)
+	case c.RateLimitFailMode != "open" && c.RateLimitFailMode != "closed":
+		return fmt.Errorf("RL_FAIL_MODE: %q is not open or closed", c.RateLimitFailMode)
+	case c.RateLimitTimeout < time.Millisecond || c.RateLimitTimeout > 5*time.Second:
+		return fmt.Errorf("RL_TIMEOUT: %s is outside 1ms..5s", c.RateLimitTimeout)
 	case c.RunHeartbeatInterval < 10*time.Millisecond:
 		return fmt.Errorf("RUN_HEARTBEAT_INTERVAL: %s is below 10ms", c.RunHeartbeatInterval)
 	case c.IdempotencyTTL < time.Minute:
@@ -50,4 +71,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("AUDIT_ACCESS_SUCCESS_INTERVAL / AUDIT_ACCESS_FAILURE_INTERVAL: must not be negative")
 	}
 	return nil
+}
+
+// RateLimitOptions are the limiter's options from the configuration.
+func (c *Config) RateLimitOptions() RateLimitOptions {
+	return RateLimitOptions{
+		Limits: map[string]ClassLimits{
+			ClassRun:      {Key: c.RateLimitRunKey, Tenant: c.RateLimitRunTenant},
+			ClassMutation: {Key: c.RateLimitMutationKey, Tenant: c.RateLimitMutationTenant},
+			ClassRead:     {Key: c.RateLimitReadKey, Tenant: c.RateLimitReadTenant},
+			ClassOps:      {Key: c.RateLimitOpsKey, Tenant: c.RateLimitOpsTenant},
+		},
+		FailOpen: c.RateLimitFailMode == "open", Timeout: c.RateLimitTimeout,
+		DegradedAuditInterval: c.RateLimitAuditInterval, RefusedAuditInterval: c.RateLimitAuditInterval,
+	}
 }

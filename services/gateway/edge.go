@@ -57,6 +57,8 @@ type EdgeDeps struct {
 	Keys        *KeyCache
 	Audit       Recorder
 	Idempotency *Idempotency
+	// RateLimit is nil when rate limiting is off.
+	RateLimit *RateLimiter
 	// Conns are client connections to the hosting services, by service name (gateway, governance, ...).
 	Conns     map[string]*grpc.ClientConn
 	Health    *Health
@@ -70,6 +72,7 @@ type Edge struct {
 	keys           *KeyCache
 	audit          Recorder
 	idem           *Idempotency
+	limiter        *RateLimiter
 	log            *slog.Logger
 	routes         *routeTable
 	handler        http.Handler
@@ -82,7 +85,7 @@ type Edge struct {
 // NewEdge builds the HTTP edge over the services' connections.
 func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, log: d.Log,
+		cfg: cfg, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, limiter: d.RateLimit, log: d.Log,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

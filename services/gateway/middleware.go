@@ -63,7 +63,11 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 // go straight to next; the others through body limit, authentication and idempotency,
 // a chain built once here rather than per request.
 func (e *Edge) route(next http.Handler) http.Handler {
-	protected := e.limitBody(e.authenticate(e.idem.Middleware(next)))
+	inner := e.idem.Middleware(next)
+	if e.limiter != nil {
+		inner = e.limiter.Middleware(inner)
+	}
+	protected := e.limitBody(e.authenticate(inner))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateOf(r.Context())
 		path := r.URL.Path
