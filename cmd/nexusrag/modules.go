@@ -108,7 +108,7 @@ func initIngest(ctx context.Context, a *app) error {
 		return err
 	}
 	store, queue, client := ingest.NewStore(pool), ingest.NewQueue(rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, rec, a.log, cfg.MaxBytes))
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, rec, a.log, cfg.MaxBytes, cfg.MaxInflight))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	return nil

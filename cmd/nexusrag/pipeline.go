@@ -76,7 +76,7 @@ func startPipeline(ctx context.Context, cfg platformConfig, log *slog.Logger) (p
 
 	store, queue := ingest.NewStore(pool), ingest.NewQueue(rdb, cfg.RedisKeyPrefix)
 	isrv := grpcx.NewServer(grpcx.ServerOptions{Log: log})
-	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, p.retrieval, nopRecorder{}, log, icfg.MaxBytes))
+	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, p.retrieval, nopRecorder{}, log, icfg.MaxBytes, icfg.MaxInflight))
 	iconn, stop, err := grpcx.InProcess(isrv)
 	if err != nil {
 		return p, err

@@ -111,6 +111,9 @@ func marshalData(data any) (json.RawMessage, error) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, e := httpError(err)
 	st := stateOf(r.Context())
+	if s := e.Details["retry_after_s"]; s != "" {
+		w.Header().Set("Retry-After", s)
+	}
 	details := e.Details
 	if details == nil {
 		details = map[string]string{}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,6 +29,8 @@ func TestHTTPErrorMapping(t *testing.T) {
 		{"forbidden", apierr.New(codes.PermissionDenied, apierr.CodeForbidden, "no"), 403, "FORBIDDEN", "no"},
 		{"rate limited", apierr.New(codes.ResourceExhausted, "RATE_LIMITED", "slow down"), 429, "RATE_LIMITED", "slow down"},
 		{"unavailable", apierr.New(codes.Unavailable, apierr.CodeUnavailable, "down"), 503, "SERVICE_UNAVAILABLE", "down"},
+		{"busy", apierr.New(codes.Unavailable, "SERVICE_BUSY", "full", "retry_after_s", "1"), 503, "SERVICE_BUSY", "full"},
+		{"unsupported media", apierr.New(codes.InvalidArgument, apierr.CodeUnsupportedMediaType, "pdf"), 415, apierr.CodeUnsupportedMediaType, "pdf"},
 		{"route not found", apierr.New(codes.NotFound, CodeRouteNotFound, "no route"), 404, CodeRouteNotFound, "no route"},
 		{"method not allowed", apierr.New(codes.Unimplemented, CodeMethodNotAllowed, "no"), 405, CodeMethodNotAllowed, "no"},
 		{"sunset", apierr.New(codes.FailedPrecondition, CodeEndpointSunset, "gone"), 410, CodeEndpointSunset, "gone"},
@@ -50,4 +53,11 @@ func TestHTTPErrorMapping(t *testing.T) {
 		s, _ := httpError(status.Error(c, "x"))
 		require.GreaterOrEqual(t, s, http.StatusBadRequest, c.String())
 	}
+}
+
+func TestBusyErrorsCarryRetryAfter(t *testing.T) {
+	res := httptest.NewRecorder()
+	writeError(res, httptest.NewRequest(http.MethodPost, "/v1/run", nil), apierr.New(codes.Unavailable, "SERVICE_BUSY", "full", "retry_after_s", "1"))
+	require.Equal(t, http.StatusServiceUnavailable, res.Code)
+	require.Equal(t, "1", res.Header().Get("Retry-After"))
 }

@@ -11,6 +11,9 @@ type Config struct {
 	MaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
 	// MaxConcurrency is how many batches of jobs a worker processes at once.
 	MaxConcurrency int `env:"INGEST_MAX_CONCURRENCY" envDefault:"2"`
+	// MaxInflight bounds the uploads, reindexes and deletes the ingest service handles at
+	// once; more answer 503 SERVICE_BUSY at once (INGEST_MAX_CONCURRENCY is the worker's).
+	MaxInflight int `env:"INGEST_MAX_INFLIGHT" envDefault:"64"`
 	// BatchSize is the most jobs a worker reads and indexes together.
 	BatchSize int `env:"INGEST_BATCH_SIZE" envDefault:"32"`
 	// ClaimTimeout is how long a job may go unacknowledged before another worker redoes it.
@@ -32,6 +35,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_MAX_BYTES: %d is outside 1024..%d", c.MaxBytes, MaxDocumentBytes)
 	case c.MaxConcurrency < 1 || c.MaxConcurrency > 64:
 		return fmt.Errorf("INGEST_MAX_CONCURRENCY: %d is outside 1..64", c.MaxConcurrency)
+	case c.MaxInflight < 1:
+		return fmt.Errorf("INGEST_MAX_INFLIGHT: must be at least 1")
 	case c.BatchSize < 1 || c.BatchSize > 256:
 		return fmt.Errorf("INGEST_BATCH_SIZE: %d is outside 1..256", c.BatchSize)
 	case c.ClaimTimeout < 3*time.Second:

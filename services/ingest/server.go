@@ -20,6 +20,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -60,11 +61,17 @@ type Server struct {
 	audit     Recorder
 	log       *slog.Logger
 	maxBytes  int64
+	writes    *bulkhead.Bulkhead
 }
 
-// NewServer returns the IngestService implementation; documents over maxBytes are refused.
-func NewServer(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, rec Recorder, log *slog.Logger, maxBytes int64) *Server {
-	return &Server{store: store, queue: queue, retrieval: retrieval, audit: rec, log: log, maxBytes: maxBytes}
+// NewServer returns the IngestService implementation; documents over maxBytes are
+// refused, and writes beyond maxInflight at once answer SERVICE_BUSY (0: no bound).
+func NewServer(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, rec Recorder, log *slog.Logger, maxBytes int64, maxInflight int) *Server {
+	s := &Server{store: store, queue: queue, retrieval: retrieval, audit: rec, log: log, maxBytes: maxBytes}
+	if maxInflight > 0 {
+		s.writes = bulkhead.New("the ingest service", maxInflight)
+	}
+	return s
 }
 
 // CreateDocument stores a document and queues its ingestion.
@@ -73,6 +80,11 @@ func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumen
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.writes.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	n, err := s.validateNew(req)
 	if err != nil {
 		return nil, err
@@ -239,6 +251,11 @@ func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocum
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.writes.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	d, err := s.store.Reindex(ctx, p.TenantID, req.GetDocumentId(), func(cur ChunkOptions) (ChunkOptions, error) {
 		if req.ChunkSizeChars != nil {
 			cur.Size = int(req.GetChunkSizeChars())
@@ -266,6 +283,11 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.writes.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var removed int32
 	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
 		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID, DocumentId: d.DocumentID})

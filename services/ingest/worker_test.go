@@ -151,7 +151,7 @@ func TestDocumentsSurviveAnUnreachableQueue(t *testing.T) {
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = dead.Close() })
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, ingest.NewQueue(dead, h.prefix), h.retrieval, h.audit, logging.Discard(), maxBytes))
+	srv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, ingest.NewQueue(dead, h.prefix), h.retrieval, h.audit, logging.Discard(), maxBytes, 0))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)

@@ -27,6 +27,8 @@ type Config struct {
 	// MaxMessageChars bounds a user message; HistoryChars bounds the earlier turns given to the model.
 	MaxMessageChars int `env:"RUN_MAX_MESSAGE_CHARS" envDefault:"4000"`
 	HistoryChars    int `env:"RUN_HISTORY_CHARS" envDefault:"6000"`
+	// MaxConcurrency bounds the runs in flight in this process; more answer 503 SERVICE_BUSY at once.
+	MaxConcurrency int `env:"RUN_MAX_CONCURRENCY" envDefault:"64"`
 	// TTSTimeout bounds one speech synthesis.
 	TTSTimeout time.Duration `env:"TTS_TIMEOUT" envDefault:"30s"`
 }
@@ -48,6 +50,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("RUN_MAX_MESSAGE_CHARS: %d is outside 1..100000", c.MaxMessageChars)
 	case c.HistoryChars < 0:
 		return fmt.Errorf("RUN_HISTORY_CHARS: must not be negative")
+	case c.MaxConcurrency < 1:
+		return fmt.Errorf("RUN_MAX_CONCURRENCY: must be at least 1")
 	case c.TTSTimeout <= 0:
 		return fmt.Errorf("TTS_TIMEOUT: must be positive")
 	}

@@ -20,6 +20,7 @@ import (
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/graph"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
@@ -45,6 +46,7 @@ type Server struct {
 	agent *agent
 	graph *graph.Runnable[State]
 	deps  Deps
+	runs  *bulkhead.Bulkhead
 }
 
 // NewServer builds the service and compiles its graph.
@@ -55,7 +57,11 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{agent: a, graph: g, deps: d}, nil
+	capacity := cfg.MaxConcurrency
+	if capacity < 1 {
+		capacity = 64
+	}
+	return &Server{agent: a, graph: g, deps: d, runs: bulkhead.New("the run service", capacity)}, nil
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
@@ -70,6 +76,11 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	if err := s.validate(req); err != nil {
 		return err
 	}
+	release, err := s.runs.Acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
 	// An unknown corpus is a request error, answered before the stream starts.
 	if _, err := s.deps.Retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: req.GetCorpusId()}); err != nil {
 		return err

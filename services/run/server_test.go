@@ -60,7 +60,9 @@ func (r *recording) Generate(ctx context.Context, p run.Prompt, delta func(strin
 
 type failingSpeaker struct{}
 
-func (failingSpeaker) Speak(context.Context, string) ([]byte, error) { return nil, errors.New("voice service down") }
+func (failingSpeaker) Speak(context.Context, string) ([]byte, error) {
+	return nil, errors.New("voice service down")
+}
 
 type harness struct {
 	pool      *pgxpool.Pool
@@ -397,4 +399,48 @@ func waitUntil(cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
+}
+
+// TestSaturationAnswersBusyAtOnce: runs beyond RUN_MAX_CONCURRENCY are refused at once.
+func TestSaturationAnswersBusyAtOnce(t *testing.T) {
+	h := newHarness(t)
+	gen := &gate{entered: make(chan struct{}, 8), release: make(chan struct{})}
+	c := h.client(t, run.Config{MaxConcurrency: 2}, gen, nil)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			_, err := collect(t, c, &runv1.RunRequest{SessionId: fmt.Sprintf("busy-%d", i), CorpusId: "c1", Message: "release gates"})
+			require.NoError(t, err)
+		})
+	}
+	<-gen.entered
+	<-gen.entered
+	start := time.Now()
+	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "busy-3", CorpusId: "c1", Message: "release gates"})
+	require.Empty(t, evs)
+	e, _ := apierr.FromStatus(status.Convert(err))
+	require.Equal(t, "SERVICE_BUSY", e.Code)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Equal(t, "1", e.Details["retry_after_s"])
+	require.Less(t, time.Since(start), time.Second, "refused at once, not queued")
+	close(gen.release)
+	wg.Wait()
+	_, err = collect(t, c, &runv1.RunRequest{SessionId: "busy-4", CorpusId: "c1", Message: "release gates"})
+	require.NoError(t, err, "capacity is given back")
+}
+
+// gate holds every generation until release is closed.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Generate(ctx context.Context, _ run.Prompt, delta func(string) error) (string, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return "done", delta("done")
 }
