@@ -64,13 +64,18 @@ func ingestSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 // createKey makes an API key of role for the bench tenant; the running gateway looks a
 // key it has not synced yet up on first use.
 func createKey(env *benchEnv, role string) (string, error) {
-	out, err := env.command("apikey", "create", "--tenant", "bench", "--role", role, "--name", "bench-"+role, "--output", "json").Output()
+	return createTenantKey(env, "bench", role)
+}
+
+// createTenantKey makes an API key of role for tenant.
+func createTenantKey(env *benchEnv, tenant, role string) (string, error) {
+	out, err := env.command("apikey", "create", "--tenant", tenant, "--role", role, "--name", "bench-"+role, "--output", "json").Output()
 	if err != nil {
-		return "", fmt.Errorf("apikey create --role %s: %w", role, err)
+		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
 	}
 	var k map[string]string
 	if err := json.Unmarshal(out, &k); err != nil {
-		return "", fmt.Errorf("apikey create --role %s: %w", role, err)
+		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
 	}
 	return k["api_key"], nil
 }

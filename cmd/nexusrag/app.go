@@ -22,6 +22,9 @@ import (
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/breaker"
+	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -46,6 +49,9 @@ type app struct {
 	rdb   *redis.Client
 	conns map[string]*grpc.ClientConn
 	rec   *audit.Recorder
+
+	extCfg         *extcall.Config
+	breakerMetrics *breaker.Metrics
 
 	bgMu sync.Mutex
 	bg   []background
@@ -152,6 +158,26 @@ func (a *app) recorder() (*audit.Recorder, error) {
 		a.rec.Start()
 	}
 	return a.rec, nil
+}
+
+// external returns the client for calls to an external integration (a retrieval
+// provider, the LLM, TTS): EXT_CALL_TIMEOUT_MS, EXT_RETRY_* and a circuit breaker whose
+// state is shared through Redis (CB_*).
+func (a *app) external(ctx context.Context, integration string) (*extcall.Client, error) {
+	if a.extCfg == nil {
+		cfg, err := config.Parse[extcall.Config](nil)
+		if err != nil {
+			return nil, err
+		}
+		a.extCfg = &cfg
+		a.breakerMetrics = breaker.NewMetrics(a.tel.Registry)
+	}
+	rdb, err := a.redis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	br := breaker.New(rdb, a.cfg.RedisKeyPrefix, integration, a.extCfg.Breaker(), a.breakerMetrics, a.log)
+	return extcall.New(integration, a.extCfg.Policy(), br), nil
 }
 
 // onForbidden audits calls refused for a too-low role, in whichever service refused them.

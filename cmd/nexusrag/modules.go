@@ -74,9 +74,19 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	bedrockCalls, err := a.external(ctx, "bedrock")
+	if err != nil {
+		return err
+	}
+	vertexCalls, err := a.external(ctx, "vertex-search")
+	if err != nil {
+		return err
+	}
+	// Timeouts and retries are extcall's (EXT_*): the SDKs make one attempt each.
 	cloud := retrieval.Cloud{
-		Bedrock: providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 3, Timeout: 10 * time.Second}),
-		Vertex:  providers.NewVertex(providers.VertexOptions{Timeout: 10 * time.Second}),
+		Bedrock:      providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 1}),
+		Vertex:       providers.NewVertex(providers.VertexOptions{}),
+		BedrockCalls: bedrockCalls, VertexCalls: vertexCalls,
 	}
 	a.onClose(cloud.Vertex.Close)
 	srv := retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log)
@@ -147,8 +157,16 @@ func initRun(ctx context.Context, a *app) error {
 	case "openai":
 		speaker = run.OpenAITTS{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAITTSModel, Voice: cfg.OpenAITTSVoice}
 	}
+	llmCalls, err := a.external(ctx, "llm")
+	if err != nil {
+		return err
+	}
+	ttsCalls, err := a.external(ctx, "tts")
+	if err != nil {
+		return err
+	}
 	srv, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(pool), Retrieval: retrievalv1.NewRetrievalServiceClient(conn),
-		Generator: gen, Speaker: speaker, Audit: rec, Log: a.log})
+		Generator: gen, Speaker: speaker, LLMCalls: llmCalls, TTSCalls: ttsCalls, Audit: rec, Log: a.log})
 	if err != nil {
 		return err
 	}

@@ -76,13 +76,21 @@ func (s *Server) route(ctx context.Context, tenant string, corpus CorpusRecord, 
 		if s.cloud.Bedrock == nil {
 			return nil, apierr.New(codes.FailedPrecondition, providers.CodeAWSConfigMissing, "Bedrock retrieval is not configured in this deployment")
 		}
-		passages, err := s.cloud.Bedrock.Retrieve(ctx, providers.BedrockTarget{KnowledgeBaseID: c.KnowledgeBaseID, Region: c.Region}, query, topK)
+		var passages []providers.Passage
+		err := s.cloud.BedrockCalls.Do(ctx, true, func(ctx context.Context) (err error) {
+			passages, err = s.cloud.Bedrock.Retrieve(ctx, providers.BedrockTarget{KnowledgeBaseID: c.KnowledgeBaseID, Region: c.Region}, query, topK)
+			return err
+		})
 		return passageHits(passages), err
 	case ProviderVertex:
 		if s.cloud.Vertex == nil {
 			return nil, apierr.New(codes.FailedPrecondition, providers.CodeVertexConfigMissing, "Vertex AI Search retrieval is not configured in this deployment")
 		}
-		passages, err := s.cloud.Vertex.Retrieve(ctx, providers.VertexTarget{Project: c.Project, Location: c.Location, ResourceID: c.ResourceID}, query, topK)
+		var passages []providers.Passage
+		err := s.cloud.VertexCalls.Do(ctx, true, func(ctx context.Context) (err error) {
+			passages, err = s.cloud.Vertex.Retrieve(ctx, providers.VertexTarget{Project: c.Project, Location: c.Location, ResourceID: c.ResourceID}, query, topK)
+			return err
+		})
 		return passageHits(passages), err
 	}
 	// ParseProviderConfig admits only the providers above.

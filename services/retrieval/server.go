@@ -15,6 +15,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
@@ -35,9 +36,13 @@ type Server struct {
 }
 
 // Cloud are the cloud backends; a nil one answers its provider's CONFIG_MISSING code.
+// Calls to each go through its extcall client (timeout, retries, shared circuit breaker);
+// a nil client calls straight through.
 type Cloud struct {
-	Bedrock *providers.Bedrock
-	Vertex  *providers.Vertex
+	Bedrock      *providers.Bedrock
+	Vertex       *providers.Vertex
+	BedrockCalls *extcall.Client
+	VertexCalls  *extcall.Client
 }
 
 // NewServer returns the RetrievalService implementation; embedder embeds chunks and

@@ -10,6 +10,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/graph"
 )
 
@@ -48,6 +49,8 @@ type agent struct {
 	retrieval retrievalv1.RetrievalServiceClient
 	generator Generator
 	speaker   Speaker // nil when TTS_PROVIDER=none
+	llmCalls  *extcall.Client
+	ttsCalls  *extcall.Client
 	audio     AudioStore
 	audioBase string
 	cfg       Config
@@ -137,8 +140,18 @@ func (a *agent) retrieve(ctx context.Context, s *State) error {
 
 func (a *agent) generate(ctx context.Context, s *State) error {
 	emit := emitterOf(ctx)
-	answer, err := a.generator.Generate(ctx, Prompt{Question: s.Message, History: s.History, Passages: s.Passages},
-		func(d string) error { return emit("token.delta", map[string]any{"text": d}) })
+	var answer string
+	// Generation may be retried until its first token has gone to the client, not after.
+	err := a.llmCalls.Do(ctx, true, func(ctx context.Context) error {
+		streamed := false
+		var err error
+		answer, err = a.generator.Generate(ctx, Prompt{Question: s.Message, History: s.History, Passages: s.Passages},
+			func(d string) error { streamed = true; return emit("token.delta", map[string]any{"text": d}) })
+		if err != nil && streamed {
+			return extcall.Permanent(err)
+		}
+		return err
+	})
 	if err != nil {
 		return providerFailure(ctx, s, err)
 	}
@@ -163,7 +176,11 @@ func (a *agent) speak(ctx context.Context, s *State) error {
 	emit := emitterOf(ctx)
 	tctx, cancel := context.WithTimeout(ctx, a.cfg.TTSTimeout)
 	defer cancel()
-	audio, err := a.speaker.Speak(tctx, s.Answer)
+	var audio []byte
+	err := a.ttsCalls.Do(tctx, true, func(ctx context.Context) (err error) {
+		audio, err = a.speaker.Speak(ctx, s.Answer)
+		return err
+	})
 	if err == nil {
 		s.AudioID, err = a.audio.Save(audio)
 	}

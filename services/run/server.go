@@ -21,6 +21,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
+	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/graph"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
@@ -36,8 +37,11 @@ type Deps struct {
 	Retrieval retrievalv1.RetrievalServiceClient
 	Generator Generator
 	Speaker   Speaker // nil: TTS_PROVIDER=none
-	Audit     Recorder
-	Log       *slog.Logger
+	// LLMCalls and TTSCalls guard the external calls (timeout, retries, breaker); nil calls straight through.
+	LLMCalls *extcall.Client
+	TTSCalls *extcall.Client
+	Audit    Recorder
+	Log      *slog.Logger
 }
 
 // Server implements nexusrag.run.v1.RunService.
@@ -51,7 +55,7 @@ type Server struct {
 
 // NewServer builds the service and compiles its graph.
 func NewServer(cfg Config, d Deps) (*Server, error) {
-	a := &agent{store: d.Store, retrieval: d.Retrieval, generator: d.Generator, speaker: d.Speaker,
+	a := &agent{store: d.Store, retrieval: d.Retrieval, generator: d.Generator, speaker: d.Speaker, llmCalls: d.LLMCalls, ttsCalls: d.TTSCalls,
 		audio: AudioStore{Dir: cfg.AudioDir}, audioBase: strings.TrimSuffix(cfg.AudioBaseURL, "/"), cfg: cfg, log: d.Log}
 	g, err := a.compile()
 	if err != nil {

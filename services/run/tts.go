@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // CodeTTSError is the code of every speech failure (audio.error).
@@ -32,7 +35,7 @@ type OpenAITTS struct {
 // Speak requests an MP3 of text.
 func (o OpenAITTS) Speak(ctx context.Context, text string) ([]byte, error) {
 	if o.APIKey == "" {
-		return nil, fmt.Errorf("OPENAI_API_KEY is not set")
+		return nil, status.Error(codes.FailedPrecondition, "OPENAI_API_KEY is not set")
 	}
 	body, _ := json.Marshal(map[string]string{"model": o.Model, "voice": o.Voice, "input": text, "response_format": "mp3"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(o.BaseURL, "/")+"/audio/speech", bytes.NewReader(body))
@@ -47,7 +50,10 @@ func (o OpenAITTS) Speak(ctx context.Context, text string) ([]byte, error) {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("OpenAI speech: %w", ctxOr(ctx, err))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, status.Errorf(codes.Unavailable, "OpenAI speech could not be reached")
 	}
 	defer res.Body.Close()
 	audio, err := io.ReadAll(io.LimitReader(res.Body, 50<<20))
@@ -59,20 +65,21 @@ func (o OpenAITTS) Speak(ctx context.Context, text string) ([]byte, error) {
 			Error struct{ Message, Type string } `json:"error"`
 		}
 		_ = json.Unmarshal(audio, &e)
-		// The message may echo the request; keep only the type, never the key.
-		return nil, fmt.Errorf("OpenAI speech answered %d %s", res.StatusCode, e.Error.Type)
+		// The message may echo the request; keep only the type, never the key. Only 429
+		// and 5xx are the service's own failures (retried, counted by the breaker).
+		c := codes.InvalidArgument
+		switch {
+		case res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500:
+			c = codes.Unavailable
+		case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+			c = codes.FailedPrecondition
+		}
+		return nil, status.Errorf(c, "OpenAI speech answered %d %s", res.StatusCode, e.Error.Type)
 	}
 	if !isMP3(audio) {
 		return nil, fmt.Errorf("OpenAI speech returned something other than MP3 (%d bytes)", len(audio))
 	}
 	return audio, nil
-}
-
-func ctxOr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
 }
 
 // FakeTTS makes a real, playable MP3 of silence, about as long as reading the text
