@@ -8,11 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
@@ -195,6 +199,9 @@ func Normalize(ctx context.Context, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return apierr.New(codes.DeadlineExceeded, apierr.CodeDeadline, "the request took too long")
 	}
+	if dependencyDown(err) {
+		return apierr.New(codes.Unavailable, CodeDependencyUnavailable, "a database or cache is unavailable; retry shortly")
+	}
 	if st, ok := status.FromError(err); ok {
 		if _, hasInfo := apierr.FromStatus(st); hasInfo {
 			return err // a domain error from a downstream service, passed on as it is
@@ -204,6 +211,28 @@ func Normalize(ctx context.Context, err error) error {
 		}
 	}
 	return apierr.New(codes.Internal, apierr.CodeInternal, "internal error")
+}
+
+// CodeDependencyUnavailable is answered while Postgres or Redis cannot be reached; the
+// pools reconnect on their own, so the same request succeeds once they are back.
+const CodeDependencyUnavailable = "DEPENDENCY_UNAVAILABLE"
+
+// dependencyDown recognizes lost or refused connections to Postgres or Redis, as opposed
+// to errors of the query itself.
+func dependencyDown(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: the server is shutting the session down.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	// pgx reports a connection it already knows to be dead this way.
+	return strings.Contains(err.Error(), "conn closed") || pgconn.SafeToRetry(err)
 }
 
 type contextStream struct {

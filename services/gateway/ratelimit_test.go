@@ -3,10 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -129,52 +127,11 @@ func TestTokenBucketsRefill(t *testing.T) {
 	}, 2*time.Second, 5*time.Millisecond, "refilled at 50 tokens/s")
 }
 
-// privateRedis starts a redis-server of the test's own on a free port, which the test may
-// stop and start again.
-type privateRedis struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server is needed (make deps): %v", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := lis.Addr().(*net.TCPAddr).Port
-	require.NoError(t, lis.Close())
-	r := &privateRedis{t: t, port: port}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *privateRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *privateRedis) start() {
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--save", "", "--appendonly", "no")
-	require.NoError(r.t, r.cmd.Start())
-	c := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer c.Close()
-	require.Eventually(r.t, func() bool { return c.Ping(context.Background()).Err() == nil }, 10*time.Second, 10*time.Millisecond)
-}
-
-func (r *privateRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
 // TestRedisOutage stops Redis mid-traffic: fail-open lets requests through (degraded,
 // audited once), fail-closed refuses them, and limiting resumes once Redis is back.
 func TestRedisOutage(t *testing.T) {
-	srv := startPrivateRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
 	rec := &recorded{}
 	opts := limits(Bucket{Rate: 0.001, Burst: 1}, Bucket{Rate: 0.001, Burst: 10})
@@ -191,7 +148,7 @@ func TestRedisOutage(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, d.Allowed, "limited while Redis is up")
 
-	srv.stop()
+	srv.Stop()
 	for range 5 {
 		start := time.Now()
 		_, err := open.Allow(ctx, "t1", "k1", ClassRead)
@@ -209,7 +166,7 @@ func TestRedisOutage(t *testing.T) {
 	require.Equal(t, 503, res.Code)
 	require.Contains(t, res.Body.String(), CodeRateLimiterUnavailable)
 
-	srv.start()
+	srv.Start()
 	require.Eventually(t, func() bool {
 		_, err := open.Allow(ctx, "t1", "k2", ClassRead)
 		return err == nil

@@ -23,6 +23,9 @@ type Config struct {
 	// RequeueAfter is how long an unfinished document may go without progress before its
 	// job is put on the queue again (a Redis that restarted without persistence loses jobs).
 	RequeueAfter time.Duration `env:"INGEST_REQUEUE_AFTER" envDefault:"5m"`
+	// RequeueGrace is how long a document whose job Redis could not take waits before the
+	// sweep enqueues it.
+	RequeueGrace time.Duration `env:"INGEST_REQUEUE_GRACE" envDefault:"10s"`
 }
 
 // MaxDocumentBytes is the highest INGEST_MAX_BYTES: a document travels in one gRPC message.
@@ -43,6 +46,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_CLAIM_TIMEOUT: %s is below 3s", c.ClaimTimeout)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("INGEST_MAX_ATTEMPTS: must be at least 1")
+	case c.RequeueGrace < 100*time.Millisecond:
+		return fmt.Errorf("INGEST_REQUEUE_GRACE: %s is below 100ms", c.RequeueGrace)
 	case c.RequeueAfter < c.ClaimTimeout:
 		return fmt.Errorf("INGEST_REQUEUE_AFTER: %s is below INGEST_CLAIM_TIMEOUT (%s)", c.RequeueAfter, c.ClaimTimeout)
 	}
@@ -52,5 +57,5 @@ func (c *Config) Validate() error {
 // WorkerOptions are the worker's options from the configuration.
 func (c Config) WorkerOptions() WorkerOptions {
 	return WorkerOptions{Concurrency: c.MaxConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
-		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter}
+		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace}
 }

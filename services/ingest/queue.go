@@ -69,11 +69,28 @@ func (q *Queue) Enqueue(ctx context.Context, j Job) (string, error) {
 	return id, nil
 }
 
+// recreated runs op, and once more after recreating the consumer group when Redis lost
+// it (a restart without persistence): workers carry on without a restart of their own.
+func (q *Queue) recreated(ctx context.Context, op func() error) error {
+	err := op()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		if err := q.Ensure(ctx); err != nil {
+			return err
+		}
+		err = op()
+	}
+	return err
+}
+
 // Read hands out up to count new jobs to consumer, waiting at most block for one.
 func (q *Queue) Read(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error) {
-	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: q.group, Consumer: consumer, Streams: []string{q.stream, ">"}, Count: int64(count), Block: block,
-	}).Result()
+	var streams []redis.XStream
+	err := q.recreated(ctx, func() (err error) {
+		streams, err = q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: q.group, Consumer: consumer, Streams: []string{q.stream, ">"}, Count: int64(count), Block: block,
+		}).Result()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -92,9 +109,13 @@ func (q *Queue) Read(ctx context.Context, consumer string, count int, block time
 // Reclaim moves to consumer up to count jobs that other consumers have held idle for at
 // least minIdle (their worker died or hung), with their delivery counts.
 func (q *Queue) Reclaim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error) {
-	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: q.stream, Group: q.group, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count),
-	}).Result()
+	var msgs []redis.XMessage
+	err := q.recreated(ctx, func() (err error) {
+		msgs, _, err = q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: q.stream, Group: q.group, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: int64(count),
+		}).Result()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reclaim jobs: %w", err)
 	}
