@@ -49,11 +49,24 @@ test bench eval: export AWS_EC2_METADATA_DISABLED = true
 test bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
 
 .PHONY: test
-test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests
+test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests, bounded fuzzing
 	GOWORK=off go mod tidy -diff
 	@unformatted=$$(gofmt -l cmd pkg services bench); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Native fuzz targets of the request decoders (run, documents, provider config, page
+# tokens, idempotency keys, API keys); each runs FUZZTIME. Their seeds also run in go test.
+FUZZ_TARGETS := services/gateway:FuzzDecodeRun services/gateway:FuzzDecodeUpload services/gateway:FuzzParseAPIKey \
+	services/gateway:FuzzIdempotencyKey services/retrieval:FuzzProviderConfig services/ingest:FuzzPageToken
+FUZZTIME ?= 5s
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 5s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+	  out=$$(go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 
 .PHONY: bench
 bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures
