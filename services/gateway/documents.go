@@ -15,6 +15,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -51,15 +52,8 @@ func decodeUpload(r *http.Request) (*ingestv1.CreateDocumentRequest, error) {
 	}
 	switch mt {
 	case "application/json":
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, bodyReadError(r, err)
-		}
 		req := &ingestv1.CreateDocumentRequest{}
-		if err := protojson.Unmarshal(body, req); err != nil {
-			return nil, apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed request: "+strings.TrimPrefix(err.Error(), "proto: "))
-		}
-		return req, nil
+		return req, decodeJSON(r, req)
 	case "multipart/form-data":
 		if params["boundary"] == "" {
 			return nil, apierr.New(codes.InvalidArgument, CodeMalformedRequest, "multipart/form-data without a boundary")
@@ -182,4 +176,17 @@ func formError(r *http.Request, err error) error {
 		return bodyReadError(r, err)
 	}
 	return apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed multipart form: "+err.Error())
+}
+
+// decodeJSON reads a JSON request body into msg (the contract's JSON mapping) for the
+// gateway's own handlers; errors are the client's (400 MALFORMED_REQUEST, 413).
+func decodeJSON(r *http.Request, msg proto.Message) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyReadError(r, err)
+	}
+	if err := protojson.Unmarshal(body, msg); err != nil {
+		return apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed request: "+strings.TrimPrefix(err.Error(), "proto: "))
+	}
+	return nil
 }

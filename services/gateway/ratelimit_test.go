@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,33 +14,11 @@ import (
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
 )
-
-type recorded struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (r *recorded) Record(_ context.Context, e audit.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, e)
-}
-
-func (r *recorded) count(typ string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.got {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
 
 func limits(key, tenant Bucket) RateLimitOptions {
 	return RateLimitOptions{Limits: map[string]ClassLimits{ClassRead: {Key: key, Tenant: tenant}}, FailOpen: true,
@@ -80,7 +57,7 @@ func TestBucketText(t *testing.T) {
 
 func TestTokenBucketsPerKeyAndTenant(t *testing.T) {
 	rdb, prefix := redistest.New(t)
-	l := NewRateLimiter(rdb, prefix, limits(Bucket{Rate: 1, Burst: 3}, Bucket{Rate: 1, Burst: 5}), &recorded{}, logging.Discard())
+	l := NewRateLimiter(rdb, prefix, limits(Bucket{Rate: 1, Burst: 3}, Bucket{Rate: 1, Burst: 5}), &audittest.Recorder{}, logging.Discard())
 	ctx := context.Background()
 	for i := range 3 {
 		d, err := l.Allow(ctx, "t1", "k1", ClassRead)
@@ -115,7 +92,7 @@ func TestTokenBucketsPerKeyAndTenant(t *testing.T) {
 
 func TestTokenBucketsRefill(t *testing.T) {
 	rdb, prefix := redistest.New(t)
-	l := NewRateLimiter(rdb, prefix, limits(Bucket{Rate: 50, Burst: 1}, Bucket{Rate: 50, Burst: 1}), &recorded{}, logging.Discard())
+	l := NewRateLimiter(rdb, prefix, limits(Bucket{Rate: 50, Burst: 1}, Bucket{Rate: 50, Burst: 1}), &audittest.Recorder{}, logging.Discard())
 	ctx := context.Background()
 	d, _ := l.Allow(ctx, "t1", "k1", ClassRead)
 	require.True(t, d.Allowed)
@@ -133,7 +110,7 @@ func TestRedisOutage(t *testing.T) {
 	srv := redistest.StartServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
-	rec := &recorded{}
+	rec := &audittest.Recorder{}
 	opts := limits(Bucket{Rate: 0.001, Burst: 1}, Bucket{Rate: 0.001, Burst: 10})
 	opts.Timeout = 200 * time.Millisecond
 	open := NewRateLimiter(rdb, "t:", opts, rec, logging.Discard())
@@ -161,7 +138,7 @@ func TestRedisOutage(t *testing.T) {
 		require.Equal(t, 200, res.Code)
 		require.Equal(t, "degraded", res.Header().Get("X-RateLimit-Status"))
 	}
-	require.Equal(t, 1, rec.count(audit.TypeRateLimitDegraded), "once per interval, not per request")
+	require.Equal(t, 1, rec.Count(audit.TypeRateLimitDegraded), "once per interval, not per request")
 	res := serveThrough(t, closed)
 	require.Equal(t, 503, res.Code)
 	require.Contains(t, res.Body.String(), CodeRateLimiterUnavailable)
@@ -189,7 +166,7 @@ func serveThrough(t *testing.T, l *RateLimiter) *httptest.ResponseRecorder {
 
 func TestRefusalShape(t *testing.T) {
 	rdb, prefix := redistest.New(t)
-	rec := &recorded{}
+	rec := &audittest.Recorder{}
 	l := NewRateLimiter(rdb, prefix, limits(Bucket{Rate: 0.5, Burst: 1}, Bucket{Rate: 10, Burst: 10}), rec, logging.Discard())
 	require.Equal(t, http.StatusOK, serveThrough(t, l).Code)
 	for range 3 {
@@ -211,5 +188,5 @@ func TestRefusalShape(t *testing.T) {
 		require.EqualValues(t, ms, body.Detail["retry_after_ms"])
 		require.NotEmpty(t, body.Detail["message"])
 	}
-	require.Equal(t, 1, rec.count(audit.TypeSecurityRateLimited), "sampled: one event per key and class per interval")
+	require.Equal(t, 1, rec.Count(audit.TypeSecurityRateLimited), "sampled: one event per key and class per interval")
 }

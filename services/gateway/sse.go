@@ -14,7 +14,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -130,15 +129,8 @@ func (s *sseStream) refuseResume(w http.ResponseWriter, r *http.Request) {
 }
 
 func decodeRun(r *http.Request) (*runv1.RunRequest, error) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, bodyReadError(r, err)
-	}
 	req := &runv1.RunRequest{}
-	if err := protojson.Unmarshal(body, req); err != nil {
-		return nil, apierr.New(codes.InvalidArgument, CodeMalformedRequest, "malformed request: "+strings.TrimPrefix(err.Error(), "proto: "))
-	}
-	return req, nil
+	return req, decodeJSON(r, req)
 }
 
 // sseWriter writes events and flushes each one.

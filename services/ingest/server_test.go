@@ -21,6 +21,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
@@ -30,28 +31,6 @@ import (
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
-
-// events collects what the service audits.
-type events struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (e *events) Record(_ context.Context, ev audit.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.got = append(e.got, ev)
-}
-
-func (e *events) types() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.got {
-		out = append(out, ev.Type)
-	}
-	return out
-}
 
 // harness is the ingest service over real Postgres and Redis, with the real retrieval
 // service behind gRPC (the worker reaches the chunk index only through it).
@@ -63,7 +42,7 @@ type harness struct {
 	prefix    string
 	client    ingestv1.IngestServiceClient
 	retrieval retrievalv1.RetrievalServiceClient
-	audit     *events
+	audit     *audittest.Recorder
 }
 
 const maxBytes = 64 << 10
@@ -72,12 +51,12 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations(), ingest.Migrations())
 	rdb, prefix := redistest.New(t)
-	h := &harness{pool: pool, store: ingest.NewStore(pool), queue: ingest.NewQueue(rdb, prefix), rdb: rdb, prefix: prefix, audit: &events{}}
+	h := &harness{pool: pool, store: ingest.NewStore(pool), queue: ingest.NewQueue(rdb, prefix), rdb: rdb, prefix: prefix, audit: &audittest.Recorder{}}
 	require.NoError(t, h.queue.Ensure(context.Background()))
 
 	rsrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	rsrv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
-		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &events{}, logging.Discard()))
+		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &audittest.Recorder{}, logging.Discard()))
 	rconn, stop, err := grpcx.InProcess(rsrv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
@@ -189,7 +168,7 @@ func TestDocumentIsIngestedAndRetrievable(t *testing.T) {
 	require.Equal(t, "gates", hits.GetChunks()[0].GetDocumentId())
 	require.Contains(t, hits.GetChunks()[0].GetText(), "## Rollback")
 	require.Equal(t, "gates.md", hits.GetChunks()[0].GetMetadata().AsMap()["filename"])
-	require.Contains(t, h.audit.types(), audit.TypeIngestEnqueued)
+	require.Contains(t, h.audit.Types(), audit.TypeIngestEnqueued)
 
 	// A server-chosen id.
 	res, err = h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "plain words"})
@@ -373,7 +352,7 @@ func TestReindexAndDelete(t *testing.T) {
 	require.Equal(t, codes.NotFound, status.Code(err))
 	_, err = h.client.DeleteDocument(editor, &ingestv1.DeleteDocumentRequest{DocumentId: "d1"})
 	require.Equal(t, codes.NotFound, status.Code(err))
-	require.Subset(t, h.audit.types(), []string{audit.TypeIngestEnqueued, audit.TypeReindexEnqueued, audit.TypeDocumentDeleted})
+	require.Subset(t, h.audit.Types(), []string{audit.TypeIngestEnqueued, audit.TypeReindexEnqueued, audit.TypeDocumentDeleted})
 }
 
 // TestConcurrentDeletesDoNotStarveThePool: a delete calls the retrieval service, which

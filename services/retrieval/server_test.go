@@ -3,7 +3,6 @@ package retrieval_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +16,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
@@ -25,33 +25,21 @@ import (
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
-// events collects what the service audits.
-type events struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (e *events) Record(_ context.Context, ev audit.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.got = append(e.got, ev)
-}
-
-func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *events) {
+func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *audittest.Recorder) {
 	t.Helper()
 	client, rec, _ := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
 	return client, rec
 }
 
-func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
+func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
 	t.Helper()
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
 	return serve(t, pool, emb, retrieval.Cloud{})
 }
 
-func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, cloud retrieval.Cloud) (retrievalv1.RetrievalServiceClient, *events, *pgxpool.Pool) {
+func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, cloud retrieval.Cloud) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
 	t.Helper()
-	rec := &events{}
+	rec := &audittest.Recorder{}
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), emb, cloud, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
@@ -111,9 +99,10 @@ func TestCorporaLifecycle(t *testing.T) {
 	_, err = client.UpdateCorpus(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", Name: proto.String("x")})
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
 
-	require.Len(t, rec.got, 2, "two successful updates audited")
-	require.Equal(t, audit.TypeCorporaUpdated, rec.got[1].Type)
-	require.Equal(t, "c1", rec.got[1].ResourceID)
+	recorded := rec.Events()
+	require.Len(t, recorded, 2, "two successful updates audited")
+	require.Equal(t, audit.TypeCorporaUpdated, recorded[1].Type)
+	require.Equal(t, "c1", recorded[1].ResourceID)
 }
 
 func TestCorporaAreTenantScoped(t *testing.T) {

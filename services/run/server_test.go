@@ -24,6 +24,7 @@ import (
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
@@ -32,17 +33,6 @@ import (
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/run"
 )
-
-type events struct {
-	mu  sync.Mutex
-	got []audit.Event
-}
-
-func (e *events) Record(_ context.Context, ev audit.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.got = append(e.got, ev)
-}
 
 // recording wraps a generator and keeps the prompts it was given.
 type recording struct {
@@ -67,7 +57,7 @@ func (failingSpeaker) Speak(context.Context, string) ([]byte, error) {
 type harness struct {
 	pool      *pgxpool.Pool
 	retrieval retrievalv1.RetrievalServiceClient
-	audit     *events
+	audit     *audittest.Recorder
 }
 
 func newHarness(t *testing.T) *harness {
@@ -75,11 +65,11 @@ func newHarness(t *testing.T) *harness {
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations(), run.Migrations())
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
-		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &events{}, logging.Discard()))
+		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &audittest.Recorder{}, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &events{}}
+	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &audittest.Recorder{}}
 	ctx := as("t1")
 	_, err = h.retrieval.UpdateCorpus(principal.With(context.Background(), principal.Principal{TenantID: "t1", Role: apiv1.Role_ROLE_EDITOR}),
 		&retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
@@ -263,9 +253,7 @@ func TestValidationErrorsComeBeforeTheStream(t *testing.T) {
 			require.Equal(t, tt.code, e.Code, err)
 		})
 	}
-	h.audit.mu.Lock()
-	defer h.audit.mu.Unlock()
-	require.Empty(t, h.audit.got, "refused runs are not audited as invoked")
+	require.Empty(t, h.audit.Events(), "refused runs are not audited as invoked")
 }
 
 func TestSessionMemoryAcrossTurns(t *testing.T) {
@@ -290,11 +278,10 @@ func TestSessionMemoryAcrossTurns(t *testing.T) {
 	var checkpoints int
 	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM run.checkpoints WHERE session_id = 'chat'`).Scan(&checkpoints))
 	require.Equal(t, 8, checkpoints, "load_session, retrieve, generate, persist per run")
-	h.audit.mu.Lock()
-	defer h.audit.mu.Unlock()
-	require.Len(t, h.audit.got, 3)
-	require.Equal(t, audit.TypeRunInvoked, h.audit.got[0].Type)
-	require.NotContains(t, fmt.Sprint(h.audit.got[0].Metadata), "release gates", "no message text in the audit log")
+	got := h.audit.Events()
+	require.Len(t, got, 3)
+	require.Equal(t, audit.TypeRunInvoked, got[0].Type)
+	require.NotContains(t, fmt.Sprint(got[0].Metadata), "release gates", "no message text in the audit log")
 }
 
 // blocking streams one delta, then waits for the run's context to end.
