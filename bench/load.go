@@ -26,7 +26,10 @@ func (r result) quantile(q float64) time.Duration {
 
 func (r result) rate() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
 
-// load sends GET url with the bearer key from n clients for d (after a short warm-up)
+// warmUps is how many requests each load run sends before measuring.
+const warmUps = 200
+
+// load sends GET url with the bearer key from n clients for d (after warmUps requests)
 // and records every latency. Non-200 answers are counted as errors.
 func load(ctx context.Context, url, key string, n int, d time.Duration) (result, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
@@ -43,11 +46,17 @@ func load(ctx context.Context, url, key string, n int, d time.Duration) (result,
 		_ = res.Body.Close()
 		return time.Since(start), res.StatusCode == http.StatusOK
 	}
-	for range 200 { // warm-up: connections, caches
+	for range warmUps { // connections, caches
 		if _, ok := one(); !ok {
 			return result{}, fmt.Errorf("GET %s failed during warm-up", url)
 		}
 	}
+	return measure(ctx, n, d, one)
+}
+
+// measure calls one from n goroutines for d and records every latency; one returns false
+// for a failure, counted as an error.
+func measure(ctx context.Context, n int, d time.Duration, one func() (time.Duration, bool)) (result, error) {
 	var mu sync.Mutex
 	var all result
 	var wg sync.WaitGroup

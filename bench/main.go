@@ -51,7 +51,7 @@ func runAll(ctx context.Context, d time.Duration, clients int) error {
 	}
 	defer env.close()
 	env.duration, env.clients = d, clients
-	suites := []suite{gatewayAuthSuite, retrievalSuite, ingestSuite, runSuite}
+	suites := []suite{gatewayAuthSuite, rateLimitSuite, retrievalSuite, ingestSuite, runSuite}
 	var rows []row
 	for _, s := range suites {
 		r, err := s(ctx, env)

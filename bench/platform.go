@@ -107,6 +107,17 @@ func setup(ctx context.Context) (*benchEnv, error) {
 	return e, nil
 }
 
+// setting is an environment variable as the platform's processes see it (the last value
+// of a repeated key wins), or def when it is unset.
+func (e *benchEnv) setting(key, def string) string {
+	for _, kv := range slices.Backward(e.env) {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return def
+}
+
 func (e *benchEnv) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Env = e.env
