@@ -30,6 +30,9 @@ The local admin key of tenant t1 is in $keyfile. Try:
 
   curl -s http://localhost:$port/v1/health
 
+  curl -sN http://localhost:$port/v1/run -H "Authorization: Bearer \$(cat $keyfile)" \\
+    -d '{"session_id": "demo", "corpus_id": "c1", "message": "What are the release gates for Agent 2.0?"}'
+
 API docs: http://localhost:$port/v1/docs    Stop: Ctrl-C (graceful)
 
 MSG

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -388,4 +389,45 @@ func TestConcurrentDeletesDoNotStarveThePool(t *testing.T) {
 	var left int
 	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM retrieval.chunks`).Scan(&left))
 	require.Zero(t, left)
+}
+
+// slowCorpus is the real retrieval client whose GetCorpus waits for release.
+type slowCorpus struct {
+	retrievalv1.RetrievalServiceClient
+	entered, release chan struct{}
+}
+
+func (s slowCorpus) GetCorpus(ctx context.Context, in *retrievalv1.GetCorpusRequest, opts ...grpc.CallOption) (*retrievalv1.GetCorpusResponse, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.RetrievalServiceClient.GetCorpus(ctx, in, opts...)
+}
+
+// TestUploadsBeyondTheBulkheadAreRefusedAtOnce: INGEST_MAX_INFLIGHT uploads at a time;
+// the next answers SERVICE_BUSY at once instead of waiting.
+func TestUploadsBeyondTheBulkheadAreRefusedAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.corpus(t, "t1", "c1", map[string]any{})
+	slow := slowCorpus{RetrievalServiceClient: h.retrieval, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, h.queue, slow, h.audit, logging.Discard(), maxBytes, 1))
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	client := ingestv1.NewIngestServiceClient(conn)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "first", DocumentId: "d1"})
+		done <- err
+	}()
+	<-slow.entered
+	_, err = client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "second", DocumentId: "d2"})
+	require.Equal(t, "SERVICE_BUSY", code(err))
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	close(slow.release)
+	require.NoError(t, <-done)
+	go func() { <-slow.entered }()
+	_, err = client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "third", DocumentId: "d3"})
+	require.NoError(t, err, "the slot is free again")
 }
