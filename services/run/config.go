@@ -28,7 +28,7 @@ type Config struct {
 	MaxMessageChars int `env:"RUN_MAX_MESSAGE_CHARS" envDefault:"4000"`
 	HistoryChars    int `env:"RUN_HISTORY_CHARS" envDefault:"6000"`
 	// MaxConcurrency bounds the runs in flight in this process; more answer 503 SERVICE_BUSY at once.
-	MaxConcurrency int `env:"RUN_MAX_CONCURRENCY" envDefault:"64"`
+	MaxConcurrency int `env:"RUN_MAX_CONCURRENCY" envDefault:"256"`
 	// TTSTimeout bounds one speech synthesis.
 	TTSTimeout time.Duration `env:"TTS_TIMEOUT" envDefault:"30s"`
 }

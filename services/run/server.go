@@ -63,7 +63,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	}
 	capacity := cfg.MaxConcurrency
 	if capacity < 1 {
-		capacity = 64
+		capacity = 256
 	}
 	return &Server{agent: a, graph: g, deps: d, runs: bulkhead.New("the run service", capacity)}, nil
 }
