@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
@@ -80,7 +79,7 @@ func providerSmoke(ctx context.Context, tenant, corpus, query string, topK int) 
 	res, err := retrievalv1.NewRetrievalServiceClient(conn).Retrieve(callCtx, &retrievalv1.RetrieveRequest{CorpusId: corpus, Query: query, TopK: int32(topK)})
 	elapsed := time.Since(start)
 	if err != nil {
-		e, _ := apierr.FromStatus(status.Convert(err))
+		e, _ := apierr.From(err)
 		fmt.Printf("error: %s: %s\n", e.Code, e.Message)
 		return errSmokeFailed
 	}

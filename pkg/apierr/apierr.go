@@ -87,6 +87,15 @@ func (e *Error) GRPCStatus() *status.Status {
 	return withInfo
 }
 
+// From recovers the domain error in err: an *Error it wraps, or the ErrorInfo of the
+// gRPC status it carries (errors from another service). ok is false when there is none.
+func From(err error) (e *Error, ok bool) {
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return FromStatus(status.Convert(err))
+}
+
 // FromStatus recovers the domain error carried by a status. ok is false when the status
 // has no NexusRAG ErrorInfo (for example a decoding error raised by grpc-gateway itself).
 func FromStatus(st *status.Status) (e *Error, ok bool) {

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
@@ -87,9 +86,4 @@ func httpError(err error) (int, *apierr.Error) {
 	return http.StatusInternalServerError, e
 }
 
-func apierrOf(err error) (*apierr.Error, bool) {
-	if e, ok := err.(*apierr.Error); ok {
-		return e, true
-	}
-	return apierr.FromStatus(status.Convert(err))
-}
+func apierrOf(err error) (*apierr.Error, bool) { return apierr.From(err) }

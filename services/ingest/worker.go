@@ -316,7 +316,7 @@ func permanent(err error) bool {
 
 // reason renders a failure for failure_reason: "CODE: message".
 func reason(err error) string {
-	if e, ok := apierr.FromStatus(status.Convert(err)); ok {
+	if e, ok := apierr.From(err); ok {
 		return e.Code + ": " + e.Message
 	}
 	st := status.Convert(err)

@@ -2,11 +2,9 @@ package run
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/google/uuid"
-	"google.golang.org/grpc/status"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -203,11 +201,7 @@ func providerFailure(ctx context.Context, s *State, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	e, ok := apierr.FromStatus(status.Convert(err))
-	var ae *apierr.Error
-	if errors.As(err, &ae) {
-		e, ok = ae, true
-	}
+	e, ok := apierr.From(err)
 	if !ok || e.Code == "" || e.Code == apierr.CodeInternal {
 		return err // not a provider's answer: an internal error
 	}

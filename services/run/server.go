@@ -112,9 +112,8 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 		}
 		s.deps.Log.ErrorContext(ctx, "run failed", "run_id", st.RunID, "error", err)
 		code, msg := apierr.CodeInternal, "the run failed; retry shortly"
-		var ae *apierr.Error
-		if errors.As(err, &ae) && ae.Code != apierr.CodeInternal {
-			code, msg = ae.Code, ae.Message
+		if e, ok := apierr.From(err); ok && e.Code != apierr.CodeInternal {
+			code, msg = e.Code, e.Message
 		}
 		if err := emit("error", map[string]any{"code": code, "message": msg}); err != nil {
 			return err
