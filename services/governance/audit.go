@@ -3,8 +3,6 @@
 package governance
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/keyset"
 )
 
 // Limits of the audit API.
@@ -34,17 +33,16 @@ type cursor struct {
 }
 
 func encodeCursor(e *governancev1.AuditEvent) string {
-	b, _ := json.Marshal(cursor{At: e.GetOccurredAt().AsTime(), ID: uuid.MustParse(e.GetId())})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return keyset.Encode(keyset.Position{At: e.GetOccurredAt().AsTime(), ID: uuid.MustParse(e.GetId()).String()})
 }
 
 func decodeCursor(s string) (*cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	var c cursor
-	if err != nil || json.Unmarshal(b, &c) != nil || c.At.IsZero() || c.ID == uuid.Nil {
+	p, ok := keyset.Decode(s)
+	id, err := uuid.Parse(p.ID)
+	if !ok || err != nil || id == uuid.Nil {
 		return nil, apierr.New(codes.InvalidArgument, CodeInvalidCursor, "cursor is not one this API issued; start again without it", "field", "cursor")
 	}
-	return &c, nil
+	return &cursor{At: p.At, ID: id}, nil
 }
 
 // validateEvents checks a RecordEvents batch.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/keyset"
 )
 
 // FuzzPageToken: any page token is a position or INVALID_PAGE_TOKEN, never a panic; a
@@ -14,14 +15,14 @@ func FuzzPageToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := decodeCursor(token)
+		c, err := decodePageToken(token)
 		if err != nil {
 			if !errors.Is(err, apierr.New(0, CodeInvalidPageToken, "")) {
 				t.Fatalf("%q: %v", token, err)
 			}
 			return
 		}
-		again, err := decodeCursor(encodeCursor(Document{CreatedAt: c.At, DocumentID: c.ID}))
+		again, err := decodePageToken(keyset.Encode(keyset.Position{At: c.At, ID: c.ID}))
 		if err != nil || !again.At.Equal(c.At) || again.ID != c.ID {
 			t.Fatalf("%q: position %v does not survive encoding (%v, %v)", token, c, again, err)
 		}

@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +19,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
+	"github.com/nexusrag/nexusrag/pkg/keyset"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -187,24 +186,13 @@ func (s *Server) GetDocument(ctx context.Context, req *ingestv1.GetDocumentReque
 	return &ingestv1.GetDocumentResponse{Document: documentProto(d)}, nil
 }
 
-// pageCursor is the keyset position of the last document of a page.
-type cursor struct {
-	At time.Time `json:"t"`
-	ID string    `json:"i"`
-}
-
-func encodeCursor(d Document) string {
-	b, _ := json.Marshal(cursor{At: d.CreatedAt, ID: d.DocumentID})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (*cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	var c cursor
-	if err != nil || json.Unmarshal(b, &c) != nil || c.At.IsZero() || c.ID == "" {
+// decodePageToken reads a page_token this API issued.
+func decodePageToken(token string) (*keyset.Position, error) {
+	p, ok := keyset.Decode(token)
+	if !ok {
 		return nil, apierr.New(codes.InvalidArgument, CodeInvalidPageToken, "page_token is not one this API issued; start again without it", "field", "page_token")
 	}
-	return &c, nil
+	return &p, nil
 }
 
 // ListDocuments lists the tenant's documents, newest first.
@@ -226,7 +214,7 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 		return nil, apierr.InvalidArgument("status", "status must be one of queued, processing, succeeded, failed")
 	}
 	if t := req.GetPageToken(); t != "" {
-		if q.After, err = decodeCursor(t); err != nil {
+		if q.After, err = decodePageToken(t); err != nil {
 			return nil, err
 		}
 	}
@@ -237,7 +225,8 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 	out := &ingestv1.ListDocumentsResponse{}
 	if len(docs) > q.Limit {
 		docs = docs[:q.Limit]
-		out.NextPageToken = encodeCursor(docs[q.Limit-1])
+		last := docs[q.Limit-1]
+		out.NextPageToken = keyset.Encode(keyset.Position{At: last.CreatedAt, ID: last.DocumentID})
 	}
 	for _, d := range docs {
 		out.Documents = append(out.Documents, documentProto(d))

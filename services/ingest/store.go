@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nexusrag/nexusrag/pkg/keyset"
 )
 
 // Document statuses.
@@ -170,7 +172,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (Document, error) {
 // ListQuery filters and pages ListDocuments.
 type ListQuery struct {
 	CorpusID, Status string
-	After            *cursor
+	After            *keyset.Position
 	Limit            int
 }
 

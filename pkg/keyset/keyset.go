@@ -1,0 +1,31 @@
+// Package keyset encodes the position of keyset pagination (a timestamp and an id, the
+// sort key of the last row of a page) as an opaque URL-safe token.
+package keyset
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+)
+
+// Position is the sort key of the last row of a page.
+type Position struct {
+	At time.Time `json:"t"`
+	ID string    `json:"i"`
+}
+
+// Encode returns the token of p.
+func Encode(p Position) string {
+	b, _ := json.Marshal(p)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Decode reads a token; ok is false for anything Encode did not produce (bad base64 or
+// JSON, a zero time, an empty id). Callers answer that with their API's error.
+func Decode(token string) (p Position, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || json.Unmarshal(b, &p) != nil || p.At.IsZero() || p.ID == "" {
+		return Position{}, false
+	}
+	return p, true
+}
