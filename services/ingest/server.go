@@ -129,7 +129,7 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 		return n, apierr.InvalidArgument("filename", fmt.Sprintf("filename must be at most %d characters, without control characters", maxFilename))
 	}
 	if n.DocumentID == "" {
-		n.DocumentID = "doc_" + strings.ReplaceAll(newJobID()[len("job_"):], "-", "")
+		n.DocumentID = newDocumentID()
 	}
 	n.Chunking = ChunkOptions{Size: int(req.GetChunkSizeChars()), Overlap: int(req.GetChunkOverlapChars())}
 	if n.Chunking.Size == 0 {
@@ -160,16 +160,11 @@ func (s *Server) requireLocalCorpus(ctx context.Context, corpus string) error {
 	return nil
 }
 
-// enqueue puts a document's job on the queue. When Redis cannot take it the document
-// stays queued in Postgres and the requeue sweep enqueues it later: nothing is lost.
+// enqueue queues a document's job; the document is safe in Postgres either way.
 func (s *Server) enqueue(ctx context.Context, d Document) {
-	_, err := s.queue.Enqueue(ctx, Job{Kind: KindIngest, TenantID: d.TenantID, CorpusID: d.CorpusID, DocumentID: d.DocumentID, Version: d.Version})
-	if err == nil {
-		return
-	}
-	s.log.WarnContext(ctx, "ingestion job not enqueued; the requeue sweep will retry", "document_id", d.DocumentID, "error", err)
-	if err := s.store.MarkNotEnqueued(context.WithoutCancel(ctx), d.TenantID, d.DocumentID, d.Version); err != nil {
-		s.log.WarnContext(ctx, "could not mark document as not enqueued; it is requeued once stale", "document_id", d.DocumentID, "error", err)
+	j := Job{Kind: KindIngest, TenantID: d.TenantID, CorpusID: d.CorpusID, DocumentID: d.DocumentID, Version: d.Version}
+	if err := enqueue(ctx, s.queue, s.store, j); err != nil {
+		s.log.WarnContext(ctx, "ingestion job not enqueued; the requeue sweep will retry", "document_id", d.DocumentID, "error", err)
 	}
 }
 

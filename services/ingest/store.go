@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,11 +62,12 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 const documentColumns = `tenant_id, document_id, corpus_id, filename, content_type, size_bytes, chunk_size_chars, chunk_overlap_chars,
 	status, failure_reason, chunk_count, attempts, version, job_id, created_at, updated_at, queued_at, started_at, finished_at`
 
-func scanDocument(row pgx.Row) (Document, error) {
+// scanDocument scans documentColumns, then the columns of extra.
+func scanDocument(row pgx.Row, extra ...any) (Document, error) {
 	var d Document
-	err := row.Scan(&d.TenantID, &d.DocumentID, &d.CorpusID, &d.Filename, &d.ContentType, &d.SizeBytes, &d.ChunkSize, &d.ChunkOverlap,
+	err := row.Scan(append([]any{&d.TenantID, &d.DocumentID, &d.CorpusID, &d.Filename, &d.ContentType, &d.SizeBytes, &d.ChunkSize, &d.ChunkOverlap,
 		&d.Status, &d.FailureReason, &d.ChunkCount, &d.Attempts, &d.Version, &d.JobID, &d.CreatedAt, &d.UpdatedAt, &d.QueuedAt,
-		&d.StartedAt, &d.FinishedAt)
+		&d.StartedAt, &d.FinishedAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, errNotFound
 	}
@@ -79,6 +81,10 @@ func (d Document) busy() bool { return d.Status == StatusQueued || d.Status == S
 func (d Document) locked() bool { return d.busy() || d.Status == StatusDeleting }
 
 func newJobID() string { return "job_" + uuid.Must(uuid.NewV7()).String() }
+
+func newDocumentID() string {
+	return "doc_" + strings.ReplaceAll(uuid.Must(uuid.NewV7()).String(), "-", "")
+}
 
 // Create stores a new document, queued. An existing document of the same id is replaced
 // only with overwrite, in the same corpus, and when no job of it is queued or running.
@@ -153,6 +159,19 @@ func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cu
 		return err
 	})
 	return d, err
+}
+
+// enqueue puts j on the queue. When Redis cannot take it, the document is marked for the
+// requeue sweep, which enqueues it later: nothing is lost. The error says what failed.
+func enqueue(ctx context.Context, q *Queue, s *Store, j Job) error {
+	_, err := q.Enqueue(ctx, j)
+	if err == nil {
+		return nil
+	}
+	if merr := s.MarkNotEnqueued(context.WithoutCancel(ctx), j.TenantID, j.DocumentID, j.Version); merr != nil {
+		return errors.Join(err, fmt.Errorf("mark document %s not enqueued (it is requeued once stale): %w", j.DocumentID, merr))
+	}
+	return err
 }
 
 // MarkNotEnqueued records that the job of a document's version could not be put on the
@@ -263,21 +282,25 @@ func (s *Store) Claim(ctx context.Context, jobs []Job) ([]claimed, error) {
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		err := r.Scan(&c.TenantID, &c.DocumentID, &c.CorpusID, &c.Filename, &c.ContentType, &c.SizeBytes, &c.ChunkSize, &c.ChunkOverlap,
-			&c.Status, &c.FailureReason, &c.ChunkCount, &c.Attempts, &c.Version, &c.JobID, &c.CreatedAt, &c.UpdatedAt, &c.QueuedAt,
-			&c.StartedAt, &c.FinishedAt, &c.text)
-		c.job = byKey[[2]string{c.TenantID, c.DocumentID}]
+		d, err := scanDocument(r, &c.text)
+		c.Document, c.job = d, byKey[[2]string{d.TenantID, d.DocumentID}]
 		return c, err
 	})
 }
 
 // outcome is how a worker finished a document's version.
 type outcome struct {
+	job        string // the stream id of the job, acknowledged once the outcome is recorded
 	tenant, id string
 	version    int64
 	status     string // succeeded | failed
 	chunks     int
 	reason     string
+}
+
+// outcome is how this claim of the document ended.
+func (c claimed) outcome(status string, chunks int, reason string) outcome {
+	return outcome{job: c.job.ID, tenant: c.TenantID, id: c.DocumentID, version: c.Version, status: status, chunks: chunks, reason: reason}
 }
 
 // Finish records outcomes; an outcome for a version that is no longer current changes nothing.

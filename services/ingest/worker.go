@@ -86,9 +86,6 @@ func NewWorker(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServic
 	return &Worker{store: store, queue: queue, retrieval: retrieval, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]bool{}}
 }
 
-// Consumer is the worker's name in the consumer group.
-func (w *Worker) Consumer() string { return w.o.Consumer }
-
 // Run consumes jobs until ctx ends; batches already started are finished first.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.ensureQueue(ctx); err != nil {
@@ -157,9 +154,8 @@ func (w *Worker) requeueStale(ctx context.Context) {
 		return
 	}
 	for _, j := range jobs {
-		if _, err := w.queue.Enqueue(ctx, j); err != nil {
+		if err := enqueue(ctx, w.queue, w.store, j); err != nil {
 			w.log.WarnContext(ctx, "requeue failed; the next sweep retries", "document_id", j.DocumentID, "error", err)
-			_ = w.store.MarkNotEnqueued(ctx, j.TenantID, j.DocumentID, j.Version)
 		}
 	}
 	if len(jobs) > 0 {
@@ -200,12 +196,8 @@ func (w *Worker) process(ctx context.Context, jobs []Job) {
 			outs = nil
 		}
 	}
-	byDoc := map[[2]string]string{}
-	for _, d := range docs {
-		byDoc[[2]string{d.TenantID, d.DocumentID}] = d.job.ID
-	}
 	for _, o := range outs {
-		done = append(done, byDoc[[2]string{o.tenant, o.id}])
+		done = append(done, o.job)
 	}
 	for _, id := range done {
 		if err := w.queue.Ack(ctx, id); err != nil {
@@ -264,7 +256,7 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 	if err == nil {
 		outs := make([]outcome, len(batch))
 		for i, d := range batch {
-			outs[i] = outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusSucceeded, chunks: int(res.GetChunkCounts()[i])}
+			outs[i] = d.outcome(StatusSucceeded, int(res.GetChunkCounts()[i]), "")
 		}
 		return outs
 	}
@@ -279,10 +271,9 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 	for _, d := range batch {
 		switch {
 		case permanent(err):
-			outs = append(outs, outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusFailed, reason: reason(err)})
+			outs = append(outs, d.outcome(StatusFailed, 0, reason(err)))
 		case d.job.Deliveries >= int64(w.o.MaxAttempts):
-			outs = append(outs, outcome{tenant: tenant, id: d.DocumentID, version: d.Version, status: StatusFailed,
-				reason: fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(err))})
+			outs = append(outs, d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(err))))
 		default:
 			w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
 		}
