@@ -133,9 +133,6 @@ func New(rdb redis.UniversalClient, prefix, name string, s Settings, m *Metrics,
 // WithClock replaces the breaker's clock (tests).
 func (b *Breaker) WithClock(now func() time.Time) *Breaker { b.now = now; return b }
 
-// Name is the integration's name.
-func (b *Breaker) Name() string { return b.name }
-
 // Allow reports whether a call may go now. A refused call gets CIRCUIT_OPEN with the time
 // to wait. When Redis cannot be asked, calls go (the breaker protects the integration,
 // not itself).

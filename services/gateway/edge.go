@@ -119,7 +119,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOptions, UnmarshalOptions: protojson.UnmarshalOptions{}}),
 		runtime.WithForwardResponseRewriter(wrapMessage),
-		runtime.WithForwardResponseOption(acceptedStatus),
+		runtime.WithForwardResponseOption(acceptedStatus(acceptedMethods())),
 		runtime.WithErrorHandler(e.grpcError),
 		runtime.WithRoutingErrorHandler(e.routingError),
 		// Nothing a client sends is forwarded as metadata: the principal and request id are
@@ -253,13 +253,28 @@ func isAccepted(fullMethod string) bool {
 	return accepted
 }
 
+// acceptedMethods are the mapped methods marked accepted in the contracts, looked up once.
+func acceptedMethods() map[string]bool {
+	out := map[string]bool{}
+	for _, rs := range restServices() {
+		for _, m := range rs.desc.Methods {
+			if full := "/" + rs.desc.ServiceName + "/" + m.MethodName; isAccepted(full) {
+				out[full] = true
+			}
+		}
+	}
+	return out
+}
+
 // acceptedStatus is grpc-gateway's forward-response option: methods marked accepted in
 // the contract answer 202 instead of 200.
-func acceptedStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
-	if m, ok := runtime.RPCMethod(ctx); ok && isAccepted(m) {
-		w.WriteHeader(http.StatusAccepted)
+func acceptedStatus(accepted map[string]bool) func(context.Context, http.ResponseWriter, proto.Message) error {
+	return func(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+		if m, ok := runtime.RPCMethod(ctx); ok && accepted[m] {
+			w.WriteHeader(http.StatusAccepted)
+		}
+		return nil
 	}
-	return nil
 }
 
 // nativeRoutes are the routes served by the gateway itself, described for the docs.

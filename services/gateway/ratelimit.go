@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -204,9 +203,7 @@ func (l *RateLimiter) refuse(w http.ResponseWriter, r *http.Request, p principal
 	h.Set("X-RateLimit-Scope", d.Scope)
 	h.Set("X-RateLimit-Route-Class", class)
 	h.Set("X-RateLimit-Retry-After-Ms", strconv.FormatInt(ms, 10))
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusTooManyRequests)
-	_ = json.NewEncoder(w).Encode(map[string]any{"detail": map[string]any{
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"detail": map[string]any{
 		"code": CodeRateLimited, "message": fmt.Sprintf("too many %s requests for this %s; retry in %d ms", class, scopeNoun(d.Scope), ms),
 		"scope": d.Scope, "route_class": class, "retry_after_ms": ms,
 	}})
