@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -194,24 +193,24 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Micros
 
 // deleteCorpusDocuments removes the evaluation documents and their chunks.
 func deleteCorpusDocuments(ctx context.Context, p *pipeline, corpus string, docs []ireval.Record, concurrency int) error {
-	var failed atomic.Int64
-	var first sync.Once
-	var firstErr error
+	var mu sync.Mutex
+	var failed []error
 	g := errgroup.Group{}
 	g.SetLimit(concurrency)
 	for _, d := range docs {
 		g.Go(func() error {
 			_, err := p.ingest.DeleteDocument(ctx, &ingestv1.DeleteDocumentRequest{DocumentId: corpus + "-" + d.ID})
 			if err != nil && status.Code(err) != codes.NotFound {
-				failed.Add(1)
-				first.Do(func() { firstErr = err })
+				mu.Lock()
+				failed = append(failed, err)
+				mu.Unlock()
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d documents of %s not deleted: %w", n, corpus, firstErr)
+	if len(failed) > 0 {
+		return fmt.Errorf("%d documents of %s not deleted: %w", len(failed), corpus, failed[0])
 	}
 	return nil
 }
