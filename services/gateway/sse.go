@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -52,6 +53,8 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
+		var reader sync.WaitGroup
+		defer reader.Wait() // after cancel below: the reader goroutine has ended when the handler returns
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		stream, err := s.client.Run(ctx, req)
@@ -66,7 +69,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 		}
 		events := make(chan *runv1.RunResponse)
 		failed := make(chan error, 1)
-		go func() { // owned: ends when the stream ends or ctx is cancelled (deferred above)
+		reader.Go(func() { // ends when the stream ends or ctx is cancelled (deferred above)
 			defer close(events)
 			for {
 				ev, err := stream.Recv()
@@ -82,7 +85,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 					return
 				}
 			}
-		}()
+		})
 		out := s.start(w, r)
 		if out.event(first.GetType(), first.GetData().AsMap()) != nil {
 			return
