@@ -19,7 +19,7 @@ func TestHealthDocsAndMetrics(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.Status, string(h.Body))
 	data := h.data()
 	require.Equal(t, "ok", data["status"])
-	for _, svc := range []string{"gateway", "governance", "retrieval"} {
+	for _, svc := range []string{"gateway", "governance", "retrieval", "ingest", "run"} {
 		require.Equal(t, "ok", data["services"].(map[string]any)[svc].(map[string]any)["status"], svc)
 	}
 	for _, dep := range []string{"postgres", "redis"} {

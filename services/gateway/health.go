@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
@@ -114,9 +115,9 @@ func flatten(m map[string]string) []string {
 // gateway maps, and the gateway's own Postgres and Redis.
 func NewHealth(conns map[string]*grpc.ClientConn, pool *pgxpool.Pool, rdb redis.UniversalClient, timeout time.Duration) *Health {
 	h := &Health{services: map[string]serviceCheck{}, pool: pool, rdb: rdb, timeout: timeout}
-	for _, rs := range restServices() {
-		if conn, ok := conns[rs.host]; ok {
-			h.services[rs.host] = serviceCheck{conn: conn, grpcSvc: rs.desc.ServiceName}
+	for _, b := range backends() {
+		if conn, ok := conns[b.host]; ok {
+			h.services[b.host] = serviceCheck{conn: conn, grpcSvc: b.desc.ServiceName}
 		}
 	}
 	return h
@@ -125,12 +126,24 @@ func NewHealth(conns map[string]*grpc.ClientConn, pool *pgxpool.Pool, rdb redis.
 // Hosts lists the services whose connections the edge needs.
 func Hosts() []string {
 	var out []string
-	for _, rs := range restServices() {
-		out = append(out, rs.host)
+	for _, b := range backends() {
+		out = append(out, b.host)
 	}
-	return append(out, streamHosts...)
+	return out
 }
 
-// streamHosts are the services the gateway reaches through its own handlers (SSE, files)
-// rather than grpc-gateway routes.
-var streamHosts = []string{"run"}
+// backend is a gRPC service the gateway fronts and the service hosting it.
+type backend struct {
+	host string
+	desc *grpc.ServiceDesc
+}
+
+// backends are the services behind grpc-gateway routes, then those the gateway reaches
+// through its own handlers (SSE, audio files).
+func backends() []backend {
+	var out []backend
+	for _, rs := range restServices() {
+		out = append(out, backend{rs.host, rs.desc})
+	}
+	return append(out, backend{"run", &runv1.RunService_ServiceDesc})
+}
