@@ -94,11 +94,7 @@ func evalRetrieval(ctx context.Context, o evalOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.qrels, err)
 	}
-	cfg, log, err := loadPlatform(os.Stderr)
-	if err != nil {
-		return err
-	}
-	p, err := startPipeline(ctx, cfg, log)
+	p, err := openPipeline(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,15 @@ type pipeline struct {
 	retrieval retrievalv1.RetrievalServiceClient
 	ingest    ingestv1.IngestServiceClient
 	stops     []func()
+}
+
+// openPipeline starts the pipeline from the environment's configuration.
+func openPipeline(ctx context.Context) (*pipeline, error) {
+	cfg, log, err := loadPlatform(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return startPipeline(ctx, cfg, log)
 }
 
 func startPipeline(ctx context.Context, cfg platformConfig, log *slog.Logger) (p *pipeline, err error) {

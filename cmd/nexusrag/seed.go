@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,11 +79,7 @@ Running it again prints "already seeded" and changes nothing.`,
 }
 
 func seedDemo(ctx context.Context) error {
-	cfg, log, err := loadPlatform(os.Stderr)
-	if err != nil {
-		return err
-	}
-	p, err := startPipeline(ctx, cfg, log)
+	p, err := openPipeline(ctx)
 	if err != nil {
 		return err
 	}

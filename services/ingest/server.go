@@ -73,13 +73,19 @@ func NewServer(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServic
 	return s
 }
 
+// beginWrite authenticates a write and takes a slot of the bulkhead (SERVICE_BUSY when
+// none is free); release gives it back.
+func (s *Server) beginWrite(ctx context.Context) (p principal.Principal, release func(), err error) {
+	if p, err = principal.Require(ctx); err != nil {
+		return p, nil, err
+	}
+	release, err = s.writes.Acquire()
+	return p, release, err
+}
+
 // CreateDocument stores a document and queues its ingestion.
 func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumentRequest) (*ingestv1.CreateDocumentResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	release, err := s.writes.Acquire()
+	p, release, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -231,11 +237,7 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 
 // ReindexDocument queues a document's ingestion again.
 func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocumentRequest) (*ingestv1.ReindexDocumentResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	release, err := s.writes.Acquire()
+	p, release, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +265,7 @@ func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocum
 
 // DeleteDocument removes a document and its chunks.
 func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumentRequest) (*ingestv1.DeleteDocumentResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	release, err := s.writes.Acquire()
+	p, release, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
