@@ -31,6 +31,13 @@ const (
 	// bodies) and by services (documents); the gateway answers them 413 and 415.
 	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	// Credentials, checked at the REST edge and on every gRPC port.
+	CodeAuthMissing     = "AUTH_MISSING"
+	CodeAuthInvalid     = "AUTH_INVALID"
+	CodeAuthRevoked     = "AUTH_REVOKED"
+	CodeAuthUnavailable = "AUTH_UNAVAILABLE"
+	// CodeServiceTokenInvalid refuses a call whose service token does not verify.
+	CodeServiceTokenInvalid = "SERVICE_TOKEN_INVALID"
 )
 
 // Error is a domain error. The zero value is not useful; build one with New.

@@ -16,7 +16,11 @@ import (
 )
 
 // ForbiddenFunc is told about each call refused for a too-low role (the audit hook).
-type ForbiddenFunc func(ctx context.Context, method string, p principal.Principal, need apiv1.Role)
+// need is the role the method requires, or "service" for an internal method.
+type ForbiddenFunc func(ctx context.Context, method string, p principal.Principal, need string)
+
+// NeedService is what an internal method requires: a service token.
+const NeedService = "service"
 
 // authorizer enforces the nexusrag.api.v1.access option of each method.
 type authorizer struct {
@@ -24,35 +28,56 @@ type authorizer struct {
 	cache       sync.Map // full method -> *apiv1.Access (nil when absent)
 }
 
-// infrastructure services carry no access option and need no principal.
-var openServices = []string{"/grpc.health.v1.", "/grpc.reflection."}
+// Health answers anyone: orchestrators probe it without credentials.
+const healthPrefix = "/grpc.health.v1."
 
-func (a *authorizer) authorize(ctx context.Context, fullMethod string) error {
-	for _, prefix := range openServices {
-		if strings.HasPrefix(fullMethod, prefix) {
-			return nil
-		}
+// Reflection answers any authenticated caller: operators list and describe services.
+const reflectionPrefix = "/grpc.reflection."
+
+func isHealth(fullMethod string) bool { return strings.HasPrefix(fullMethod, healthPrefix) }
+
+// isInfrastructure reports grpc-go's own services, whose errors keep their codes.
+func isInfrastructure(fullMethod string) bool {
+	return isHealth(fullMethod) || strings.HasPrefix(fullMethod, reflectionPrefix)
+}
+
+// authorize decides an authenticated call: internal methods take service tokens only;
+// the others need a principal (from an API key, or carried by a service token) holding
+// the method's least role.
+func (a *authorizer) authorize(ctx context.Context, fullMethod string, caller callerKind) error {
+	if strings.HasPrefix(fullMethod, reflectionPrefix) {
+		return nil
 	}
 	acc := a.access(fullMethod)
 	if acc == nil {
 		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden, "method has no access policy", "method", fullMethod)
 	}
+	p, hasPrincipal := principal.From(ctx)
 	if acc.GetInternal() {
-		return nil
+		if caller == callerService {
+			return nil
+		}
+		a.forbidden(ctx, fullMethod, p, NeedService)
+		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
+			"this method is internal: only NexusRAG services may call it, never with an API key", "required", NeedService)
 	}
-	p, ok := principal.From(ctx)
-	if !ok {
-		return apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
+	if !hasPrincipal {
+		return apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "the call carries no end-user principal, and this method acts for one")
 	}
 	if !p.Allows(acc.GetMinRole()) {
-		if a.onForbidden != nil {
-			a.onForbidden(ctx, fullMethod, p, acc.GetMinRole())
-		}
+		need := principal.RoleName(acc.GetMinRole())
+		a.forbidden(ctx, fullMethod, p, need)
 		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"role "+principal.RoleName(p.Role)+" may not do this; it needs "+principal.RoleName(acc.GetMinRole())+" or higher",
-			"required_role", principal.RoleName(acc.GetMinRole()), "role", principal.RoleName(p.Role))
+			"role "+principal.RoleName(p.Role)+" may not do this; it needs "+need+" or higher",
+			"required_role", need, "role", principal.RoleName(p.Role))
 	}
 	return nil
+}
+
+func (a *authorizer) forbidden(ctx context.Context, method string, p principal.Principal, need string) {
+	if a.onForbidden != nil {
+		a.onForbidden(ctx, method, p, need)
+	}
 }
 
 // access returns the access option of "/pkg.Service/Method", or nil.

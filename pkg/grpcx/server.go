@@ -27,8 +27,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
-	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
+	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 )
 
@@ -36,6 +36,11 @@ import (
 type ServerOptions struct {
 	Log       *slog.Logger
 	Telemetry *telemetry.Telemetry
+	// Keys verifies the service tokens of calls. Nil gives the server an ephemeral
+	// keyring: then only InProcess clients can call it.
+	Keys *svcauth.Keyring
+	// APIKeys authenticates operators' API keys; nil refuses them.
+	APIKeys KeyAuthenticator
 	// OnForbidden, when set, is called for every call refused for a too-low role.
 	OnForbidden ForbiddenFunc
 }
@@ -44,17 +49,22 @@ type ServerOptions struct {
 // default: a document (INGEST_MAX_BYTES) or a batch of its chunks travels in one message.
 const MaxMessageBytes = 64 << 20
 
-// Server is a gRPC server with health and reflection registered.
+// Server is a gRPC server with health and reflection registered. Every call but
+// health's must carry credentials (auth.go).
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	log    *slog.Logger
+	keys   *svcauth.Keyring
 }
 
 // NewServer builds a server with the shared interceptor chain.
 func NewServer(o ServerOptions) *Server {
 	log := o.Log
-	ic := &interceptors{log: log, authz: &authorizer{onForbidden: o.OnForbidden}}
+	if o.Keys == nil {
+		o.Keys = svcauth.Ephemeral()
+	}
+	ic := &interceptors{log: log, keys: o.Keys, apiKeys: o.APIKeys, authz: &authorizer{onForbidden: o.OnForbidden}}
 	if o.Telemetry != nil {
 		ic.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexusrag_grpc_server_handling_seconds",
@@ -72,7 +82,7 @@ func NewServer(o ServerOptions) *Server {
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(o.Telemetry.Tracer), otelgrpc.WithPropagators(o.Telemetry.Propagator))))
 	}
-	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log}
+	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
 	reflection.Register(s.GRPC)
 	return s
@@ -109,21 +119,23 @@ func (s *Server) Stop(ctx context.Context) {
 
 type interceptors struct {
 	log     *slog.Logger
+	keys    *svcauth.Keyring
+	apiKeys KeyAuthenticator
 	authz   *authorizer
 	latency *prometheus.HistogramVec
 }
 
-// prepare builds the call context (request id, principal) and authorizes the call.
+// prepare authenticates the call, builds its context (request id, principal) and
+// authorizes it. Health alone answers without credentials.
 func (ic *interceptors) prepare(ctx context.Context, method string) (context.Context, error) {
-	ctx = requestid.FromIncoming(ctx)
-	p, ok, err := principal.FromIncoming(ctx)
+	if isHealth(method) {
+		return requestid.FromIncoming(ctx), nil
+	}
+	ctx, caller, err := ic.authenticate(ctx, method)
 	if err != nil {
-		return ctx, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "malformed principal metadata: "+err.Error())
+		return ctx, err
 	}
-	if ok {
-		ctx = principal.With(ctx, p)
-	}
-	return ctx, ic.authz.authorize(ctx, method)
+	return ctx, ic.authz.authorize(ctx, method, caller)
 }
 
 func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -165,7 +177,9 @@ func (ic *interceptors) panicked(ctx context.Context, method string, r any) erro
 // measures the call. Unexpected errors are logged in full and returned without their text.
 func (ic *interceptors) finish(ctx context.Context, method string, start time.Time, err error) error {
 	cause := err
-	err = Normalize(ctx, err)
+	if !isInfrastructure(method) { // health and reflection keep their own codes (NotFound for an unknown service)
+		err = Normalize(ctx, err)
+	}
 	code := status.Code(err)
 	if code == codes.Internal && cause != nil && cause != err {
 		ic.log.ErrorContext(ctx, "internal error", "method", method, "error", cause.Error())
@@ -206,8 +220,13 @@ func Normalize(ctx context.Context, err error) error {
 		if _, hasInfo := apierr.FromStatus(st); hasInfo {
 			return err // a domain error from a downstream service, passed on as it is
 		}
-		if st.Code() == codes.Unavailable {
+		switch st.Code() {
+		case codes.Unavailable:
 			return apierr.New(codes.Unavailable, apierr.CodeUnavailable, "a backend service is unavailable")
+		case codes.Canceled:
+			return apierr.New(codes.Canceled, apierr.CodeCanceled, "the request was canceled")
+		case codes.DeadlineExceeded:
+			return apierr.New(codes.DeadlineExceeded, apierr.CodeDeadline, "the request took too long")
 		}
 	}
 	return apierr.New(codes.Internal, apierr.CodeInternal, "internal error")

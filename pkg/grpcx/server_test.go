@@ -6,9 +6,14 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
@@ -18,6 +23,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
+	"github.com/nexusrag/nexusrag/pkg/svcauth"
 )
 
 // auditFake answers ListAuditEvents according to the tenant it is called for, so each
@@ -47,21 +53,54 @@ func (f *auditFake) RecordEvents(context.Context, *governancev1.RecordEventsRequ
 
 type forbidden struct {
 	method string
-	need   apiv1.Role
+	need   string
+}
+
+// fakeKeys accepts two API keys of tenant t1: an admin's and a reader's.
+type fakeKeys struct{}
+
+func (fakeKeys) Authenticate(_ context.Context, key string) (principal.Principal, error) {
+	switch key {
+	case "nrk_admin":
+		return principal.Principal{TenantID: "t1", KeyID: "admin", Role: apiv1.Role_ROLE_ADMIN}, nil
+	case "nrk_reader":
+		return principal.Principal{TenantID: "t1", KeyID: "reader", Role: apiv1.Role_ROLE_READER}, nil
+	}
+	return principal.Principal{}, apierr.New(codes.Unauthenticated, apierr.CodeAuthInvalid, "the API key is not valid")
+}
+
+type testServer struct {
+	srv    *grpcx.Server
+	keys   *svcauth.Keyring
+	lis    *grpcx.MemListener
+	fake   *auditFake
+	denied chan forbidden
+}
+
+func newServer(t *testing.T, log *slog.Logger) *testServer {
+	t.Helper()
+	ts := &testServer{keys: svcauth.Ephemeral(), lis: grpcx.NewMemListener(), fake: &auditFake{seen: make(chan principal.Principal, 1)}, denied: make(chan forbidden, 4)}
+	ts.srv = grpcx.NewServer(grpcx.ServerOptions{Log: log, Keys: ts.keys, APIKeys: fakeKeys{},
+		OnForbidden: func(_ context.Context, m string, _ principal.Principal, need string) { ts.denied <- forbidden{m, need} }})
+	ts.srv.Register(&governancev1.AuditService_ServiceDesc, ts.fake)
+	go func() { _ = ts.srv.Serve(ts.lis) }()
+	t.Cleanup(ts.srv.GRPC.Stop)
+	return ts
+}
+
+// dial connects with the given issuer (nil: no credentials).
+func (ts *testServer) dial(t *testing.T, tokens *svcauth.Issuer) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpcx.DialMem(ts.lis, grpcx.ClientOptions{Tokens: tokens})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
 
 func newClient(t *testing.T) (governancev1.AuditServiceClient, *auditFake, chan forbidden) {
 	t.Helper()
-	denied := make(chan forbidden, 4)
-	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard(), OnForbidden: func(_ context.Context, m string, _ principal.Principal, need apiv1.Role) {
-		denied <- forbidden{m, need}
-	}})
-	fake := &auditFake{seen: make(chan principal.Principal, 1)}
-	srv.Register(&governancev1.AuditService_ServiceDesc, fake)
-	conn, stop, err := grpcx.InProcess(srv)
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	return governancev1.NewAuditServiceClient(conn), fake, denied
+	ts := newServer(t, logging.Discard())
+	return governancev1.NewAuditServiceClient(ts.dial(t, svcauth.NewIssuer(ts.keys, "test", time.Minute))), ts.fake, ts.denied
 }
 
 func TestAuthorizationFollowsTheContract(t *testing.T) {
@@ -72,7 +111,7 @@ func TestAuthorizationFollowsTheContract(t *testing.T) {
 		wantCode  codes.Code
 		wantAPI   string
 	}{
-		{name: "no principal", wantCode: codes.Unauthenticated, wantAPI: apierr.CodeUnauthenticated},
+		{name: "service token without principal", wantCode: codes.Unauthenticated, wantAPI: apierr.CodeUnauthenticated},
 		{name: "reader below admin", principal: &principal.Principal{TenantID: "t1", KeyID: "k", Role: apiv1.Role_ROLE_READER}, wantCode: codes.PermissionDenied, wantAPI: apierr.CodeForbidden},
 		{name: "editor below admin", principal: &principal.Principal{TenantID: "t1", KeyID: "k", Role: apiv1.Role_ROLE_EDITOR}, wantCode: codes.PermissionDenied, wantAPI: apierr.CodeForbidden},
 		{name: "admin", principal: &principal.Principal{TenantID: "t1", KeyID: "k", Role: apiv1.Role_ROLE_ADMIN}, wantCode: codes.OK},
@@ -86,25 +125,129 @@ func TestAuthorizationFollowsTheContract(t *testing.T) {
 			resp, err := client.ListAuditEvents(ctx, &governancev1.ListAuditEventsRequest{})
 			require.Equal(t, tt.wantCode, status.Code(err), "%v", err)
 			if tt.wantCode == codes.OK {
-				require.Equal(t, *tt.principal, <-fake.seen, "principal travels as metadata")
-				require.Equal(t, "req-42", resp.GetNextCursor(), "request id travels as metadata")
+				require.Equal(t, *tt.principal, <-fake.seen, "principal travels in the service token")
+				require.Equal(t, "req-42", resp.GetNextCursor(), "request id travels in the service token")
 				return
 			}
 			e, ok := apierr.FromStatus(status.Convert(err))
 			require.True(t, ok)
 			require.Equal(t, tt.wantAPI, e.Code)
 			if tt.wantCode == codes.PermissionDenied {
-				require.Equal(t, forbidden{"/nexusrag.governance.v1.AuditService/ListAuditEvents", apiv1.Role_ROLE_ADMIN}, <-denied)
+				require.Equal(t, forbidden{"/nexusrag.governance.v1.AuditService/ListAuditEvents", "admin"}, <-denied)
 			}
 		})
 	}
 }
 
-func TestInternalMethodNeedsNoPrincipal(t *testing.T) {
-	client, _, _ := newClient(t)
-	resp, err := client.RecordEvents(context.Background(), &governancev1.RecordEventsRequest{})
+// TestCredentials is the table of what a call may present and what it gets.
+func TestCredentials(t *testing.T) {
+	ts := newServer(t, logging.Discard())
+	own := svcauth.NewIssuer(ts.keys, "test", time.Minute)
+	stranger := svcauth.NewIssuer(svcauth.Ephemeral(), "stranger", time.Minute)
+	bare := ts.dial(t, nil)
+	wrongAudience, err := ts.keys.Sign(svcauth.Claims{Audience: "retrieval", IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
 	require.NoError(t, err)
-	require.EqualValues(t, 1, resp.GetRecorded())
+	expired, err := ts.keys.Sign(svcauth.Claims{Audience: "governance", IssuedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(-time.Hour + time.Minute)})
+	require.NoError(t, err)
+	const list, record = "/nexusrag.governance.v1.AuditService/ListAuditEvents", "/nexusrag.governance.v1.AuditService/RecordEvents"
+
+	tests := []struct {
+		name     string
+		conn     *grpc.ClientConn
+		md       []string // outgoing metadata pairs
+		method   string
+		wantCode codes.Code
+		wantAPI  string
+	}{
+		{"nothing", bare, nil, list, codes.Unauthenticated, apierr.CodeAuthMissing},
+		{"forged principal metadata", bare, []string{"x-nexusrag-tenant-id", "t1", "x-nexusrag-role", "admin", "x-nexusrag-key-id", "k"}, list, codes.Unauthenticated, apierr.CodeAuthMissing},
+		{"forged principal metadata, internal method", bare, []string{"x-nexusrag-tenant-id", "t1", "x-nexusrag-role", "admin"}, record, codes.Unauthenticated, apierr.CodeAuthMissing},
+		{"not a bearer", bare, []string{"authorization", "Basic dTpw"}, list, codes.Unauthenticated, apierr.CodeAuthInvalid},
+		{"two credentials", bare, []string{"authorization", "Bearer nrk_admin", "authorization", "Bearer nrk_admin"}, list, codes.Unauthenticated, apierr.CodeAuthInvalid},
+		{"unknown API key", bare, []string{"authorization", "Bearer nrk_nope"}, list, codes.Unauthenticated, apierr.CodeAuthInvalid},
+		{"reader key on an admin method", bare, []string{"authorization", "Bearer nrk_reader"}, list, codes.PermissionDenied, apierr.CodeForbidden},
+		{"admin key", bare, []string{"authorization", "Bearer nrk_admin"}, list, codes.OK, ""},
+		{"admin key on an internal method", bare, []string{"authorization", "Bearer nrk_admin"}, record, codes.PermissionDenied, apierr.CodeForbidden},
+		{"service token on an internal method", ts.dial(t, own), nil, record, codes.OK, ""},
+		{"token of an untrusted key", ts.dial(t, stranger), nil, record, codes.Unauthenticated, apierr.CodeServiceTokenInvalid},
+		{"token for another service", bare, []string{"authorization", "Bearer " + wrongAudience}, record, codes.Unauthenticated, apierr.CodeServiceTokenInvalid},
+		{"expired token", bare, []string{"authorization", "Bearer " + expired}, record, codes.Unauthenticated, apierr.CodeServiceTokenInvalid},
+		// grpc-gateway forwards a REST client's Authorization as metadata; the token replaces it.
+		{"client's API key replaced by the token", ts.dial(t, own), []string{"authorization", "Bearer nrk_admin"}, record, codes.OK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := metadata.AppendToOutgoingContext(context.Background(), tt.md...)
+			var err error
+			if tt.method == list {
+				_, err = governancev1.NewAuditServiceClient(tt.conn).ListAuditEvents(ctx, &governancev1.ListAuditEventsRequest{})
+			} else {
+				_, err = governancev1.NewAuditServiceClient(tt.conn).RecordEvents(ctx, &governancev1.RecordEventsRequest{})
+			}
+			require.Equal(t, tt.wantCode, status.Code(err), "%v", err)
+			if tt.wantCode == codes.OK {
+				if tt.method == list {
+					require.Equal(t, principal.Principal{TenantID: "t1", KeyID: "admin", Role: apiv1.Role_ROLE_ADMIN}, <-ts.fake.seen)
+				}
+				return
+			}
+			e, ok := apierr.FromStatus(status.Convert(err))
+			require.True(t, ok)
+			require.Equal(t, tt.wantAPI, e.Code, e.Message)
+		})
+	}
+	require.Equal(t, forbidden{list, "admin"}, <-ts.denied)
+	require.Equal(t, forbidden{record, grpcx.NeedService}, <-ts.denied, "an API key on an internal method is audited as forbidden")
+}
+
+func TestHealthIsAnonymousAndReflectionIsNot(t *testing.T) {
+	var logs strings.Builder
+	ts := newServer(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	bare := ts.dial(t, nil)
+	ctx := context.Background()
+	h, err := healthpb.NewHealthClient(bare).Check(ctx, &healthpb.HealthCheckRequest{Service: "nexusrag.governance.v1.AuditService"})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, h.GetStatus())
+	_, err = healthpb.NewHealthClient(bare).Check(ctx, &healthpb.HealthCheckRequest{Service: "nope"})
+	require.Equal(t, codes.NotFound, status.Code(err), "an unknown service is NotFound, not Internal")
+	require.NotContains(t, logs.String(), "level=ERROR")
+
+	list := func(conn *grpc.ClientConn, md ...string) error {
+		stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(metadata.AppendToOutgoingContext(ctx, md...))
+		require.NoError(t, err)
+		_ = stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}) // io.EOF when refused: Recv tells why
+		_, err = stream.Recv()
+		return err
+	}
+	require.Equal(t, codes.Unauthenticated, status.Code(list(bare)))
+	require.NoError(t, list(bare, "authorization", "Bearer nrk_reader"), "any valid API key lists services")
+	require.NoError(t, list(ts.dial(t, svcauth.NewIssuer(ts.keys, "test", time.Minute))))
+}
+
+func TestAudience(t *testing.T) {
+	for method, want := range map[string]string{
+		"/nexusrag.retrieval.v1.RetrievalService/Retrieve":               "retrieval",
+		"/nexusrag.governance.v1.AuditService/RecordEvents":              "governance",
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      "grpc.reflection.v1.ServerReflection",
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": "grpc.reflection.v1alpha.ServerReflection",
+	} {
+		require.Equal(t, want, grpcx.Audience(method), method)
+	}
+}
+
+func FuzzParseBearer(f *testing.F) {
+	for _, s := range []string{"Bearer nrk_x", "bearer  eyJ.a.b", "Basic x", "", "Bearer", "Bearer a b", "Bearer \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		cred, err := grpcx.ParseBearer(v)
+		if err != nil {
+			return
+		}
+		require.NotEmpty(t, cred)
+		require.NotContains(t, cred, " ")
+		require.Contains(t, v, cred)
+	})
 }
 
 func TestErrorsAreNormalized(t *testing.T) {

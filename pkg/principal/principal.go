@@ -1,6 +1,6 @@
 // Package principal carries the authenticated caller (tenant, API key, role) through a
-// request: in the context inside a process, and in gRPC metadata between services.
-// Only the gateway sets it from credentials; services trust it on the internal port.
+// request, in its context. It comes from a verified credential only: an API key, or a
+// service token that carries it between services (pkg/svcauth); never from metadata.
 package principal
 
 import (
@@ -9,17 +9,9 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
-)
-
-// Metadata keys. The gateway never forwards client headers under these names.
-const (
-	MDTenant = "x-nexusrag-tenant-id"
-	MDKeyID  = "x-nexusrag-key-id"
-	MDRole   = "x-nexusrag-role"
 )
 
 // Principal is an authenticated caller.
@@ -64,37 +56,6 @@ func ParseRole(s string) (apiv1.Role, error) {
 		return apiv1.Role_ROLE_ADMIN, nil
 	}
 	return apiv1.Role_ROLE_UNSPECIFIED, fmt.Errorf("unknown role %q (want reader, editor or admin)", s)
-}
-
-// AppendOutgoing copies the principal in ctx, if any, into outgoing gRPC metadata.
-func AppendOutgoing(ctx context.Context) context.Context {
-	p, ok := From(ctx)
-	if !ok {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, MDTenant, p.TenantID, MDKeyID, p.KeyID, MDRole, RoleName(p.Role))
-}
-
-// FromIncoming reads a principal from incoming gRPC metadata. ok is false when there is
-// none; err is set when one is present but malformed.
-func FromIncoming(ctx context.Context) (p Principal, ok bool, err error) {
-	tenant := first(ctx, MDTenant)
-	if tenant == "" {
-		return Principal{}, false, nil
-	}
-	role, err := ParseRole(first(ctx, MDRole))
-	if err != nil {
-		return Principal{}, false, err
-	}
-	return Principal{TenantID: tenant, KeyID: first(ctx, MDKeyID), Role: role}, true, nil
-}
-
-// first reads one metadata value without copying the whole incoming metadata.
-func first(ctx context.Context, k string) string {
-	if v := metadata.ValueFromIncomingContext(ctx, k); len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
 
 // Require returns the principal of the call, or an UNAUTHENTICATED error. The grpcx

@@ -1,5 +1,6 @@
 // Package requestid carries the request id of a call: generated or accepted at the
-// gateway, echoed in X-Request-Id, propagated to services as gRPC metadata and logged.
+// gateway, echoed in X-Request-Id, carried to services in their service tokens (or sent
+// by operators as x-request-id metadata) and logged.
 package requestid
 
 import (
@@ -45,14 +46,6 @@ func Accept(candidate string) string {
 		}
 	}
 	return candidate
-}
-
-// AppendOutgoing copies the id in ctx into outgoing gRPC metadata.
-func AppendOutgoing(ctx context.Context) context.Context {
-	if id := From(ctx); id != "" {
-		return metadata.AppendToOutgoingContext(ctx, MD, id)
-	}
-	return ctx
 }
 
 // FromIncoming returns ctx carrying the id of the incoming gRPC metadata, or a new one.

@@ -53,6 +53,8 @@ var httpStatusOfCode = map[string]int{
 	CodePayloadTooLarge:             http.StatusRequestEntityTooLarge,
 	apierr.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	CodeEndpointSunset:              http.StatusGone,
+	// A backend refusing the gateway's own credential is the platform's fault, not the client's.
+	apierr.CodeServiceTokenInvalid: http.StatusBadGateway,
 }
 
 // serverSideMessages replace the text of server-side failures that carry no NexusRAG code.
@@ -76,6 +78,10 @@ func httpError(err error) (int, *apierr.Error) {
 		case def.status >= 500:
 			e.Message = serverSideMessages[e.Code] // a library's text may name hosts or queries
 		}
+	}
+	if e.Code == apierr.CodeServiceTokenInvalid {
+		// The reason names this deployment's keys: it is for the logs, not the client.
+		e = apierr.New(codes.Unavailable, apierr.CodeServiceTokenInvalid, "a backend service refused the gateway's service credential; the operator must check SERVICE_AUTH_KEYS_FILE")
 	}
 	if s, ok := httpStatusOfCode[e.Code]; ok {
 		return s, e

@@ -35,6 +35,8 @@ func TestHTTPErrorMapping(t *testing.T) {
 		{"method not allowed", apierr.New(codes.Unimplemented, CodeMethodNotAllowed, "no"), 405, CodeMethodNotAllowed, "no"},
 		{"sunset", apierr.New(codes.FailedPrecondition, CodeEndpointSunset, "gone"), 410, CodeEndpointSunset, "gone"},
 		{"too large", apierr.New(codes.InvalidArgument, CodePayloadTooLarge, "big"), 413, CodePayloadTooLarge, "big"},
+		{"a backend refused the gateway's own token", apierr.New(codes.Unauthenticated, apierr.CodeServiceTokenInvalid, "service token refused: key id abc unknown"), 502,
+			apierr.CodeServiceTokenInvalid, "a backend service refused the gateway's service credential; the operator must check SERVICE_AUTH_KEYS_FILE"},
 		{"bare status from a library keeps client text", status.Error(codes.InvalidArgument, "bad limit"), 400, "INVALID_ARGUMENT", "bad limit"},
 		{"bare internal hides text", status.Error(codes.Internal, "pq: password authentication failed"), 500, "INTERNAL", "internal error"},
 		{"plain error hides text", errors.New("dial tcp 10.0.0.1: refused"), 500, "INTERNAL", "internal error"},

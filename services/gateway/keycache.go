@@ -17,10 +17,10 @@ import (
 
 // Authentication failure codes.
 const (
-	CodeAuthMissing     = "AUTH_MISSING"
-	CodeAuthInvalid     = "AUTH_INVALID"
-	CodeAuthRevoked     = "AUTH_REVOKED"
-	CodeAuthUnavailable = "AUTH_UNAVAILABLE"
+	CodeAuthMissing     = apierr.CodeAuthMissing
+	CodeAuthInvalid     = apierr.CodeAuthInvalid
+	CodeAuthRevoked     = apierr.CodeAuthRevoked
+	CodeAuthUnavailable = apierr.CodeAuthUnavailable
 )
 
 // KeyCache authenticates API keys without touching Postgres on the hot path. It mirrors
@@ -111,6 +111,12 @@ func (c *KeyCache) Authenticate(ctx context.Context, plaintext string) (principa
 	if err != nil {
 		return principal.Principal{}, invalidKey()
 	}
+	return c.AuthenticateHash(ctx, id, hash)
+}
+
+// AuthenticateHash is Authenticate for a key already split into its id and the SHA-256
+// of its secret (what another process sends through AuthenticateApiKey).
+func (c *KeyCache) AuthenticateHash(ctx context.Context, id string, hash []byte) (principal.Principal, error) {
 	k, err := c.lookup(ctx, id)
 	if err != nil {
 		return principal.Principal{}, err

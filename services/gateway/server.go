@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"unicode/utf8"
 
@@ -97,6 +98,18 @@ func (s *Server) RevokeApiKey(ctx context.Context, req *gatewayv1.RevokeApiKeyRe
 	s.cache.Apply(k)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyRevoked, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID})
 	return &gatewayv1.RevokeApiKeyResponse{ApiKey: keyProto(k)}, nil
+}
+
+// AuthenticateApiKey resolves an API key for another process's gRPC port.
+func (s *Server) AuthenticateApiKey(ctx context.Context, req *gatewayv1.AuthenticateApiKeyRequest) (*gatewayv1.AuthenticateApiKeyResponse, error) {
+	if len(req.GetKeyId()) != keyIDLen || !isBase32Lower(req.GetKeyId()) || len(req.GetSecretSha256()) != sha256.Size {
+		return nil, invalidKey()
+	}
+	p, err := s.cache.AuthenticateHash(ctx, req.GetKeyId(), req.GetSecretSha256())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.AuthenticateApiKeyResponse{TenantId: p.TenantID, KeyId: p.KeyID, Role: principal.RoleName(p.Role)}, nil
 }
 
 func keyProto(k KeyRecord) *gatewayv1.ApiKey {

@@ -5,6 +5,15 @@
 // source: nexusrag/api/v1/access.proto
 
 // Package nexusrag.api.v1 holds the annotations shared by every NexusRAG service contract.
+//
+// Every gRPC call but grpc.health.v1 carries exactly one credential, as the metadata
+//
+//   authorization: Bearer <api key>         an operator (grpcurl): the key's tenant and role, as at the REST edge
+//   authorization: Bearer <service token>   a NexusRAG service: a short-lived token it signed (ADR 0011), for
+//                                           itself or for the end user it acts for
+//
+// and may carry "x-request-id: <id>" (operators; a service token carries its own). A principal written
+// in any other metadata (tenant, role, key id) is never read.
 
 package apiv1
 
@@ -80,10 +89,11 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 // Access declares who may call a method. A method without an Access option is refused for everyone (fail closed).
 type Access struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// min_role is the least role an end-user principal needs to call the method.
+	// min_role is the least role an end-user principal needs to call the method, whether it comes from an
+	// API key or from a service token acting for the user.
 	MinRole Role `protobuf:"varint,1,opt,name=min_role,json=minRole,proto3,enum=nexusrag.api.v1.Role" json:"min_role,omitempty"`
-	// internal marks service-to-service methods that act without an end-user principal.
-	// They have no HTTP mapping and are reachable only on the internal gRPC port.
+	// internal marks service-to-service methods: they accept service tokens only, never an API key, whatever
+	// its role, and have no HTTP mapping.
 	Internal      bool `protobuf:"varint,2,opt,name=internal,proto3" json:"internal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -483,6 +483,120 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 	return nil
 }
 
+type AuthenticateApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// secret_sha256 is the SHA-256 of the key's secret part (32 bytes).
+	SecretSha256  []byte `protobuf:"bytes,2,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateApiKeyRequest) Reset() {
+	*x = AuthenticateApiKeyRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateApiKeyRequest) ProtoMessage() {}
+
+func (x *AuthenticateApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuthenticateApiKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuthenticateApiKeyRequest) GetSecretSha256() []byte {
+	if x != nil {
+		return x.SecretSha256
+	}
+	return nil
+}
+
+type AuthenticateApiKeyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	KeyId    string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// role is reader, editor or admin.
+	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateApiKeyResponse) Reset() {
+	*x = AuthenticateApiKeyResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateApiKeyResponse) ProtoMessage() {}
+
+func (x *AuthenticateApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AuthenticateApiKeyResponse) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuthenticateApiKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuthenticateApiKeyResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_nexusrag_gateway_v1_auth_proto protoreflect.FileDescriptor
 
 const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
@@ -514,12 +628,20 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\x13RevokeApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"L\n" +
 	"\x14RevokeApiKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey2\xac\x03\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"W\n" +
+	"\x19AuthenticateApiKeyRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12#\n" +
+	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"d\n" +
+	"\x1aAuthenticateApiKeyResponse\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role2\xab\x04\n" +
 	"\vAuthService\x12Y\n" +
 	"\x06WhoAmI\x12\".nexusrag.gateway.v1.WhoAmIRequest\x1a#.nexusrag.gateway.v1.WhoAmIResponse\"\x06\xca\xf3\x18\x02\b\x01\x12h\n" +
 	"\vListApiKeys\x12'.nexusrag.gateway.v1.ListApiKeysRequest\x1a(.nexusrag.gateway.v1.ListApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
 	"\fUpdateApiKey\x12(.nexusrag.gateway.v1.UpdateApiKeyRequest\x1a).nexusrag.gateway.v1.UpdateApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
-	"\fRevokeApiKey\x12(.nexusrag.gateway.v1.RevokeApiKeyRequest\x1a).nexusrag.gateway.v1.RevokeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03B\xd5\x01\n" +
+	"\fRevokeApiKey\x12(.nexusrag.gateway.v1.RevokeApiKeyRequest\x1a).nexusrag.gateway.v1.RevokeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
+	"\x12AuthenticateApiKey\x12..nexusrag.gateway.v1.AuthenticateApiKeyRequest\x1a/.nexusrag.gateway.v1.AuthenticateApiKeyResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd5\x01\n" +
 	"\x17com.nexusrag.gateway.v1B\tAuthProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1;gatewayv1\xa2\x02\x03NGX\xaa\x02\x13Nexusrag.Gateway.V1\xca\x02\x13Nexusrag\\Gateway\\V1\xe2\x02\x1fNexusrag\\Gateway\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Gateway::V1b\x06proto3"
 
 var (
@@ -534,38 +656,42 @@ func file_nexusrag_gateway_v1_auth_proto_rawDescGZIP() []byte {
 	return file_nexusrag_gateway_v1_auth_proto_rawDescData
 }
 
-var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_nexusrag_gateway_v1_auth_proto_goTypes = []any{
-	(*WhoAmIRequest)(nil),         // 0: nexusrag.gateway.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 1: nexusrag.gateway.v1.WhoAmIResponse
-	(*ApiKey)(nil),                // 2: nexusrag.gateway.v1.ApiKey
-	(*ListApiKeysRequest)(nil),    // 3: nexusrag.gateway.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 4: nexusrag.gateway.v1.ListApiKeysResponse
-	(*UpdateApiKeyRequest)(nil),   // 5: nexusrag.gateway.v1.UpdateApiKeyRequest
-	(*UpdateApiKeyResponse)(nil),  // 6: nexusrag.gateway.v1.UpdateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),   // 7: nexusrag.gateway.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 8: nexusrag.gateway.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*WhoAmIRequest)(nil),              // 0: nexusrag.gateway.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),             // 1: nexusrag.gateway.v1.WhoAmIResponse
+	(*ApiKey)(nil),                     // 2: nexusrag.gateway.v1.ApiKey
+	(*ListApiKeysRequest)(nil),         // 3: nexusrag.gateway.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),        // 4: nexusrag.gateway.v1.ListApiKeysResponse
+	(*UpdateApiKeyRequest)(nil),        // 5: nexusrag.gateway.v1.UpdateApiKeyRequest
+	(*UpdateApiKeyResponse)(nil),       // 6: nexusrag.gateway.v1.UpdateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),        // 7: nexusrag.gateway.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),       // 8: nexusrag.gateway.v1.RevokeApiKeyResponse
+	(*AuthenticateApiKeyRequest)(nil),  // 9: nexusrag.gateway.v1.AuthenticateApiKeyRequest
+	(*AuthenticateApiKeyResponse)(nil), // 10: nexusrag.gateway.v1.AuthenticateApiKeyResponse
+	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
 }
 var file_nexusrag_gateway_v1_auth_proto_depIdxs = []int32{
-	9, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	9, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
-	2, // 2: nexusrag.gateway.v1.ListApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
-	2, // 3: nexusrag.gateway.v1.UpdateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
-	2, // 4: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
-	0, // 5: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
-	3, // 6: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
-	5, // 7: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
-	7, // 8: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
-	1, // 9: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
-	4, // 10: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
-	6, // 11: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
-	8, // 12: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	11, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	11, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: nexusrag.gateway.v1.ListApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
+	2,  // 3: nexusrag.gateway.v1.UpdateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	2,  // 4: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	0,  // 5: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
+	3,  // 6: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
+	5,  // 7: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
+	7,  // 8: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
+	9,  // 9: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:input_type -> nexusrag.gateway.v1.AuthenticateApiKeyRequest
+	1,  // 10: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
+	4,  // 11: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
+	6,  // 12: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
+	8,  // 13: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
+	10, // 14: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:output_type -> nexusrag.gateway.v1.AuthenticateApiKeyResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_gateway_v1_auth_proto_init() }
@@ -579,7 +705,7 @@ func file_nexusrag_gateway_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_gateway_v1_auth_proto_rawDesc), len(file_nexusrag_gateway_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,10 +21,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_WhoAmI_FullMethodName       = "/nexusrag.gateway.v1.AuthService/WhoAmI"
-	AuthService_ListApiKeys_FullMethodName  = "/nexusrag.gateway.v1.AuthService/ListApiKeys"
-	AuthService_UpdateApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/UpdateApiKey"
-	AuthService_RevokeApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/RevokeApiKey"
+	AuthService_WhoAmI_FullMethodName             = "/nexusrag.gateway.v1.AuthService/WhoAmI"
+	AuthService_ListApiKeys_FullMethodName        = "/nexusrag.gateway.v1.AuthService/ListApiKeys"
+	AuthService_UpdateApiKey_FullMethodName       = "/nexusrag.gateway.v1.AuthService/UpdateApiKey"
+	AuthService_RevokeApiKey_FullMethodName       = "/nexusrag.gateway.v1.AuthService/RevokeApiKey"
+	AuthService_AuthenticateApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/AuthenticateApiKey"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -42,6 +43,11 @@ type AuthServiceClient interface {
 	UpdateApiKey(ctx context.Context, in *UpdateApiKeyRequest, opts ...grpc.CallOption) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// AuthenticateApiKey resolves an API key presented to another process's gRPC port (an operator's
+	// grpcurl call to a service that runs without the gateway). The caller sends the key id and the
+	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
+	// a revoked key AUTH_REVOKED.
+	AuthenticateApiKey(ctx context.Context, in *AuthenticateApiKeyRequest, opts ...grpc.CallOption) (*AuthenticateApiKeyResponse, error)
 }
 
 type authServiceClient struct {
@@ -92,6 +98,16 @@ func (c *authServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRe
 	return out, nil
 }
 
+func (c *authServiceClient) AuthenticateApiKey(ctx context.Context, in *AuthenticateApiKeyRequest, opts ...grpc.CallOption) (*AuthenticateApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticateApiKeyResponse)
+	err := c.cc.Invoke(ctx, AuthService_AuthenticateApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -107,6 +123,11 @@ type AuthServiceServer interface {
 	UpdateApiKey(context.Context, *UpdateApiKeyRequest) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// AuthenticateApiKey resolves an API key presented to another process's gRPC port (an operator's
+	// grpcurl call to a service that runs without the gateway). The caller sends the key id and the
+	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
+	// a revoked key AUTH_REVOKED.
+	AuthenticateApiKey(context.Context, *AuthenticateApiKeyRequest) (*AuthenticateApiKeyResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -128,6 +149,9 @@ func (UnimplementedAuthServiceServer) UpdateApiKey(context.Context, *UpdateApiKe
 }
 func (UnimplementedAuthServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedAuthServiceServer) AuthenticateApiKey(context.Context, *AuthenticateApiKeyRequest) (*AuthenticateApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthenticateApiKey not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -222,6 +246,24 @@ func _AuthService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_AuthenticateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticateApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).AuthenticateApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_AuthenticateApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).AuthenticateApiKey(ctx, req.(*AuthenticateApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +286,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _AuthService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "AuthenticateApiKey",
+			Handler:    _AuthService_AuthenticateApiKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,149 @@
+package svcauth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/nexusrag/nexusrag/pkg/principal"
+)
+
+// Bounds every verifier applies, whatever the issuer's configuration.
+const (
+	// Leeway absorbs clock skew between processes when checking iat and exp.
+	Leeway = 5 * time.Second
+	// MaxLifetime refuses tokens issued for longer than this, so that a leaked token, or
+	// one minted by a misconfigured process, is useless within minutes.
+	MaxLifetime = 5 * time.Minute
+)
+
+// Reasons a token is refused. Errors returned by Verify wrap one of them.
+var (
+	ErrMalformed = errors.New("malformed service token")
+	ErrSignature = errors.New("service token signature does not verify against a key of this process")
+	ErrExpired   = errors.New("service token expired")
+	ErrAudience  = errors.New("service token is for another service")
+	ErrLifetime  = errors.New("service token lifetime exceeds the maximum")
+)
+
+// Claims are what a token asserts.
+type Claims struct {
+	// Issuer names the calling process (the services it runs).
+	Issuer string
+	// Audience is the service the token is for (retrieval, governance, ...).
+	Audience string
+	// RequestID is the id of the request the call serves.
+	RequestID string
+	// Principal is the end user the call acts for; nil when the service acts for itself.
+	Principal *principal.Principal
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// tokenClaims is the JWT body.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	TenantID  string `json:"tenant_id,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
+	Role      string `json:"role,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Sign issues a token for c with the keyring's signing key.
+func (k *Keyring) Sign(c Claims) (string, error) {
+	priv, kid := k.signer()
+	tc := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: c.Issuer, Audience: jwt.ClaimStrings{c.Audience},
+			IssuedAt: jwt.NewNumericDate(c.IssuedAt), ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+		},
+		RequestID: c.RequestID,
+	}
+	if p := c.Principal; p != nil {
+		tc.TenantID, tc.KeyID, tc.Role = p.TenantID, p.KeyID, principal.RoleName(p.Role)
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, tc)
+	t.Header["kid"] = kid
+	s, err := t.SignedString(priv)
+	if err != nil {
+		return "", fmt.Errorf("sign service token: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks a token's signature against the keyring's keys, its audience, its
+// expiry (at now, within Leeway) and its lifetime, and returns its claims.
+func (k *Keyring) Verify(token, audience string, now time.Time) (Claims, error) {
+	var tc tokenClaims
+	_, err := jwt.ParseWithClaims(token, &tc, k.keyFor,
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithAudience(audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil {
+		return Claims{}, classify(err)
+	}
+	if tc.IssuedAt == nil || tc.ExpiresAt.Sub(tc.IssuedAt.Time) > MaxLifetime {
+		return Claims{}, ErrLifetime
+	}
+	c := Claims{Issuer: tc.Issuer, Audience: audience, RequestID: tc.RequestID, IssuedAt: tc.IssuedAt.UTC(), ExpiresAt: tc.ExpiresAt.UTC()}
+	if tc.TenantID != "" {
+		role, err := principal.ParseRole(tc.Role)
+		if err != nil {
+			return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		c.Principal = &principal.Principal{TenantID: tc.TenantID, KeyID: tc.KeyID, Role: role}
+	}
+	return c, nil
+}
+
+func (k *Keyring) keyFor(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	key, ok := k.key(kid)
+	if !ok {
+		return nil, fmt.Errorf("%w (unknown key id %q)", ErrSignature, kid)
+	}
+	return key, nil
+}
+
+// classify maps the JWT library's errors to this package's reasons.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, ErrSignature):
+		return err
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ErrSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrExpired
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ErrAudience
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
+		return fmt.Errorf("%w: issued in the future", ErrMalformed)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// Issuer mints the tokens of one process.
+type Issuer struct {
+	keys *Keyring
+	name string
+	ttl  time.Duration
+	now  func() time.Time
+}
+
+// NewIssuer returns an issuer named name (the calling process) whose tokens live ttl
+// (bounded by MaxLifetime).
+func NewIssuer(keys *Keyring, name string, ttl time.Duration) *Issuer {
+	return &Issuer{keys: keys, name: name, ttl: min(ttl, MaxLifetime), now: time.Now}
+}
+
+// Keys is the keyring the issuer signs with.
+func (i *Issuer) Keys() *Keyring { return i.keys }
+
+// Token returns a token for a call to audience, serving requestID, acting for p (nil:
+// for the service itself).
+func (i *Issuer) Token(audience, requestID string, p *principal.Principal) (string, error) {
+	now := i.now()
+	return i.keys.Sign(Claims{Issuer: i.name, Audience: audience, RequestID: requestID, Principal: p, IssuedAt: now, ExpiresAt: now.Add(i.ttl)})
+}
