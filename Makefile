@@ -57,9 +57,11 @@ test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit
 	$(MAKE) --no-print-directory fuzz
 
 # Native fuzz targets of the request decoders (run, documents, provider config, page
-# tokens, idempotency keys, API keys); each runs FUZZTIME. Their seeds also run in go test.
+# tokens, idempotency keys, API keys) and of the credential parsers (service tokens, the
+# authorization metadata); each runs FUZZTIME. Their seeds also run in go test.
 FUZZ_TARGETS := services/gateway:FuzzDecodeRun services/gateway:FuzzDecodeUpload services/gateway:FuzzParseAPIKey \
-	services/gateway:FuzzIdempotencyKey services/retrieval:FuzzProviderConfig services/ingest:FuzzPageToken
+	services/gateway:FuzzIdempotencyKey services/retrieval:FuzzProviderConfig services/ingest:FuzzPageToken \
+	pkg/svcauth:FuzzVerify pkg/grpcx:FuzzParseBearer
 FUZZTIME ?= 5s
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME (default 5s)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nexusrag/nexusrag/pkg/svcauth"
 )
 
 // benchEnv is the running platform and its database.
@@ -29,6 +31,8 @@ type benchEnv struct {
 	httpURL  string
 	grpcAddr string
 	key      string
+	// tokens sign the bench's own gRPC calls with the platform's service keys.
+	tokens   *svcauth.Issuer
 	serve    *exec.Cmd
 	duration time.Duration
 	clients  int
@@ -77,7 +81,13 @@ func setup(ctx context.Context) (*benchEnv, error) {
 	u, _ := url.Parse(e.adminURL)
 	u.Path = "/" + e.dbName
 	e.dbURL = u.String()
-	e.env = append(os.Environ(), "DATABASE_URL="+e.dbURL, "HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0",
+	keysFile, err := writeServiceKeys(e)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.env = append(os.Environ(), "DATABASE_URL="+e.dbURL, "HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
+		"SERVICE_AUTH_KEYS_FILE="+keysFile,
 		"REDIS_KEY_PREFIX=nexusrag-bench:"+hex.EncodeToString(b)+":", "LOG_LEVEL=info", "LOG_FORMAT=json",
 		"AUDIT_ACCESS_SUCCESS_INTERVAL=60s")
 	// Rate limiting stays on, since its Redis check is part of every request's cost, with
@@ -136,9 +146,10 @@ func (e *benchEnv) startServe(ctx context.Context) error {
 
 // serveProcess is one running `nexusrag serve`.
 type serveProcess struct {
-	cmd      *exec.Cmd
-	httpURL  string
-	grpcAddr string
+	cmd        *exec.Cmd
+	httpURL    string
+	grpcAddr   string
+	metricsURL string
 }
 
 // serveWith starts another `nexusrag serve` on the bench database with extra environment
@@ -165,7 +176,29 @@ func (e *benchEnv) serveWith(extra ...string) (*serveProcess, func(), error) {
 	}
 	httpAddr, _ := rec["http"].(string)
 	grpcAddr, _ := rec["grpc"].(string)
-	return &serveProcess{cmd: cmd, httpURL: "http://" + httpAddr, grpcAddr: grpcAddr}, stop, nil
+	metricsAddr, _ := rec["metrics"].(string)
+	return &serveProcess{cmd: cmd, httpURL: "http://" + httpAddr, grpcAddr: grpcAddr, metricsURL: "http://" + metricsAddr}, stop, nil
+}
+
+// writeServiceKeys makes the service keys the platform and the bench's own gRPC calls
+// share (a split platform needs them; the bench signs its Retrieve calls with them).
+func writeServiceKeys(e *benchEnv) (string, error) {
+	dir, err := os.MkdirTemp("", "nexusrag-bench-keys-")
+	if err != nil {
+		return "", err
+	}
+	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(dir) })
+	secret := svcauth.NewSecret()
+	path := dir + "/service.keys"
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	keys, err := svcauth.FromSecrets([]string{secret})
+	if err != nil {
+		return "", err
+	}
+	e.tokens = svcauth.NewIssuer(keys, "bench", time.Minute)
+	return path, nil
 }
 
 // readyAddr reads JSON log lines until the one whose msg is want and returns its field.

@@ -38,7 +38,7 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	loadTime := time.Since(loadStart)
 	queries := syntheticQueries(benchQueries)
 
-	conn, err := grpcx.Dial(env.grpcAddr, nil)
+	conn, err := grpcx.Dial(env.grpcAddr, grpcx.ClientOptions{Tokens: env.tokens})
 	if err != nil {
 		return nil, err
 	}

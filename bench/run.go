@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,12 +48,8 @@ func runSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(audioDir)
-	debugAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	proc, stop, err := env.serveWith("RUN_HEARTBEAT_INTERVAL="+runHeartbeat.String(), "TTS_PROVIDER=openai", "OPENAI_BASE_URL="+tts.srv.URL,
-		"OPENAI_API_KEY=bench-fake", "TTS_TIMEOUT=1m", "AUDIO_DIR="+audioDir, "DEBUG_ADDR="+debugAddr, "RUN_MAX_CONCURRENCY="+strconv.Itoa(runHeldStreams))
+		"OPENAI_API_KEY=bench-fake", "TTS_TIMEOUT=1m", "AUDIO_DIR="+audioDir, "PPROF_ENABLED=true", "RUN_MAX_CONCURRENCY="+strconv.Itoa(runHeldStreams))
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +69,7 @@ func runSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run latency: %w", err)
 	}
-	held, err := holdStreams(ctx, api, proc.cmd.Process.Pid, tts, "http://"+debugAddr)
+	held, err := holdStreams(ctx, api, proc.cmd.Process.Pid, tts, proc.metricsURL)
 	if err != nil {
 		return nil, fmt.Errorf("held run streams: %w", err)
 	}
@@ -443,17 +438,6 @@ func peakRSS(ctx context.Context, pid int) int64 {
 		case <-tick.C:
 		}
 	}
-}
-
-// freeAddr finds a free loopback port for DEBUG_ADDR, which takes an address, not a
-// listener (another process may take the port meanwhile: unlikely on a bench host).
-func freeAddr() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer lis.Close()
-	return lis.Addr().String(), nil
 }
 
 // heldTTS stands in for OpenAI's speech endpoint and answers nothing until released,

@@ -17,13 +17,18 @@ if [ ! -s "$keyfile" ] || ! bin/nexusrag apikey verify <"$keyfile" >/dev/null 2>
     python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' >"$keyfile"
   chmod 600 "$keyfile"
 fi
+# The keys this platform's services sign their calls to each other with (ADR 0011). One
+# process needs none, but a second one started by hand (serve --services=...) shares these.
+keys=var/service-auth.keys
+[ -s "$keys" ] || bin/nexusrag servicekey create --out "$keys" 2>/dev/null
+export SERVICE_AUTH_KEYS_FILE="${SERVICE_AUTH_KEYS_FILE:-$keys}"
 # The Agent 2.0 demo corpus (tenant t1, corpus c1); a no-op once seeded.
 bin/nexusrag seed-demo 2>var/seed-demo.log || { cat var/seed-demo.log >&2; exit 1; }
 port=$(sed -E 's/.*:([0-9]+)$/\1/' <<<"${HTTP_ADDR:-:8000}")
 
 cat <<MSG
 
-NexusRAG is starting on http://localhost:$port (gRPC on ${GRPC_ADDR:-:9000}).
+NexusRAG is starting on http://localhost:$port (gRPC on ${GRPC_ADDR:-127.0.0.1:9000}, metrics on ${METRICS_ADDR:-127.0.0.1:9090}).
 The local admin key of tenant t1 is in $keyfile. Try:
 
   curl -s http://localhost:$port/v1/auth/whoami -H "Authorization: Bearer \$(cat $keyfile)"

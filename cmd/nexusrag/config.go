@@ -9,6 +9,7 @@ import (
 
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/svcauth"
 )
 
 // platformConfig is what every process needs, whatever services it runs.
@@ -16,10 +17,16 @@ type platformConfig struct {
 	DatabaseURL    string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/nexusrag?sslmode=disable"`
 	RedisURL       string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	RedisKeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"nexusrag:"`
-	// HTTPAddr serves the gateway's REST API (when the gateway runs here) and /metrics.
+	// HTTPAddr serves the gateway's REST API, when the gateway runs here.
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8000"`
-	// GRPCAddr serves every gRPC service of the process (internal port: reflection is on).
-	GRPCAddr string `env:"GRPC_ADDR" envDefault:":9000"`
+	// GRPCAddr serves every gRPC service of the process. Loopback by default; a split
+	// deployment sets it (":9000") so that the other processes reach it.
+	GRPCAddr string `env:"GRPC_ADDR" envDefault:"127.0.0.1:9000"`
+	// MetricsAddr is the operator listener: /metrics, and /debug/pprof with PPROF_ENABLED.
+	MetricsAddr  string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9090"`
+	PprofEnabled bool   `env:"PPROF_ENABLED" envDefault:"false"`
+	// DebugAddr is retired (pprof moved to METRICS_ADDR); when set it turns pprof on with a warning.
+	DebugAddr string `env:"DEBUG_ADDR"`
 	// Where services not run in this process are reached.
 	GatewayGRPCAddr    string `env:"GATEWAY_GRPC_ADDR"`
 	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
@@ -27,8 +34,18 @@ type platformConfig struct {
 	IngestGRPCAddr     string `env:"INGEST_GRPC_ADDR"`
 	RunGRPCAddr        string `env:"RUN_GRPC_ADDR"`
 
-	// DebugAddr, when set, serves /debug/pprof (keep it on a private interface).
-	DebugAddr string `env:"DEBUG_ADDR"`
+	// Service credentials (ADR 0011): the keys this process signs and verifies service
+	// tokens with, from a file (re-read every SERVICE_AUTH_RELOAD_INTERVAL) or the
+	// environment. Required unless every service runs in this process.
+	ServiceKeysFile   string        `env:"SERVICE_AUTH_KEYS_FILE"`
+	ServiceKeys       []string      `env:"SERVICE_AUTH_KEYS" envSeparator:","`
+	ServiceTokenTTL   time.Duration `env:"SERVICE_AUTH_TOKEN_TTL" envDefault:"60s"`
+	ServiceKeysReload time.Duration `env:"SERVICE_AUTH_RELOAD_INTERVAL" envDefault:"10s"`
+	RemoteKeyCacheTTL time.Duration `env:"AUTH_REMOTE_CACHE_TTL" envDefault:"1s"`
+	GRPCTLSCertFile   string        `env:"GRPC_TLS_CERT_FILE"`
+	GRPCTLSKeyFile    string        `env:"GRPC_TLS_KEY_FILE"`
+	GRPCTLSCAFile     string        `env:"GRPC_TLS_CA_FILE"`
+	GRPCTLSServerName string        `env:"GRPC_TLS_SERVER_NAME"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
@@ -45,6 +62,18 @@ func (c *platformConfig) Validate() error {
 	}
 	if c.DBMaxConns < 1 {
 		return fmt.Errorf("DB_MAX_CONNS: must be at least 1")
+	}
+	switch {
+	case c.ServiceKeysFile != "" && len(c.ServiceKeys) > 0:
+		return fmt.Errorf("SERVICE_AUTH_KEYS_FILE and SERVICE_AUTH_KEYS: set one, not both")
+	case c.ServiceTokenTTL < 5*time.Second || c.ServiceTokenTTL > svcauth.MaxLifetime:
+		return fmt.Errorf("SERVICE_AUTH_TOKEN_TTL: %s is outside 5s..%s", c.ServiceTokenTTL, svcauth.MaxLifetime)
+	case c.ServiceKeysReload < time.Second:
+		return fmt.Errorf("SERVICE_AUTH_RELOAD_INTERVAL: %s is below 1s", c.ServiceKeysReload)
+	case c.RemoteKeyCacheTTL < 0 || c.RemoteKeyCacheTTL > 3*time.Second:
+		return fmt.Errorf("AUTH_REMOTE_CACHE_TTL: %s is outside 0..3s (revocations must reach every process within 5s)", c.RemoteKeyCacheTTL)
+	case (c.GRPCTLSCertFile == "") != (c.GRPCTLSKeyFile == ""):
+		return fmt.Errorf("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both or neither")
 	}
 	return nil
 }

@@ -4,12 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
 func TestHealthDocsAndMetrics(t *testing.T) {
@@ -40,10 +49,19 @@ func TestHealthDocsAndMetrics(t *testing.T) {
 	require.Contains(t, page.Header.Get("Content-Type"), "text/html")
 	require.Contains(t, string(page.Body), "/v1/audit/events")
 
-	m := p.do(http.MethodGet, "/metrics", "", "")
-	require.Equal(t, http.StatusOK, m.Status)
-	require.Contains(t, string(m.Body), `nexusrag_http_requests_total{method="GET",route="/v1/health",status="200"}`)
-	require.Contains(t, string(m.Body), "nexusrag_grpc_server_handling_seconds")
+	require.Equal(t, http.StatusNotFound, p.do(http.MethodGet, "/metrics", "", "").Status, "metrics are not on the public port")
+	res, err := http.Get(p.Metrics + "/metrics")
+	require.NoError(t, err)
+	m, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Contains(t, string(m), `nexusrag_http_requests_total{method="GET",route="/v1/health",status="200"}`)
+	require.Contains(t, string(m), "nexusrag_grpc_server_handling_seconds")
+	res, err = http.Get(p.Metrics + "/debug/pprof/")
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	require.Equal(t, http.StatusNotFound, res.StatusCode, "pprof is off unless PPROF_ENABLED")
 }
 
 // TestRBACMatrix is the product's role matrix, route by route.
@@ -305,14 +323,19 @@ func TestGracefulShutdownLosesNoAuditEvents(t *testing.T) {
 	require.Contains(t, p.logs.String(), `"msg":"stopped"`)
 }
 
+// TestSplitProcessesReachEachOther runs the services as three processes that share
+// service keys: a backend, a gateway, and a lone retrieval process an operator calls
+// with an API key. A process with other keys is refused, and one without keys does not
+// start.
 func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
 	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run")
-	gw := startWithEnv(t, append(env, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "RETRIEVAL_GRPC_ADDR="+backend.GRPC, "INGEST_GRPC_ADDR="+backend.GRPC,
-		"RUN_GRPC_ADDR="+backend.GRPC), dbURL, "--services=gateway")
-	_, admin := gw.createKey("t1", "admin")
+	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC, "RUN_GRPC_ADDR=" + backend.GRPC}
+	gw := startWithEnv(t, append(env, peers...), dbURL, "--services=gateway")
+	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
+	keyID, admin := gw.createKey("t1", "admin")
 
 	h := gw.do(http.MethodGet, "/v1/health", "", "")
 	require.Equal(t, http.StatusOK, h.Status, string(h.Body))
@@ -324,10 +347,70 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, doc.Status, string(doc.Body))
 	gw.waitDocument(admin, "d1", "succeeded")
 
+	// An operator's key on a process without the gateway: verified through the gateway.
+	lone := startWithEnv(t, append(env, "GATEWAY_GRPC_ADDR="+gw.GRPC, "GOVERNANCE_GRPC_ADDR="+backend.GRPC), dbURL, "--services=retrieval")
+	corpora, err := retrievalv1.NewRetrievalServiceClient(bareConn(t, lone.GRPC)).ListCorpora(withKey(context.Background(), admin), &retrievalv1.ListCorporaRequest{})
+	require.NoError(t, err)
+	require.Len(t, corpora.GetCorpora(), 1)
+	_, err = run(t, env, "", "apikey", "revoke", keyID)
+	require.NoError(t, err)
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		_, err := retrievalv1.NewRetrievalServiceClient(bareConn(t, lone.GRPC)).ListCorpora(withKey(context.Background(), admin), &retrievalv1.ListCorporaRequest{})
+		e, _ := apierr.From(err)
+		return status.Code(err) == codes.Unauthenticated && e.Code == apierr.CodeAuthRevoked
+	}, 5*time.Second, 50*time.Millisecond, "a revoked key is refused by the lone process within 5 s")
+	t.Logf("revocation reached the lone retrieval process after %s", time.Since(start).Round(time.Millisecond))
+
+	// A third process holding other keys: the backend refuses its calls.
+	foreign := filepath.Join(t.TempDir(), "other.keys")
+	_, err = run(t, env, "", "servicekey", "create", "--out", foreign)
+	require.NoError(t, err)
+	intruder := startWithEnv(t, append(append(env, peers...), "SERVICE_AUTH_KEYS_FILE="+foreign), dbURL, "--services=gateway")
+	_, admin2 := intruder.createKey("t1", "admin")
+	r := intruder.do(http.MethodGet, "/v1/corpora", admin2, "")
+	require.Equal(t, http.StatusBadGateway, r.Status, string(r.Body))
+	require.Equal(t, apierr.CodeServiceTokenInvalid, r.errorCode())
+	require.Contains(t, backend.logs.String(), "service token refused", "the refusal is in the backend's log")
+
+	withoutKeys := slices.DeleteFunc(slices.Clone(env), func(v string) bool { return strings.HasPrefix(v, "SERVICE_AUTH_KEYS_FILE=") })
+	_, err = run(t, append(withoutKeys, peers...), "", "serve", "--services=gateway")
+	require.ErrorContains(t, err, "SERVICE_AUTH_KEYS_FILE is required")
 	_, err = run(t, env, "", "serve", "--services=gateway")
 	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")
 	_, err = run(t, env, "", "serve", "--services=gateway,search")
 	require.ErrorContains(t, err, `unknown service "search"`)
+}
+
+// TestOperatorKeysOverGRPC: an API key on the gRPC port has the tenant scope and the
+// revocation of the REST edge.
+func TestOperatorKeysOverGRPC(t *testing.T) {
+	p := startPlatform(t, nil)
+	_, admin1 := p.createKey("t1", "admin")
+	id2, admin2 := p.createKey("t2", "admin")
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", admin1, `{"allow_missing":true}`).Status)
+	ctx := context.Background()
+	conn := bareConn(t, p.GRPC)
+
+	keys, err := gatewayv1.NewAuthServiceClient(conn).ListApiKeys(withKey(ctx, admin2), &gatewayv1.ListApiKeysRequest{})
+	require.NoError(t, err)
+	require.Len(t, keys.GetApiKeys(), 1, "t2 sees its own key only")
+	require.Equal(t, "t2", keys.GetApiKeys()[0].GetTenantId())
+	_, err = retrievalv1.NewRetrievalServiceClient(conn).GetCorpus(withKey(ctx, admin2), &retrievalv1.GetCorpusRequest{CorpusId: "c1"})
+	require.Equal(t, codes.NotFound, status.Code(err), "t1's corpus does not exist for t2")
+	_, err = retrievalv1.NewRetrievalServiceClient(conn).GetCorpus(withKey(ctx, admin1), &retrievalv1.GetCorpusRequest{CorpusId: "c1"})
+	require.NoError(t, err)
+
+	_, err = run(t, p.env, "", "apikey", "revoke", id2)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := gatewayv1.NewAuthServiceClient(conn).WhoAmI(withKey(ctx, admin2), &gatewayv1.WhoAmIRequest{})
+		e, _ := apierr.From(err)
+		return e.Code == apierr.CodeAuthRevoked
+	}, 5*time.Second, 50*time.Millisecond, "revoked on the gRPC port within 5 s")
+	require.Eventually(t, func() bool {
+		return len(p.auditEvents(admin1, "event_type=rbac.forbidden")) == 0
+	}, time.Second, 50*time.Millisecond)
 }
 
 func TestBadConfigurationNamesTheVariable(t *testing.T) {

@@ -191,15 +191,11 @@ func initGateway(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	store := gateway.NewStore(pool)
-	keys := gateway.NewKeyCache(store, a.log, cfg.AuthKeySyncInterval, cfg.AuthNegativeCacheTTL)
-	syncCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := keys.Sync(syncCtx); err != nil {
-		a.log.WarnContext(ctx, "initial api key load failed; keys are looked up on demand until the next sync", "error", err)
+	keys, err := a.gatewayKeys(ctx)
+	if err != nil {
+		return err
 	}
-	cancel()
-	a.goBackground("api key sync", func(ctx context.Context) error { keys.Run(ctx); return nil })
-	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(store, keys, rec))
+	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(pool), keys, rec))
 
 	conns := map[string]*grpc.ClientConn{}
 	for _, host := range gateway.Hosts() {

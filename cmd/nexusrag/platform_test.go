@@ -23,6 +23,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
+	"github.com/nexusrag/nexusrag/pkg/svcauth"
 )
 
 // The end-to-end tests start the real binary, built once per test run.
@@ -55,8 +56,9 @@ type platform struct {
 	t       *testing.T
 	env     []string
 	cmd     *exec.Cmd
-	HTTP    string // http://127.0.0.1:port
+	HTTP    string // http://127.0.0.1:port, when the gateway runs
 	GRPC    string // 127.0.0.1:port
+	Metrics string // http://127.0.0.1:port
 	logs    *lockedBuffer
 	exited  chan error
 	pool    *pgxpool.Pool
@@ -81,14 +83,44 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// The service keys of every platform the tests start: the tests sign their own calls
+// to internal methods with them, as a service would.
+var (
+	keysOnce   sync.Once
+	keysFile   string
+	testTokens *svcauth.Issuer
+)
+
+func serviceKeys(t *testing.T) (file string, tokens *svcauth.Issuer) {
+	t.Helper()
+	keysOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nexusrag-e2e-keys-")
+		if err != nil {
+			panic(err)
+		}
+		secret := svcauth.NewSecret()
+		keysFile = filepath.Join(dir, "service.keys")
+		if err := os.WriteFile(keysFile, []byte(secret+"\n"), 0o600); err != nil {
+			panic(err)
+		}
+		keys, err := svcauth.FromSecrets([]string{secret})
+		if err != nil {
+			panic(err)
+		}
+		testTokens = svcauth.NewIssuer(keys, "e2e-test", time.Minute)
+	})
+	return keysFile, testTokens
+}
+
 // env builds a process environment on a fresh database and Redis prefix.
 func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
 	t.Helper()
 	dbURL = pgtest.NewDatabase(t)
 	_, prefix := redistest.New(t)
+	keys, _ := serviceKeys(t)
 	env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "REDIS_URL="+redistest.URL(), "REDIS_KEY_PREFIX="+prefix,
-		"HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
+		"DATABASE_URL="+dbURL, "REDIS_URL="+redistest.URL(), "REDIS_KEY_PREFIX="+prefix, "SERVICE_AUTH_KEYS_FILE="+keys,
+		"HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
 		"AUTH_KEY_SYNC_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=10s", "OTEL_TRACES_EXPORTER=none",
 		// Tests poll fast; the rate limiter has tests of its own (RL_ENABLED=true there).
 		"RL_ENABLED=false",
@@ -154,8 +186,11 @@ func startWithEnv(t *testing.T, env []string, dbURL string, args ...string) *pla
 	})
 	select {
 	case rec := <-ready:
-		p.HTTP = "http://" + rec["http"].(string)
+		if addr, ok := rec["http"].(string); ok {
+			p.HTTP = "http://" + addr
+		}
 		p.GRPC = rec["grpc"].(string)
+		p.Metrics = "http://" + rec["metrics"].(string)
 	case err := <-p.exited:
 		t.Fatalf("nexusrag serve exited before ready: %v\n%s", err, p.logs.String())
 	case <-time.After(60 * time.Second):
