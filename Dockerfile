@@ -6,7 +6,7 @@
 # Not built on the project's machines (they have no Docker engine); needs BuildKit
 # (Docker 23+ default, or DOCKER_BUILDKIT=1) for the cache mounts.
 #   docker build -t nexusrag:local .
-#   docker run --rm -p 8000:8000 -p 9000:9000 -e DATABASE_URL=... -e REDIS_URL=... nexusrag:local
+#   docker run --rm -p 8000:8000 -p 127.0.0.1:9000:9000 -e DATABASE_URL=... -e REDIS_URL=... nexusrag:local
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -29,8 +29,11 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/nexusrag /nexusrag
 # Numeric user, so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
-# 8000: REST/SSE gateway (HTTP_ADDR), /v1/health, /metrics. 9000: internal gRPC (GRPC_ADDR),
-# with grpc.health.v1 and server reflection: do not publish 9000 to the internet.
-EXPOSE 8000 9000
+# 8000: REST/SSE gateway (HTTP_ADDR), /v1/health. 9000: gRPC (GRPC_ADDR); every call but
+# health needs an API key or a service token, but keep it off the internet. 9090: /metrics
+# (METRICS_ADDR). A container's loopback is its own, so the image listens on every interface;
+# what reaches those ports is decided where it runs (-p, a Service, a NetworkPolicy).
+ENV GRPC_ADDR=:9000 METRICS_ADDR=:9090
+EXPOSE 8000 9000 9090
 ENTRYPOINT ["/nexusrag"]
 CMD ["serve"]
