@@ -11,19 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
-	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
-	"github.com/nexusrag/nexusrag/pkg/config"
-	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
-	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/gateway"
-	"github.com/nexusrag/nexusrag/services/governance"
 )
 
 func apikeyCmd() *cobra.Command {
@@ -153,44 +146,25 @@ func apikeyVerifyCmd() *cobra.Command {
 	}
 }
 
-// operator is what the operator subcommands use: the gateway's store, and an audit
-// recorder that goes through the governance gRPC API, served in-process over bufconn so
-// the CLI needs no running platform.
+// operator is what the operator subcommands use: the gateway's store, and the audit
+// recorder of an application started with the audit module (governance runs in this
+// process unless GOVERNANCE_GRPC_ADDR says where it is), so the CLI needs no running
+// platform.
 type operator struct {
 	store *gateway.Store
 	audit *audit.Recorder
 }
 
 func withOperator(ctx context.Context, fn func(context.Context, *operator) error) error {
-	cfg, err := config.Parse[platformConfig](nil)
+	a, err := openApp(ctx, modAudit)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (did you run `nexusrag migrate`?)", err)
 	}
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, pgstore.Options{Application: "nexusrag-cli"})
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w (did you run `nexusrag migrate`?)", err)
-	}
-	defer pool.Close()
-	conn, stop, err := inProcessGovernance(pool)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	rec := audit.NewRecorder(governancev1.NewAuditServiceClient(conn), logging.Discard(), audit.Options{})
-	rec.Start()
-	runErr := fn(ctx, &operator{store: gateway.NewStore(pool), audit: rec})
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := rec.Close(flushCtx); err != nil {
-		return errors.Join(runErr, fmt.Errorf("record audit event: %w", err))
+	runErr := fn(ctx, &operator{store: gateway.NewStore(a.pool), audit: a.rec})
+	if err := a.stop(); err != nil { // flushes the audit events
+		return errors.Join(runErr, err)
 	}
 	return runErr
-}
-
-func inProcessGovernance(pool *pgxpool.Pool) (*grpc.ClientConn, func(), error) {
-	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), logging.Discard()))
-	return grpcx.InProcess(srv)
 }
 
 // cliActor names the operator in audit events.

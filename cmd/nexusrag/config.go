@@ -27,12 +27,8 @@ type platformConfig struct {
 	PprofEnabled bool   `env:"PPROF_ENABLED" envDefault:"false"`
 	// DebugAddr is retired (pprof moved to METRICS_ADDR); when set it turns pprof on with a warning.
 	DebugAddr string `env:"DEBUG_ADDR"`
-	// Where services not run in this process are reached.
-	GatewayGRPCAddr    string `env:"GATEWAY_GRPC_ADDR"`
-	GovernanceGRPCAddr string `env:"GOVERNANCE_GRPC_ADDR"`
-	RetrievalGRPCAddr  string `env:"RETRIEVAL_GRPC_ADDR"`
-	IngestGRPCAddr     string `env:"INGEST_GRPC_ADDR"`
-	RunGRPCAddr        string `env:"RUN_GRPC_ADDR"`
+	// Where services not run in this process are reached, <NAME>_GRPC_ADDR
+	// (GOVERNANCE_GRPC_ADDR, ...), is read per service of the module registry.
 
 	// Service credentials (ADR 0011): the keys this process signs and verifies service
 	// tokens with, from a file (re-read every SERVICE_AUTH_RELOAD_INTERVAL) or the
@@ -76,23 +72,6 @@ func (c *platformConfig) Validate() error {
 		return fmt.Errorf("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both or neither")
 	}
 	return nil
-}
-
-// remoteAddr is where a service runs when it is not in this process.
-func (c *platformConfig) remoteAddr(service string) (addr, variable string) {
-	switch service {
-	case "gateway":
-		return c.GatewayGRPCAddr, "GATEWAY_GRPC_ADDR"
-	case "governance":
-		return c.GovernanceGRPCAddr, "GOVERNANCE_GRPC_ADDR"
-	case "retrieval":
-		return c.RetrievalGRPCAddr, "RETRIEVAL_GRPC_ADDR"
-	case "ingest":
-		return c.IngestGRPCAddr, "INGEST_GRPC_ADDR"
-	case "run":
-		return c.RunGRPCAddr, "RUN_GRPC_ADDR"
-	}
-	return "", ""
 }
 
 // loadPlatform parses the platform configuration and builds the logger writing to w.

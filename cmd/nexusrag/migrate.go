@@ -42,7 +42,7 @@ func migrate(ctx context.Context) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	if err := pgstore.Migrate(ctx, pool, log, migrationSets()...); err != nil {
+	if err := pgstore.Migrate(ctx, pool, log, modules().migrationSets()...); err != nil {
 		return err
 	}
 	fmt.Println("migrations applied")
@@ -59,7 +59,7 @@ func migrateStatus(ctx context.Context) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	st, err := pgstore.Status(ctx, pool, migrationSets()...)
+	st, err := pgstore.Status(ctx, pool, modules().migrationSets()...)
 	if err != nil {
 		return err
 	}

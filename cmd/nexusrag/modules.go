@@ -3,9 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
-
-	"google.golang.org/grpc"
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -13,7 +12,6 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
-	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/ingest"
@@ -22,38 +20,41 @@ import (
 	"github.com/nexusrag/nexusrag/services/run"
 )
 
-// module is one service of the binary, in the Loki "target" sense: `serve --services`
-// picks modules by name. deps are the services it calls: each runs in this process or is
-// reached at its <NAME>_GRPC_ADDR.
-type module struct {
-	name string
-	deps []string
-	init func(ctx context.Context, a *app) error
-}
+// modules is the one table of what the binary can run: every module, what it depends
+// on, and for services what they serve. Start order, `serve --services`, the
+// <NAME>_GRPC_ADDR lookup, the gateway's backends and health probes, the migrations and
+// `nexusrag modules` are derived from it. A new service is its folder plus one entry.
+func modules() registry {
+	infra := func(more ...string) []string {
+		return append([]string{modPostgres, modRedis, modAudit, modGRPCServer}, more...)
+	}
+	return registry{
+		{name: modMetrics, init: initMetrics},
+		{name: modPostgres, init: initPostgres},
+		{name: modRedis, init: initRedis},
+		{name: modServiceKeys, init: initServiceKeys},
+		{name: modAPIKeys, deps: []string{modPostgres, modServiceKeys}, init: initAPIKeys},
+		{name: modGRPCServer, deps: []string{modServiceKeys, modAPIKeys}, init: initGRPCServer},
+		{name: modAudit, deps: []string{modGRPCServer, "governance"}, init: initAudit},
 
-// modules lists every service, in start-up order. billing and failover join this list
-// as their issues land.
-func modules() []module {
-	return []module{
-		{name: "governance", init: initGovernance},
-		{name: "retrieval", deps: []string{"governance"}, init: initRetrieval},
-		{name: "ingest", deps: []string{"governance", "retrieval"}, init: initIngest},
-		{name: "run", deps: []string{"governance", "retrieval"}, init: initRun},
-		{name: "gateway", deps: []string{"gateway", "governance", "retrieval", "ingest", "run"}, init: initGateway},
+		{name: "governance", deps: []string{modPostgres, modGRPCServer}, init: initGovernance, service: &service{
+			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations}},
+		{name: "retrieval", deps: infra(), init: initRetrieval, service: &service{
+			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
+		{name: "ingest", deps: infra("retrieval"), init: initIngest, service: &service{
+			desc: &ingestv1.IngestService_ServiceDesc, rest: ingestv1.RegisterIngestServiceHandler, migrations: ingest.Migrations}},
+		{name: "run", deps: infra("retrieval"), init: initRun, service: &service{
+			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
+		{name: "gateway", deps: infra(modAPIKeys), fronts: true, init: initGateway, service: &service{
+			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
+
+		{name: modGRPCListener, deps: []string{modGRPCServer}, servesAll: true, init: initGRPCListener},
+		{name: modHTTP, deps: []string{"gateway"}, init: initHTTP},
 	}
 }
 
-// migrationSets are all schemas' migrations, database-wide prerequisites first.
-func migrationSets() []pgstore.Migrations {
-	return []pgstore.Migrations{pgstore.Platform(), governance.Migrations(), retrieval.Migrations(), ingest.Migrations(), run.Migrations(), gateway.Migrations()}
-}
-
-func initGovernance(ctx context.Context, a *app) error {
-	pool, err := a.postgres(ctx)
-	if err != nil {
-		return err
-	}
-	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(pool), a.log))
+func initGovernance(_ context.Context, a *app) error {
+	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log))
 	return nil
 }
 
@@ -66,19 +67,11 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("EMBEDDINGS_PROVIDER=%s: %w", cfg.EmbeddingsProvider, err)
 	}
-	pool, err := a.postgres(ctx)
+	bedrockCalls, err := a.external("bedrock")
 	if err != nil {
 		return err
 	}
-	rec, err := a.recorder()
-	if err != nil {
-		return err
-	}
-	bedrockCalls, err := a.external(ctx, "bedrock")
-	if err != nil {
-		return err
-	}
-	vertexCalls, err := a.external(ctx, "vertex-search")
+	vertexCalls, err := a.external("vertex-search")
 	if err != nil {
 		return err
 	}
@@ -88,28 +81,16 @@ func initRetrieval(ctx context.Context, a *app) error {
 		Vertex:       providers.NewVertex(providers.VertexOptions{}),
 		BedrockCalls: bedrockCalls, VertexCalls: vertexCalls,
 	}
-	a.onClose(cloud.Vertex.Close)
-	srv := retrieval.NewServer(retrieval.NewStore(pool), embedder, cloud, rec, a.log)
+	a.onStop(func(context.Context) error { return cloud.Vertex.Close() })
+	srv := retrieval.NewServer(retrieval.NewStore(a.pool), embedder, cloud, a.rec, a.log)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
 	return nil
 }
 
 // initIngest serves the documents API and runs the worker that consumes ingestion jobs.
-func initIngest(ctx context.Context, a *app) error {
+func initIngest(_ context.Context, a *app) error {
 	cfg, err := config.Parse[ingest.Config](nil)
-	if err != nil {
-		return err
-	}
-	pool, err := a.postgres(ctx)
-	if err != nil {
-		return err
-	}
-	rdb, err := a.redis(ctx)
-	if err != nil {
-		return err
-	}
-	rec, err := a.recorder()
 	if err != nil {
 		return err
 	}
@@ -117,8 +98,8 @@ func initIngest(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	store, queue, client := ingest.NewStore(pool), ingest.NewQueue(rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, rec, a.log, cfg.MaxBytes, cfg.MaxInflight))
+	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxInflight))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	return nil
@@ -127,14 +108,6 @@ func initIngest(ctx context.Context, a *app) error {
 // initRun serves the agent runs: the graph, sessions, generation and speech.
 func initRun(ctx context.Context, a *app) error {
 	cfg, err := config.Parse[run.Config](nil)
-	if err != nil {
-		return err
-	}
-	pool, err := a.postgres(ctx)
-	if err != nil {
-		return err
-	}
-	rec, err := a.recorder()
 	if err != nil {
 		return err
 	}
@@ -157,16 +130,16 @@ func initRun(ctx context.Context, a *app) error {
 	case "openai":
 		speaker = run.OpenAITTS{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAITTSModel, Voice: cfg.OpenAITTSVoice}
 	}
-	llmCalls, err := a.external(ctx, "llm")
+	llmCalls, err := a.external("llm")
 	if err != nil {
 		return err
 	}
-	ttsCalls, err := a.external(ctx, "tts")
+	ttsCalls, err := a.external("tts")
 	if err != nil {
 		return err
 	}
-	srv, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(pool), Retrieval: retrievalv1.NewRetrievalServiceClient(conn),
-		Generator: gen, Speaker: speaker, LLMCalls: llmCalls, TTSCalls: ttsCalls, Audit: rec, Log: a.log})
+	srv, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(a.pool), Retrieval: retrievalv1.NewRetrievalServiceClient(conn),
+		Generator: gen, Speaker: speaker, LLMCalls: llmCalls, TTSCalls: ttsCalls, Audit: a.rec, Log: a.log})
 	if err != nil {
 		return err
 	}
@@ -174,20 +147,10 @@ func initRun(ctx context.Context, a *app) error {
 	return nil
 }
 
+// initGateway serves AuthService and builds the REST/SSE edge over every service the
+// registry lists (the http module serves it).
 func initGateway(ctx context.Context, a *app) error {
 	cfg, err := config.Parse[gateway.Config](nil)
-	if err != nil {
-		return err
-	}
-	pool, err := a.postgres(ctx)
-	if err != nil {
-		return err
-	}
-	rdb, err := a.redis(ctx)
-	if err != nil {
-		return err
-	}
-	rec, err := a.recorder()
 	if err != nil {
 		return err
 	}
@@ -195,29 +158,30 @@ func initGateway(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(pool), keys, rec))
+	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(a.pool), keys, a.rec))
 
-	conns := map[string]*grpc.ClientConn{}
-	for _, host := range gateway.Hosts() {
-		c, err := a.conn(host)
+	var backends []gateway.Backend
+	for _, m := range a.reg.services() {
+		conn, err := a.conn(m.name)
 		if err != nil {
 			return err
 		}
-		conns[host] = c
+		backends = append(backends, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
 	}
 	var limiter *gateway.RateLimiter
 	if cfg.RateLimitEnabled {
-		limiter = gateway.NewRateLimiter(rdb, a.cfg.RedisKeyPrefix, cfg.RateLimitOptions(), rec, a.log)
+		limiter = gateway.NewRateLimiter(a.rdb, a.cfg.RedisKeyPrefix, cfg.RateLimitOptions(), a.rec, a.log)
 	}
 	edge, err := gateway.NewEdge(ctx, cfg, gateway.EdgeDeps{
-		Keys: keys, Audit: rec, Conns: conns, RateLimit: limiter,
-		Idempotency: gateway.NewIdempotency(rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
-		Health:      gateway.NewHealth(conns, pool, rdb, 2*time.Second),
+		Keys: keys, Audit: a.rec, Backends: backends, RateLimit: limiter,
+		Idempotency: gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
+		Health:      gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
 		Telemetry:   a.tel, Log: a.log,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}
+	a.http = http.NewServeMux()
 	a.http.Handle("/", edge)
 	return nil
 }

@@ -4,116 +4,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
-	"github.com/nexusrag/nexusrag/pkg/config"
-	"github.com/nexusrag/nexusrag/pkg/grpcx"
-	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/services/ingest"
-	"github.com/nexusrag/nexusrag/services/retrieval"
 )
 
-// pipeline is the retrieval and ingest services run inside an operator command (seed-demo,
-// eval): the same servers, queue and worker as `serve`, over DATABASE_URL and REDIS_URL,
-// called through gRPC. Documents go the real way: CreateDocument, the Redis stream, the
-// worker, UpsertDocuments. A running platform's workers may take some of the jobs; that
-// is fine, they do the same.
+// pipeline is the retrieval and ingest services run inside an operator command
+// (seed-demo, eval): the application of `serve`, started with the modules these two
+// need, called through gRPC over memory. Documents go the real way: CreateDocument, the
+// Redis stream, the worker, UpsertDocuments. A running platform's workers may take some
+// of the jobs; that is fine, they do the same.
 type pipeline struct {
+	app       *app
 	retrieval retrievalv1.RetrievalServiceClient
 	ingest    ingestv1.IngestServiceClient
-	stops     []func()
 }
 
 // openPipeline starts the pipeline from the environment's configuration.
 func openPipeline(ctx context.Context) (*pipeline, error) {
-	cfg, log, err := loadPlatform(os.Stderr)
+	a, err := openApp(ctx, "retrieval", "ingest")
 	if err != nil {
 		return nil, err
 	}
-	return startPipeline(ctx, cfg, log)
+	p := &pipeline{app: a}
+	rc, err := a.conn("retrieval")
+	if err == nil {
+		var ic *grpc.ClientConn
+		if ic, err = a.conn("ingest"); err == nil {
+			p.retrieval, p.ingest = retrievalv1.NewRetrievalServiceClient(rc), ingestv1.NewIngestServiceClient(ic)
+			return p, nil
+		}
+	}
+	_ = a.stop()
+	return nil, err
 }
 
-func startPipeline(ctx context.Context, cfg platformConfig, log *slog.Logger) (p *pipeline, err error) {
-	p = &pipeline{}
-	defer func() {
-		if err != nil {
-			p.close()
-		}
-	}()
-	rcfg, err := config.Parse[retrieval.Config](nil)
-	if err != nil {
-		return p, err
-	}
-	icfg, err := config.Parse[ingest.Config](nil)
-	if err != nil {
-		return p, err
-	}
-	embedder, err := retrieval.NewEmbedder(ctx, rcfg)
-	if err != nil {
-		return p, fmt.Errorf("EMBEDDINGS_PROVIDER=%s: %w", rcfg.EmbeddingsProvider, err)
-	}
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, pgstore.Options{Application: "nexusrag-cli", MaxConns: 8, RuntimeParams: retrieval.SessionParams()})
-	if err != nil {
-		return p, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	p.stops = append(p.stops, pool.Close)
-	opts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return p, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	p.stops = append(p.stops, func() { _ = rdb.Close() })
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return p, fmt.Errorf("REDIS_URL: %w", err)
-	}
-
-	rsrv := grpcx.NewServer(grpcx.ServerOptions{Log: log})
-	rimpl := retrieval.NewServer(retrieval.NewStore(pool), embedder, retrieval.Cloud{}, nopRecorder{}, log)
-	rsrv.Register(&retrievalv1.RetrievalService_ServiceDesc, rimpl)
-	rconn, stop, err := grpcx.InProcess(rsrv)
-	if err != nil {
-		return p, err
-	}
-	p.stops = append(p.stops, stop)
-	p.retrieval = retrievalv1.NewRetrievalServiceClient(rconn)
-
-	store, queue := ingest.NewStore(pool), ingest.NewQueue(rdb, cfg.RedisKeyPrefix)
-	isrv := grpcx.NewServer(grpcx.ServerOptions{Log: log})
-	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, p.retrieval, nopRecorder{}, log, icfg.MaxBytes, icfg.MaxInflight))
-	iconn, stop, err := grpcx.InProcess(isrv)
-	if err != nil {
-		return p, err
-	}
-	p.stops = append(p.stops, stop)
-	p.ingest = ingestv1.NewIngestServiceClient(iconn)
-
-	wo := icfg.WorkerOptions()
-	wo.Block = 100 * time.Millisecond
-	worker := ingest.NewWorker(store, queue, p.retrieval, log, wo)
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := worker.Run(wctx); err != nil {
-			log.Error("ingest worker stopped", "error", err)
-		}
-	})
-	// As in `serve`: keep the planner's statistics of the chunk index fresh while loading.
-	wg.Go(func() { rimpl.Run(wctx, time.Second) })
-	p.stops = append(p.stops, func() { cancel(); wg.Wait() })
-	return p, nil
-}
-
-// close stops the worker, then the servers, then the clients.
+// close stops the worker, then the services, then the clients.
 func (p *pipeline) close() {
-	for i := len(p.stops) - 1; i >= 0; i-- {
-		p.stops[i]()
+	if err := p.app.stop(); err != nil {
+		p.app.log.Warn("operator command did not stop cleanly", "error", err)
 	}
 }
 

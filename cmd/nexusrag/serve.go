@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
+	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
-	"github.com/nexusrag/nexusrag/pkg/grpcx"
-	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 )
 
@@ -27,31 +24,35 @@ Every gRPC service of the process shares GRPC_ADDR (127.0.0.1:9000 by default;
 health answers anyone, every other method needs an API key or a service token);
 HTTP_ADDR serves the REST API when the gateway runs here; METRICS_ADDR serves
 /metrics (and /debug/pprof with PPROF_ENABLED). A process that does not run every
-service needs SERVICE_AUTH_KEYS_FILE, shared with the processes it talks to.`,
+service needs SERVICE_AUTH_KEYS_FILE, shared with the processes it talks to.
+` + "`nexusrag modules`" + ` lists what can run and what each part needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), services) },
 	}
-	cmd.Flags().StringVar(&services, "services", "all", "comma-separated services to run: all, or any of "+moduleNames())
+	cmd.Flags().StringVar(&services, "services", "all", "comma-separated services to run: all, or any of "+strings.Join(modules().serviceNames(), ", "))
 	return cmd
 }
 
-func moduleNames() string {
-	s := ""
-	for i, m := range modules() {
-		if i > 0 {
-			s += ", "
+// serveTargets are the modules of `serve --services`: the operator listener first (it
+// stops last), the services, the audit recorder, the gRPC listener, and the HTTP edge
+// when the gateway runs here.
+func serveTargets(services []string) []string {
+	targets := append(append([]string{modMetrics}, services...), modAudit, modGRPCListener)
+	for _, s := range services {
+		if s == "gateway" {
+			targets = append(targets, modHTTP)
 		}
-		s += m.name
 	}
-	return s
+	return targets
 }
 
-func serve(ctx context.Context, services string) error {
+func serve(ctx context.Context, flag string) error {
 	cfg, log, err := loadPlatform(os.Stdout)
 	if err != nil {
 		return err
 	}
-	enabled, err := selectServices(services)
+	reg := modules()
+	services, err := reg.selectServices(flag)
 	if err != nil {
 		return err
 	}
@@ -62,69 +63,94 @@ func serve(ctx context.Context, services string) error {
 	if err != nil {
 		return err
 	}
-	a := &app{cfg: cfg, log: log, tel: tel, enabled: enabled, http: http.NewServeMux(), conns: map[string]*grpc.ClientConn{}, memLis: grpcx.NewMemListener()}
-	if err := a.listen(ctx); err != nil {
-		a.closeListeners()
-		a.close()
-		return err
-	}
-	for _, m := range modules() {
-		if !enabled[m.name] {
-			continue
-		}
-		if err := m.init(ctx, a); err != nil {
-			a.closeListeners()
-			a.close()
-			return fmt.Errorf("start %s: %w", m.name, err)
-		}
-	}
-	return a.run(ctx)
-}
-
-// listen sets up what every process has: its service credentials, the gRPC server and
-// its listeners, the operator listener, and the HTTP listener when the gateway runs here.
-func (a *app) listen(ctx context.Context) error {
-	var err error
-	if a.keys, err = a.serviceKeys(); err != nil {
-		return err
-	}
-	a.tokens = svcauth.NewIssuer(a.keys, strings.Join(a.serviceNames(), ","), a.cfg.ServiceTokenTTL)
-	if a.cfg.GRPCTLSCAFile != "" || a.cfg.GRPCTLSServerName != "" {
-		if a.clientTLS, err = grpcx.ClientTLS(a.cfg.GRPCTLSCAFile, a.cfg.GRPCTLSServerName); err != nil {
-			return err
-		}
-	}
-	apiKeys, err := a.apiKeys(ctx)
+	p, err := reg.plan(serveTargets(services))
 	if err != nil {
 		return err
 	}
-	a.grpc = grpcx.NewServer(grpcx.ServerOptions{Log: a.log, Telemetry: a.tel, Keys: a.keys, APIKeys: apiKeys, OnForbidden: a.onForbidden})
-	if a.grpcLis, err = net.Listen("tcp", a.cfg.GRPCAddr); err != nil {
-		return fmt.Errorf("GRPC_ADDR: listen on %s: %w", a.cfg.GRPCAddr, err)
+	a, err := newApp(cfg, log, tel, reg, p)
+	if err != nil {
+		return err
 	}
-	if a.cfg.GRPCTLSCertFile != "" {
-		tlsCfg, err := grpcx.ServerTLS(a.cfg.GRPCTLSCertFile, a.cfg.GRPCTLSKeyFile)
-		if err != nil {
-			return err
-		}
-		a.grpcLis = grpcx.ListenTLS(a.grpcLis, tlsCfg)
+	if err := a.start(ctx); err != nil {
+		return err
 	}
-	if a.metrics, err = net.Listen("tcp", a.cfg.MetricsAddr); err != nil {
-		return fmt.Errorf("METRICS_ADDR: listen on %s: %w", a.cfg.MetricsAddr, err)
+	log.Info("nexusrag ready", a.readyAttrs()...)
+	failure := a.wait(ctx)
+	if failure != nil {
+		log.Error("a server failed; shutting down", "error", failure)
 	}
-	if a.enabled["gateway"] {
-		if a.httpLis, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
-			return fmt.Errorf("HTTP_ADDR: listen on %s: %w", a.cfg.HTTPAddr, err)
-		}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	if err := a.stop(); err != nil {
+		log.Error("shutdown incomplete", "error", err)
 	}
+	if failure != nil {
+		return failure
+	}
+	log.Info("stopped")
 	return nil
 }
 
-// closeListeners releases the listeners of a process that fails to start.
-func (a *app) closeListeners() {
-	for _, l := range []net.Listener{a.grpcLis, a.metrics, a.httpLis} {
-		if l != nil {
-			_ = l.Close()
-		}
+// openApp starts the modules an operator command needs and everything they depend on,
+// services included, in this process: the same application as `serve`, without
+// listeners, its services reached over memory. Stop it with app.stop.
+func openApp(ctx context.Context, targets ...string) (*app, error) {
+	cfg, log, err := loadPlatform(os.Stderr)
+	if err != nil {
+		return nil, err
 	}
+	reg := modules()
+	p, err := reg.planAlone(targets)
+	if err != nil {
+		return nil, err
+	}
+	tel, err := telemetry.Setup(ctx, "nexusrag-cli")
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(cfg, log, tel, reg, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.start(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func modulesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "modules",
+		Short: "List every module of the binary, what it depends on and, for services, what they serve",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			reg := modules()
+			if err := reg.validate(); err != nil {
+				return err
+			}
+			return printModules(os.Stdout, reg)
+		},
+	}
+}
+
+func printModules(w io.Writer, reg registry) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODULE\tKIND\tDEPENDS ON\tSERVES\tADDRESS WHEN ELSEWHERE")
+	for _, m := range reg {
+		kind, serves, addr := "infrastructure", "-", "-"
+		if m.service != nil {
+			kind, serves, addr = "service", m.service.desc.ServiceName, addrVariable(m.name)
+			if m.service.rest != nil {
+				serves += " (+REST)"
+			}
+		}
+		deps := reg.depsOf(m, map[string]bool{})
+		if m.servesAll {
+			deps = append(deps, "every service of the process")
+		}
+		if len(deps) == 0 {
+			deps = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.name, kind, strings.Join(deps, ", "), serves, addr)
+	}
+	return tw.Flush()
 }

@@ -14,12 +14,7 @@ import (
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
-	"github.com/nexusrag/nexusrag/pkg/grpcx"
-	"github.com/nexusrag/nexusrag/pkg/logging"
-	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
-	"github.com/nexusrag/nexusrag/services/retrieval"
-	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 // errSmokeFailed makes the command exit non-zero after it printed the provider's error.
@@ -51,29 +46,15 @@ provider (local_pgvector, aws_bedrock_kb or gcp_vertex). It exits 1 with the err
 }
 
 func providerSmoke(ctx context.Context, tenant, corpus, query string, topK int) error {
-	cfg, log, err := loadPlatform(os.Stderr)
+	a, err := openApp(ctx, "retrieval") // the retrieval service as serve runs it, causes of internal errors on standard error
 	if err != nil {
 		return err
 	}
-	pool, err := pgstore.Connect(ctx, cfg.DatabaseURL, pgstore.Options{Application: "nexusrag-smoke", RuntimeParams: retrieval.SessionParams()})
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	defer pool.Close()
-	cloud := retrieval.Cloud{
-		Bedrock: providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 1, Timeout: 15 * time.Second}),
-		Vertex:  providers.NewVertex(providers.VertexOptions{Timeout: 15 * time.Second}),
-	}
-	defer cloud.Vertex.Close()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Log: log}) // causes of internal errors go to standard error
-	srv.Register(&retrievalv1.RetrievalService_ServiceDesc,
-		retrieval.NewServer(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim), cloud, nopRecorder{}, logging.Discard()))
-	conn, stop, err := grpcx.InProcess(srv)
+	defer func() { _ = a.stop() }()
+	conn, err := a.conn("retrieval")
 	if err != nil {
 		return err
 	}
-	defer stop()
-
 	callCtx := principal.With(ctx, principal.Principal{TenantID: tenant, Role: apiv1.Role_ROLE_READER})
 	start := time.Now()
 	res, err := retrievalv1.NewRetrievalServiceClient(conn).Retrieve(callCtx, &retrievalv1.RetrieveRequest{CorpusId: corpus, Query: query, TopK: int32(topK)})

@@ -16,7 +16,7 @@ import (
 // TCP stack.
 type MemListener struct{ *bufconn.Listener }
 
-// NewMemListener returns a listener to serve with Server.Serve and dial with DialMem.
+// NewMemListener returns a listener to serve with Server.ServeMem and dial with DialMem.
 func NewMemListener() *MemListener { return &MemListener{bufconn.Listen(1 << 20)} }
 
 // DialMem returns a client connection to the server serving lis.
@@ -32,11 +32,11 @@ func DialMem(lis *MemListener, o ClientOptions) (*grpc.ClientConn, error) {
 // tests use it to exercise the real interceptors.
 func InProcess(srv *Server) (*grpc.ClientConn, func(), error) {
 	lis := NewMemListener()
-	go func() { _ = srv.Serve(lis) }()
+	go func() { _ = srv.ServeMem(lis) }()
 	conn, err := DialMem(lis, ClientOptions{Tokens: svcauth.NewIssuer(srv.keys, "in-process", time.Minute)})
 	if err != nil {
-		srv.GRPC.Stop()
+		srv.Close()
 		return nil, nil, err
 	}
-	return conn, func() { _ = conn.Close(); srv.GRPC.Stop() }, nil
+	return conn, func() { _ = conn.Close(); srv.Close() }, nil
 }

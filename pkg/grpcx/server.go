@@ -49,11 +49,17 @@ type ServerOptions struct {
 // default: a document (INGEST_MAX_BYTES) or a batch of its chunks travels in one message.
 const MaxMessageBytes = 64 << 20
 
-// Server is a gRPC server with health and reflection registered. Every call but
-// health's must carry credentials (auth.go).
+// Server serves a process's gRPC services twice over, with one interceptor chain: to
+// other processes and operators on network listeners (health and reflection included),
+// and to the process's own services on an in-memory listener. Two servers let shutdown
+// drain outside callers first while the process's services still reach each other (the
+// audit flush goes through governance). Every call but health's must carry credentials
+// (auth.go).
 type Server struct {
-	GRPC   *grpc.Server
+	// Health reports every registered service SERVING until StopExternal.
 	Health *health.Server
+	ext    *grpc.Server
+	mem    *grpc.Server
 	log    *slog.Logger
 	keys   *svcauth.Keyring
 }
@@ -82,37 +88,60 @@ func NewServer(o ServerOptions) *Server {
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(o.Telemetry.Tracer), otelgrpc.WithPropagators(o.Telemetry.Propagator))))
 	}
-	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys}
-	healthpb.RegisterHealthServer(s.GRPC, s.Health)
-	reflection.Register(s.GRPC)
+	s := &Server{ext: grpc.NewServer(opts...), mem: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys}
+	healthpb.RegisterHealthServer(s.ext, s.Health)
+	healthpb.RegisterHealthServer(s.mem, s.Health)
+	reflection.Register(s.ext)
 	return s
 }
 
 // Register adds a service implementation and marks it SERVING in the health service.
 func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
-	s.GRPC.RegisterService(desc, impl)
+	s.ext.RegisterService(desc, impl)
+	s.mem.RegisterService(desc, impl)
 	s.Health.SetServingStatus(desc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
-// Serve serves on lis until Stop; it returns nil after a graceful stop.
-func (s *Server) Serve(lis net.Listener) error {
-	if err := s.GRPC.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+// Serve serves other processes on lis until StopExternal; it returns nil after a stop.
+func (s *Server) Serve(lis net.Listener) error { return serve(s.ext, lis) }
+
+// ServeMem serves the process's own services on lis until Stop.
+func (s *Server) ServeMem(lis *MemListener) error { return serve(s.mem, lis) }
+
+func serve(srv *grpc.Server, lis net.Listener) error {
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("grpc serve on %s: %w", lis.Addr(), err)
 	}
 	return nil
 }
 
-// Stop marks every service NOT_SERVING, lets in-flight calls finish until ctx ends,
-// then closes what is left.
-func (s *Server) Stop(ctx context.Context) {
+// StopExternal marks every service NOT_SERVING (readiness probes fail), stops accepting
+// calls from other processes, and lets theirs finish until ctx ends.
+func (s *Server) StopExternal(ctx context.Context) {
 	s.Health.Shutdown()
+	s.gracefulStop(ctx, s.ext, "external")
+}
+
+// Stop stops both servers, letting in-flight calls finish until ctx ends.
+func (s *Server) Stop(ctx context.Context) {
+	s.StopExternal(ctx)
+	s.gracefulStop(ctx, s.mem, "in-memory")
+}
+
+// Close stops both servers at once.
+func (s *Server) Close() {
+	s.ext.Stop()
+	s.mem.Stop()
+}
+
+func (s *Server) gracefulStop(ctx context.Context, srv *grpc.Server, which string) {
 	done := make(chan struct{})
-	go func() { s.GRPC.GracefulStop(); close(done) }()
+	go func() { srv.GracefulStop(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.log.Warn("grpc graceful stop timed out; closing remaining calls")
-		s.GRPC.Stop()
+		s.log.Warn("grpc graceful stop timed out; closing remaining calls", "server", which)
+		srv.Stop()
 		<-done
 	}
 }

@@ -83,8 +83,8 @@ func newServer(t *testing.T, log *slog.Logger) *testServer {
 	ts.srv = grpcx.NewServer(grpcx.ServerOptions{Log: log, Keys: ts.keys, APIKeys: fakeKeys{},
 		OnForbidden: func(_ context.Context, m string, _ principal.Principal, need string) { ts.denied <- forbidden{m, need} }})
 	ts.srv.Register(&governancev1.AuditService_ServiceDesc, ts.fake)
-	go func() { _ = ts.srv.Serve(ts.lis) }()
-	t.Cleanup(ts.srv.GRPC.Stop)
+	go func() { _ = ts.srv.Serve(ts.lis) }() // the server other processes and operators reach
+	t.Cleanup(ts.srv.Close)
 	return ts
 }
 

@@ -73,7 +73,7 @@ func TestTLSListener(t *testing.T) {
 	require.NoError(t, err)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	go func() { _ = srv.Serve(grpcx.ListenTLS(tcp, serverTLS)) }()
-	defer srv.GRPC.Stop()
+	defer srv.Close()
 	caFile := filepath.Join(dir, "ca.crt")
 	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o600))
 

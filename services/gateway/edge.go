@@ -19,10 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
-	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
-	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
-	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/gen/openapi"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -33,23 +30,28 @@ import (
 	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
 )
 
-// restService is a gRPC service exposed over REST, and the service (in the sense of
-// `nexusrag serve --services`) that hosts it.
-type restService struct {
-	host     string
-	desc     *grpc.ServiceDesc
-	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+// Backend is a service the gateway fronts: its gRPC service, the connection to the
+// process that runs it, and its grpc-gateway routes (nil when it has none). The list
+// comes from the binary's module registry.
+type Backend struct {
+	// Name is the service's name in `nexusrag serve --services` (retrieval, run, ...).
+	Name         string
+	Desc         *grpc.ServiceDesc
+	Conn         *grpc.ClientConn
+	RegisterREST func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 }
 
-// restServices lists what the gateway maps; a new service's REST routes are one line here
-// plus its rules in proto/http.yaml.
-func restServices() []restService {
-	return []restService{
-		{host: "gateway", desc: &gatewayv1.AuthService_ServiceDesc, register: gatewayv1.RegisterAuthServiceHandler},
-		{host: "governance", desc: &governancev1.AuditService_ServiceDesc, register: governancev1.RegisterAuditServiceHandler},
-		{host: "retrieval", desc: &retrievalv1.RetrievalService_ServiceDesc, register: retrievalv1.RegisterRetrievalServiceHandler},
-		{host: "ingest", desc: &ingestv1.IngestService_ServiceDesc, register: ingestv1.RegisterIngestServiceHandler},
+// backends are the services the edge fronts, in registry order.
+type backends []Backend
+
+// conn returns the connection to the service serving desc.
+func (bs backends) conn(desc *grpc.ServiceDesc) (*grpc.ClientConn, error) {
+	for _, b := range bs {
+		if b.Desc.ServiceName == desc.ServiceName {
+			return b.Conn, nil
+		}
 	}
+	return nil, fmt.Errorf("no backend serves %s", desc.ServiceName)
 }
 
 // EdgeDeps are the collaborators of the HTTP edge.
@@ -59,8 +61,8 @@ type EdgeDeps struct {
 	Idempotency *Idempotency
 	// RateLimit is nil when rate limiting is off.
 	RateLimit *RateLimiter
-	// Conns are client connections to the hosting services, by service name (gateway, governance, ...).
-	Conns     map[string]*grpc.ClientConn
+	// Backends are the services the edge fronts, each with its connection.
+	Backends  []Backend
 	Health    *Health
 	Telemetry *telemetry.Telemetry
 	Log       *slog.Logger
@@ -69,6 +71,7 @@ type EdgeDeps struct {
 // Edge is the public HTTP handler.
 type Edge struct {
 	cfg            Config
+	backends       backends
 	keys           *KeyCache
 	audit          Recorder
 	idem           *Idempotency
@@ -85,7 +88,7 @@ type Edge struct {
 // NewEdge builds the HTTP edge over the services' connections.
 func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, limiter: d.RateLimit, log: d.Log,
+		cfg: cfg, backends: d.Backends, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, limiter: d.RateLimit, log: d.Log,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -98,7 +101,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	}
 	d.Telemetry.Registry.MustRegister(e.requests, e.latency)
 
-	doc, err := apidocs.Build(openapi.Spec, nativeRoutes(), describeOperation)
+	doc, err := apidocs.Build(openapi.Spec, e.nativeRoutes(), e.describeOperation)
 	if err != nil {
 		return nil, fmt.Errorf("build openapi document: %w", err)
 	}
@@ -119,7 +122,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOptions, UnmarshalOptions: protojson.UnmarshalOptions{}}),
 		runtime.WithForwardResponseRewriter(wrapMessage),
-		runtime.WithForwardResponseOption(acceptedStatus(acceptedMethods())),
+		runtime.WithForwardResponseOption(acceptedStatus(e.acceptedMethods())),
 		runtime.WithErrorHandler(e.grpcError),
 		runtime.WithRoutingErrorHandler(e.routingError),
 		// Nothing a client sends is forwarded as metadata: the principal and request id are
@@ -128,13 +131,12 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 	)
-	for _, rs := range restServices() {
-		conn, ok := d.Conns[rs.host]
-		if !ok {
-			return nil, fmt.Errorf("no connection to service %s (hosting %s)", rs.host, rs.desc.ServiceName)
+	for _, b := range e.backends {
+		if b.RegisterREST == nil {
+			continue
 		}
-		if err := rs.register(ctx, mux, conn); err != nil {
-			return nil, fmt.Errorf("register %s routes: %w", rs.desc.ServiceName, err)
+		if err := b.RegisterREST(ctx, mux, b.Conn); err != nil {
+			return nil, fmt.Errorf("register %s routes: %w", b.Desc.ServiceName, err)
 		}
 	}
 	native := map[string]http.Handler{
@@ -147,16 +149,16 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 			return nil, fmt.Errorf("register %s: %w", path, err)
 		}
 	}
-	ingestConn, ok := d.Conns["ingest"]
-	if !ok {
-		return nil, fmt.Errorf("no connection to service ingest (hosting %s)", ingestv1.IngestService_ServiceDesc.ServiceName)
+	ingestConn, err := e.backends.conn(&ingestv1.IngestService_ServiceDesc)
+	if err != nil {
+		return nil, err
 	}
 	if err := mux.HandlePath(http.MethodPost, "/v1/documents", uploadDocument(ingestv1.NewIngestServiceClient(ingestConn))); err != nil {
 		return nil, fmt.Errorf("register /v1/documents: %w", err)
 	}
-	runConn, ok := d.Conns["run"]
-	if !ok {
-		return nil, fmt.Errorf("no connection to service run (hosting %s)", runv1.RunService_ServiceDesc.ServiceName)
+	runConn, err := e.backends.conn(&runv1.RunService_ServiceDesc)
+	if err != nil {
+		return nil, err
 	}
 	runClient := runv1.NewRunServiceClient(runConn)
 	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now}
@@ -220,14 +222,14 @@ func staticHandler(contentType string, body []byte) http.Handler {
 
 // describeOperation maps an OpenAPI operation id ("AuthService_WhoAmI") to what the
 // contract says of its gRPC method: the least role it needs and whether it answers 202.
-func describeOperation(opID string) apidocs.Operation {
-	for _, rs := range restServices() {
-		short := rs.desc.ServiceName[strings.LastIndex(rs.desc.ServiceName, ".")+1:]
+func (e *Edge) describeOperation(opID string) apidocs.Operation {
+	for _, b := range e.backends {
+		short := b.Desc.ServiceName[strings.LastIndex(b.Desc.ServiceName, ".")+1:]
 		method, ok := strings.CutPrefix(opID, short+"_")
 		if !ok {
 			continue
 		}
-		full := "/" + rs.desc.ServiceName + "/" + method
+		full := "/" + b.Desc.ServiceName + "/" + method
 		acc := grpcx.MethodAccess(full)
 		if acc == nil || acc.GetInternal() {
 			return apidocs.Operation{}
@@ -254,11 +256,11 @@ func isAccepted(fullMethod string) bool {
 }
 
 // acceptedMethods are the mapped methods marked accepted in the contracts, looked up once.
-func acceptedMethods() map[string]bool {
+func (e *Edge) acceptedMethods() map[string]bool {
 	out := map[string]bool{}
-	for _, rs := range restServices() {
-		for _, m := range rs.desc.Methods {
-			if full := "/" + rs.desc.ServiceName + "/" + m.MethodName; isAccepted(full) {
+	for _, b := range e.backends {
+		for _, m := range b.Desc.Methods {
+			if full := "/" + b.Desc.ServiceName + "/" + m.MethodName; isAccepted(full) {
 				out[full] = true
 			}
 		}
@@ -278,7 +280,7 @@ func acceptedStatus(accepted map[string]bool) func(context.Context, http.Respons
 }
 
 // nativeRoutes are the routes served by the gateway itself, described for the docs.
-func nativeRoutes() []apidocs.Route {
+func (e *Edge) nativeRoutes() []apidocs.Route {
 	return []apidocs.Route{
 		{Method: http.MethodGet, Path: "/v1/health", Public: true, Tags: []string{"Operations"},
 			Summary:              "Health of every service and dependency",
@@ -288,7 +290,7 @@ func nativeRoutes() []apidocs.Route {
 			Summary: "This API documentation as HTML", ResponseContentTypes: []string{"text/html"}},
 		{Method: http.MethodGet, Path: "/v1/openapi.json", Public: true, Tags: []string{"Operations"},
 			Summary: "The OpenAPI (Swagger 2.0) document of the API", ResponseContentTypes: []string{"application/json"}},
-		{Method: http.MethodPost, Path: "/v1/documents", MinRole: describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
+		{Method: http.MethodPost, Path: "/v1/documents", MinRole: e.describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
 			Summary: "Upload a document (multipart form or JSON) and queue its ingestion",
 			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, or application/json holding {\"text\": ...}; " +
 				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text; " +

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
@@ -111,39 +110,12 @@ func flatten(m map[string]string) []string {
 	return out
 }
 
-// NewHealth returns the health reporter over the connections to the services the
-// gateway maps, and the gateway's own Postgres and Redis.
-func NewHealth(conns map[string]*grpc.ClientConn, pool *pgxpool.Pool, rdb redis.UniversalClient, timeout time.Duration) *Health {
+// NewHealth returns the health reporter over the services the gateway fronts, and the
+// gateway's own Postgres and Redis.
+func NewHealth(bs []Backend, pool *pgxpool.Pool, rdb redis.UniversalClient, timeout time.Duration) *Health {
 	h := &Health{services: map[string]serviceCheck{}, pool: pool, rdb: rdb, timeout: timeout}
-	for _, b := range backends() {
-		if conn, ok := conns[b.host]; ok {
-			h.services[b.host] = serviceCheck{conn: conn, grpcSvc: b.desc.ServiceName}
-		}
+	for _, b := range bs {
+		h.services[b.Name] = serviceCheck{conn: b.Conn, grpcSvc: b.Desc.ServiceName}
 	}
 	return h
-}
-
-// Hosts lists the services whose connections the edge needs.
-func Hosts() []string {
-	var out []string
-	for _, b := range backends() {
-		out = append(out, b.host)
-	}
-	return out
-}
-
-// backend is a gRPC service the gateway fronts and the service hosting it.
-type backend struct {
-	host string
-	desc *grpc.ServiceDesc
-}
-
-// backends are the services behind grpc-gateway routes, then those the gateway reaches
-// through its own handlers (SSE, audio files).
-func backends() []backend {
-	var out []backend
-	for _, rs := range restServices() {
-		out = append(out, backend{rs.host, rs.desc})
-	}
-	return append(out, backend{"run", &runv1.RunService_ServiceDesc})
 }

@@ -63,7 +63,7 @@ func newSSEHarness(t *testing.T) *sseHarness {
 	t.Helper()
 	run := &scriptedRun{release: make(chan string), canceled: make(chan struct{})}
 	g := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	g.GRPC.RegisterService(&runv1.RunService_ServiceDesc, run)
+	g.Register(&runv1.RunService_ServiceDesc, run)
 	conn, stop, err := grpcx.InProcess(g)
 	require.NoError(t, err)
 	t.Cleanup(stop)
