@@ -279,7 +279,7 @@ func TestAuditLogRecordsAndRedacts(t *testing.T) {
 
 	want := map[string]string{
 		"auth.api_key.created": "success", "auth.api_key.revoked": "success", "auth.access.success": "success",
-		"auth.access.failure": "failure", "rbac.forbidden": "denied", "auth.api_key.updated": "success",
+		"auth.access.failure": "failure", "rbac.forbidden": "failure", "auth.api_key.updated": "success",
 	}
 	for typ, outcome := range want {
 		require.Eventually(t, func() bool {

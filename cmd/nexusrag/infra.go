@@ -244,7 +244,7 @@ func (a *app) onForbidden(ctx context.Context, method string, p principal.Princi
 		return
 	}
 	a.rec.Record(ctx, audit.Event{
-		Type: audit.TypeRBACForbidden, Outcome: audit.OutcomeDenied, TenantID: p.TenantID,
+		Type: audit.TypeRBACForbidden, Outcome: audit.OutcomeFailure, TenantID: p.TenantID,
 		ActorType: audit.ActorAPIKey, ActorID: p.KeyID, ResourceType: "rpc", ResourceID: method,
 		Metadata: map[string]any{"role": principal.RoleName(p.Role), "required_role": need},
 	})

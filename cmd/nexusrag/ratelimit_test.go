@@ -16,7 +16,7 @@ func TestRateLimitsOverHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/auth/whoami", key, "").Status, "legacy paths share the class")
 	r := p.do(http.MethodGet, "/v1/corpora", key, "")
 	require.Equal(t, http.StatusTooManyRequests, r.Status, string(r.Body))
-	require.Equal(t, "key", r.Header.Get("X-RateLimit-Scope"))
+	require.Equal(t, "api_key", r.Header.Get("X-RateLimit-Scope"))
 	require.Equal(t, "read", r.Header.Get("X-RateLimit-Route-Class"))
 	require.Equal(t, "5", r.Header.Get("Retry-After"))
 	require.NotEmpty(t, r.Header.Get("X-RateLimit-Retry-After-Ms"))

@@ -5,11 +5,13 @@ package audit
 
 import "slices"
 
-// Outcomes.
+// Outcomes. A refused request (a forbidden role, a rate limit, a bad key) is a failure.
 const (
 	OutcomeSuccess = "success"
 	OutcomeFailure = "failure"
-	OutcomeDenied  = "denied"
+	// outcomeDenied is how refusals were recorded before they became failures; rows and
+	// recorders of that time are read as failure.
+	outcomeDenied = "denied"
 )
 
 // Actor types.
@@ -62,9 +64,16 @@ func Types() []string {
 // KnownType reports whether t is in the taxonomy.
 func KnownType(t string) bool { return slices.Contains(Types(), t) }
 
-// KnownOutcome reports whether o is an outcome.
-func KnownOutcome(o string) bool {
-	return o == OutcomeSuccess || o == OutcomeFailure || o == OutcomeDenied
+// NormalizeOutcome returns the outcome o stands for, and whether it is one: success or
+// failure (the former "denied" is a failure).
+func NormalizeOutcome(o string) (string, bool) {
+	switch o {
+	case OutcomeSuccess, OutcomeFailure:
+		return o, true
+	case outcomeDenied:
+		return OutcomeFailure, true
+	}
+	return "", false
 }
 
 // KnownActorType reports whether a is an actor type.

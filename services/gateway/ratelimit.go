@@ -87,7 +87,7 @@ if k < 1 or tn < 1 then
   local wk, wt = 0, 0
   if k < 1 then wk = math.ceil((1 - k) * 1000 / kr) end
   if tn < 1 then wt = math.ceil((1 - tn) * 1000 / tr) end
-  if wk >= wt then return {0, wk, 'key'} end
+  if wk >= wt then return {0, wk, 'api_key'} end
   return {0, wt, 'tenant'}
 end
 redis.call('HSET', KEYS[1], 'tokens', k - 1, 'ts', now)
@@ -126,11 +126,17 @@ func NewRateLimiter(rdb redis.UniversalClient, prefix string, o RateLimitOptions
 		degraded: audit.NewSampler(o.DegradedAuditInterval, 16), refused: audit.NewSampler(o.RefusedAuditInterval, 100_000)}
 }
 
+// Scopes of a refusal: which bucket ran out.
+const (
+	ScopeAPIKey = "api_key"
+	ScopeTenant = "tenant"
+)
+
 // Decision is the outcome of one check.
 type Decision struct {
 	Allowed    bool
 	RetryAfter time.Duration
-	Scope      string // key | tenant, when refused
+	Scope      string // api_key | tenant, when refused
 }
 
 // Allow checks and debits both buckets of a request of class.
@@ -208,13 +214,13 @@ func (l *RateLimiter) refuse(w http.ResponseWriter, r *http.Request, p principal
 		"scope": d.Scope, "route_class": class, "retry_after_ms": ms,
 	}})
 	if ok, suppressed := l.refused.Allow(p.KeyID+"/"+class, time.Now()); ok {
-		l.audit.Record(r.Context(), audit.Event{Type: audit.TypeSecurityRateLimited, Outcome: audit.OutcomeDenied, ResourceType: "route",
+		l.audit.Record(r.Context(), audit.Event{Type: audit.TypeSecurityRateLimited, Outcome: audit.OutcomeFailure, ResourceType: "route",
 			ResourceID: r.Method + " " + stateOf(r.Context()).route, Metadata: map[string]any{"scope": d.Scope, "route_class": class, "suppressed": suppressed}})
 	}
 }
 
 func scopeNoun(scope string) string {
-	if scope == "key" {
+	if scope == ScopeAPIKey {
 		return "API key"
 	}
 	return "tenant"

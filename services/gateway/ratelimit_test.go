@@ -67,7 +67,7 @@ func TestTokenBucketsPerKeyAndTenant(t *testing.T) {
 	d, err := l.Allow(ctx, "t1", "k1", ClassRead)
 	require.NoError(t, err)
 	require.False(t, d.Allowed)
-	require.Equal(t, "key", d.Scope)
+	require.Equal(t, "api_key", d.Scope)
 	require.InDelta(t, time.Second, d.RetryAfter, float64(100*time.Millisecond))
 
 	// A second key of the tenant has its own bucket but shares the tenant's: 2 tokens left.
@@ -173,7 +173,7 @@ func TestRefusalShape(t *testing.T) {
 		res := serveThrough(t, l)
 		require.Equal(t, http.StatusTooManyRequests, res.Code)
 		require.Equal(t, "2", res.Header().Get("Retry-After"))
-		require.Equal(t, "key", res.Header().Get("X-RateLimit-Scope"))
+		require.Equal(t, "api_key", res.Header().Get("X-RateLimit-Scope"))
 		require.Equal(t, "read", res.Header().Get("X-RateLimit-Route-Class"))
 		ms, err := strconv.Atoi(res.Header().Get("X-RateLimit-Retry-After-Ms"))
 		require.NoError(t, err)
@@ -183,7 +183,7 @@ func TestRefusalShape(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal(res.Body.Bytes(), &body))
 		require.Equal(t, "RATE_LIMITED", body.Detail["code"])
-		require.Equal(t, "key", body.Detail["scope"])
+		require.Equal(t, "api_key", body.Detail["scope"])
 		require.Equal(t, "read", body.Detail["route_class"])
 		require.EqualValues(t, ms, body.Detail["retry_after_ms"])
 		require.NotEmpty(t, body.Detail["message"])

@@ -61,9 +61,11 @@ func validateEvents(events []*governancev1.AuditEvent) error {
 		if !audit.KnownType(e.GetEventType()) {
 			return apierr.InvalidArgument(field("event_type"), fmt.Sprintf("unknown event type %q", e.GetEventType()))
 		}
-		if !audit.KnownOutcome(e.GetOutcome()) {
-			return apierr.InvalidArgument(field("outcome"), "outcome must be success, failure or denied")
+		outcome, ok := audit.NormalizeOutcome(e.GetOutcome())
+		if !ok {
+			return apierr.InvalidArgument(field("outcome"), "outcome must be success or failure")
 		}
+		e.Outcome = outcome
 		if !audit.KnownActorType(e.GetActorType()) {
 			return apierr.InvalidArgument(field("actor_type"), "actor_type must be api_key, system, cli or anonymous")
 		}
@@ -89,8 +91,12 @@ func listQuery(req *governancev1.ListAuditEventsRequest) (ListQuery, error) {
 	if q.EventType != "" && !audit.KnownType(q.EventType) {
 		return q, apierr.InvalidArgument("event_type", fmt.Sprintf("unknown event type %q", q.EventType))
 	}
-	if q.Outcome != "" && !audit.KnownOutcome(q.Outcome) {
-		return q, apierr.InvalidArgument("outcome", "outcome must be success, failure or denied")
+	if q.Outcome != "" {
+		outcome, ok := audit.NormalizeOutcome(q.Outcome)
+		if !ok {
+			return q, apierr.InvalidArgument("outcome", "outcome must be success or failure")
+		}
+		q.Outcome = outcome
 	}
 	if len(q.Actor) > maxFieldLen {
 		return q, apierr.InvalidArgument("actor", fmt.Sprintf("at most %d bytes", maxFieldLen))

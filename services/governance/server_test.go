@@ -234,3 +234,30 @@ func TestRecorderDeliversEverythingOnce(t *testing.T) {
 	require.Equal(t, n, got)
 	require.Equal(t, n, distinct)
 }
+
+// TestRefusalsAreFailures: a refusal is recorded as a failure, including one sent by a
+// recorder of the time it was "denied", and rows stored then are found as failures too.
+func TestRefusalsAreFailures(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	now := time.Now()
+	legacy := event("t1", audit.TypeRBACForbidden, "denied", "old-recorder", now)
+	_, err := h.client.RecordEvents(ctx, &governancev1.RecordEventsRequest{Events: []*governancev1.AuditEvent{
+		event("t1", audit.TypeRBACForbidden, audit.OutcomeFailure, "k1", now), legacy}})
+	require.NoError(t, err)
+	var stored string
+	require.NoError(t, h.pool.QueryRow(ctx, `SELECT outcome FROM governance.audit_events WHERE id = $1`, legacy.GetId()).Scan(&stored))
+	require.Equal(t, audit.OutcomeFailure, stored, "normalized on the way in")
+	_, err = h.pool.Exec(ctx, `INSERT INTO governance.audit_events (id, occurred_at, tenant_id, actor_type, actor_id, event_type, outcome)
+		VALUES ($1, now(), 't1', 'api_key', 'row-of-old', 'rbac.forbidden', 'denied')`, uuid.Must(uuid.NewV7()))
+	require.NoError(t, err)
+
+	for _, filter := range []string{"failure", "denied"} {
+		res, err := h.client.ListAuditEvents(admin("t1"), &governancev1.ListAuditEventsRequest{EventType: audit.TypeRBACForbidden, Outcome: filter})
+		require.NoError(t, err)
+		require.Len(t, res.GetEvents(), 3, filter)
+	}
+	res, err := h.client.ListAuditEvents(admin("t1"), &governancev1.ListAuditEventsRequest{Outcome: audit.OutcomeSuccess})
+	require.NoError(t, err)
+	require.Empty(t, res.GetEvents())
+}

@@ -87,7 +87,7 @@ func (s *Store) List(ctx context.Context, tenant string, q ListQuery) ([]*govern
 		  FROM governance.audit_events
 		 WHERE tenant_id = $1
 		   AND ($2 = '' OR event_type = $2)
-		   AND ($3 = '' OR outcome = $3)
+		   AND ($3 = '' OR outcome = $3 OR ($3 = 'failure' AND outcome = 'denied'))
 		   AND ($4 = '' OR actor_id = $4)
 		   AND ($5::timestamptz IS NULL OR occurred_at >= $5)
 		   AND ($6::timestamptz IS NULL OR occurred_at < $6)

@@ -39,7 +39,7 @@ type AuditEvent struct {
 	ActorId   string `protobuf:"bytes,5,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	// event_type follows the taxonomy, for example auth.api_key.created or rbac.forbidden.
 	EventType string `protobuf:"bytes,6,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	// outcome is one of success, failure, denied.
+	// outcome is success or failure; a refused request (forbidden, rate limited, bad credentials) is a failure.
 	Outcome      string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	ResourceType string `protobuf:"bytes,8,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	ResourceId   string `protobuf:"bytes,9,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
