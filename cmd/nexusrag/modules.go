@@ -94,12 +94,15 @@ func initIngest(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range config.Deprecations[ingest.Config](nil) {
+		a.log.Warn(w)
+	}
 	conn, err := a.conn("retrieval")
 	if err != nil {
 		return err
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxInflight))
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	return nil

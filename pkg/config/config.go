@@ -37,6 +37,9 @@ func Parse[T any](environ map[string]string) (T, error) {
 	if environ != nil {
 		opts.Environment = environ
 	}
+	if r, ok := any(&cfg).(Renamer); ok {
+		opts.Environment, _ = applyRenames(environ, r.Renames())
+	}
 	if err := env.ParseWithOptions(&cfg, opts); err != nil {
 		return cfg, fmt.Errorf("configuration: %s", flatten(err, varNames(reflect.TypeFor[T](), "")))
 	}

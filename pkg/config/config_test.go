@@ -54,3 +54,46 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+type renamed struct {
+	Bulkhead int `env:"MAX_CONCURRENCY" envDefault:"64"`
+	Worker   int `env:"WORKER_CONCURRENCY" envDefault:"2"`
+}
+
+func (*renamed) Renames() []config.Rename {
+	return []config.Rename{
+		{Old: "MAX_CONCURRENCY", New: "WORKER_CONCURRENCY", OnlyWith: "MAX_INFLIGHT"},
+		{Old: "MAX_INFLIGHT", New: "MAX_CONCURRENCY"},
+	}
+}
+
+// TestRenamedVariables: a configuration written before a rename keeps its meaning for a
+// release, with warnings; new names win over old ones.
+func TestRenamedVariables(t *testing.T) {
+	tests := []struct {
+		name             string
+		env              map[string]string
+		bulkhead, worker int
+		warnings         []string
+	}{
+		{"new names", map[string]string{"MAX_CONCURRENCY": "10", "WORKER_CONCURRENCY": "3"}, 10, 3, nil},
+		{"defaults", map[string]string{}, 64, 2, nil},
+		{"old configuration", map[string]string{"MAX_INFLIGHT": "32", "MAX_CONCURRENCY": "4"}, 32, 4, []string{
+			"MAX_CONCURRENCY is renamed WORKER_CONCURRENCY: it still works for this release; set WORKER_CONCURRENCY instead",
+			"MAX_INFLIGHT is renamed MAX_CONCURRENCY: it still works for this release; set MAX_CONCURRENCY instead"}},
+		{"old bulkhead name alone", map[string]string{"MAX_INFLIGHT": "8"}, 8, 2, []string{
+			"MAX_INFLIGHT is renamed MAX_CONCURRENCY: it still works for this release; set MAX_CONCURRENCY instead"}},
+		{"both names of the worker", map[string]string{"MAX_INFLIGHT": "8", "MAX_CONCURRENCY": "4", "WORKER_CONCURRENCY": "6"}, 8, 6, []string{
+			"MAX_CONCURRENCY is retired and ignored: WORKER_CONCURRENCY is set",
+			"MAX_INFLIGHT is renamed MAX_CONCURRENCY: it still works for this release; set MAX_CONCURRENCY instead"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse[renamed](tt.env)
+			require.NoError(t, err)
+			require.Equal(t, tt.bulkhead, cfg.Bulkhead)
+			require.Equal(t, tt.worker, cfg.Worker)
+			require.Equal(t, tt.warnings, config.Deprecations[renamed](tt.env))
+		})
+	}
+}

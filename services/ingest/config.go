@@ -3,17 +3,19 @@ package ingest
 import (
 	"fmt"
 	"time"
+
+	"github.com/nexusrag/nexusrag/pkg/config"
 )
 
 // Config is the ingest service's configuration, parsed from the environment.
 type Config struct {
 	// MaxBytes bounds a document's text (the gateway reads the same variable for its body limit).
 	MaxBytes int64 `env:"INGEST_MAX_BYTES" envDefault:"10485760"`
-	// MaxConcurrency is how many batches of jobs a worker processes at once.
-	MaxConcurrency int `env:"INGEST_MAX_CONCURRENCY" envDefault:"2"`
-	// MaxInflight bounds the uploads, reindexes and deletes the ingest service handles at
-	// once; more answer 503 SERVICE_BUSY at once (INGEST_MAX_CONCURRENCY is the worker's).
-	MaxInflight int `env:"INGEST_MAX_INFLIGHT" envDefault:"64"`
+	// MaxConcurrency is the ingestion bulkhead: the uploads, reindexes and deletes the
+	// ingest service handles at once; more answer 503 SERVICE_BUSY at once.
+	MaxConcurrency int `env:"INGEST_MAX_CONCURRENCY" envDefault:"64"`
+	// WorkerConcurrency is how many batches of jobs a worker processes at once.
+	WorkerConcurrency int `env:"INGEST_WORKER_CONCURRENCY" envDefault:"2"`
 	// BatchSize is the most jobs a worker reads and indexes together.
 	BatchSize int `env:"INGEST_BATCH_SIZE" envDefault:"32"`
 	// ClaimTimeout is how long a job may go unacknowledged before another worker redoes it.
@@ -36,10 +38,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxBytes < 1024 || c.MaxBytes > MaxDocumentBytes:
 		return fmt.Errorf("INGEST_MAX_BYTES: %d is outside 1024..%d", c.MaxBytes, MaxDocumentBytes)
-	case c.MaxConcurrency < 1 || c.MaxConcurrency > 64:
-		return fmt.Errorf("INGEST_MAX_CONCURRENCY: %d is outside 1..64", c.MaxConcurrency)
-	case c.MaxInflight < 1:
-		return fmt.Errorf("INGEST_MAX_INFLIGHT: must be at least 1")
+	case c.WorkerConcurrency < 1 || c.WorkerConcurrency > 64:
+		return fmt.Errorf("INGEST_WORKER_CONCURRENCY: %d is outside 1..64", c.WorkerConcurrency)
+	case c.MaxConcurrency < 1:
+		return fmt.Errorf("INGEST_MAX_CONCURRENCY: must be at least 1")
 	case c.BatchSize < 1 || c.BatchSize > 256:
 		return fmt.Errorf("INGEST_BATCH_SIZE: %d is outside 1..256", c.BatchSize)
 	case c.ClaimTimeout < 3*time.Second:
@@ -54,8 +56,18 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Renames are the variables renamed when INGEST_MAX_CONCURRENCY became the bulkhead, as
+// operators' documentation had it: a configuration that still sets INGEST_MAX_INFLIGHT
+// means the worker by INGEST_MAX_CONCURRENCY.
+func (*Config) Renames() []config.Rename {
+	return []config.Rename{
+		{Old: "INGEST_MAX_CONCURRENCY", New: "INGEST_WORKER_CONCURRENCY", OnlyWith: "INGEST_MAX_INFLIGHT"},
+		{Old: "INGEST_MAX_INFLIGHT", New: "INGEST_MAX_CONCURRENCY"},
+	}
+}
+
 // WorkerOptions are the worker's options from the configuration.
 func (c Config) WorkerOptions() WorkerOptions {
-	return WorkerOptions{Concurrency: c.MaxConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
+	return WorkerOptions{Concurrency: c.WorkerConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
 		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace}
 }

@@ -403,7 +403,7 @@ func (s slowCorpus) GetCorpus(ctx context.Context, in *retrievalv1.GetCorpusRequ
 	return s.RetrievalServiceClient.GetCorpus(ctx, in, opts...)
 }
 
-// TestUploadsBeyondTheBulkheadAreRefusedAtOnce: INGEST_MAX_INFLIGHT uploads at a time;
+// TestUploadsBeyondTheBulkheadAreRefusedAtOnce: INGEST_MAX_CONCURRENCY uploads at a time;
 // the next answers SERVICE_BUSY at once instead of waiting.
 func TestUploadsBeyondTheBulkheadAreRefusedAtOnce(t *testing.T) {
 	h := newHarness(t)
