@@ -50,7 +50,6 @@ type agent struct {
 	llmCalls  *extcall.Client
 	ttsCalls  *extcall.Client
 	audio     AudioStore
-	audioBase string
 	cfg       Config
 	log       *slog.Logger
 }
@@ -192,7 +191,7 @@ func (a *agent) speak(ctx context.Context, s *State) error {
 		a.log.WarnContext(ctx, "speech synthesis failed", "run_id", s.RunID, "error", err)
 		return emit("audio.error", map[string]any{"code": CodeTTSError, "message": "the answer could not be spoken: " + err.Error()})
 	}
-	return emit("audio.ready", map[string]any{"audio_id": s.AudioID, "audio_url": a.audioBase + "/v1/audio/" + s.AudioID + ".mp3", "mime": "audio/mpeg"})
+	return emit("audio.ready", map[string]any{"audio_id": s.AudioID, "audio_url": a.cfg.AudioURL(s.AudioID), "mime": "audio/mpeg"})
 }
 
 // providerFailure records a retrieval or generation failure as the run's error event;

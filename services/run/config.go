@@ -2,6 +2,7 @@ package run
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,7 +20,8 @@ type Config struct {
 	OpenAITTSVoice string `env:"OPENAI_TTS_VOICE" envDefault:"alloy"`
 	// OpenAIBaseURL is the OpenAI API's address (tests point it at a local fake).
 	OpenAIBaseURL string `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
-	// AudioDir holds the spoken answers; AudioBaseURL prefixes audio_url (empty: a path on the gateway).
+	// AudioDir holds the spoken answers; AudioBaseURL is where clients reach the gateway,
+	// with or without /v1 (empty: audio_url is a path on the gateway).
 	AudioDir     string `env:"AUDIO_DIR" envDefault:"var/audio"`
 	AudioBaseURL string `env:"AUDIO_BASE_URL"`
 	// DebugEvents adds a debug.retrieval event (chunks, scores, provider) after retrieval.
@@ -56,4 +58,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("TTS_TIMEOUT: must be positive")
 	}
 	return nil
+}
+
+// AudioURL is the audio_url of a spoken answer: the gateway's GET /v1/audio/{id}.mp3
+// under AUDIO_BASE_URL, which may name the gateway ("http://host:8000") or its API root
+// ("http://host:8000/v1/"), with or without a trailing slash.
+func (c *Config) AudioURL(audioID string) string {
+	base := strings.TrimSuffix(strings.TrimRight(c.AudioBaseURL, "/"), "/v1")
+	return base + "/v1/audio/" + audioID + ".mp3"
 }

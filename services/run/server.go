@@ -56,7 +56,7 @@ type Server struct {
 // NewServer builds the service and compiles its graph.
 func NewServer(cfg Config, d Deps) (*Server, error) {
 	a := &agent{store: d.Store, retrieval: d.Retrieval, generator: d.Generator, speaker: d.Speaker, llmCalls: d.LLMCalls, ttsCalls: d.TTSCalls,
-		audio: AudioStore{Dir: cfg.AudioDir}, audioBase: strings.TrimSuffix(cfg.AudioBaseURL, "/"), cfg: cfg, log: d.Log}
+		audio: AudioStore{Dir: cfg.AudioDir}, cfg: cfg, log: d.Log}
 	g, err := a.compile()
 	if err != nil {
 		return nil, err
