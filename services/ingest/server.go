@@ -98,13 +98,16 @@ func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumen
 	if err := s.requireLocalCorpus(ctx, n.CorpusID); err != nil {
 		return nil, err
 	}
-	d, replaced, err := s.store.Create(ctx, n, req.GetOverwrite())
+	d, outcome, err := s.store.Create(ctx, n, req.GetOverwrite())
 	if err != nil {
 		return nil, documentError(err, n.DocumentID, d)
 	}
-	s.enqueue(ctx, d)
-	s.audit.Record(ctx, audit.Event{Type: audit.TypeIngestEnqueued, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
-		Metadata: map[string]any{"corpus_id": d.CorpusID, "job_id": d.JobID, "size_bytes": d.SizeBytes, "replaced": replaced}})
+	replaced := outcome == CreatedReplaced
+	if outcome != CreatedUnchanged { // a repeated request: its job is queued (or done) already
+		s.enqueue(ctx, d)
+		s.audit.Record(ctx, audit.Event{Type: audit.TypeIngestEnqueued, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
+			Metadata: map[string]any{"corpus_id": d.CorpusID, "job_id": d.JobID, "size_bytes": d.SizeBytes, "replaced": replaced}})
+	}
 	return &ingestv1.CreateDocumentResponse{DocumentId: d.DocumentID, JobId: d.JobID, StatusUrl: statusURL(d.DocumentID), Status: d.Status, Replaced: replaced}, nil
 }
 

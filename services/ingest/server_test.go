@@ -234,6 +234,42 @@ func TestCreateDocumentErrors(t *testing.T) {
 	require.Equal(t, 1, n, "refused requests store nothing")
 }
 
+// TestRepeatedCreateIsIdempotent: the same document_id with the same text and options is
+// answered with the document and job the first request made, queued or done, and starts
+// nothing; different content still needs overwrite.
+func TestRepeatedCreateIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	h.corpus(t, "t1", "c1", map[string]any{})
+	req := &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: gatesDoc, DocumentId: "gates", Filename: "gates.md", ContentType: "text/markdown", ChunkSizeChars: 300}
+	first, err := h.client.CreateDocument(editor, req)
+	require.NoError(t, err)
+	again, err := h.client.CreateDocument(editor, req)
+	require.NoError(t, err)
+	require.True(t, proto.Equal(first, again), "same answer while queued: %v / %v", first, again)
+
+	h.worker(t, ingest.WorkerOptions{}, nil)
+	h.waitStatus(t, "gates", ingest.StatusSucceeded)
+	later, err := h.client.CreateDocument(editor, req)
+	require.NoError(t, err)
+	require.Equal(t, first.GetJobId(), later.GetJobId(), "no new job")
+	require.Equal(t, ingest.StatusSucceeded, later.GetStatus())
+	require.False(t, later.GetReplaced())
+	var version int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT version FROM ingest.documents WHERE document_id = 'gates'`).Scan(&version))
+	require.Equal(t, 1, version, "no new version")
+
+	for name, mut := range map[string]func(r *ingestv1.CreateDocumentRequest){
+		"other text":     func(r *ingestv1.CreateDocumentRequest) { r.Text += " More." },
+		"other chunking": func(r *ingestv1.CreateDocumentRequest) { r.ChunkSizeChars = 400 },
+		"other filename": func(r *ingestv1.CreateDocumentRequest) { r.Filename = "gates-v2.md" },
+	} {
+		r := proto.Clone(req).(*ingestv1.CreateDocumentRequest)
+		mut(r)
+		_, err := h.client.CreateDocument(editor, r)
+		require.Equal(t, ingest.CodeDocumentExists, code(err), name)
+	}
+}
+
 func TestOverwriteReplacesChunks(t *testing.T) {
 	h := newHarness(t)
 	h.corpus(t, "t1", "c1", map[string]any{})

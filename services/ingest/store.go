@@ -86,9 +86,22 @@ func newDocumentID() string {
 	return "doc_" + strings.ReplaceAll(uuid.Must(uuid.NewV7()).String(), "-", "")
 }
 
+// Created says what Create did.
+type Created int
+
+const (
+	// CreatedNew stored a new document.
+	CreatedNew Created = iota
+	// CreatedReplaced replaced an existing document's text (overwrite).
+	CreatedReplaced
+	// CreatedUnchanged found the same document (same corpus, text and options) already
+	// stored: a repeated request, answered with the document and job it made.
+	CreatedUnchanged
+)
+
 // Create stores a new document, queued. An existing document of the same id is replaced
-// only with overwrite, in the same corpus, and when no job of it is queued or running.
-func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Document, replaced bool, err error) {
+// with overwrite (errExists without); the very same document is left as it is.
+func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Document, outcome Created, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		d, err = scanDocument(tx.QueryRow(ctx, `
 			INSERT INTO ingest.documents (tenant_id, document_id, corpus_id, filename, content_type, content, size_bytes,
@@ -100,11 +113,19 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 		if !errors.Is(err, errNotFound) {
 			return err
 		}
-		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
-			WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`, n.TenantID, n.DocumentID))
+		var same bool
+		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+`,
+			       corpus_id = $3 AND filename = $4 AND content_type = $5 AND chunk_size_chars = $6 AND chunk_overlap_chars = $7
+			       AND size_bytes = $8 AND content = $9
+			  FROM ingest.documents
+			 WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`,
+			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Chunking.Size, n.Chunking.Overlap, len(n.Text), n.Text), &same)
 		switch {
 		case err != nil:
 			return err
+		case same && cur.Status != StatusDeleting:
+			d, outcome = cur, CreatedUnchanged
+			return nil
 		case !overwrite:
 			d = cur
 			return errExists
@@ -115,7 +136,7 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 			d = cur
 			return errBusy
 		}
-		replaced = true
+		outcome = CreatedReplaced
 		d, err = scanDocument(tx.QueryRow(ctx, `
 			UPDATE ingest.documents
 			   SET filename = $3, content_type = $4, content = $5, size_bytes = $6, chunk_size_chars = $7, chunk_overlap_chars = $8,
@@ -125,7 +146,7 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 			n.TenantID, n.DocumentID, n.Filename, n.ContentType, n.Text, len(n.Text), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
 		return err
 	})
-	return d, replaced, err
+	return d, outcome, err
 }
 
 // requeueSet starts a new ingestion of a document, assumed enqueued (MarkNotEnqueued says

@@ -37,7 +37,9 @@ const (
 // retrieval service, and the document's status tells how far it got.
 type IngestServiceClient interface {
 	// CreateDocument stores a document of a corpus and queues its ingestion. With a
-	// document_id that exists, it needs overwrite (and the same corpus).
+	// document_id that exists, it needs overwrite (and the same corpus); the very same
+	// document again (same corpus, text, filename, content type and chunking) is answered
+	// with the existing document and job, and starts nothing: a retried request is safe.
 	CreateDocument(ctx context.Context, in *CreateDocumentRequest, opts ...grpc.CallOption) (*CreateDocumentResponse, error)
 	// GetDocument returns a document's status.
 	GetDocument(ctx context.Context, in *GetDocumentRequest, opts ...grpc.CallOption) (*GetDocumentResponse, error)
@@ -116,7 +118,9 @@ func (c *ingestServiceClient) DeleteDocument(ctx context.Context, in *DeleteDocu
 // retrieval service, and the document's status tells how far it got.
 type IngestServiceServer interface {
 	// CreateDocument stores a document of a corpus and queues its ingestion. With a
-	// document_id that exists, it needs overwrite (and the same corpus).
+	// document_id that exists, it needs overwrite (and the same corpus); the very same
+	// document again (same corpus, text, filename, content type and chunking) is answered
+	// with the existing document and job, and starts nothing: a retried request is safe.
 	CreateDocument(context.Context, *CreateDocumentRequest) (*CreateDocumentResponse, error)
 	// GetDocument returns a document's status.
 	GetDocument(context.Context, *GetDocumentRequest) (*GetDocumentResponse, error)
