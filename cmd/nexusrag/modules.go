@@ -43,6 +43,7 @@ func modules() registry {
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval"), init: initIngest, service: &service{
 			desc: &ingestv1.IngestService_ServiceDesc, rest: ingestv1.RegisterIngestServiceHandler, migrations: ingest.Migrations}},
+		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
 		{name: "run", deps: infra("retrieval"), init: initRun, service: &service{
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
 		{name: "gateway", deps: infra(modAPIKeys), fronts: true, init: initGateway, service: &service{
@@ -118,21 +119,6 @@ func initRun(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	var gen run.Generator = run.Extractive{}
-	if cfg.LLMProvider == "vertex" {
-		v := run.NewVertex(ctx, run.VertexConfig{Project: cfg.GoogleProject, Location: cfg.GoogleLocation, Model: cfg.GeminiModel})
-		if err := v.Err(); err != nil {
-			a.log.WarnContext(ctx, "LLM_PROVIDER=vertex cannot generate; every run will answer with this error", "error", err)
-		}
-		gen = v
-	}
-	var speaker run.Speaker
-	switch cfg.TTSProvider {
-	case "fake":
-		speaker = run.FakeTTS{}
-	case "openai":
-		speaker = run.OpenAITTS{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAITTSModel, Voice: cfg.OpenAITTSVoice}
-	}
 	llmCalls, err := a.external("llm")
 	if err != nil {
 		return err
@@ -141,8 +127,8 @@ func initRun(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	srv, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(a.pool), Retrieval: retrievalv1.NewRetrievalServiceClient(conn),
-		Generator: gen, Speaker: speaker, LLMCalls: llmCalls, TTSCalls: ttsCalls, Audit: a.rec, Log: a.log})
+	srv, err := run.NewServer(cfg, run.NewStore(a.pool), retrievalv1.NewRetrievalServiceClient(conn),
+		run.NewGenerator(ctx, cfg, llmCalls, a.log), run.NewSpeaker(cfg, ttsCalls), a.rec, a.log)
 	if err != nil {
 		return err
 	}

@@ -234,21 +234,57 @@ func (e *Edge) describeOperation(opID string) apidocs.Operation {
 		if acc == nil || acc.GetInternal() {
 			return apidocs.Operation{}
 		}
-		return apidocs.Operation{MinRole: principal.RoleName(acc.GetMinRole()), Accepted: isAccepted(full)}
+		return apidocs.Operation{MinRole: principal.RoleName(acc.GetMinRole()), Accepted: isAccepted(full), Events: streamEvents(full)}
 	}
 	return apidocs.Operation{}
+}
+
+// streamEvents lists the Server-Sent Events of a server-streaming method whose response
+// is a oneof of kinds named by sse_event options (RunService.Run), from the contract.
+func streamEvents(fullMethod string) []apidocs.Event {
+	md := methodDescriptor(fullMethod)
+	if md == nil || !md.IsStreamingServer() {
+		return nil
+	}
+	var out []apidocs.Event
+	output := md.Output()
+	for i := 0; i < output.Oneofs().Len(); i++ {
+		fields := output.Oneofs().Get(i).Fields()
+		for j := 0; j < fields.Len(); j++ {
+			fd := fields.Get(j)
+			name, _ := proto.GetExtension(fd.Options(), apiv1.E_SseEvent).(string)
+			if name == "" || fd.Message() == nil {
+				continue
+			}
+			out = append(out, apidocs.Event{Name: name, Definition: definitionName(fd.Message())})
+		}
+	}
+	return out
+}
+
+// definitionName is protoc-gen-openapiv2's name for a message: its package's last part
+// and its name (nexusrag.run.v1.TokenDelta is v1TokenDelta).
+func definitionName(m protoreflect.MessageDescriptor) string {
+	pkg := string(m.ParentFile().Package())
+	return pkg[strings.LastIndex(pkg, ".")+1:] + string(m.Name())
+}
+
+// methodDescriptor finds a gRPC method ("/pkg.Service/Method") in the registered contracts.
+func methodDescriptor(fullMethod string) protoreflect.MethodDescriptor {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return nil
+	}
+	m, _ := d.(protoreflect.MethodDescriptor)
+	return m
 }
 
 // isAccepted reports whether a gRPC method ("/pkg.Service/Method") starts asynchronous
 // work (the contract's accepted option): the gateway answers it 202.
 func isAccepted(fullMethod string) bool {
-	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
-	if err != nil {
-		return false
-	}
-	m, ok := d.(protoreflect.MethodDescriptor)
-	if !ok {
+	m := methodDescriptor(fullMethod)
+	if m == nil {
 		return false
 	}
 	accepted, _ := proto.GetExtension(m.Options(), apiv1.E_Accepted).(bool)
@@ -310,22 +346,6 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
 				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown or JSON.",
 			}},
-		{Method: http.MethodPost, Path: runRoute, MinRole: principal.RoleName(grpcx.MethodAccess(runv1.RunService_Run_FullMethodName).GetMinRole()),
-			Tags: []string{"RunService"}, Summary: "Ask the agent: the answer streams as Server-Sent Events",
-			Description: "Body {session_id, corpus_id, message, top_k (1..50, optional), audio (optional)}. Request errors (missing fields, " +
-				"unknown corpus, top_k out of range, MESSAGE_TOO_LONG) answer as JSON errors before the stream starts. Then events, each " +
-				"`id: <seq>`, `event: <type>`, `data: {\"type\", \"request_id\", \"seq\", \"data\"}`, in the order request.accepted, " +
-				"token.delta*, message.final (text and citations: marker, document_id, chunk_id, score), audio.ready | audio.error " +
-				"(when audio was asked for and TTS is on), done. A provider failure is an error event {code, message} then done. " +
-				"heartbeat events {ts, request_id, seq} keep an idle stream open. A request with Last-Event-ID gets resume.unsupported " +
-				"then done: runs cannot be resumed. Idempotency-Key does not apply.",
-			RequestContentTypes: []string{"application/json"}, ResponseContentTypes: []string{"text/event-stream"},
-			RequestSchema: map[string]any{"type": "object", "required": []string{"session_id", "corpus_id", "message"}, "properties": map[string]any{
-				"session_id": map[string]any{"type": "string"}, "corpus_id": map[string]any{"type": "string"},
-				"message": map[string]any{"type": "string"}, "top_k": map[string]any{"type": "integer"}, "audio": map[string]any{"type": "boolean"},
-			}},
-			ResponseSchema: map[string]any{"type": "string", "description": "text/event-stream"},
-			Responses:      map[string]string{"400": "INVALID_ARGUMENT, MESSAGE_TOO_LONG or MALFORMED_REQUEST.", "404": "NOT_FOUND: the corpus does not exist."}},
 		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", Public: true, Tags: []string{"RunService"},
 			Summary:              "A spoken answer (audio.ready's audio_url); public because its id cannot be guessed",
 			ResponseContentTypes: []string{"audio/mpeg"}, Responses: map[string]string{"404": "NOT_FOUND: no such audio."}},

@@ -15,7 +15,9 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
@@ -87,7 +89,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 			}
 		})
 		out := s.start(w, r)
-		if out.event(first.GetType(), first.GetData().AsMap()) != nil {
+		if out.runEvent(first) != nil {
 			return
 		}
 		for {
@@ -106,7 +108,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 					}
 					return
 				}
-				if out.event(ev.GetType(), ev.GetData().AsMap()) != nil {
+				if out.runEvent(ev) != nil {
 					return // the client went away; the deferred cancel stops the run
 				}
 			case <-s.after(s.heartbeat):
@@ -159,6 +161,41 @@ func (o *sseWriter) event(eventType string, data map[string]any) error {
 		data = map[string]any{}
 	}
 	return o.write(eventType, map[string]any{"type": eventType, "request_id": o.requestID, "seq": o.seq, "data": data})
+}
+
+// runEvent writes an event of the run contract: named by the sse_event option of the
+// oneof field that is set, its data the field's message in JSON.
+func (o *sseWriter) runEvent(ev *runv1.RunResponse) error {
+	name, data, err := sseOfRunEvent(ev)
+	if err != nil {
+		return err
+	}
+	return o.event(name, data)
+}
+
+// runEventField is the oneof every run event is one field of.
+var runEventField = (&runv1.RunResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("event")
+
+// sseOfRunEvent decodes ev into its SSE name and data.
+func sseOfRunEvent(ev *runv1.RunResponse) (string, map[string]any, error) {
+	m := ev.ProtoReflect()
+	fd := m.WhichOneof(runEventField)
+	if fd == nil {
+		return "", nil, errors.New("run event without a kind")
+	}
+	name, _ := proto.GetExtension(fd.Options(), apiv1.E_SseEvent).(string)
+	if name == "" {
+		return "", nil, fmt.Errorf("run event %s has no sse_event option", fd.Name())
+	}
+	b, err := jsonOptions.Marshal(m.Get(fd).Message().Interface())
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s event: %w", name, err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(b, &data); err != nil {
+		return "", nil, fmt.Errorf("encode %s event: %w", name, err)
+	}
+	return name, data, nil
 }
 
 func (o *sseWriter) heartbeat(now time.Time) error {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	sse "github.com/tmaxmax/go-sse"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
@@ -22,6 +21,15 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
+
+// scripted are the events a scriptedRun sends, by SSE name.
+var scripted = map[string]*runv1.RunResponse{
+	"request.accepted": {Event: &runv1.RunResponse_Accepted{Accepted: &runv1.Accepted{RunId: "run-1", SessionId: "s", CorpusId: "c"}}},
+	"token.delta":      {Event: &runv1.RunResponse_TokenDelta{TokenDelta: &runv1.TokenDelta{Text: "Hello "}}},
+	"message.final": {Event: &runv1.RunResponse_Final{Final: &runv1.Final{Text: "Hello [1]", SessionId: "s", Provider: "local_pgvector",
+		Citations: []*runv1.Citation{{Marker: 1, DocumentId: "d1", ChunkId: "d1:0", Score: 0.5}}}}},
+	"done": {Event: &runv1.RunResponse_Done{Done: &runv1.Done{}}},
+}
 
 // scriptedRun is a RunService whose events the test releases one by one.
 type scriptedRun struct {
@@ -34,16 +42,13 @@ func (s *scriptedRun) Run(req *runv1.RunRequest, stream runv1.RunService_RunServ
 	if req.GetMessage() == "" {
 		return apierr.InvalidArgument("message", "message is required")
 	}
-	seq := int64(0)
 	for {
 		select {
 		case typ, ok := <-s.release:
 			if !ok {
 				return nil
 			}
-			seq++
-			data, _ := structpb.NewStruct(map[string]any{"n": seq})
-			if err := stream.Send(&runv1.RunResponse{Type: typ, Seq: seq, Data: data}); err != nil {
+			if err := stream.Send(scripted[typ]); err != nil {
 				return err
 			}
 		case <-stream.Context().Done():
@@ -145,10 +150,14 @@ func TestSSEFramesEventsAndHeartbeats(t *testing.T) {
 		require.EqualValues(t, i+1, p.Seq, "seq counts every event, heartbeats included")
 		require.Equal(t, strconv.Itoa(i+1), e.LastEventID, "the SSE id is the seq")
 		require.Equal(t, "req-1", p.RequestID)
-		if typ == "heartbeat" {
+		switch typ {
+		case "heartbeat":
 			require.Equal(t, "2026-11-25T12:00:00Z", p.TS)
-		} else {
-			require.Contains(t, p.Data, "n")
+		case "token.delta":
+			require.Equal(t, map[string]any{"text": "Hello "}, p.Data)
+		case "message.final":
+			require.Equal(t, map[string]any{"text": "Hello [1]", "session_id": "s", "provider": "local_pgvector",
+				"citations": []any{map[string]any{"marker": 1.0, "document_id": "d1", "chunk_id": "d1:0", "score": 0.5}}}, p.Data)
 		}
 	}
 	close(h.run.release)
@@ -196,4 +205,25 @@ func TestSSEClientGoingAwayCancelsTheRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the run was not cancelled when the client went away")
 	}
+}
+
+// TestEveryRunEventHasAnSSEName: each kind of the run contract's oneof names its Server-
+// Sent Event, and its data is the kind's message with every field present.
+func TestEveryRunEventHasAnSSEName(t *testing.T) {
+	kinds := runEventField.Fields()
+	require.Equal(t, 8, kinds.Len())
+	names := map[string]bool{}
+	for i := 0; i < kinds.Len(); i++ {
+		fd := kinds.Get(i)
+		ev := &runv1.RunResponse{}
+		ev.ProtoReflect().Set(fd, ev.ProtoReflect().NewField(fd))
+		name, data, err := sseOfRunEvent(ev)
+		require.NoError(t, err, fd.Name())
+		require.NotEmpty(t, name)
+		require.False(t, names[name], "%s named twice", name)
+		names[name] = true
+		require.Len(t, data, fd.Message().Fields().Len(), "%s: every field present, even empty", name)
+	}
+	_, _, err := sseOfRunEvent(&runv1.RunResponse{})
+	require.Error(t, err, "an event of no kind is not written")
 }

@@ -3,13 +3,17 @@ package run
 import (
 	"context"
 	"log/slog"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
 
 	"github.com/google/uuid"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
-	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/graph"
+	"github.com/nexusrag/nexusrag/services/run/generators"
 )
 
 // State is what the run graph works on; it is checkpointed (as JSON) after every node.
@@ -22,14 +26,17 @@ type State struct {
 	TopK      int       `json:"top_k"`
 	Audio     bool      `json:"audio"`
 
-	History   []Turn     `json:"history"`
-	Provider  string     `json:"provider,omitempty"`
-	Passages  []Passage  `json:"passages"`
+	History  []generators.Turn    `json:"history"`
+	Provider string               `json:"provider,omitempty"`
+	Passages []generators.Passage `json:"passages"`
+	// Answer grows as it streams: a run cut short keeps what was said.
 	Answer    string     `json:"answer,omitempty"`
 	Citations []Citation `json:"citations"`
 	AudioID   string     `json:"audio_id,omitempty"`
 	// Failure is the provider error that ended the run early (code and message), if any.
 	Failure *Failure `json:"failure,omitempty"`
+	// Persisted is set once the answer is saved: the turn is complete, whatever follows.
+	Persisted bool `json:"persisted,omitempty"`
 }
 
 // Failure is an error event's payload.
@@ -38,8 +45,19 @@ type Failure struct {
 	Message string `json:"message"`
 }
 
-// emitter sends one event of the run's stream.
-type emitter func(eventType string, data map[string]any) error
+// Citation is a passage an answer cites, in the stable shape of message.final.
+type Citation struct {
+	Marker     int     `json:"marker"`
+	DocumentID string  `json:"document_id"`
+	ChunkID    string  `json:"chunk_id"`
+	Score      float64 `json:"score"`
+}
+
+// turn is one run in flight: the state the graph checkpoints, and where its events go.
+type turn struct {
+	State
+	emit emitter
+}
 
 // agent holds what the nodes need; one per process, shared by every run.
 type agent struct {
@@ -47,8 +65,6 @@ type agent struct {
 	retrieval retrievalv1.RetrievalServiceClient
 	generator Generator
 	speaker   Speaker // nil when TTS_PROVIDER=none
-	llmCalls  *extcall.Client
-	ttsCalls  *extcall.Client
 	audio     AudioStore
 	cfg       Config
 	log       *slog.Logger
@@ -64,18 +80,18 @@ const (
 )
 
 // compile declares the run graph: load session -> retrieve -> generate -> persist ->
-// (tts) -> end; a provider failure in retrieve or generate ends the run early. The
-// emitter is reached through ctx, so one compiled graph serves every run.
-func (a *agent) compile() (*graph.Runnable[State], error) {
-	failed := func(next string) graph.Route[State] {
-		return func(s *State) string {
-			if s.Failure != nil {
+// (tts) -> end; a provider failure in retrieve or generate ends the run early. Each run
+// brings its own emitter in its turn, so one compiled graph serves every run.
+func (a *agent) compile() (*graph.Runnable[turn], error) {
+	failed := func(next string) graph.Route[turn] {
+		return func(t *turn) string {
+			if t.Failure != nil {
 				return graph.End
 			}
 			return next
 		}
 	}
-	return graph.New[State]().
+	return graph.New[turn]().
 		AddNode(nodeLoadSession, a.loadSession).
 		AddNode(nodeRetrieve, a.retrieve).
 		AddNode(nodeGenerate, a.generate).
@@ -85,8 +101,8 @@ func (a *agent) compile() (*graph.Runnable[State], error) {
 		AddEdge(nodeLoadSession, nodeRetrieve).
 		AddConditionalEdge(nodeRetrieve, failed(nodeGenerate), nodeGenerate, graph.End).
 		AddConditionalEdge(nodeGenerate, failed(nodePersist), nodePersist, graph.End).
-		AddConditionalEdge(nodePersist, func(s *State) string {
-			if s.Audio && a.speaker != nil {
+		AddConditionalEdge(nodePersist, func(t *turn) string {
+			if t.Audio && a.speaker != nil {
 				return nodeTTS
 			}
 			return graph.End
@@ -95,108 +111,82 @@ func (a *agent) compile() (*graph.Runnable[State], error) {
 		Compile()
 }
 
-type emitterKey struct{}
-
-func emitterOf(ctx context.Context) emitter {
-	if e, ok := ctx.Value(emitterKey{}).(emitter); ok {
-		return e
-	}
-	return func(string, map[string]any) error { return nil }
-}
-
 // loadSession reads the earlier turns (within the history budget) and saves the user's
 // turn before anything can fail downstream.
-func (a *agent) loadSession(ctx context.Context, s *State) error {
-	history, err := a.store.History(ctx, s.TenantID, s.SessionID, a.cfg.HistoryChars)
+func (a *agent) loadSession(ctx context.Context, t *turn) error {
+	history, err := a.store.History(ctx, t.TenantID, t.SessionID, a.cfg.HistoryChars)
 	if err != nil {
 		return err
 	}
-	s.History = history
-	return a.store.AppendMessage(ctx, s.TenantID, s.SessionID, s.RunID, Turn{Role: "user", Content: s.Message}, nil)
+	t.History = history
+	return a.store.AppendMessage(ctx, t.TenantID, t.SessionID, t.RunID, generators.Turn{Role: "user", Content: t.Message}, nil)
 }
 
-func (a *agent) retrieve(ctx context.Context, s *State) error {
-	res, err := a.retrieval.Retrieve(ctx, &retrievalv1.RetrieveRequest{CorpusId: s.CorpusID, Query: s.Message, TopK: int32(s.TopK)})
+func (a *agent) retrieve(ctx context.Context, t *turn) error {
+	res, err := a.retrieval.Retrieve(ctx, &retrievalv1.RetrieveRequest{CorpusId: t.CorpusID, Query: t.Message, TopK: int32(t.TopK)})
 	if err != nil {
-		return providerFailure(ctx, s, err)
+		return providerFailure(ctx, t, err)
 	}
-	s.Provider = res.GetProvider()
-	s.Passages = make([]Passage, len(res.GetChunks()))
+	t.Provider = res.GetProvider()
+	t.Passages = make([]generators.Passage, len(res.GetChunks()))
 	for i, c := range res.GetChunks() {
-		s.Passages[i] = Passage{DocumentID: c.GetDocumentId(), ChunkID: c.GetChunkId(), Score: c.GetScore(), Text: c.GetText()}
+		t.Passages[i] = generators.Passage{DocumentID: c.GetDocumentId(), ChunkID: c.GetChunkId(), Score: c.GetScore(), Text: c.GetText()}
 	}
 	if a.cfg.DebugEvents {
-		chunks := make([]any, len(s.Passages))
-		for i, p := range s.Passages {
-			chunks[i] = map[string]any{"document_id": p.DocumentID, "chunk_id": p.ChunkID, "score": p.Score, "text": p.Text}
-		}
-		return emitterOf(ctx)("debug.retrieval", map[string]any{"provider": s.Provider, "chunks": chunks})
+		return t.emit(debugRetrievalEvent(t.Provider, t.Passages))
 	}
 	return nil
 }
 
-func (a *agent) generate(ctx context.Context, s *State) error {
-	emit := emitterOf(ctx)
-	var answer string
-	// Generation may be retried until its first token has gone to the client, not after.
-	err := a.llmCalls.Do(ctx, true, func(ctx context.Context) error {
-		streamed := false
-		var err error
-		answer, err = a.generator.Generate(ctx, Prompt{Question: s.Message, History: s.History, Passages: s.Passages},
-			func(d string) error { streamed = true; return emit("token.delta", map[string]any{"text": d}) })
-		if err != nil && streamed {
-			return extcall.Permanent(err)
-		}
-		return err
-	})
+func (a *agent) generate(ctx context.Context, t *turn) error {
+	answer, err := a.generator.Generate(ctx, generators.Prompt{Question: t.Message, History: t.History, Passages: t.Passages},
+		func(d string) error {
+			t.Answer += d
+			return t.emit(tokenDeltaEvent(d))
+		})
 	if err != nil {
-		return providerFailure(ctx, s, err)
+		return providerFailure(ctx, t, err)
 	}
-	s.Answer = answer
-	s.Citations = citations(answer, s.Passages)
+	t.Answer = answer
+	t.Citations = citations(answer, t.Passages)
 	return nil
 }
 
-func (a *agent) persist(ctx context.Context, s *State) error {
-	if err := a.store.AppendMessage(ctx, s.TenantID, s.SessionID, s.RunID, Turn{Role: "assistant", Content: s.Answer}, s.Citations); err != nil {
+func (a *agent) persist(ctx context.Context, t *turn) error {
+	if err := a.store.AppendMessage(ctx, t.TenantID, t.SessionID, t.RunID, generators.Turn{Role: "assistant", Content: t.Answer}, t.Citations); err != nil {
 		return err
 	}
-	cites := make([]any, len(s.Citations))
-	for i, c := range s.Citations {
-		cites[i] = map[string]any{"marker": c.Marker, "document_id": c.DocumentID, "chunk_id": c.ChunkID, "score": c.Score}
-	}
-	return emitterOf(ctx)("message.final", map[string]any{"text": s.Answer, "citations": cites, "session_id": s.SessionID, "provider": s.Provider})
+	t.Persisted = true
+	return t.emit(finalEvent(&t.State))
 }
 
 // speak never fails the run: a TTS failure is an audio.error event.
-func (a *agent) speak(ctx context.Context, s *State) error {
-	emit := emitterOf(ctx)
+func (a *agent) speak(ctx context.Context, t *turn) error {
 	tctx, cancel := context.WithTimeout(ctx, a.cfg.TTSTimeout)
 	defer cancel()
-	var audio []byte
-	err := a.ttsCalls.Do(tctx, true, func(ctx context.Context) (err error) {
-		audio, err = a.speaker.Speak(ctx, s.Answer)
-		return err
-	})
+	audio, err := a.speaker.Speak(tctx, t.Answer)
 	if err == nil {
-		s.AudioID, err = a.audio.Save(audio)
+		t.AudioID, err = a.audio.Save(audio)
 	}
 	if err == nil {
-		err = a.store.SaveAudio(ctx, s.AudioID, s.TenantID, s.RunID, len(audio))
+		err = a.store.SaveAudio(ctx, t.AudioID, t.TenantID, t.RunID, len(audio))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		a.log.WarnContext(ctx, "speech synthesis failed", "run_id", s.RunID, "error", err)
-		return emit("audio.error", map[string]any{"code": CodeTTSError, "message": "the answer could not be spoken: " + err.Error()})
+		a.log.WarnContext(ctx, "speech synthesis failed", "run_id", t.RunID, "error", err)
+		return t.emit(audioErrorEvent(CodeTTSError, "the answer could not be spoken: "+err.Error()))
 	}
-	return emit("audio.ready", map[string]any{"audio_id": s.AudioID, "audio_url": a.cfg.AudioURL(s.AudioID), "mime": "audio/mpeg"})
+	return t.emit(audioReadyEvent(t.AudioID, a.cfg.AudioURL(t.AudioID)))
 }
+
+// CodeTTSError is the code of every speech failure (audio.error).
+const CodeTTSError = "TTS_ERROR"
 
 // providerFailure records a retrieval or generation failure as the run's error event;
 // the run then ends. Cancellation is not a provider failure: it ends the run as it is.
-func providerFailure(ctx context.Context, s *State, err error) error {
+func providerFailure(ctx context.Context, t *turn, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -204,6 +194,25 @@ func providerFailure(ctx context.Context, s *State, err error) error {
 	if !ok || e.Code == "" || e.Code == apierr.CodeInternal {
 		return err // not a provider's answer: an internal error
 	}
-	s.Failure = &Failure{Code: e.Code, Message: e.Message}
-	return emitterOf(ctx)("error", map[string]any{"code": e.Code, "message": e.Message})
+	t.Failure = &Failure{Code: e.Code, Message: e.Message}
+	return t.emit(failureEvent(e.Code, e.Message))
+}
+
+var marker = regexp.MustCompile(`\[(\d{1,2})\]`)
+
+// citations lists the passages an answer's markers name, in marker order, each once.
+func citations(answer string, passages []generators.Passage) []Citation {
+	var out []Citation
+	var seen []int
+	for _, m := range marker.FindAllStringSubmatch(answer, -1) {
+		n, _ := strconv.Atoi(m[1])
+		if n < 1 || n > len(passages) || slices.Contains(seen, n) {
+			continue
+		}
+		seen = append(seen, n)
+		p := passages[n-1]
+		out = append(out, Citation{Marker: n, DocumentID: p.DocumentID, ChunkID: p.ChunkID, Score: p.Score})
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Marker < out[b].Marker })
+	return out
 }

@@ -1,5 +1,7 @@
 // Package run is the run service: the agent graph (load session, retrieve, generate,
-// persist, speak) streamed as events, sessions and their messages, spoken answers.
+// persist, speak) streamed as typed events, sessions and their messages, spoken answers.
+// Its interchangeable backends live in generators/ (extractive, Vertex AI) and speech/
+// (OpenAI, fake), chosen in backends.go.
 package run
 
 import (
@@ -10,18 +12,17 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
-	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/graph"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
@@ -31,32 +32,20 @@ type Recorder interface {
 	Record(ctx context.Context, e audit.Event)
 }
 
-// Deps are the run service's collaborators.
-type Deps struct {
-	Store     *Store
-	Retrieval retrievalv1.RetrievalServiceClient
-	Generator Generator
-	Speaker   Speaker // nil: TTS_PROVIDER=none
-	// LLMCalls and TTSCalls guard the external calls (timeout, retries, breaker); nil calls straight through.
-	LLMCalls *extcall.Client
-	TTSCalls *extcall.Client
-	Audit    Recorder
-	Log      *slog.Logger
-}
-
 // Server implements nexusrag.run.v1.RunService.
 type Server struct {
 	runv1.UnimplementedRunServiceServer
 	agent *agent
-	graph *graph.Runnable[State]
-	deps  Deps
+	graph *graph.Runnable[turn]
+	audit Recorder
+	log   *slog.Logger
 	runs  *bulkhead.Bulkhead
 }
 
-// NewServer builds the service and compiles its graph.
-func NewServer(cfg Config, d Deps) (*Server, error) {
-	a := &agent{store: d.Store, retrieval: d.Retrieval, generator: d.Generator, speaker: d.Speaker, llmCalls: d.LLMCalls, ttsCalls: d.TTSCalls,
-		audio: AudioStore{Dir: cfg.AudioDir}, cfg: cfg, log: d.Log}
+// NewServer builds the service and compiles its graph. speaker is nil when answers are
+// not spoken (TTS_PROVIDER=none).
+func NewServer(cfg Config, store *Store, retrieval retrievalv1.RetrievalServiceClient, gen Generator, speaker Speaker, rec Recorder, log *slog.Logger) (*Server, error) {
+	a := &agent{store: store, retrieval: retrieval, generator: gen, speaker: speaker, audio: AudioStore{Dir: cfg.AudioDir}, cfg: cfg, log: log}
 	g, err := a.compile()
 	if err != nil {
 		return nil, err
@@ -65,7 +54,7 @@ func NewServer(cfg Config, d Deps) (*Server, error) {
 	if capacity < 1 {
 		capacity = 256
 	}
-	return &Server{agent: a, graph: g, deps: d, runs: bulkhead.New("the run service", capacity)}, nil
+	return &Server{agent: a, graph: g, audit: rec, log: log, runs: bulkhead.New("the run service", capacity)}, nil
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
@@ -86,40 +75,58 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	}
 	defer release()
 	// An unknown corpus is a request error, answered before the stream starts.
-	if _, err := s.deps.Retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: req.GetCorpusId()}); err != nil {
+	if _, err := s.agent.retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: req.GetCorpusId()}); err != nil {
 		return err
 	}
-	st := &State{RunID: uuid.Must(uuid.NewV7()), TenantID: p.TenantID, SessionID: req.GetSessionId(), CorpusID: req.GetCorpusId(),
-		Message: req.GetMessage(), TopK: int(req.GetTopK()), Audio: req.GetAudio()}
-	seq := int64(0)
-	emit := emitter(func(eventType string, data map[string]any) error {
-		seq++
-		d, err := structpb.NewStruct(data)
-		if err != nil {
-			return fmt.Errorf("encode %s event: %w", eventType, err)
-		}
-		return stream.Send(&runv1.RunResponse{Type: eventType, Seq: seq, Data: d})
-	})
-	s.deps.Audit.Record(ctx, audit.Event{Type: audit.TypeRunInvoked, Outcome: audit.OutcomeSuccess, ResourceType: "session", ResourceID: st.SessionID,
-		Metadata: map[string]any{"run_id": st.RunID.String(), "corpus_id": st.CorpusID, "top_k": st.TopK, "audio": st.Audio, "message_chars": utf8.RuneCountInString(st.Message)}})
-	if err := emit("request.accepted", map[string]any{"run_id": st.RunID.String(), "session_id": st.SessionID, "corpus_id": st.CorpusID}); err != nil {
+	t := &turn{State: State{RunID: uuid.Must(uuid.NewV7()), TenantID: p.TenantID, SessionID: req.GetSessionId(), CorpusID: req.GetCorpusId(),
+		Message: req.GetMessage(), TopK: int(req.GetTopK()), Audio: req.GetAudio()}, emit: stream.Send}
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeRunInvoked, Outcome: audit.OutcomeSuccess, ResourceType: "session", ResourceID: t.SessionID,
+		Metadata: map[string]any{"run_id": t.RunID.String(), "corpus_id": t.CorpusID, "top_k": t.TopK, "audio": t.Audio, "message_chars": utf8.RuneCountInString(t.Message)}})
+	if err := t.emit(acceptedEvent(&t.State)); err != nil {
 		return err
 	}
-	err = s.graph.Run(context.WithValue(ctx, emitterKey{}, emit), st, checkpointer{s.agent.store})
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err() // the client went away: nothing more to say
-		}
-		s.deps.Log.ErrorContext(ctx, "run failed", "run_id", st.RunID, "error", err)
+	err = s.graph.Run(ctx, t, checkpointer{s.agent.store})
+	switch {
+	case ctx.Err() != nil:
+		s.cancelled(ctx, t)
+		return ctx.Err() // the client went away: nothing more to say
+	case err != nil:
+		s.log.ErrorContext(ctx, "run failed", "run_id", t.RunID, "error", err)
 		code, msg := apierr.CodeInternal, "the run failed; retry shortly"
 		if e, ok := apierr.From(err); ok && e.Code != apierr.CodeInternal {
 			code, msg = e.Code, e.Message
 		}
-		if err := emit("error", map[string]any{"code": code, "message": msg}); err != nil {
+		s.endTurn(ctx, t, TurnFailed)
+		if err := t.emit(failureEvent(code, msg)); err != nil {
 			return err
 		}
+	case t.Failure != nil:
+		s.endTurn(ctx, t, TurnFailed)
 	}
-	return emit("done", map[string]any{})
+	return t.emit(doneEvent())
+}
+
+// cancelled records a run whose client went away: the turn is kept as cancelled (with
+// the part of the answer already streamed), so the session never holds a question
+// without an answer, and later runs leave it out of their history.
+func (s *Server) cancelled(ctx context.Context, t *turn) {
+	if t.Persisted {
+		return // the answer was saved: only the speech was cut short
+	}
+	s.log.InfoContext(ctx, "run cancelled: the client went away", "run_id", t.RunID, "session_id", t.SessionID, "answer_chars", utf8.RuneCountInString(t.Answer))
+	s.endTurn(ctx, t, TurnCancelled)
+}
+
+// endTurn closes an unanswered turn, on a context of its own: ctx may be over.
+func (s *Server) endTurn(ctx context.Context, t *turn, status string) {
+	if t.Persisted {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.agent.store.EndTurn(sctx, t.TenantID, t.SessionID, t.RunID, status, t.Answer); err != nil {
+		s.log.WarnContext(ctx, "could not record the end of a run", "run_id", t.RunID, "status", status, "error", err)
+	}
 }
 
 func (s *Server) validate(req *runv1.RunRequest) error {
@@ -165,6 +172,6 @@ func (s *Server) GetAudio(ctx context.Context, req *runv1.GetAudioRequest) (*run
 // checkpointer saves the run's state after each node.
 type checkpointer struct{ store *Store }
 
-func (c checkpointer) Checkpoint(ctx context.Context, step int, node string, s *State) error {
-	return c.store.SaveCheckpoint(ctx, s.RunID, step, s.TenantID, s.SessionID, node, s)
+func (c checkpointer) Checkpoint(ctx context.Context, step int, node string, t *turn) error {
+	return c.store.SaveCheckpoint(ctx, t.RunID, step, t.TenantID, t.SessionID, node, &t.State)
 }

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"cloud.google.com/go/auth"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
@@ -30,18 +32,21 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/requestid"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/run"
+	"github.com/nexusrag/nexusrag/services/run/generators"
+	"github.com/nexusrag/nexusrag/services/run/speech"
 )
 
 // recording wraps a generator and keeps the prompts it was given.
 type recording struct {
 	run.Generator
 	mu      sync.Mutex
-	prompts []run.Prompt
+	prompts []generators.Prompt
 }
 
-func (r *recording) Generate(ctx context.Context, p run.Prompt, delta func(string) error) (string, error) {
+func (r *recording) Generate(ctx context.Context, p generators.Prompt, delta func(string) error) (string, error) {
 	r.mu.Lock()
 	r.prompts = append(r.prompts, p)
 	r.mu.Unlock()
@@ -58,6 +63,25 @@ type harness struct {
 	pool      *pgxpool.Pool
 	retrieval retrievalv1.RetrievalServiceClient
 	audit     *audittest.Recorder
+	// logs holds what the run servers log (JSON, with request ids).
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newHarness(t *testing.T) *harness {
@@ -69,7 +93,7 @@ func newHarness(t *testing.T) *harness {
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &audittest.Recorder{}}
+	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &audittest.Recorder{}, logs: &lockedBuffer{}}
 	ctx := as("t1")
 	_, err = h.retrieval.UpdateCorpus(principal.With(context.Background(), principal.Principal{TenantID: "t1", Role: apiv1.Role_ROLE_EDITOR}),
 		&retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
@@ -105,8 +129,9 @@ func (h *harness) client(t *testing.T, cfg run.Config, gen run.Generator, speake
 	if cfg.TTSTimeout == 0 {
 		cfg.TTSTimeout = 5 * time.Second
 	}
-	s, err := run.NewServer(cfg, run.Deps{Store: run.NewStore(h.pool), Retrieval: h.retrieval, Generator: gen, Speaker: speaker,
-		Audit: h.audit, Log: logging.Discard()})
+	log, err := logging.New(h.logs, "json", "info")
+	require.NoError(t, err)
+	s, err := run.NewServer(cfg, run.NewStore(h.pool), h.retrieval, gen, speaker, h.audit, log)
 	require.NoError(t, err)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&runv1.RunService_ServiceDesc, s)
@@ -134,20 +159,27 @@ func collect(t *testing.T, c runv1.RunServiceClient, req *runv1.RunRequest) ([]*
 	}
 }
 
+// name is the SSE name of an event (its oneof field's sse_event option).
+func name(e *runv1.RunResponse) string {
+	m := e.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("event"))
+	return proto.GetExtension(fd.Options(), apiv1.E_SseEvent).(string)
+}
+
 func types(evs []*runv1.RunResponse) []string {
 	var out []string
 	for i, e := range evs {
-		if e.GetType() == "token.delta" && i > 0 && evs[i-1].GetType() == "token.delta" {
+		if name(e) == "token.delta" && i > 0 && name(evs[i-1]) == "token.delta" {
 			continue // token.delta* counts once
 		}
-		out = append(out, e.GetType())
+		out = append(out, name(e))
 	}
 	return out
 }
 
 func TestEventOrder(t *testing.T) {
 	h := newHarness(t)
-	vertexMissing := run.NewVertex(context.Background(), run.VertexConfig{}) // no project: VERTEX_CONFIG_MISSING
+	vertexMissing := generators.NewVertex(context.Background(), generators.VertexConfig{}) // no project: VERTEX_CONFIG_MISSING
 	tests := []struct {
 		name    string
 		gen     run.Generator
@@ -157,12 +189,12 @@ func TestEventOrder(t *testing.T) {
 		want    []string
 		errCode string
 	}{
-		{"success", run.Extractive{}, nil, false, false, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
-		{"debug events", run.Extractive{}, nil, true, false, []string{"request.accepted", "debug.retrieval", "token.delta", "message.final", "done"}, ""},
-		{"provider error", vertexMissing, nil, false, false, []string{"request.accepted", "error", "done"}, run.CodeVertexConfigMissing},
-		{"audio ok", run.Extractive{}, run.FakeTTS{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.ready", "done"}, ""},
-		{"audio error", run.Extractive{}, failingSpeaker{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.error", "done"}, ""},
-		{"audio asked, tts off", run.Extractive{}, nil, false, true, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
+		{"success", generators.Extractive{}, nil, false, false, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
+		{"debug events", generators.Extractive{}, nil, true, false, []string{"request.accepted", "debug.retrieval", "token.delta", "message.final", "done"}, ""},
+		{"provider error", vertexMissing, nil, false, false, []string{"request.accepted", "error", "done"}, generators.CodeVertexConfigMissing},
+		{"audio ok", generators.Extractive{}, speech.Fake{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.ready", "done"}, ""},
+		{"audio error", generators.Extractive{}, failingSpeaker{}, false, true, []string{"request.accepted", "token.delta", "message.final", "audio.error", "done"}, ""},
+		{"audio asked, tts off", generators.Extractive{}, nil, false, true, []string{"request.accepted", "token.delta", "message.final", "done"}, ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,26 +203,27 @@ func TestEventOrder(t *testing.T) {
 			evs, err := collect(t, c, &runv1.RunRequest{SessionId: session, CorpusId: "c1", Message: "What are the release gates for Agent 2.0?", TopK: 3, Audio: tt.audio})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, types(evs))
-			for j, e := range evs {
-				require.EqualValues(t, j+1, e.GetSeq(), "seq counts from 1 without gaps")
-			}
 			last := evs[len(evs)-2]
-			switch last.GetType() {
+			switch name(last) {
 			case "error":
-				require.Equal(t, tt.errCode, last.GetData().AsMap()["code"])
+				require.Equal(t, tt.errCode, last.GetError().GetCode())
 				var users int
 				require.NoError(t, h.pool.QueryRow(context.Background(),
 					`SELECT count(*) FROM run.messages WHERE session_id = $1 AND role = 'user'`, session).Scan(&users))
 				require.Equal(t, 1, users, "the user turn was saved before generation failed")
+				var status string
+				require.NoError(t, h.pool.QueryRow(context.Background(),
+					`SELECT status FROM run.messages WHERE session_id = $1 AND role = 'assistant'`, session).Scan(&status))
+				require.Equal(t, run.TurnFailed, status, "and the turn ended failed, not unanswered")
 			case "audio.ready":
-				d := last.GetData().AsMap()
-				require.Equal(t, "audio/mpeg", d["mime"])
-				require.Regexp(t, `^/v1/audio/[0-9a-f]{32}\.mp3$`, d["audio_url"])
-				res, err := c.GetAudio(context.Background(), &runv1.GetAudioRequest{AudioId: d["audio_id"].(string)})
+				d := last.GetAudioReady()
+				require.Equal(t, "audio/mpeg", d.GetMime())
+				require.Regexp(t, `^/v1/audio/[0-9a-f]{32}\.mp3$`, d.GetAudioUrl())
+				res, err := c.GetAudio(context.Background(), &runv1.GetAudioRequest{AudioId: d.GetAudioId()})
 				require.NoError(t, err)
 				require.Equal(t, []byte{0xFF, 0xFB}, res.GetMp3()[:2], "an MPEG audio frame")
 			case "audio.error":
-				require.Equal(t, run.CodeTTSError, last.GetData().AsMap()["code"])
+				require.Equal(t, run.CodeTTSError, last.GetAudioError().GetCode())
 			}
 		})
 	}
@@ -198,40 +231,39 @@ func TestEventOrder(t *testing.T) {
 
 func TestFinalMessageIsGroundedAndCited(t *testing.T) {
 	h := newHarness(t)
-	c := h.client(t, run.Config{}, run.Extractive{}, nil)
+	c := h.client(t, run.Config{}, generators.Extractive{}, nil)
 	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "s1", CorpusId: "c1", Message: "What are the release gates for Agent 2.0?"})
 	require.NoError(t, err)
 	var deltas strings.Builder
-	var final map[string]any
+	var final *runv1.Final
 	for _, e := range evs {
-		switch e.GetType() {
-		case "token.delta":
-			deltas.WriteString(e.GetData().AsMap()["text"].(string))
-		case "message.final":
-			final = e.GetData().AsMap()
+		switch {
+		case e.GetTokenDelta() != nil:
+			deltas.WriteString(e.GetTokenDelta().GetText())
+		case e.GetFinal() != nil:
+			final = e.GetFinal()
 		}
 	}
-	require.Equal(t, final["text"], deltas.String(), "the deltas add up to the final text")
-	require.Contains(t, final["text"], "release gates are green")
-	require.Contains(t, final["text"], "[1]")
-	cites := final["citations"].([]any)
-	require.NotEmpty(t, cites)
-	first := cites[0].(map[string]any)
-	require.Equal(t, "doc1", first["document_id"])
-	require.Equal(t, "doc1:0", first["chunk_id"])
-	require.Contains(t, first, "score")
+	require.Equal(t, final.GetText(), deltas.String(), "the deltas add up to the final text")
+	require.Contains(t, final.GetText(), "release gates are green")
+	require.Contains(t, final.GetText(), "[1]")
+	require.NotEmpty(t, final.GetCitations())
+	first := final.GetCitations()[0]
+	require.Equal(t, "doc1", first.GetDocumentId())
+	require.Equal(t, "doc1:0", first.GetChunkId())
+	require.Positive(t, first.GetScore())
 
 	// Nothing relevant: an honest answer without citations.
 	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "s1", CorpusId: "c1", Message: "zebra quantum saxophone"})
 	require.NoError(t, err)
-	final = evs[len(evs)-2].GetData().AsMap()
-	require.Equal(t, "I could not find anything about that in this corpus.", final["text"])
-	require.Empty(t, final["citations"])
+	final = evs[len(evs)-2].GetFinal()
+	require.Equal(t, "I could not find anything about that in this corpus.", final.GetText())
+	require.Empty(t, final.GetCitations())
 }
 
 func TestValidationErrorsComeBeforeTheStream(t *testing.T) {
 	h := newHarness(t)
-	c := h.client(t, run.Config{}, run.Extractive{}, nil)
+	c := h.client(t, run.Config{}, generators.Extractive{}, nil)
 	tests := []struct {
 		name string
 		req  *runv1.RunRequest
@@ -258,7 +290,7 @@ func TestValidationErrorsComeBeforeTheStream(t *testing.T) {
 
 func TestSessionMemoryAcrossTurns(t *testing.T) {
 	h := newHarness(t)
-	gen := &recording{Generator: run.Extractive{}}
+	gen := &recording{Generator: generators.Extractive{}}
 	c := h.client(t, run.Config{}, gen, nil)
 	_, err := collect(t, c, &runv1.RunRequest{SessionId: "chat", CorpusId: "c1", Message: "What are the release gates?"})
 	require.NoError(t, err)
@@ -271,7 +303,7 @@ func TestSessionMemoryAcrossTurns(t *testing.T) {
 	require.Empty(t, gen.prompts[0].History)
 	second := gen.prompts[1].History
 	require.Len(t, second, 2, "the first turn's question and answer")
-	require.Equal(t, run.Turn{Role: "user", Content: "What are the release gates?"}, second[0])
+	require.Equal(t, generators.Turn{Role: "user", Content: "What are the release gates?"}, second[0])
 	require.Equal(t, "assistant", second[1].Role)
 	require.Empty(t, gen.prompts[2].History, "sessions do not mix")
 
@@ -287,7 +319,7 @@ func TestSessionMemoryAcrossTurns(t *testing.T) {
 // blocking streams one delta, then waits for the run's context to end.
 type blocking struct{ started chan struct{} }
 
-func (b blocking) Generate(ctx context.Context, _ run.Prompt, delta func(string) error) (string, error) {
+func (b blocking) Generate(ctx context.Context, _ generators.Prompt, delta func(string) error) (string, error) {
 	if err := delta("thinking "); err != nil {
 		return "", err
 	}
@@ -303,7 +335,7 @@ func TestClientGoingAwayCancelsTheRun(t *testing.T) {
 	_, err := c.GetAudio(context.Background(), &runv1.GetAudioRequest{AudioId: "warm-up"}) // connects the lazy client first
 	require.Equal(t, codes.NotFound, status.Code(err))
 	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(as("t1"))
+	ctx, cancel := context.WithCancel(requestid.With(as("t1"), "req-gone"))
 	stream, err := c.Run(ctx, &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "release gates"})
 	require.NoError(t, err)
 	_, err = stream.Recv()
@@ -317,6 +349,27 @@ func TestClientGoingAwayCancelsTheRun(t *testing.T) {
 		n := runtime.Stack(buf, true)
 		t.Fatalf("goroutines: before %d, now %d\n%s", before, runtime.NumGoroutine(), buf[:n])
 	}
+
+	// The session keeps the turn as cancelled, with what was streamed, not a dangling question.
+	type message struct{ Role, Content, Status string }
+	var got []message
+	require.Eventually(t, func() bool {
+		rows, err := h.pool.Query(context.Background(), `SELECT role, content, status FROM run.messages WHERE session_id = 's' ORDER BY seq`)
+		require.NoError(t, err)
+		got, err = pgx.CollectRows(rows, pgx.RowToStructByPos[message])
+		require.NoError(t, err)
+		return len(got) == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []message{{"user", "release gates", run.TurnCancelled}, {"assistant", "thinking ", run.TurnCancelled}}, got)
+	require.Contains(t, h.logs.String(), `"level":"INFO","msg":"run cancelled: the client went away"`)
+	require.Contains(t, h.logs.String(), `"request_id":"req-gone"`)
+
+	// The next run of the session is not shown the abandoned turn.
+	next := &recording{Generator: generators.Extractive{}}
+	_, err = collect(t, h.client(t, run.Config{}, next, nil), &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "What are the release gates?"})
+	require.NoError(t, err)
+	require.Len(t, next.prompts, 1)
+	require.Empty(t, next.prompts[0].History, "cancelled turns are left out of the history")
 }
 
 // vertexFake serves genai's Vertex streaming endpoint with scripted chunks.
@@ -352,27 +405,27 @@ func (staticToken) Token(context.Context) (*auth.Token, error) {
 func TestVertexGeneratorAgainstAFake(t *testing.T) {
 	h := newHarness(t)
 	creds := auth.NewCredentials(&auth.CredentialsOptions{TokenProvider: staticToken{}})
-	newGen := func(url string) *run.Vertex {
-		return run.NewVertex(context.Background(), run.VertexConfig{Project: "p", Location: "us-central1", Model: "gemini-test", BaseURL: url, Credentials: creds})
+	newGen := func(url string) *generators.Vertex {
+		return generators.NewVertex(context.Background(), generators.VertexConfig{Project: "p", Location: "us-central1", Model: "gemini-test", BaseURL: url, Credentials: creds})
 	}
 	c := h.client(t, run.Config{}, newGen(vertexFake(t, []string{"The gates are ", "quality, reliability and security [1]."}, false, 0)), nil)
 	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "v", CorpusId: "c1", Message: "release gates?"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"request.accepted", "token.delta", "message.final", "done"}, types(evs))
-	final := evs[len(evs)-2].GetData().AsMap()
-	require.Equal(t, "The gates are quality, reliability and security [1].", final["text"])
-	require.Len(t, final["citations"], 1)
+	final := evs[len(evs)-2].GetFinal()
+	require.Equal(t, "The gates are quality, reliability and security [1].", final.GetText())
+	require.Len(t, final.GetCitations(), 1)
 
 	c = h.client(t, run.Config{}, newGen(vertexFake(t, []string{"Half an answer"}, true, 0)), nil)
 	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "v2", CorpusId: "c1", Message: "release gates?"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"request.accepted", "token.delta", "error", "done"}, types(evs), "mid-stream failure")
-	require.Equal(t, run.CodeLLMError, evs[len(evs)-2].GetData().AsMap()["code"])
+	require.Equal(t, generators.CodeLLMError, evs[len(evs)-2].GetError().GetCode())
 
 	c = h.client(t, run.Config{}, newGen(vertexFake(t, nil, false, http.StatusForbidden)), nil)
 	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "v3", CorpusId: "c1", Message: "release gates?"})
 	require.NoError(t, err)
-	require.Equal(t, run.CodeVertexAuth, evs[len(evs)-2].GetData().AsMap()["code"])
+	require.Equal(t, generators.CodeVertexAuth, evs[len(evs)-2].GetError().GetCode())
 }
 
 // waitUntil polls cond for up to 5 s in the calling goroutine (require.Eventually polls
@@ -422,7 +475,7 @@ type gate struct {
 	release chan struct{}
 }
 
-func (g *gate) Generate(ctx context.Context, _ run.Prompt, delta func(string) error) (string, error) {
+func (g *gate) Generate(ctx context.Context, _ generators.Prompt, delta func(string) error) (string, error) {
 	g.entered <- struct{}{}
 	select {
 	case <-g.release:

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nexusrag/nexusrag/services/run/generators"
 )
 
 // Store holds the run schema's tables.
@@ -17,21 +19,23 @@ type Store struct{ pool *pgxpool.Pool }
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Turn is one message of a session.
-type Turn struct {
-	Role    string `json:"role"` // user | assistant
-	Content string `json:"content"`
-}
+// How a turn (a question and its answer) ended, when it did not end answered.
+const (
+	TurnComplete  = "complete"
+	TurnCancelled = "cancelled" // the client went away mid-run
+	TurnFailed    = "failed"    // a provider failed, or the run did
+)
 
-// History returns the latest turns of a session whose contents fit in budget characters,
-// oldest first.
-func (s *Store) History(ctx context.Context, tenant, session string, budget int) ([]Turn, error) {
+// History returns the latest answered turns of a session whose contents fit in budget
+// characters, oldest first. Cancelled and failed turns are left out: the model is not
+// shown questions that got no answer, nor answers cut short.
+func (s *Store) History(ctx context.Context, tenant, session string, budget int) ([]generators.Turn, error) {
 	rows, err := s.pool.Query(ctx, `SELECT role, content FROM run.messages
-		WHERE tenant_id = $1 AND session_id = $2 ORDER BY seq DESC LIMIT 200`, tenant, session)
+		WHERE tenant_id = $1 AND session_id = $2 AND status = 'complete' ORDER BY seq DESC LIMIT 200`, tenant, session)
 	if err != nil {
 		return nil, fmt.Errorf("load session %s: %w", session, err)
 	}
-	turns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Turn])
+	turns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[generators.Turn])
 	if err != nil {
 		return nil, fmt.Errorf("load session %s: %w", session, err)
 	}
@@ -50,8 +54,8 @@ func (s *Store) History(ctx context.Context, tenant, session string, budget int)
 	return turns, nil
 }
 
-// AppendMessage adds a turn to a session, creating the session on its first turn.
-func (s *Store) AppendMessage(ctx context.Context, tenant, session string, runID uuid.UUID, t Turn, citations []Citation) error {
+// AppendMessage adds a message to a session, creating the session on its first one.
+func (s *Store) AppendMessage(ctx context.Context, tenant, session string, runID uuid.UUID, t generators.Turn, citations []Citation) error {
 	if citations == nil {
 		citations = []Citation{}
 	}
@@ -67,6 +71,28 @@ func (s *Store) AppendMessage(ctx context.Context, tenant, session string, runID
 		if _, err := tx.Exec(ctx, `INSERT INTO run.messages (tenant_id, session_id, run_id, role, content, citations)
 			VALUES ($1, $2, $3, $4, $5, $6)`, tenant, session, runID, t.Role, t.Content, cites); err != nil {
 			return fmt.Errorf("save %s message of session %s: %w", t.Role, session, err)
+		}
+		return nil
+	})
+}
+
+// EndTurn closes the turn of a run that got no saved answer: its question is marked
+// status (cancelled or failed) and the part of the answer already streamed, possibly
+// none, is kept as an assistant message with the same status. A run whose question was
+// never saved leaves nothing.
+func (s *Store) EndTurn(ctx context.Context, tenant, session string, runID uuid.UUID, status, partial string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE run.messages SET status = $4
+			WHERE tenant_id = $1 AND session_id = $2 AND run_id = $3 AND role = 'user'`, tenant, session, runID, status)
+		if err != nil {
+			return fmt.Errorf("end turn of run %s: %w", runID, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO run.messages (tenant_id, session_id, run_id, role, content, status)
+			VALUES ($1, $2, $3, 'assistant', $4, $5)`, tenant, session, runID, partial, status); err != nil {
+			return fmt.Errorf("end turn of run %s: %w", runID, err)
 		}
 		return nil
 	})

@@ -80,7 +80,24 @@ type Operation struct {
 	MinRole string
 	// Accepted operations start asynchronous work and answer 202 instead of 200.
 	Accepted bool
+	// Events, when set, make the operation a stream of Server-Sent Events: the gateway's
+	// framing (EventStreamFraming), then these kinds, in the contract's order.
+	Events []Event
 }
+
+// Event is one kind of Server-Sent Event of a streamed operation: its name and the
+// definition of its data.
+type Event struct {
+	Name, Definition string
+}
+
+// EventStreamFraming describes how the gateway writes every event stream.
+const EventStreamFraming = "The response is text/event-stream. Each event is written as `id: <seq>`, `event: <name>`, " +
+	"`data: {\"type\": <name>, \"request_id\", \"seq\", \"data\": <the kind's fields>}`; seq counts every event of the stream " +
+	"from 1, and is its SSE id. A `heartbeat` event {type, ts, request_id, seq} is written whenever the stream has been idle " +
+	"for RUN_HEARTBEAT_INTERVAL. A request with Last-Event-ID gets `resume.unsupported` {last_event_id, message} then `done`: " +
+	"streams cannot be resumed. Errors before the first event are ordinary JSON errors. A client that goes away cancels the work. " +
+	"Idempotency-Key does not apply."
 
 // Build enriches the generated Swagger 2.0 document spec: envelopes, error responses,
 // bearer authentication, the role and success status of each operation and the extra
@@ -197,6 +214,9 @@ func enrichGenerated(paths map[string]any, describe func(string) Operation) erro
 				delete(responses, "200")
 				responses["202"] = ok
 			}
+			if len(d.Events) > 0 {
+				describeEventStream(op, responses, d.Events)
+			}
 		}
 		return nil
 	})
@@ -224,6 +244,22 @@ func eachOperation(paths map[string]any, fn func(method, path string, op map[str
 		}
 	}
 	return nil
+}
+
+// describeEventStream turns a generated streaming operation (grpc-gateway would answer
+// newline-delimited JSON) into the gateway's Server-Sent Events: the framing, and each
+// kind of event with its schema, in x-nexusrag-sse-events.
+func describeEventStream(op, responses map[string]any, events []Event) {
+	var b strings.Builder
+	b.WriteString(EventStreamFraming + "\n\nEvents:")
+	kinds := make([]any, len(events))
+	for i, e := range events {
+		fmt.Fprintf(&b, "\n- `%s`: data is %s", e.Name, e.Definition)
+		kinds[i] = map[string]any{"event": e.Name, "data": ref(e.Definition)}
+	}
+	op["produces"] = []any{"text/event-stream"}
+	op["x-nexusrag-sse-events"] = kinds
+	responses["200"] = map[string]any{"description": b.String(), "schema": map[string]any{"type": "string", "format": "event-stream"}}
 }
 
 func addErrorResponses(responses map[string]any, protected bool) {

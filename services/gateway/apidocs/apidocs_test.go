@@ -14,8 +14,11 @@ import (
 // describe stands in for the proto options: the gateway passes a resolver that reads
 // them, the tests a table. RetrievalService_UpdateCorpus is left out on purpose.
 func describe(id string) apidocs.Operation {
-	if id == "IngestService_CreateDocument" {
+	switch id {
+	case "IngestService_CreateDocument":
 		return apidocs.Operation{MinRole: "editor", Accepted: true}
+	case "RunService_Run":
+		return apidocs.Operation{MinRole: "reader", Events: []apidocs.Event{{Name: "request.accepted", Definition: "v1Accepted"}, {Name: "done", Definition: "v1Done"}}}
 	}
 	return apidocs.Operation{MinRole: map[string]string{
 		"AuthService_WhoAmI":           "reader",
@@ -32,7 +35,7 @@ func extraRoutes() []apidocs.Route {
 	return []apidocs.Route{
 		{Method: "GET", Path: "/v1/health", Public: true, Summary: "Health", Tags: []string{"Operations"},
 			ResponseSchema: map[string]any{"type": "object"}, Responses: map[string]string{"503": "SERVICE_UNAVAILABLE"}},
-		{Method: "POST", Path: "/v1/run", MinRole: "reader", Summary: "Run <script>alert(1)</script>",
+		{Method: "POST", Path: "/v1/echo", MinRole: "reader", Summary: "Echo <script>alert(1)</script>",
 			RequestSchema:        map[string]any{"type": "object", "properties": map[string]any{"query": map[string]any{"type": "string"}}},
 			ResponseContentTypes: []string{"text/event-stream"}, ResponseSchema: map[string]any{"type": "string"}},
 	}
@@ -114,7 +117,8 @@ func TestBuildOperations(t *testing.T) {
 		{"delete", "/v1/api-keys/{key_id}", "admin", false, envelopeOf(ref("v1RevokeApiKeyResponse")), ""},
 		{"patch", "/v1/corpora/{corpus_id}", "", false, envelopeOf(ref("v1UpdateCorpusResponse")), ""}, // describe has no role for it
 		{"get", "/v1/health", "", true, envelopeOf(map[string]any{"type": "object"}), ""},
-		{"post", "/v1/run", "reader", false, map[string]any{"type": "string"}, ""}, // event stream: not enveloped
+		{"post", "/v1/echo", "reader", false, map[string]any{"type": "string"}, ""},                          // not JSON: not enveloped
+		{"post", "/v1/run", "reader", false, map[string]any{"type": "string", "format": "event-stream"}, ""}, // event stream
 		{"post", "/v1/documents/text", "editor", false, envelopeOf(ref("v1CreateDocumentResponse")), "202"},
 	}
 	for _, tt := range tests {
@@ -173,9 +177,25 @@ func TestBuildExtraRouteDetails(t *testing.T) {
 	require.Equal(t, ref("ErrorEnvelope"), at(t, op, "responses", "413", "schema"), "error statuses carry the error envelope")
 	require.Equal(t, map[string]any{"description": "Accepted; ingestion is queued."}, at(t, op, "responses", "202"))
 
-	run := at(t, d, "paths", "/v1/run", "post").(map[string]any)
-	require.Equal(t, "body", at(t, run, "parameters").([]any)[0].(map[string]any)["in"], "JSON bodies are one body parameter")
+	echo := at(t, d, "paths", "/v1/echo", "post").(map[string]any)
+	require.Equal(t, "body", at(t, echo, "parameters").([]any)[0].(map[string]any)["in"], "JSON bodies are one body parameter")
 	require.Equal(t, "SERVICE_UNAVAILABLE", at(t, d, "paths", "/v1/health", "get", "responses", "503", "description"))
+}
+
+// TestBuildEventStream: a streamed operation of the contract is documented as the
+// gateway serves it, Server-Sent Events, each kind with the definition of its data.
+func TestBuildEventStream(t *testing.T) {
+	run := at(t, decode(t, build(t, nil)), "paths", "/v1/run", "post").(map[string]any)
+	require.Equal(t, []any{"text/event-stream"}, run["produces"])
+	require.Equal(t, []any{
+		map[string]any{"event": "request.accepted", "data": ref("v1Accepted")},
+		map[string]any{"event": "done", "data": ref("v1Done")},
+	}, run["x-nexusrag-sse-events"])
+	desc := at(t, run, "responses", "200", "description").(string)
+	require.Contains(t, desc, apidocs.EventStreamFraming)
+	require.Contains(t, desc, "`request.accepted`: data is v1Accepted")
+	require.Equal(t, ref("v1RunRequest"), at(t, run, "parameters").([]any)[0].(map[string]any)["schema"], "the request is the contract's")
+	require.Equal(t, "reader", run["x-nexusrag-min-role"])
 }
 
 func TestBuildRejects(t *testing.T) {
@@ -239,6 +259,7 @@ func TestPaths(t *testing.T) {
 		{Method: "DELETE", Path: "/v1/documents/{document_id}"},
 		{Method: "GET", Path: "/v1/documents/{document_id}"},
 		{Method: "POST", Path: "/v1/documents/{document_id}/reindex"},
+		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "POST", Path: "/v1/run"},
 	}, got)
@@ -267,7 +288,7 @@ func TestHTML(t *testing.T) {
 		require.Contains(t, string(page), want)
 	}
 	require.NotContains(t, string(page), "<script>", "values from the document are escaped")
-	require.Contains(t, string(page), "Run &lt;script&gt;alert(1)&lt;/script&gt;")
+	require.Contains(t, string(page), "Echo &lt;script&gt;alert(1)&lt;/script&gt;")
 	require.Equal(t, 1, bytes.Count(page, []byte("<style>")), "styles are inline")
 	require.NotContains(t, string(page), `src="http`, "no external assets")
 	require.NotContains(t, string(page), `<link `)

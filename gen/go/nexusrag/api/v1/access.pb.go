@@ -145,6 +145,14 @@ func (x *Access) GetInternal() bool {
 
 var file_nexusrag_api_v1_access_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         51003,
+		Name:          "nexusrag.api.v1.sse_event",
+		Tag:           "bytes,51003,opt,name=sse_event",
+		Filename:      "nexusrag/api/v1/access.proto",
+	},
+	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
 		ExtensionType: (*Access)(nil),
 		Field:         51001,
@@ -162,16 +170,25 @@ var file_nexusrag_api_v1_access_proto_extTypes = []protoimpl.ExtensionInfo{
 	},
 }
 
+// Extension fields to descriptorpb.FieldOptions.
+var (
+	// sse_event names the Server-Sent Event a field of a streamed event's oneof is written as
+	// ("token.delta"); its data is the field's message in JSON.
+	//
+	// optional string sse_event = 51003;
+	E_SseEvent = &file_nexusrag_api_v1_access_proto_extTypes[0]
+)
+
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// access is read by the gRPC authorization interceptor of every service.
 	//
 	// optional nexusrag.api.v1.Access access = 51001;
-	E_Access = &file_nexusrag_api_v1_access_proto_extTypes[0]
+	E_Access = &file_nexusrag_api_v1_access_proto_extTypes[1]
 	// accepted marks methods that start asynchronous work: the gateway answers them 202 Accepted instead of 200.
 	//
 	// optional bool accepted = 51002;
-	E_Accepted = &file_nexusrag_api_v1_access_proto_extTypes[1]
+	E_Accepted = &file_nexusrag_api_v1_access_proto_extTypes[2]
 )
 
 var File_nexusrag_api_v1_access_proto protoreflect.FileDescriptor
@@ -187,7 +204,8 @@ const file_nexusrag_api_v1_access_proto_rawDesc = "" +
 	"\vROLE_READER\x10\x01\x12\x0f\n" +
 	"\vROLE_EDITOR\x10\x02\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x03:Q\n" +
+	"ROLE_ADMIN\x10\x03:<\n" +
+	"\tsse_event\x12\x1d.google.protobuf.FieldOptions\x18\xbb\x8e\x03 \x01(\tR\bsseEvent:Q\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\v2\x17.nexusrag.api.v1.AccessR\x06access:<\n" +
 	"\baccepted\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\bR\bacceptedB\xbb\x01\n" +
 	"\x13com.nexusrag.api.v1B\vAccessProtoP\x01Z9github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1;apiv1\xa2\x02\x03NAX\xaa\x02\x0fNexusrag.Api.V1\xca\x02\x0fNexusrag\\Api\\V1\xe2\x02\x1bNexusrag\\Api\\V1\\GPBMetadata\xea\x02\x11Nexusrag::Api::V1b\x06proto3"
@@ -209,17 +227,19 @@ var file_nexusrag_api_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 1
 var file_nexusrag_api_v1_access_proto_goTypes = []any{
 	(Role)(0),                          // 0: nexusrag.api.v1.Role
 	(*Access)(nil),                     // 1: nexusrag.api.v1.Access
-	(*descriptorpb.MethodOptions)(nil), // 2: google.protobuf.MethodOptions
+	(*descriptorpb.FieldOptions)(nil),  // 2: google.protobuf.FieldOptions
+	(*descriptorpb.MethodOptions)(nil), // 3: google.protobuf.MethodOptions
 }
 var file_nexusrag_api_v1_access_proto_depIdxs = []int32{
 	0, // 0: nexusrag.api.v1.Access.min_role:type_name -> nexusrag.api.v1.Role
-	2, // 1: nexusrag.api.v1.access:extendee -> google.protobuf.MethodOptions
-	2, // 2: nexusrag.api.v1.accepted:extendee -> google.protobuf.MethodOptions
-	1, // 3: nexusrag.api.v1.access:type_name -> nexusrag.api.v1.Access
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	3, // [3:4] is the sub-list for extension type_name
-	1, // [1:3] is the sub-list for extension extendee
+	2, // 1: nexusrag.api.v1.sse_event:extendee -> google.protobuf.FieldOptions
+	3, // 2: nexusrag.api.v1.access:extendee -> google.protobuf.MethodOptions
+	3, // 3: nexusrag.api.v1.accepted:extendee -> google.protobuf.MethodOptions
+	1, // 4: nexusrag.api.v1.access:type_name -> nexusrag.api.v1.Access
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	4, // [4:5] is the sub-list for extension type_name
+	1, // [1:4] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
 }
 
@@ -235,7 +255,7 @@ func file_nexusrag_api_v1_access_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_api_v1_access_proto_rawDesc), len(file_nexusrag_api_v1_access_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   1,
-			NumExtensions: 2,
+			NumExtensions: 3,
 			NumServices:   0,
 		},
 		GoTypes:           file_nexusrag_api_v1_access_proto_goTypes,

@@ -13,7 +13,6 @@ import (
 	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -28,7 +27,7 @@ const (
 
 type RunRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// session_id groups the turns of a conversation (1 to 128 letters, digits, _ . -).
+	// session_id groups the turns of a conversation (1 to 128 letters, digits, _ . : -).
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	CorpusId  string `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
 	// message is the user's turn, 1 to RUN_MAX_MESSAGE_CHARS characters.
@@ -106,13 +105,21 @@ func (x *RunRequest) GetAudio() bool {
 	return false
 }
 
-// RunResponse is one event of a run; data's shape depends on type.
+// RunResponse is one event of a run. It carries no sequence number: the stream is ordered,
+// and the gateway numbers the SSE events it writes, heartbeats included (ADR 0010).
 type RunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	// seq counts from 1 within the stream.
-	Seq           int64            `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Data          *structpb.Struct `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*RunResponse_Accepted
+	//	*RunResponse_DebugRetrieval
+	//	*RunResponse_TokenDelta
+	//	*RunResponse_Final
+	//	*RunResponse_AudioReady
+	//	*RunResponse_AudioError
+	//	*RunResponse_Error
+	//	*RunResponse_Done
+	Event         isRunResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -147,25 +154,707 @@ func (*RunResponse) Descriptor() ([]byte, []int) {
 	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *RunResponse) GetType() string {
+func (x *RunResponse) GetEvent() isRunResponse_Event {
 	if x != nil {
-		return x.Type
+		return x.Event
+	}
+	return nil
+}
+
+func (x *RunResponse) GetAccepted() *Accepted {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_Accepted); ok {
+			return x.Accepted
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetDebugRetrieval() *DebugRetrieval {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_DebugRetrieval); ok {
+			return x.DebugRetrieval
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetTokenDelta() *TokenDelta {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_TokenDelta); ok {
+			return x.TokenDelta
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetFinal() *Final {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_Final); ok {
+			return x.Final
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetAudioReady() *AudioReady {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_AudioReady); ok {
+			return x.AudioReady
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetAudioError() *AudioError {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_AudioError); ok {
+			return x.AudioError
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetError() *Failure {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *RunResponse) GetDone() *Done {
+	if x != nil {
+		if x, ok := x.Event.(*RunResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isRunResponse_Event interface {
+	isRunResponse_Event()
+}
+
+type RunResponse_Accepted struct {
+	Accepted *Accepted `protobuf:"bytes,1,opt,name=accepted,proto3,oneof"`
+}
+
+type RunResponse_DebugRetrieval struct {
+	DebugRetrieval *DebugRetrieval `protobuf:"bytes,2,opt,name=debug_retrieval,json=debugRetrieval,proto3,oneof"`
+}
+
+type RunResponse_TokenDelta struct {
+	TokenDelta *TokenDelta `protobuf:"bytes,3,opt,name=token_delta,json=tokenDelta,proto3,oneof"`
+}
+
+type RunResponse_Final struct {
+	Final *Final `protobuf:"bytes,4,opt,name=final,proto3,oneof"`
+}
+
+type RunResponse_AudioReady struct {
+	AudioReady *AudioReady `protobuf:"bytes,5,opt,name=audio_ready,json=audioReady,proto3,oneof"`
+}
+
+type RunResponse_AudioError struct {
+	AudioError *AudioError `protobuf:"bytes,6,opt,name=audio_error,json=audioError,proto3,oneof"`
+}
+
+type RunResponse_Error struct {
+	Error *Failure `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
+}
+
+type RunResponse_Done struct {
+	Done *Done `protobuf:"bytes,8,opt,name=done,proto3,oneof"`
+}
+
+func (*RunResponse_Accepted) isRunResponse_Event() {}
+
+func (*RunResponse_DebugRetrieval) isRunResponse_Event() {}
+
+func (*RunResponse_TokenDelta) isRunResponse_Event() {}
+
+func (*RunResponse_Final) isRunResponse_Event() {}
+
+func (*RunResponse_AudioReady) isRunResponse_Event() {}
+
+func (*RunResponse_AudioError) isRunResponse_Event() {}
+
+func (*RunResponse_Error) isRunResponse_Event() {}
+
+func (*RunResponse_Done) isRunResponse_Event() {}
+
+// Accepted opens every run's stream.
+type Accepted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	CorpusId      string                 `protobuf:"bytes,3,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Accepted) Reset() {
+	*x = Accepted{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Accepted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Accepted) ProtoMessage() {}
+
+func (x *Accepted) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
+func (*Accepted) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Accepted) GetRunId() string {
+	if x != nil {
+		return x.RunId
 	}
 	return ""
 }
 
-func (x *RunResponse) GetSeq() int64 {
+func (x *Accepted) GetSessionId() string {
 	if x != nil {
-		return x.Seq
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Accepted) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+// DebugRetrieval shows what retrieval found (DEBUG_EVENTS=true).
+type DebugRetrieval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex.
+	Provider      string        `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Chunks        []*DebugChunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebugRetrieval) Reset() {
+	*x = DebugRetrieval{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebugRetrieval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebugRetrieval) ProtoMessage() {}
+
+func (x *DebugRetrieval) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebugRetrieval.ProtoReflect.Descriptor instead.
+func (*DebugRetrieval) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DebugRetrieval) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *DebugRetrieval) GetChunks() []*DebugChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+// DebugChunk is one retrieved chunk, as the generator got it.
+type DebugChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DocumentId    string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	ChunkId       string                 `protobuf:"bytes,2,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Score         float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebugChunk) Reset() {
+	*x = DebugChunk{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebugChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebugChunk) ProtoMessage() {}
+
+func (x *DebugChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebugChunk.ProtoReflect.Descriptor instead.
+func (*DebugChunk) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DebugChunk) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *DebugChunk) GetChunkId() string {
+	if x != nil {
+		return x.ChunkId
+	}
+	return ""
+}
+
+func (x *DebugChunk) GetScore() float64 {
+	if x != nil {
+		return x.Score
 	}
 	return 0
 }
 
-func (x *RunResponse) GetData() *structpb.Struct {
+func (x *DebugChunk) GetText() string {
 	if x != nil {
-		return x.Data
+		return x.Text
+	}
+	return ""
+}
+
+// TokenDelta is the next piece of the answer.
+type TokenDelta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenDelta) Reset() {
+	*x = TokenDelta{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenDelta) ProtoMessage() {}
+
+func (x *TokenDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenDelta.ProtoReflect.Descriptor instead.
+func (*TokenDelta) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TokenDelta) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// Final is the whole answer and the passages it cites.
+type Final struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Citations     []*Citation            `protobuf:"bytes,2,rep,name=citations,proto3" json:"citations,omitempty"`
+	SessionId     string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Provider      string                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Final) Reset() {
+	*x = Final{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Final) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Final) ProtoMessage() {}
+
+func (x *Final) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Final.ProtoReflect.Descriptor instead.
+func (*Final) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Final) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Final) GetCitations() []*Citation {
+	if x != nil {
+		return x.Citations
 	}
 	return nil
+}
+
+func (x *Final) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Final) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+// Citation is a retrieved chunk the answer cites as [marker].
+type Citation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Marker        int32                  `protobuf:"varint,1,opt,name=marker,proto3" json:"marker,omitempty"`
+	DocumentId    string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	ChunkId       string                 `protobuf:"bytes,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Citation) Reset() {
+	*x = Citation{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Citation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Citation) ProtoMessage() {}
+
+func (x *Citation) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Citation.ProtoReflect.Descriptor instead.
+func (*Citation) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Citation) GetMarker() int32 {
+	if x != nil {
+		return x.Marker
+	}
+	return 0
+}
+
+func (x *Citation) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *Citation) GetChunkId() string {
+	if x != nil {
+		return x.ChunkId
+	}
+	return ""
+}
+
+func (x *Citation) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+// AudioReady says where the spoken answer is.
+type AudioReady struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AudioId string                 `protobuf:"bytes,1,opt,name=audio_id,json=audioId,proto3" json:"audio_id,omitempty"`
+	// audio_url is GET /v1/audio/{audio_id}.mp3 on the gateway (under AUDIO_BASE_URL when set).
+	AudioUrl      string `protobuf:"bytes,2,opt,name=audio_url,json=audioUrl,proto3" json:"audio_url,omitempty"`
+	Mime          string `protobuf:"bytes,3,opt,name=mime,proto3" json:"mime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AudioReady) Reset() {
+	*x = AudioReady{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AudioReady) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AudioReady) ProtoMessage() {}
+
+func (x *AudioReady) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AudioReady.ProtoReflect.Descriptor instead.
+func (*AudioReady) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AudioReady) GetAudioId() string {
+	if x != nil {
+		return x.AudioId
+	}
+	return ""
+}
+
+func (x *AudioReady) GetAudioUrl() string {
+	if x != nil {
+		return x.AudioUrl
+	}
+	return ""
+}
+
+func (x *AudioReady) GetMime() string {
+	if x != nil {
+		return x.Mime
+	}
+	return ""
+}
+
+// AudioError says why the answer could not be spoken; the run still succeeded.
+type AudioError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AudioError) Reset() {
+	*x = AudioError{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AudioError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AudioError) ProtoMessage() {}
+
+func (x *AudioError) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AudioError.ProtoReflect.Descriptor instead.
+func (*AudioError) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AudioError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AudioError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Failure ends a run early: a provider refused or failed (code as in the error envelope).
+type Failure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Failure) Reset() {
+	*x = Failure{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Failure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Failure) ProtoMessage() {}
+
+func (x *Failure) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Failure.ProtoReflect.Descriptor instead.
+func (*Failure) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Failure) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Failure) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Done closes every run's stream.
+type Done struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Done) Reset() {
+	*x = Done{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Done) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Done) ProtoMessage() {}
+
+func (x *Done) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Done.ProtoReflect.Descriptor instead.
+func (*Done) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{11}
 }
 
 type GetAudioRequest struct {
@@ -177,7 +866,7 @@ type GetAudioRequest struct {
 
 func (x *GetAudioRequest) Reset() {
 	*x = GetAudioRequest{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[2]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +878,7 @@ func (x *GetAudioRequest) String() string {
 func (*GetAudioRequest) ProtoMessage() {}
 
 func (x *GetAudioRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[2]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +891,7 @@ func (x *GetAudioRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAudioRequest.ProtoReflect.Descriptor instead.
 func (*GetAudioRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{2}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAudioRequest) GetAudioId() string {
@@ -221,7 +910,7 @@ type GetAudioResponse struct {
 
 func (x *GetAudioResponse) Reset() {
 	*x = GetAudioResponse{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[3]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +922,7 @@ func (x *GetAudioResponse) String() string {
 func (*GetAudioResponse) ProtoMessage() {}
 
 func (x *GetAudioResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[3]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +935,7 @@ func (x *GetAudioResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAudioResponse.ProtoReflect.Descriptor instead.
 func (*GetAudioResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{3}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAudioResponse) GetMp3() []byte {
@@ -260,7 +949,7 @@ var File_nexusrag_run_v1_run_proto protoreflect.FileDescriptor
 
 const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\n" +
-	"\x19nexusrag/run/v1/run.proto\x12\x0fnexusrag.run.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x8d\x01\n" +
+	"\x19nexusrag/run/v1/run.proto\x12\x0fnexusrag.run.v1\x1a\x1cnexusrag/api/v1/access.proto\"\x8d\x01\n" +
 	"\n" +
 	"RunRequest\x12\x1d\n" +
 	"\n" +
@@ -268,11 +957,63 @@ const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x13\n" +
 	"\x05top_k\x18\x04 \x01(\x05R\x04topK\x12\x14\n" +
-	"\x05audio\x18\x05 \x01(\bR\x05audio\"`\n" +
-	"\vRunResponse\x12\x12\n" +
-	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12+\n" +
-	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\",\n" +
+	"\x05audio\x18\x05 \x01(\bR\x05audio\"\xf0\x04\n" +
+	"\vRunResponse\x12M\n" +
+	"\baccepted\x18\x01 \x01(\v2\x19.nexusrag.run.v1.AcceptedB\x14\xda\xf3\x18\x10request.acceptedH\x00R\baccepted\x12_\n" +
+	"\x0fdebug_retrieval\x18\x02 \x01(\v2\x1f.nexusrag.run.v1.DebugRetrievalB\x13\xda\xf3\x18\x0fdebug.retrievalH\x00R\x0edebugRetrieval\x12O\n" +
+	"\vtoken_delta\x18\x03 \x01(\v2\x1b.nexusrag.run.v1.TokenDeltaB\x0f\xda\xf3\x18\vtoken.deltaH\x00R\n" +
+	"tokenDelta\x12A\n" +
+	"\x05final\x18\x04 \x01(\v2\x16.nexusrag.run.v1.FinalB\x11\xda\xf3\x18\rmessage.finalH\x00R\x05final\x12O\n" +
+	"\vaudio_ready\x18\x05 \x01(\v2\x1b.nexusrag.run.v1.AudioReadyB\x0f\xda\xf3\x18\vaudio.readyH\x00R\n" +
+	"audioReady\x12O\n" +
+	"\vaudio_error\x18\x06 \x01(\v2\x1b.nexusrag.run.v1.AudioErrorB\x0f\xda\xf3\x18\vaudio.errorH\x00R\n" +
+	"audioError\x12;\n" +
+	"\x05error\x18\a \x01(\v2\x18.nexusrag.run.v1.FailureB\t\xda\xf3\x18\x05errorH\x00R\x05error\x125\n" +
+	"\x04done\x18\b \x01(\v2\x15.nexusrag.run.v1.DoneB\b\xda\xf3\x18\x04doneH\x00R\x04doneB\a\n" +
+	"\x05event\"]\n" +
+	"\bAccepted\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1b\n" +
+	"\tcorpus_id\x18\x03 \x01(\tR\bcorpusId\"a\n" +
+	"\x0eDebugRetrieval\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x123\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x1b.nexusrag.run.v1.DebugChunkR\x06chunks\"r\n" +
+	"\n" +
+	"DebugChunk\x12\x1f\n" +
+	"\vdocument_id\x18\x01 \x01(\tR\n" +
+	"documentId\x12\x19\n" +
+	"\bchunk_id\x18\x02 \x01(\tR\achunkId\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x01R\x05score\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\" \n" +
+	"\n" +
+	"TokenDelta\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\x8f\x01\n" +
+	"\x05Final\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x127\n" +
+	"\tcitations\x18\x02 \x03(\v2\x19.nexusrag.run.v1.CitationR\tcitations\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\"t\n" +
+	"\bCitation\x12\x16\n" +
+	"\x06marker\x18\x01 \x01(\x05R\x06marker\x12\x1f\n" +
+	"\vdocument_id\x18\x02 \x01(\tR\n" +
+	"documentId\x12\x19\n" +
+	"\bchunk_id\x18\x03 \x01(\tR\achunkId\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x01R\x05score\"X\n" +
+	"\n" +
+	"AudioReady\x12\x19\n" +
+	"\baudio_id\x18\x01 \x01(\tR\aaudioId\x12\x1b\n" +
+	"\taudio_url\x18\x02 \x01(\tR\baudioUrl\x12\x12\n" +
+	"\x04mime\x18\x03 \x01(\tR\x04mime\":\n" +
+	"\n" +
+	"AudioError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"7\n" +
+	"\aFailure\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x06\n" +
+	"\x04Done\",\n" +
 	"\x0fGetAudioRequest\x12\x19\n" +
 	"\baudio_id\x18\x01 \x01(\tR\aaudioId\"$\n" +
 	"\x10GetAudioResponse\x12\x10\n" +
@@ -295,25 +1036,43 @@ func file_nexusrag_run_v1_run_proto_rawDescGZIP() []byte {
 	return file_nexusrag_run_v1_run_proto_rawDescData
 }
 
-var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_nexusrag_run_v1_run_proto_goTypes = []any{
 	(*RunRequest)(nil),       // 0: nexusrag.run.v1.RunRequest
 	(*RunResponse)(nil),      // 1: nexusrag.run.v1.RunResponse
-	(*GetAudioRequest)(nil),  // 2: nexusrag.run.v1.GetAudioRequest
-	(*GetAudioResponse)(nil), // 3: nexusrag.run.v1.GetAudioResponse
-	(*structpb.Struct)(nil),  // 4: google.protobuf.Struct
+	(*Accepted)(nil),         // 2: nexusrag.run.v1.Accepted
+	(*DebugRetrieval)(nil),   // 3: nexusrag.run.v1.DebugRetrieval
+	(*DebugChunk)(nil),       // 4: nexusrag.run.v1.DebugChunk
+	(*TokenDelta)(nil),       // 5: nexusrag.run.v1.TokenDelta
+	(*Final)(nil),            // 6: nexusrag.run.v1.Final
+	(*Citation)(nil),         // 7: nexusrag.run.v1.Citation
+	(*AudioReady)(nil),       // 8: nexusrag.run.v1.AudioReady
+	(*AudioError)(nil),       // 9: nexusrag.run.v1.AudioError
+	(*Failure)(nil),          // 10: nexusrag.run.v1.Failure
+	(*Done)(nil),             // 11: nexusrag.run.v1.Done
+	(*GetAudioRequest)(nil),  // 12: nexusrag.run.v1.GetAudioRequest
+	(*GetAudioResponse)(nil), // 13: nexusrag.run.v1.GetAudioResponse
 }
 var file_nexusrag_run_v1_run_proto_depIdxs = []int32{
-	4, // 0: nexusrag.run.v1.RunResponse.data:type_name -> google.protobuf.Struct
-	0, // 1: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
-	2, // 2: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
-	1, // 3: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
-	3, // 4: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2,  // 0: nexusrag.run.v1.RunResponse.accepted:type_name -> nexusrag.run.v1.Accepted
+	3,  // 1: nexusrag.run.v1.RunResponse.debug_retrieval:type_name -> nexusrag.run.v1.DebugRetrieval
+	5,  // 2: nexusrag.run.v1.RunResponse.token_delta:type_name -> nexusrag.run.v1.TokenDelta
+	6,  // 3: nexusrag.run.v1.RunResponse.final:type_name -> nexusrag.run.v1.Final
+	8,  // 4: nexusrag.run.v1.RunResponse.audio_ready:type_name -> nexusrag.run.v1.AudioReady
+	9,  // 5: nexusrag.run.v1.RunResponse.audio_error:type_name -> nexusrag.run.v1.AudioError
+	10, // 6: nexusrag.run.v1.RunResponse.error:type_name -> nexusrag.run.v1.Failure
+	11, // 7: nexusrag.run.v1.RunResponse.done:type_name -> nexusrag.run.v1.Done
+	4,  // 8: nexusrag.run.v1.DebugRetrieval.chunks:type_name -> nexusrag.run.v1.DebugChunk
+	7,  // 9: nexusrag.run.v1.Final.citations:type_name -> nexusrag.run.v1.Citation
+	0,  // 10: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
+	12, // 11: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
+	1,  // 12: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
+	13, // 13: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_run_v1_run_proto_init() }
@@ -321,13 +1080,23 @@ func file_nexusrag_run_v1_run_proto_init() {
 	if File_nexusrag_run_v1_run_proto != nil {
 		return
 	}
+	file_nexusrag_run_v1_run_proto_msgTypes[1].OneofWrappers = []any{
+		(*RunResponse_Accepted)(nil),
+		(*RunResponse_DebugRetrieval)(nil),
+		(*RunResponse_TokenDelta)(nil),
+		(*RunResponse_Final)(nil),
+		(*RunResponse_AudioReady)(nil),
+		(*RunResponse_AudioError)(nil),
+		(*RunResponse_Error)(nil),
+		(*RunResponse_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_run_v1_run_proto_rawDesc), len(file_nexusrag_run_v1_run_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,10 +32,14 @@ const (
 //
 // RunService answers a message of a session from a corpus, as a stream of events.
 type RunServiceClient interface {
-	// Run validates the request (errors come back before any event), then streams
-	// request.accepted, token.delta*, message.final, audio.ready | audio.error (when audio
-	// was asked for), done; a generation failure is an error event followed by done.
-	// The gateway serves it as Server-Sent Events at POST /v1/run.
+	// Ask the agent: the answer streams as events
+	//
+	// Run validates the request before any event: a missing field, an unknown corpus, top_k out
+	// of range or MESSAGE_TOO_LONG are errors of the call itself. Then it streams, in order:
+	// accepted, debug_retrieval (with DEBUG_EVENTS=true), token_delta*, final, audio_ready or
+	// audio_error (when audio was asked for and TTS is on), done. A provider failure is an
+	// error event, then done. The gateway serves it at POST /v1/run as Server-Sent Events,
+	// each named by its kind's sse_event option.
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunResponse], error)
 	// GetAudio returns a spoken answer. Audio ids cannot be guessed; the gateway serves
 	// them publicly at GET /v1/audio/{audio_id}.mp3.
@@ -85,10 +89,14 @@ func (c *runServiceClient) GetAudio(ctx context.Context, in *GetAudioRequest, op
 //
 // RunService answers a message of a session from a corpus, as a stream of events.
 type RunServiceServer interface {
-	// Run validates the request (errors come back before any event), then streams
-	// request.accepted, token.delta*, message.final, audio.ready | audio.error (when audio
-	// was asked for), done; a generation failure is an error event followed by done.
-	// The gateway serves it as Server-Sent Events at POST /v1/run.
+	// Ask the agent: the answer streams as events
+	//
+	// Run validates the request before any event: a missing field, an unknown corpus, top_k out
+	// of range or MESSAGE_TOO_LONG are errors of the call itself. Then it streams, in order:
+	// accepted, debug_retrieval (with DEBUG_EVENTS=true), token_delta*, final, audio_ready or
+	// audio_error (when audio was asked for and TTS is on), done. A provider failure is an
+	// error event, then done. The gateway serves it at POST /v1/run as Server-Sent Events,
+	// each named by its kind's sse_event option.
 	Run(*RunRequest, grpc.ServerStreamingServer[RunResponse]) error
 	// GetAudio returns a spoken answer. Audio ids cannot be guessed; the gateway serves
 	// them publicly at GET /v1/audio/{audio_id}.mp3.

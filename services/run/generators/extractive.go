@@ -1,44 +1,14 @@
-package run
+package generators
 
 import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
-
-// Passage is a retrieved chunk given to the generator; its marker is [index+1].
-type Passage struct {
-	DocumentID string  `json:"document_id"`
-	ChunkID    string  `json:"chunk_id"`
-	Score      float64 `json:"score"`
-	Text       string  `json:"text"`
-}
-
-// Citation is a passage an answer cites, in the stable shape of message.final.
-type Citation struct {
-	Marker     int     `json:"marker"`
-	DocumentID string  `json:"document_id"`
-	ChunkID    string  `json:"chunk_id"`
-	Score      float64 `json:"score"`
-}
-
-// Prompt is what a generator answers from.
-type Prompt struct {
-	Question string
-	History  []Turn
-	Passages []Passage
-}
-
-// Generator writes an answer, calling delta with each piece as it is produced.
-type Generator interface {
-	Generate(ctx context.Context, p Prompt, delta func(string) error) (string, error)
-}
 
 // noAnswer is what the extractive generator says when nothing retrieved is relevant.
 const noAnswer = "I could not find anything about that in this corpus."
@@ -136,24 +106,5 @@ func sentences(text string) []string {
 			out = append(out, s)
 		}
 	}
-	return out
-}
-
-var marker = regexp.MustCompile(`\[(\d{1,2})\]`)
-
-// citations lists the passages an answer's markers name, in marker order, each once.
-func citations(answer string, passages []Passage) []Citation {
-	var out []Citation
-	var seen []int
-	for _, m := range marker.FindAllStringSubmatch(answer, -1) {
-		n, _ := strconv.Atoi(m[1])
-		if n < 1 || n > len(passages) || slices.Contains(seen, n) {
-			continue
-		}
-		seen = append(seen, n)
-		p := passages[n-1]
-		out = append(out, Citation{Marker: n, DocumentID: p.DocumentID, ChunkID: p.ChunkID, Score: p.Score})
-	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Marker < out[b].Marker })
 	return out
 }

@@ -1,39 +1,29 @@
-package run
+// Package speech holds the run service's interchangeable text-to-speech backends:
+// OpenAI's speech endpoint, and a fake that makes real, silent MP3s. run.NewSpeaker
+// chooses one from TTS_PROVIDER (none: answers are not spoken).
+package speech
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// CodeTTSError is the code of every speech failure (audio.error).
-const CodeTTSError = "TTS_ERROR"
-
-// Speaker turns an answer into MP3 audio.
-type Speaker interface {
-	Speak(ctx context.Context, text string) ([]byte, error)
-}
-
-// OpenAITTS speaks through OpenAI's speech endpoint (POST {base}/audio/speech).
-type OpenAITTS struct {
+// OpenAI speaks through OpenAI's speech endpoint (POST {base}/audio/speech).
+type OpenAI struct {
 	BaseURL, APIKey, Model, Voice string
 	Client                        *http.Client
 }
 
 // Speak requests an MP3 of text.
-func (o OpenAITTS) Speak(ctx context.Context, text string) ([]byte, error) {
+func (o OpenAI) Speak(ctx context.Context, text string) ([]byte, error) {
 	if o.APIKey == "" {
 		return nil, status.Error(codes.FailedPrecondition, "OPENAI_API_KEY is not set")
 	}
@@ -82,10 +72,10 @@ func (o OpenAITTS) Speak(ctx context.Context, text string) ([]byte, error) {
 	return audio, nil
 }
 
-// FakeTTS makes a real, playable MP3 of silence, about as long as reading the text
+// Fake makes a real, playable MP3 of silence, about as long as reading the text
 // aloud would take: MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, mono) whose side
 // information is all zero decode to silence in every player.
-type FakeTTS struct{}
+type Fake struct{}
 
 const (
 	frameBytes     = 417 // 144 * 128000 / 44100, no padding
@@ -94,7 +84,7 @@ const (
 )
 
 // Speak returns the MP3.
-func (FakeTTS) Speak(ctx context.Context, text string) ([]byte, error) {
+func (Fake) Speak(ctx context.Context, text string) ([]byte, error) {
 	seconds := 1 + len([]rune(text))/charsPerSecond
 	frames := seconds * framesPerSec
 	out := make([]byte, 0, frames*frameBytes)
@@ -112,37 +102,4 @@ func (FakeTTS) Speak(ctx context.Context, text string) ([]byte, error) {
 // isMP3 recognizes an ID3 tag or an MPEG audio frame sync.
 func isMP3(b []byte) bool {
 	return len(b) > 3 && (string(b[:3]) == "ID3" || (b[0] == 0xFF && b[1]&0xE0 == 0xE0))
-}
-
-// AudioStore keeps spoken answers as files named by unguessable ids.
-type AudioStore struct{ Dir string }
-
-var audioIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// Save writes audio and returns its id (128 random bits).
-func (a AudioStore) Save(audio []byte) (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	id := hex.EncodeToString(b)
-	if err := os.MkdirAll(a.Dir, 0o750); err != nil {
-		return "", fmt.Errorf("audio directory: %w", err)
-	}
-	tmp := filepath.Join(a.Dir, id+".tmp")
-	if err := os.WriteFile(tmp, audio, 0o640); err != nil {
-		return "", fmt.Errorf("write audio: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(a.Dir, id+".mp3")); err != nil {
-		return "", fmt.Errorf("write audio: %w", err)
-	}
-	return id, nil
-}
-
-// Load reads the audio of id.
-func (a AudioStore) Load(id string) ([]byte, error) {
-	if !audioIDPattern.MatchString(id) {
-		return nil, os.ErrNotExist
-	}
-	return os.ReadFile(filepath.Join(a.Dir, id+".mp3"))
 }

@@ -1,4 +1,4 @@
-package run_test
+package speech_test
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/nexusrag/nexusrag/services/run"
+	"github.com/nexusrag/nexusrag/services/run/speech"
 )
 
-func TestOpenAITTSAgainstAFake(t *testing.T) {
+func TestOpenAIAgainstAFake(t *testing.T) {
 	mp3 := append([]byte("ID3"), make([]byte, 64)...)
 	var got map[string]string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +28,7 @@ func TestOpenAITTSAgainstAFake(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	tts := run.OpenAITTS{BaseURL: srv.URL + "/v1", APIKey: "sk-test-secret", Model: "gpt-4o-mini-tts", Voice: "alloy"}
+	tts := speech.OpenAI{BaseURL: srv.URL + "/v1", APIKey: "sk-test-secret", Model: "gpt-4o-mini-tts", Voice: "alloy"}
 	audio, err := tts.Speak(context.Background(), "Hello there.")
 	require.NoError(t, err)
 	require.Equal(t, mp3, audio)
@@ -44,8 +44,8 @@ func TestOpenAITTSAgainstAFake(t *testing.T) {
 	require.ErrorContains(t, err, "OPENAI_API_KEY")
 }
 
-func TestFakeTTSIsAPlayableMP3(t *testing.T) {
-	audio, err := run.FakeTTS{}.Speak(context.Background(), "Fifteen letters.")
+func TestFakeIsAPlayableMP3(t *testing.T) {
+	audio, err := speech.Fake{}.Speak(context.Background(), "Fifteen letters.")
 	require.NoError(t, err)
 	const frame = 417
 	require.Zero(t, len(audio)%frame, "whole frames")
