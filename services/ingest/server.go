@@ -153,6 +153,9 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 	return n, nil
 }
 
+// providerLocal is the retrieval provider whose documents this service ingests.
+const providerLocal = "local_pgvector"
+
 // requireLocalCorpus checks that the corpus exists (for the caller's tenant) and is
 // indexed here: documents of Bedrock or Vertex AI Search corpora live in those services.
 func (s *Server) requireLocalCorpus(ctx context.Context, corpus string) error {
@@ -160,8 +163,7 @@ func (s *Server) requireLocalCorpus(ctx context.Context, corpus string) error {
 	if err != nil {
 		return err
 	}
-	provider, _ := res.GetCorpus().GetProviderConfigJson().AsMap()["retrieval"].(map[string]any)["provider"].(string)
-	if provider != "local_pgvector" {
+	if provider := res.GetCorpus().GetProvider(); provider != providerLocal {
 		return apierr.New(codes.FailedPrecondition, CodeCorpusNotLocal,
 			fmt.Sprintf("corpus %s is served by %s: its documents are managed there, not ingested here", corpus, provider),
 			"corpus_id", corpus, "provider", provider)

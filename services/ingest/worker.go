@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
 )
 
 // WorkerOptions tune a Worker; zero values take the defaults.
@@ -271,9 +271,9 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 	for _, d := range batch {
 		switch {
 		case permanent(err):
-			outs = append(outs, d.outcome(StatusFailed, 0, reason(err)))
+			outs = append(outs, d.outcome(StatusFailed, 0, reason(ctx, err)))
 		case d.job.Deliveries >= int64(w.o.MaxAttempts):
-			outs = append(outs, d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(err))))
+			outs = append(outs, d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(ctx, err))))
 		default:
 			w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
 		}
@@ -305,28 +305,12 @@ func permanent(err error) bool {
 	return false
 }
 
-// reason renders a failure for failure_reason: "CODE: message".
-func reason(err error) string {
-	if e, ok := apierr.From(err); ok {
-		return e.Code + ": " + e.Message
-	}
-	st := status.Convert(err)
-	name, ok := plainCodes[st.Code()]
-	if !ok {
-		name = strings.ToUpper(st.Code().String())
-	}
-	return name + ": " + st.Message()
-}
-
-// plainCodes name the failures that carry no NexusRAG code as the gateway would.
-var plainCodes = map[codes.Code]string{
-	codes.InvalidArgument:  apierr.CodeInvalidArgument,
-	codes.NotFound:         apierr.CodeNotFound,
-	codes.Unavailable:      apierr.CodeUnavailable,
-	codes.DeadlineExceeded: apierr.CodeDeadline,
-	codes.Canceled:         apierr.CodeCanceled,
-	codes.Internal:         apierr.CodeInternal,
-	codes.Unknown:          apierr.CodeInternal,
+// reason renders a failure for failure_reason: "CODE: message". Errors come from the
+// retrieval service, whose interceptor gives each a NexusRAG code; what carries none
+// (a transport failure) is normalized the way every service normalizes its errors.
+func reason(ctx context.Context, err error) string {
+	e, _ := apierr.From(grpcx.Normalize(ctx, err))
+	return e.Code + ": " + e.Message
 }
 
 func (w *Worker) track(jobs []Job, on bool) {

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/services/ingest"
@@ -114,11 +114,12 @@ func TestFailures(t *testing.T) {
 	refusing := faultyRetrieval{RetrievalServiceClient: h.retrieval,
 		upsert: func(ctx context.Context, in *retrievalv1.UpsertDocumentsRequest, opts ...grpc.CallOption) (*retrievalv1.UpsertDocumentsResponse, error) {
 			for _, d := range in.GetDocuments() {
+				// Errors as the retrieval service answers them: every one with its code.
 				if d.GetDocumentId() == "bad" {
-					return nil, status.Error(codes.InvalidArgument, "this document cannot be indexed")
+					return nil, apierr.InvalidArgument("chunks", "this document cannot be indexed")
 				}
 				if d.GetDocumentId() == "flaky" {
-					return nil, status.Error(codes.Unavailable, "retrieval is restarting")
+					return nil, apierr.New(codes.Unavailable, apierr.CodeUnavailable, "retrieval is restarting")
 				}
 			}
 			return h.retrieval.UpsertDocuments(ctx, in, opts...)

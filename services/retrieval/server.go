@@ -151,7 +151,7 @@ func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpus
 func corpusProto(c CorpusRecord) *retrievalv1.Corpus {
 	cfg, _ := structpb.NewStruct(c.Config.JSON())
 	return &retrievalv1.Corpus{
-		CorpusId: c.CorpusID, TenantId: c.TenantID, Name: c.Name, ProviderConfigJson: cfg,
+		CorpusId: c.CorpusID, TenantId: c.TenantID, Name: c.Name, ProviderConfigJson: cfg, Provider: c.Config.Provider,
 		CreatedAt: timestamppb.New(c.CreatedAt), UpdatedAt: timestamppb.New(c.UpdatedAt),
 	}
 }

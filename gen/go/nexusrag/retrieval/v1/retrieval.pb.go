@@ -40,8 +40,11 @@ type Corpus struct {
 	ProviderConfigJson *structpb.Struct       `protobuf:"bytes,4,opt,name=provider_config_json,json=providerConfigJson,proto3" json:"provider_config_json,omitempty"`
 	CreatedAt          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// provider is where the corpus is searched: local_pgvector, aws_bedrock_kb or gcp_vertex
+	// (what provider_config_json.retrieval.provider says, as a field other services can read).
+	Provider      string `protobuf:"bytes,7,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Corpus) Reset() {
@@ -114,6 +117,13 @@ func (x *Corpus) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Corpus) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
 }
 
 type ListCorporaRequest struct {
@@ -1084,7 +1094,7 @@ var File_nexusrag_retrieval_v1_retrieval_proto protoreflect.FileDescriptor
 
 const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\n" +
-	"%nexusrag/retrieval/v1/retrieval.proto\x12\x15nexusrag.retrieval.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x97\x02\n" +
+	"%nexusrag/retrieval/v1/retrieval.proto\x12\x15nexusrag.retrieval.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\xb3\x02\n" +
 	"\x06Corpus\x12\x1b\n" +
 	"\tcorpus_id\x18\x01 \x01(\tR\bcorpusId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1093,7 +1103,8 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"P\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1a\n" +
+	"\bprovider\x18\a \x01(\tR\bprovider\"P\n" +
 	"\x12ListCorporaRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
