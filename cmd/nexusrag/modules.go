@@ -16,7 +16,6 @@ import (
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
-	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 	"github.com/nexusrag/nexusrag/services/run"
 )
 
@@ -76,14 +75,9 @@ func initRetrieval(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	// Timeouts and retries are extcall's (EXT_*): the SDKs make one attempt each.
-	cloud := retrieval.Cloud{
-		Bedrock:      providers.NewBedrock(ctx, providers.BedrockOptions{MaxAttempts: 1}),
-		Vertex:       providers.NewVertex(providers.VertexOptions{}),
-		BedrockCalls: bedrockCalls, VertexCalls: vertexCalls,
-	}
-	a.onStop(func(context.Context) error { return cloud.Vertex.Close() })
-	srv := retrieval.NewServer(retrieval.NewStore(a.pool), embedder, cloud, a.rec, a.log)
+	router := retrieval.NewProviders(ctx, retrieval.NewStore(a.pool), embedder, bedrockCalls, vertexCalls)
+	a.onStop(func(context.Context) error { return router.Close() })
+	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.rec, a.log)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
 	return nil
@@ -161,12 +155,8 @@ func initGateway(ctx context.Context, a *app) error {
 	if cfg.RateLimitEnabled {
 		limiter = gateway.NewRateLimiter(a.rdb, a.cfg.RedisKeyPrefix, cfg.RateLimitOptions(), a.rec, a.log)
 	}
-	edge, err := gateway.NewEdge(ctx, cfg, gateway.EdgeDeps{
-		Keys: keys, Audit: a.rec, Backends: backends, RateLimit: limiter,
-		Idempotency: gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
-		Health:      gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
-		Telemetry:   a.tel, Log: a.log,
-	})
+	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
+		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}

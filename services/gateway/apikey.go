@@ -1,7 +1,3 @@
-// Package gateway is NexusRAG's public edge: REST /v1 over the services' gRPC contracts
-// (grpc-gateway), API key authentication, envelopes and error mapping, legacy aliases,
-// idempotency, health and API docs. It owns the gateway schema (API keys) and serves
-// nexusrag.gateway.v1.AuthService.
 package gateway
 
 import (

@@ -54,20 +54,6 @@ func (bs backends) conn(desc *grpc.ServiceDesc) (*grpc.ClientConn, error) {
 	return nil, fmt.Errorf("no backend serves %s", desc.ServiceName)
 }
 
-// EdgeDeps are the collaborators of the HTTP edge.
-type EdgeDeps struct {
-	Keys        *KeyCache
-	Audit       Recorder
-	Idempotency *Idempotency
-	// RateLimit is nil when rate limiting is off.
-	RateLimit *RateLimiter
-	// Backends are the services the edge fronts, each with its connection.
-	Backends  []Backend
-	Health    *Health
-	Telemetry *telemetry.Telemetry
-	Log       *slog.Logger
-}
-
 // Edge is the public HTTP handler.
 type Edge struct {
 	cfg            Config
@@ -85,10 +71,13 @@ type Edge struct {
 	latency        *prometheus.HistogramVec
 }
 
-// NewEdge builds the HTTP edge over the services' connections.
-func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
+// NewEdge builds the HTTP edge over the services it fronts (backends, each with its
+// connection): keys authenticate, limiter (nil: off) and idem guard the protected
+// routes, health answers /v1/health, rec records the edge's audit events.
+func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache, limiter *RateLimiter, idem *Idempotency,
+	health *Health, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, backends: d.Backends, keys: d.Keys, audit: d.Audit, idem: d.Idempotency, limiter: d.RateLimit, log: d.Log,
+		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -99,7 +88,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"method", "route"}),
 	}
-	d.Telemetry.Registry.MustRegister(e.requests, e.latency)
+	tel.Registry.MustRegister(e.requests, e.latency)
 
 	doc, err := apidocs.Build(openapi.Spec, e.nativeRoutes(), e.describeOperation)
 	if err != nil {
@@ -140,7 +129,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 		}
 	}
 	native := map[string]http.Handler{
-		"/v1/health":       d.Health,
+		"/v1/health":       health,
 		"/v1/openapi.json": staticHandler("application/json", doc),
 		"/v1/docs":         staticHandler("text/html; charset=utf-8", page),
 	}
@@ -171,7 +160,7 @@ func NewEdge(ctx context.Context, cfg Config, d EdgeDeps) (*Edge, error) {
 	// Tracing is outermost so that the access log and every error carry the trace id;
 	// route() names the span once the route is known.
 	e.handler = otelhttp.NewHandler(e.observe(e.route(mux)), "gateway",
-		otelhttp.WithTracerProvider(d.Telemetry.Tracer), otelhttp.WithPropagators(d.Telemetry.Propagator))
+		otelhttp.WithTracerProvider(tel.Tracer), otelhttp.WithPropagators(tel.Propagator))
 	return e, nil
 }
 

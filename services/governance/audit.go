@@ -1,5 +1,3 @@
-// Package governance is the governance service: it owns the audit log (schema
-// governance) and, in later issues, retention, legal holds, DSAR and policy-as-code.
 package governance
 
 import (

@@ -1,5 +1,3 @@
-// Package ingest is the ingestion service: documents, ingestion jobs on a Redis stream,
-// the worker that chunks documents and hands the chunks to the retrieval service.
 package ingest
 
 import (

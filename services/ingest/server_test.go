@@ -57,7 +57,8 @@ func newHarness(t *testing.T) *harness {
 
 	rsrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	rsrv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
-		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &audittest.Recorder{}, logging.Discard()))
+		retrieval.NewRouter(retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)), nil, nil, nil, nil),
+		&audittest.Recorder{}, logging.Discard()))
 	rconn, stop, err := grpcx.InProcess(rsrv)
 	require.NoError(t, err)
 	t.Cleanup(stop)

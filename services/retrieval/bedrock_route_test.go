@@ -46,7 +46,7 @@ func TestRetrieveRoutesToBedrock(t *testing.T) {
 	bedrock := providers.NewBedrock(context.Background(), providers.BedrockOptions{BaseEndpoint: fake.URL, MaxAttempts: 1},
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")), awsconfig.WithRegion("us-east-1"))
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
-	client, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{Bedrock: bedrock})
+	client, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), bedrock, nil)
 
 	cfg, _ := structpbNew(map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "knowledge_base_id": "KB9", "region": "us-west-2", "top_k_default": 3}})
 	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", AllowMissing: true, Name: proto.String("kb"), ProviderConfigJson: cfg})
@@ -100,7 +100,7 @@ func TestProviderFaults(t *testing.T) {
 		nil, logging.Discard()).WithClock(func() time.Time { clock.Lock(); defer clock.Unlock(); return now })
 	calls := extcall.New("bedrock", extcall.Policy{Timeout: 100 * time.Millisecond, Attempts: 2, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}, br)
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
-	client, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{Bedrock: bedrock, BedrockCalls: calls})
+	client, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), bedrock, calls)
 	cfg, _ := structpbNew(map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "knowledge_base_id": "KB9", "region": "us-east-1"}})
 	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", AllowMissing: true, ProviderConfigJson: cfg})
 	require.NoError(t, err)

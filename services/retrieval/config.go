@@ -1,7 +1,6 @@
 package retrieval
 
 import (
-	"context"
 	"fmt"
 	"slices"
 )
@@ -32,12 +31,4 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("EMBEDDINGS_PROVIDER: %q is not hash or vertex", c.EmbeddingsProvider)
 	}
 	return nil
-}
-
-// NewEmbedder builds the configured embedder.
-func NewEmbedder(ctx context.Context, c Config) (Embedder, error) {
-	if c.EmbeddingsProvider == "vertex" {
-		return NewVertexEmbedder(ctx, VertexEmbedderConfig{Project: c.GoogleProject, Location: c.GoogleLocation, Model: c.EmbeddingsModel, Dim: c.EmbeddingsDim})
-	}
-	return NewHashEmbedder(DefaultDim), nil
 }

@@ -102,12 +102,12 @@ func TestVertexEmbedderNeedsCredentials(t *testing.T) {
 // their own HNSW index) answers queries, and refuses the offline embedder.
 func TestCorpusKeepsItsEmbedder(t *testing.T) {
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
-	vertexClient, _, _ := serve(t, pool, newVertexEmbedder(t, &fakeVertexEmbeddings{}), retrieval.Cloud{})
+	vertexClient, _, _ := serve(t, pool, newVertexEmbedder(t, &fakeVertexEmbeddings{}), nil, nil)
 	seed(t, vertexClient, "t1", "c1")
 	hits := retrieve(t, vertexClient, "t1", "c1", "What are the release gates for Agent 2.0?", 3)
 	require.Equal(t, "gates", hits[0].GetDocumentId())
 
-	hashClient, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{})
+	hashClient, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), nil, nil)
 	_, err := hashClient.UpsertChunks(context.Background(), &retrievalv1.UpsertChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "x",
 		Chunks: []*retrievalv1.ChunkInput{{Text: "mixing"}}})
 	require.Equal(t, retrieval.CodeEmbedderMismatch, code(err))

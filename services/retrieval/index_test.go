@@ -181,7 +181,7 @@ func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	}
 
 	// Chunks embedded another way are refused, and so are queries of a corpus indexed another way.
-	other, _, _ := serve(t, pool, retrieval.NewHashEmbedder(256), retrieval.Cloud{})
+	other, _, _ := serve(t, pool, retrieval.NewHashEmbedder(256), nil, nil)
 	_, err := other.UpsertChunks(context.Background(), &retrievalv1.UpsertChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "d",
 		Chunks: []*retrievalv1.ChunkInput{{Text: "x"}}})
 	require.Equal(t, retrieval.CodeEmbedderMismatch, code(err))

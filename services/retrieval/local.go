@@ -12,12 +12,18 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
-// localProvider searches the Postgres chunk index: BM25 over postings and cosine
-// similarity over HNSW, fused by reciprocal rank, tenant and corpus filtered inside
-// the index queries.
-type localProvider struct {
+// LocalIndex searches the Postgres chunk index, the local_pgvector provider: BM25 over
+// postings and cosine similarity over HNSW, fused by reciprocal rank, tenant and corpus
+// filtered inside the index queries.
+type LocalIndex struct {
 	store    *Store
 	embedder Embedder
+}
+
+// NewLocalIndex searches store's chunks, embedding queries with embedder (the one that
+// embedded the chunks).
+func NewLocalIndex(store *Store, embedder Embedder) *LocalIndex {
+	return &LocalIndex{store: store, embedder: embedder}
 }
 
 // commonTermShare: terms in more than this share of a corpus's chunks are left out of
@@ -25,7 +31,7 @@ type localProvider struct {
 // corpus); at least the rarest query term always stays.
 const commonTermShare = 0.5
 
-func (l *localProvider) retrieve(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
+func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
 	terms := uniqueTerms(query)
 	st, err := l.store.stats(ctx, tenant, corpus.CorpusID, terms)
 	if err != nil {
@@ -122,6 +128,6 @@ func LocalSearch(ctx context.Context, store *Store, emb Embedder, tenant, corpus
 	if err != nil {
 		return 0, err
 	}
-	hits, err := (&localProvider{store: store, embedder: emb}).retrieve(ctx, tenant, corpus, query, topK)
+	hits, err := NewLocalIndex(store, emb).retrieve(ctx, tenant, corpus, query, topK)
 	return len(hits), err
 }

@@ -1,5 +1,3 @@
-// Package retrieval is the retrieval service: it owns the tenant's corpora and chunk
-// index (schema retrieval) and routes each retrieval to the corpus's provider.
 package retrieval
 
 import (

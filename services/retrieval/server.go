@@ -15,9 +15,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
-	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/principal"
-	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 // Recorder is where the service sends audit events (an *audit.Recorder).
@@ -28,27 +26,16 @@ type Recorder interface {
 // Server implements nexusrag.retrieval.v1.RetrievalService.
 type Server struct {
 	retrievalv1.UnimplementedRetrievalServiceServer
-	store *Store
-	local *localProvider
-	cloud Cloud
-	audit Recorder
-	log   *slog.Logger
+	store  *Store
+	router *Router
+	audit  Recorder
+	log    *slog.Logger
 }
 
-// Cloud are the cloud backends; a nil one answers its provider's CONFIG_MISSING code.
-// Calls to each go through its extcall client (timeout, retries, shared circuit breaker);
-// a nil client calls straight through.
-type Cloud struct {
-	Bedrock      *providers.Bedrock
-	Vertex       *providers.Vertex
-	BedrockCalls *extcall.Client
-	VertexCalls  *extcall.Client
-}
-
-// NewServer returns the RetrievalService implementation; embedder embeds chunks and
-// queries of local_pgvector corpora.
-func NewServer(store *Store, embedder Embedder, cloud Cloud, rec Recorder, log *slog.Logger) *Server {
-	return &Server{store: store, local: &localProvider{store: store, embedder: embedder}, cloud: cloud, audit: rec, log: log}
+// NewServer returns the RetrievalService implementation: router answers queries from
+// each corpus's provider, and its local index's embedder embeds the chunks stored here.
+func NewServer(store *Store, router *Router, rec Recorder, log *slog.Logger) *Server {
+	return &Server{store: store, router: router, audit: rec, log: log}
 }
 
 var corpusIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -154,4 +141,76 @@ func corpusProto(c CorpusRecord) *retrievalv1.Corpus {
 		CorpusId: c.CorpusID, TenantId: c.TenantID, Name: c.Name, ProviderConfigJson: cfg, Provider: c.Config.Provider,
 		CreatedAt: timestamppb.New(c.CreatedAt), UpdatedAt: timestamppb.New(c.UpdatedAt),
 	}
+}
+
+// Retrieve routes a query to the corpus's provider.
+func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest) (*retrievalv1.RetrieveResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := utf8.RuneCountInString(req.GetQuery()); n == 0 || n > maxQueryChars {
+		return nil, apierr.InvalidArgument("query", fmt.Sprintf("query must be 1 to %d characters", maxQueryChars))
+	}
+	if k := req.GetTopK(); k != 0 && (k < MinTopK || k > MaxTopK) {
+		return nil, apierr.InvalidArgument("top_k", fmt.Sprintf("top_k must be %d to %d", MinTopK, MaxTopK))
+	}
+	corpus, err := s.store.GetCorpus(ctx, p.TenantID, req.GetCorpusId())
+	if errors.Is(err, errCorpusNotFound) {
+		return nil, apierr.NotFound("corpus", req.GetCorpusId())
+	}
+	if err != nil {
+		return nil, err
+	}
+	topK := int(req.GetTopK())
+	if topK == 0 {
+		topK = corpus.Config.TopKDefault
+	}
+	hits, err := s.router.retrieve(ctx, p.TenantID, corpus, req.GetQuery(), topK)
+	if err != nil {
+		return nil, err
+	}
+	out := &retrievalv1.RetrieveResponse{Provider: corpus.Config.Provider}
+	for _, h := range hits {
+		md, _ := structpb.NewStruct(h.metadata)
+		out.Chunks = append(out.Chunks, &retrievalv1.RetrievedChunk{ChunkId: h.chunkID, DocumentId: h.documentID, Text: h.text,
+			Score: h.score, Ordinal: int32(h.ordinal), Metadata: md})
+	}
+	s.log.DebugContext(ctx, "retrieve", slog.String("corpus_id", corpus.CorpusID), slog.Int("hits", len(out.Chunks)))
+	return out, nil
+}
+
+// UpsertChunks embeds and stores a document's chunks, replacing its previous ones.
+func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunksRequest) (*retrievalv1.UpsertChunksResponse, error) {
+	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(),
+		[]*retrievalv1.DocumentChunks{{DocumentId: req.GetDocumentId(), Chunks: req.GetChunks()}}, "")
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.UpsertChunksResponse{ChunkCount: counts[0], Embedder: s.router.Embedder().Name()}, nil
+}
+
+// UpsertDocuments embeds and stores the chunks of several documents of one corpus in one
+// transaction, replacing their previous ones.
+func (s *Server) UpsertDocuments(ctx context.Context, req *retrievalv1.UpsertDocumentsRequest) (*retrievalv1.UpsertDocumentsResponse, error) {
+	if n := len(req.GetDocuments()); n == 0 || n > maxBatchDocuments {
+		return nil, apierr.InvalidArgument("documents", fmt.Sprintf("send 1 to %d documents", maxBatchDocuments))
+	}
+	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), "documents")
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.UpsertDocumentsResponse{ChunkCounts: counts, Embedder: s.router.Embedder().Name()}, nil
+}
+
+// DeleteDocumentChunks removes a document's chunks.
+func (s *Server) DeleteDocumentChunks(ctx context.Context, req *retrievalv1.DeleteDocumentChunksRequest) (*retrievalv1.DeleteDocumentChunksResponse, error) {
+	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
+		return nil, err
+	}
+	n, err := s.store.deleteDocumentChunks(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId())
+	if err != nil {
+		return nil, err
+	}
+	return &retrievalv1.DeleteDocumentChunksResponse{Deleted: int32(n)}, nil
 }

@@ -17,12 +17,14 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/retrieval"
+	"github.com/nexusrag/nexusrag/services/retrieval/providers"
 )
 
 func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *audittest.Recorder) {
@@ -34,14 +36,17 @@ func newClient(t *testing.T) (retrievalv1.RetrievalServiceClient, *audittest.Rec
 func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
 	t.Helper()
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
-	return serve(t, pool, emb, retrieval.Cloud{})
+	return serve(t, pool, emb, nil, nil)
 }
 
-func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, cloud retrieval.Cloud) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
+// serve runs the service over pool with the local index and, when given, Bedrock.
+func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, bedrock *providers.Bedrock, bedrockCalls *extcall.Client) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
 	t.Helper()
 	rec := &audittest.Recorder{}
+	store := retrieval.NewStore(pool)
+	router := retrieval.NewRouter(retrieval.NewLocalIndex(store, emb), bedrock, bedrockCalls, nil, nil)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool), emb, cloud, rec, logging.Discard()))
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(store, router, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)

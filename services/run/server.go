@@ -1,7 +1,3 @@
-// Package run is the run service: the agent graph (load session, retrieve, generate,
-// persist, speak) streamed as typed events, sessions and their messages, spoken answers.
-// Its interchangeable backends live in generators/ (extractive, Vertex AI) and speech/
-// (OpenAI, fake), chosen in backends.go.
 package run
 
 import (

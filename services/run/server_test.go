@@ -89,7 +89,8 @@ func newHarness(t *testing.T) *harness {
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations(), run.Migrations())
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
-		retrieval.NewHashEmbedder(retrieval.DefaultDim), retrieval.Cloud{}, &audittest.Recorder{}, logging.Discard()))
+		retrieval.NewRouter(retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)), nil, nil, nil, nil),
+		&audittest.Recorder{}, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
