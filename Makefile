@@ -45,11 +45,18 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 # Cloud SDKs must never probe instance-metadata servers from tests (no cloud here, and
 # traffic beyond loopback is not allowed): disable the AWS probe and give Google clients a
 # credentials file that does not exist, so they fail before any probe.
-test bench eval: export AWS_EC2_METADATA_DISABLED = true
-test bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+test test-all bench eval: export AWS_EC2_METADATA_DISABLED = true
+test test-all bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+# The race runtime sleeps a second before every exit of a race-built program (to catch
+# races at exit); the suite starts hundreds of them (test binaries, the e2e binary).
+test test-all: export GORACE = atexit_sleep_ms=0
 
-.PHONY: test
-test: deps check-proto ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests, bounded fuzzing
+.PHONY: test test-all
+test: ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests, bounded fuzzing; prints its wall time
+	@start=$$(date +%s); $(MAKE) --no-print-directory test-all; status=$$?; \
+	  echo "make test: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( $$(date +%s) - start )) s"; exit $$status
+
+test-all: deps check-proto
 	GOWORK=off go mod tidy -diff
 	@unformatted=$$(gofmt -l cmd pkg services bench); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...

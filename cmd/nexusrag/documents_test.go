@@ -49,6 +49,7 @@ func (p *platform) waitDocument(key, id, status string) map[string]any {
 }
 
 func TestDocumentsOverHTTP(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"INGEST_MAX_BYTES=2048"})
 	_, editor := p.createKey("t1", "editor")
 	_, reader := p.createKey("t1", "reader")
@@ -191,6 +192,7 @@ func TestDocumentsOverHTTP(t *testing.T) {
 }
 
 func TestSeedDemo(t *testing.T) {
+	t.Parallel()
 	env, _ := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
@@ -209,6 +211,7 @@ func TestSeedDemo(t *testing.T) {
 
 // A tiny collection in the SMART format: eval must work for any collection, not only CISI.
 func TestEvalRetrievalOnATinyCollection(t *testing.T) {
+	t.Parallel()
 	env, _ := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 )
 
 func TestHealthDocsAndMetrics(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 
 	h := p.do(http.MethodGet, "/v1/health", "", "")
@@ -66,6 +67,7 @@ func TestHealthDocsAndMetrics(t *testing.T) {
 
 // TestRBACMatrix is the product's role matrix, route by route.
 func TestRBACMatrix(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	keys := map[string]string{}
 	for _, role := range []string{"reader", "editor", "admin"} {
@@ -115,6 +117,7 @@ func TestRBACMatrix(t *testing.T) {
 }
 
 func TestEnvelopesAndErrorCodes(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"HTTP_MAX_BODY_BYTES=2048"})
 	keyID, admin := p.createKey("t1", "admin")
 
@@ -162,6 +165,7 @@ func TestEnvelopesAndErrorCodes(t *testing.T) {
 }
 
 func TestLegacyPathsAndSunsetSwitch(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin := p.createKey("t1", "admin")
 
@@ -190,6 +194,7 @@ func TestLegacyPathsAndSunsetSwitch(t *testing.T) {
 }
 
 func TestIdempotentWrites(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin := p.createKey("t1", "admin")
 	target, _ := p.createKey("t1", "reader")
@@ -214,6 +219,7 @@ func TestIdempotentWrites(t *testing.T) {
 }
 
 func TestRevokedKeyIsRejectedWithinFiveSeconds(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	keyID, key := p.createKey("t1", "reader")
 	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/auth/whoami", key, "").Status)
@@ -233,6 +239,7 @@ func TestRevokedKeyIsRejectedWithinFiveSeconds(t *testing.T) {
 }
 
 func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	aID, adminA := p.createKey("tenant-a", "admin")
 	bID, adminB := p.createKey("tenant-b", "admin")
@@ -259,6 +266,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestAuditLogRecordsAndRedacts(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	readerID, reader := p.createKey("t1", "reader")
 	_, admin := p.createKey("t1", "admin")
@@ -308,6 +316,7 @@ func TestAuditLogRecordsAndRedacts(t *testing.T) {
 }
 
 func TestGracefulShutdownLosesNoAuditEvents(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin := p.createKey("t1", "admin")
 	target, _ := p.createKey("t1", "reader")
@@ -328,6 +337,7 @@ func TestGracefulShutdownLosesNoAuditEvents(t *testing.T) {
 // with an API key. A process with other keys is refused, and one without keys does not
 // start.
 func TestSplitProcessesReachEachOther(t *testing.T) {
+	t.Parallel()
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
@@ -385,6 +395,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 // TestOperatorKeysOverGRPC: an API key on the gRPC port has the tenant scope and the
 // revocation of the REST edge.
 func TestOperatorKeysOverGRPC(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin1 := p.createKey("t1", "admin")
 	id2, admin2 := p.createKey("t2", "admin")
@@ -414,6 +425,7 @@ func TestOperatorKeysOverGRPC(t *testing.T) {
 }
 
 func TestBadConfigurationNamesTheVariable(t *testing.T) {
+	t.Parallel()
 	env, _ := newEnv(t, "AUTH_KEY_SYNC_INTERVAL=soon")
 	_, err := run(t, env, "", "serve")
 	require.ErrorContains(t, err, "AUTH_KEY_SYNC_INTERVAL")
@@ -423,6 +435,7 @@ func TestBadConfigurationNamesTheVariable(t *testing.T) {
 }
 
 func TestMigrateIsIdempotentAndListsStatus(t *testing.T) {
+	t.Parallel()
 	env, _ := newEnv(t)
 	for range 2 {
 		_, err := run(t, env, "", "migrate")
@@ -448,6 +461,7 @@ func (p *platform) auditEvents(key, query string) []map[string]any {
 }
 
 func TestDevBypassIsOffByDefaultAndScopedWhenOn(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"AUTH_DEV_BYPASS=true"})
 	r := p.do(http.MethodGet, "/v1/auth/whoami", "", "", "X-Tenant-Id", "t9")
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
@@ -474,6 +488,7 @@ func TestDevBypassIsOffByDefaultAndScopedWhenOn(t *testing.T) {
 // TestTracePropagatesToServices sends a W3C traceparent: the gateway's access log and the
 // governance service's call log carry the same trace id.
 func TestTracePropagatesToServices(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"LOG_LEVEL=debug"})
 	_, admin := p.createKey("t1", "admin")
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -493,6 +508,7 @@ func TestTracePropagatesToServices(t *testing.T) {
 }
 
 func TestCorporaOverHTTP(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, editorA := p.createKey("tenant-a", "editor")
 	_, readerB := p.createKey("tenant-b", "reader")
@@ -528,6 +544,7 @@ func TestCorporaOverHTTP(t *testing.T) {
 }
 
 func TestProviderSmoke(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin := p.createKey("t1", "admin")
 	configs := map[string]string{
@@ -558,6 +575,7 @@ func TestProviderSmoke(t *testing.T) {
 }
 
 func TestVertexEmbeddingsWithoutCredentialsStopStartUp(t *testing.T) {
+	t.Parallel()
 	env, _ := newEnv(t, "EMBEDDINGS_PROVIDER=vertex", "GOOGLE_CLOUD_PROJECT=my-project")
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)

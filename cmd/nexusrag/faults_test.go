@@ -19,6 +19,7 @@ import (
 // rate limiter fails open (degraded), documents accepted while Redis is down are not
 // lost, and everything recovers without a restart when Redis returns.
 func TestRedisStoppedMidTraffic(t *testing.T) {
+	t.Parallel()
 	srv := redistest.StartServer(t)
 	p := startPlatform(t, []string{"REDIS_URL=" + srv.URL(), "RL_ENABLED=true", "RL_READ_KEY=1000/1000", "RL_MUTATION_KEY=1000/1000",
 		"RL_MUTATION_TENANT=1000/1000", "RL_READ_TENANT=1000/1000", "RL_TIMEOUT=200ms", "INGEST_REQUEUE_GRACE=200ms", "INGEST_CLAIM_TIMEOUT=3s", "INGEST_REQUEUE_AFTER=3s"})
@@ -53,6 +54,7 @@ func TestRedisStoppedMidTraffic(t *testing.T) {
 // DEPENDENCY_UNAVAILABLE (never 500) during the loss and succeed afterwards without a
 // restart.
 func TestPostgresConnectionLoss(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, key := p.createKey("t1", "editor")
 	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", key, `{"allow_missing":true}`).Status)

@@ -53,6 +53,7 @@ func normalizeIDs(s string) string {
 // events and audio, a provider failure, and a refused resume. The bytes on the wire are
 // the contract of every SSE client; this file must not change when the code does.
 func TestRunStreamGolden(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"TTS_PROVIDER=fake", "AUDIO_DIR=" + t.TempDir(), "DEBUG_EVENTS=true"})
 	_, err := run(t, p.env, "", "seed-demo")
 	require.NoError(t, err)

@@ -82,6 +82,7 @@ func listServices(ctx context.Context, conn *grpc.ClientConn) ([]string, error) 
 // TestGRPCReflectionAndHealth is what `grpcurl` relies on: health for anyone, reflection
 // for any valid credential.
 func TestGRPCReflectionAndHealth(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, reader := p.createKey("t1", "reader")
 	conn := bareConn(t, p.GRPC)
@@ -170,6 +171,7 @@ var httpOfGRPC = map[codes.Code]int{
 // key on an admin method and any API key on an internal method are PermissionDenied,
 // and an admin key gets the same answer as through REST.
 func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, admin := p.createKey("t1", "admin")
 	_, reader := p.createKey("t1", "reader")
@@ -266,6 +268,7 @@ var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEv
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.
 func TestServiceTokensOverTheWire(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, nil)
 	_, tokens := serviceKeys(t)
 	now := time.Now()

@@ -121,6 +121,8 @@ func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
 	env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "REDIS_URL="+redistest.URL(), "REDIS_KEY_PREFIX="+prefix, "SERVICE_AUTH_KEYS_FILE="+keys,
 		"HTTP_ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "LOG_FORMAT=json",
+		// The race-built binary would sleep a second before each exit otherwise.
+		"GORACE=atexit_sleep_ms=0",
 		"AUTH_KEY_SYNC_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=10s", "OTEL_TRACES_EXPORTER=none",
 		// Tests poll fast; the rate limiter has tests of its own (RL_ENABLED=true there).
 		"RL_ENABLED=false",

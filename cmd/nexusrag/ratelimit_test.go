@@ -8,6 +8,7 @@ import (
 )
 
 func TestRateLimitsOverHTTP(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"RL_ENABLED=true", "RL_READ_KEY=0.2/2", "RL_READ_TENANT=100/100"})
 	_, key := p.createKey("t1", "reader")
 	_, other := p.createKey("t1", "reader")

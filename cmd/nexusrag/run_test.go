@@ -56,6 +56,7 @@ func (p *platform) runStream(key, body string, headers ...string) (*http.Respons
 }
 
 func TestRunOverSSE(t *testing.T) {
+	t.Parallel()
 	p := startPlatform(t, []string{"TTS_PROVIDER=fake", "AUDIO_DIR=" + t.TempDir()})
 	_, err := run(t, p.env, "", "seed-demo")
 	require.NoError(t, err)

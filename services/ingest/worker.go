@@ -39,7 +39,8 @@ type WorkerOptions struct {
 	// RequeueGrace is how long a document whose job could not be enqueued (Redis was down)
 	// waits before the sweep enqueues it (default 10s).
 	RequeueGrace time.Duration
-	// Block is the longest a read waits for a job (default 2s).
+	// Block is the longest a read waits for a job (default 500ms). It also bounds how long
+	// stopping takes: a blocked read does not see its context end.
 	Block time.Duration
 }
 
@@ -56,7 +57,7 @@ func (o *WorkerOptions) defaults() {
 	setDefault(&o.MaxAttempts, 5)
 	setDefault(&o.RequeueAfter, 5*time.Minute)
 	setDefault(&o.RequeueGrace, 10*time.Second)
-	setDefault(&o.Block, 2*time.Second)
+	setDefault(&o.Block, 500*time.Millisecond)
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
