@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,32 +27,46 @@ type suite func(ctx context.Context, env *benchEnv) ([]row, error)
 
 func main() {
 	bare := flag.String("bare-server", "", "internal: serve the bare net/http baseline on this database URL")
+	bareRedis := flag.String("bare-redis", "", "internal: the Redis URL of the bare baseline")
+	only := flag.String("suites", "", "comma-separated suites to run (gateway, ratelimit, retrieval, ingest, run); empty runs all")
 	duration := flag.Duration("duration", 5*time.Second, "measuring time per benchmark")
 	clients := flag.Int("clients", 16, "concurrent clients")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *bare != "" {
-		if err := serveBare(ctx, *bare); err != nil {
+		if err := serveBare(ctx, *bare, *bareRedis); err != nil {
 			fmt.Fprintln(os.Stderr, "bare server:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := runAll(ctx, *duration, *clients); err != nil {
+	if err := runAll(ctx, *duration, *clients, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func runAll(ctx context.Context, d time.Duration, clients int) error {
+func runAll(ctx context.Context, d time.Duration, clients int, only string) error {
+	all := []struct {
+		name string
+		run  suite
+	}{{"gateway", gatewayAuthSuite}, {"ratelimit", rateLimitSuite}, {"retrieval", retrievalSuite}, {"ingest", ingestSuite}, {"run", runSuite}}
+	var suites []suite
+	for _, s := range all {
+		if only == "" || slices.Contains(strings.Split(only, ","), s.name) {
+			suites = append(suites, s.run)
+		}
+	}
+	if len(suites) == 0 {
+		return fmt.Errorf("-suites %q names none of gateway, ratelimit, retrieval, ingest, run", only)
+	}
 	env, err := setup(ctx)
 	if err != nil {
 		return err
 	}
 	defer env.close()
 	env.duration, env.clients = d, clients
-	suites := []suite{gatewayAuthSuite, rateLimitSuite, retrievalSuite, ingestSuite, runSuite}
 	var rows []row
 	for _, s := range suites {
 		r, err := s(ctx, env)

@@ -13,7 +13,6 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
-	"github.com/nexusrag/nexusrag/pkg/svcauth"
 )
 
 // The one piece of metadata a call proves its caller with:
@@ -92,11 +91,7 @@ func (ic *interceptors) authenticate(ctx context.Context, method string) (contex
 		ic.log.WarnContext(ctx, "service token refused", "method", method, "reason", err.Error(), "peer", from)
 		return ctx, 0, apierr.New(codes.Unauthenticated, apierr.CodeServiceTokenInvalid, "service token refused: "+err.Error())
 	}
-	if claims.RequestID != "" {
-		ctx = requestid.With(ctx, requestid.Accept(claims.RequestID))
-	} else {
-		ctx = requestid.With(ctx, requestid.New())
-	}
+	ctx = requestid.FromIncoming(ctx)
 	if claims.Principal != nil {
 		ctx = principal.With(ctx, *claims.Principal)
 	}
@@ -114,23 +109,4 @@ func Audience(fullMethod string) string {
 		}
 	}
 	return svc
-}
-
-// withToken replaces any authorization in ctx's outgoing metadata with a service token
-// for the method's service, carrying ctx's principal and request id. Replacing matters:
-// grpc-gateway forwards a REST client's Authorization header as metadata, and an API key
-// must never travel beyond the edge.
-func withToken(ctx context.Context, tokens *svcauth.Issuer, method string) (context.Context, error) {
-	var p *principal.Principal
-	if pp, ok := principal.From(ctx); ok {
-		p = &pp
-	}
-	tok, err := tokens.Token(Audience(method), requestid.From(ctx), p)
-	if err != nil {
-		return ctx, err
-	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	md = md.Copy()
-	md.Set(mdAuthorization, "Bearer "+tok)
-	return metadata.NewOutgoingContext(ctx, md), nil
 }

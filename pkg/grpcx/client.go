@@ -6,10 +6,14 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
+	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/requestid"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 )
@@ -37,27 +41,29 @@ func Dial(target string, o ClientOptions, extra ...grpc.DialOption) (*grpc.Clien
 		grpc.WithTransportCredentials(transport),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	}
-	if tokens := o.Tokens; tokens != nil {
-		opts = append(opts,
-			grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-				ctx, err := outgoing(ctx, tokens, method)
-				if err != nil {
-					return err
-				}
-				return invoker(ctx, method, req, reply, cc, opts...)
-			}),
-			grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-				ctx, err := outgoing(ctx, tokens, method)
-				if err != nil {
-					return nil, err
-				}
-				return streamer(ctx, desc, cc, method, opts...)
-			}))
-	}
-	if tel := o.Telemetry; tel != nil {
+	out := &outgoingMD{tokens: o.Tokens}
+	switch tel := o.Telemetry; {
+	case tel != nil && tel.Tracing():
 		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(tel.Tracer), otelgrpc.WithPropagators(tel.Propagator))))
+	case tel != nil: // no spans: carry the trace context only
+		out.propagator = tel.Propagator
 	}
+	opts = append(opts,
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			ctx, err := out.attach(ctx, method)
+			if err != nil {
+				return err
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			ctx, err := out.attach(ctx, method)
+			if err != nil {
+				return nil, err
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}))
 	conn, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc client for %s: %w", target, err)
@@ -65,10 +71,36 @@ func Dial(target string, o ClientOptions, extra ...grpc.DialOption) (*grpc.Clien
 	return conn, nil
 }
 
-// outgoing attaches the call's service token; health needs none.
-func outgoing(ctx context.Context, tokens *svcauth.Issuer, method string) (context.Context, error) {
-	if isHealth(method) {
-		return ctx, nil
+// outgoingMD is what every call sends as metadata: the service token (health needs
+// none), the request id, and, when no spans are made, the trace context.
+type outgoingMD struct {
+	tokens     *svcauth.Issuer
+	propagator propagation.TextMapPropagator
+}
+
+// attach writes the call's metadata. A service token replaces any authorization in ctx's
+// outgoing metadata: grpc-gateway forwards a REST client's Authorization header as
+// metadata, and an API key must never travel beyond the edge. Without an issuer (tools,
+// tests) the caller's own authorization is sent. One copy of the metadata per call.
+func (o *outgoingMD) attach(ctx context.Context, method string) (context.Context, error) {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	if o.tokens != nil && !isHealth(method) {
+		var p *principal.Principal
+		if pp, ok := principal.From(ctx); ok {
+			p = &pp
+		}
+		tok, err := o.tokens.Token(Audience(method), p)
+		if err != nil {
+			return ctx, err
+		}
+		md.Set(mdAuthorization, "Bearer "+tok)
 	}
-	return withToken(ctx, tokens, method)
+	if id := requestid.From(ctx); id != "" {
+		md.Set(requestid.MD, id)
+	}
+	if o.propagator != nil {
+		o.propagator.Inject(ctx, metadataCarrier(md))
+	}
+	return metadata.NewOutgoingContext(ctx, md), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -84,9 +85,12 @@ func NewServer(o ServerOptions) *Server {
 		grpc.ChainUnaryInterceptor(ic.unary),
 		grpc.ChainStreamInterceptor(ic.stream),
 	}
-	if o.Telemetry != nil {
+	switch tel := o.Telemetry; {
+	case tel != nil && tel.Tracing():
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(o.Telemetry.Tracer), otelgrpc.WithPropagators(o.Telemetry.Propagator))))
+			otelgrpc.WithTracerProvider(tel.Tracer), otelgrpc.WithPropagators(tel.Propagator))))
+	case tel != nil: // no spans: carry the trace context only
+		ic.propagator = tel.Propagator
 	}
 	s := &Server{ext: grpc.NewServer(opts...), mem: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys}
 	healthpb.RegisterHealthServer(s.ext, s.Health)
@@ -147,16 +151,22 @@ func (s *Server) gracefulStop(ctx context.Context, srv *grpc.Server, which strin
 }
 
 type interceptors struct {
-	log     *slog.Logger
-	keys    *svcauth.Keyring
-	apiKeys KeyAuthenticator
-	authz   *authorizer
-	latency *prometheus.HistogramVec
+	// propagator, when set, takes the caller's trace context from the metadata (when
+	// tracing is on, otelgrpc does that and more).
+	propagator propagation.TextMapPropagator
+	log        *slog.Logger
+	keys       *svcauth.Keyring
+	apiKeys    KeyAuthenticator
+	authz      *authorizer
+	latency    *prometheus.HistogramVec
 }
 
 // prepare authenticates the call, builds its context (request id, principal) and
 // authorizes it. Health alone answers without credentials.
 func (ic *interceptors) prepare(ctx context.Context, method string) (context.Context, error) {
+	if ic.propagator != nil {
+		ctx = extractTrace(ctx, ic.propagator)
+	}
 	if isHealth(method) {
 		return requestid.FromIncoming(ctx), nil
 	}

@@ -1,6 +1,5 @@
 // Package requestid carries the request id of a call: generated or accepted at the
-// gateway, echoed in X-Request-Id, carried to services in their service tokens (or sent
-// by operators as x-request-id metadata) and logged.
+// gateway, echoed in X-Request-Id, sent to services as x-request-id metadata and logged.
 package requestid
 
 import (

@@ -37,6 +37,49 @@ type Keyring struct {
 
 	file   string
 	digest [sha256.Size]byte // of the file's contents last loaded
+
+	vmu      sync.Mutex
+	verified map[string]Claims // tokens verified with the current keys, until they expire
+	gen      uint64            // counts key changes: a verification races none
+}
+
+// maxRemembered bounds the tokens an issuer or a keyring remembers.
+const maxRemembered = 10_000
+
+func (k *Keyring) remembered(token string) (Claims, bool) {
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	c, ok := k.verified[token]
+	return c, ok
+}
+
+func (k *Keyring) generation() uint64 {
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	return k.gen
+}
+
+// remember keeps a token verified with the keys of generation gen, unless they changed since.
+func (k *Keyring) remember(token string, c Claims, now time.Time, gen uint64) {
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	if gen != k.gen {
+		return
+	}
+	if k.verified == nil {
+		k.verified = map[string]Claims{}
+	}
+	if len(k.verified) >= maxRemembered {
+		for t, v := range k.verified {
+			if now.After(v.ExpiresAt.Add(Leeway)) {
+				delete(k.verified, t)
+			}
+		}
+		if len(k.verified) >= maxRemembered {
+			return
+		}
+	}
+	k.verified[token] = c
 }
 
 // Ephemeral returns a keyring with one fresh key that nobody else holds: its tokens are
@@ -111,8 +154,11 @@ func (k *Keyring) set(keys [][]byte) {
 		m[KeyID(key)] = key
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.signing, k.kid, k.keys = keys[0], KeyID(keys[0]), m
+	k.mu.Unlock()
+	k.vmu.Lock()
+	k.verified, k.gen = nil, k.gen+1 // a key that is gone must stop verifying at once
+	k.vmu.Unlock()
 }
 
 // Watch re-reads the keys file every interval until ctx ends, so that a rotated key is

@@ -18,7 +18,7 @@ import (
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 func claims(mod func(*svcauth.Claims)) svcauth.Claims {
-	c := svcauth.Claims{Issuer: "gateway", Audience: "retrieval", RequestID: "req-1",
+	c := svcauth.Claims{Issuer: "gateway", Audience: "retrieval",
 		Principal: &principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_EDITOR},
 		IssuedAt:  t0, ExpiresAt: t0.Add(time.Minute)}
 	if mod != nil {
@@ -76,7 +76,7 @@ func TestVerifyRefusesWhatItMust(t *testing.T) {
 
 func TestTokensWithoutPrincipal(t *testing.T) {
 	keys := svcauth.Ephemeral()
-	tok, err := svcauth.NewIssuer(keys, "ingest", time.Minute).Token("retrieval", "", nil)
+	tok, err := svcauth.NewIssuer(keys, "ingest", time.Minute).Token("retrieval", nil)
 	require.NoError(t, err)
 	c, err := keys.Verify(tok, "retrieval", time.Now())
 	require.NoError(t, err)
@@ -86,11 +86,61 @@ func TestTokensWithoutPrincipal(t *testing.T) {
 
 func TestIssuerBoundsTheLifetime(t *testing.T) {
 	keys := svcauth.Ephemeral()
-	tok, err := svcauth.NewIssuer(keys, "run", time.Hour).Token("retrieval", "r", nil)
+	tok, err := svcauth.NewIssuer(keys, "run", time.Hour).Token("retrieval", nil)
 	require.NoError(t, err)
 	c, err := keys.Verify(tok, "retrieval", time.Now())
 	require.NoError(t, err)
 	require.Equal(t, svcauth.MaxLifetime, c.ExpiresAt.Sub(c.IssuedAt))
+}
+
+// TestIssuerReusesTokens: calls for the same principal to the same service share a
+// token until half its lifetime has passed; other principals, services or signing keys
+// get their own.
+func TestIssuerReusesTokens(t *testing.T) {
+	keys := svcauth.Ephemeral()
+	now := t0
+	iss := svcauth.NewIssuer(keys, "gateway", time.Minute).WithClock(func() time.Time { return now })
+	alice := &principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_READER}
+	first, err := iss.Token("retrieval", alice)
+	require.NoError(t, err)
+	token := func(aud string, p *principal.Principal) string {
+		tok, err := iss.Token(aud, p)
+		require.NoError(t, err)
+		return tok
+	}
+	now = t0.Add(29 * time.Second)
+	require.Equal(t, first, token("retrieval", alice), "reused within half its lifetime")
+	require.NotEqual(t, first, token("governance", alice), "another service")
+	require.NotEqual(t, first, token("retrieval", &principal.Principal{TenantID: "t2", KeyID: "k1", Role: apiv1.Role_ROLE_READER}), "another tenant")
+	require.NotEqual(t, first, token("retrieval", &principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_ADMIN}), "another role")
+	require.NotEqual(t, first, token("retrieval", nil), "the service itself")
+	now = t0.Add(31 * time.Second)
+	renewed := token("retrieval", alice)
+	require.NotEqual(t, first, renewed, "renewed past half its lifetime")
+	c, err := keys.Verify(renewed, "retrieval", now)
+	require.NoError(t, err)
+	require.Equal(t, now.Add(time.Minute).Unix(), c.ExpiresAt.Unix())
+}
+
+// TestVerifiedTokensForgetRemovedKeys: a token remembered as verified stops verifying
+// as soon as its key leaves the keyring.
+func TestVerifiedTokensForgetRemovedKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	oldKey, newKey := svcauth.NewSecret(), svcauth.NewSecret()
+	require.NoError(t, os.WriteFile(path, []byte(oldKey+"\n"), 0o600))
+	keys, err := svcauth.LoadFile(path)
+	require.NoError(t, err)
+	tok, err := keys.Sign(claims(nil))
+	require.NoError(t, err)
+	_, err = keys.Verify(tok, "retrieval", t0)
+	require.NoError(t, err)
+	_, err = keys.Verify(tok, "retrieval", t0)
+	require.NoError(t, err, "remembered")
+	require.NoError(t, os.WriteFile(path, []byte(newKey+"\n"), 0o600))
+	_, err = keys.Reload()
+	require.NoError(t, err)
+	_, err = keys.Verify(tok, "retrieval", t0)
+	require.ErrorIs(t, err, svcauth.ErrSignature)
 }
 
 // TestRotationWithoutDowntime follows the runbook of ADR 0011 with two processes:
@@ -194,7 +244,7 @@ func BenchmarkSignAndVerify(b *testing.B) {
 	iss := svcauth.NewIssuer(keys, "gateway", time.Minute)
 	p := &principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_READER}
 	for b.Loop() {
-		tok, err := iss.Token("retrieval", "0193b7a4-5c1e-7a2b-9f00-123456789abc", p)
+		tok, err := iss.Token("retrieval", p)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package svcauth
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,8 +35,6 @@ type Claims struct {
 	Issuer string
 	// Audience is the service the token is for (retrieval, governance, ...).
 	Audience string
-	// RequestID is the id of the request the call serves.
-	RequestID string
 	// Principal is the end user the call acts for; nil when the service acts for itself.
 	Principal *principal.Principal
 	IssuedAt  time.Time
@@ -45,10 +44,9 @@ type Claims struct {
 // tokenClaims is the JWT body.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	TenantID  string `json:"tenant_id,omitempty"`
-	KeyID     string `json:"key_id,omitempty"`
-	Role      string `json:"role,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
+	TenantID string `json:"tenant_id,omitempty"`
+	KeyID    string `json:"key_id,omitempty"`
+	Role     string `json:"role,omitempty"`
 }
 
 // Sign issues a token for c with the keyring's signing key.
@@ -59,7 +57,6 @@ func (k *Keyring) Sign(c Claims) (string, error) {
 			Issuer: c.Issuer, Audience: jwt.ClaimStrings{c.Audience},
 			IssuedAt: jwt.NewNumericDate(c.IssuedAt), ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 		},
-		RequestID: c.RequestID,
 	}
 	if p := c.Principal; p != nil {
 		tc.TenantID, tc.KeyID, tc.Role = p.TenantID, p.KeyID, principal.RoleName(p.Role)
@@ -74,8 +71,28 @@ func (k *Keyring) Sign(c Claims) (string, error) {
 }
 
 // Verify checks a token's signature against the keyring's keys, its audience, its
-// expiry (at now, within Leeway) and its lifetime, and returns its claims.
+// expiry (at now, within Leeway) and its lifetime, and returns its claims. A token
+// verified once is remembered until it expires (callers reuse theirs, see Issuer), so
+// that only its expiry and audience are checked again.
 func (k *Keyring) Verify(token, audience string, now time.Time) (Claims, error) {
+	if c, ok := k.remembered(token); ok {
+		switch {
+		case now.After(c.ExpiresAt.Add(Leeway)):
+			return Claims{}, ErrExpired
+		case c.Audience != audience:
+			return Claims{}, ErrAudience
+		}
+		return c, nil
+	}
+	gen := k.generation()
+	c, err := k.verify(token, audience, now)
+	if err == nil {
+		k.remember(token, c, now, gen)
+	}
+	return c, err
+}
+
+func (k *Keyring) verify(token, audience string, now time.Time) (Claims, error) {
 	var tc tokenClaims
 	_, err := jwt.ParseWithClaims(token, &tc, k.keyFor,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -87,7 +104,7 @@ func (k *Keyring) Verify(token, audience string, now time.Time) (Claims, error) 
 	if tc.IssuedAt == nil || tc.ExpiresAt.Sub(tc.IssuedAt.Time) > MaxLifetime {
 		return Claims{}, ErrLifetime
 	}
-	c := Claims{Issuer: tc.Issuer, Audience: audience, RequestID: tc.RequestID, IssuedAt: tc.IssuedAt.UTC(), ExpiresAt: tc.ExpiresAt.UTC()}
+	c := Claims{Issuer: tc.Issuer, Audience: audience, IssuedAt: tc.IssuedAt.UTC(), ExpiresAt: tc.ExpiresAt.UTC()}
 	if tc.TenantID != "" {
 		role, err := principal.ParseRole(tc.Role)
 		if err != nil {
@@ -124,26 +141,61 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
-// Issuer mints the tokens of one process.
+// Issuer mints the tokens of one process. A token serves every call to the same service
+// for the same principal until half its lifetime has passed: signing per call would cost
+// every hop a JWT encoding here and a decoding at the receiver (ADR 0011).
 type Issuer struct {
 	keys *Keyring
 	name string
 	ttl  time.Duration
 	now  func() time.Time
+
+	mu     sync.Mutex
+	tokens map[string]issued // audience, principal and signing key -> token
+}
+
+type issued struct {
+	token   string
+	renewAt time.Time
 }
 
 // NewIssuer returns an issuer named name (the calling process) whose tokens live ttl
 // (bounded by MaxLifetime).
 func NewIssuer(keys *Keyring, name string, ttl time.Duration) *Issuer {
-	return &Issuer{keys: keys, name: name, ttl: min(ttl, MaxLifetime), now: time.Now}
+	return &Issuer{keys: keys, name: name, ttl: min(ttl, MaxLifetime), now: time.Now, tokens: map[string]issued{}}
+}
+
+// WithClock makes the issuer read time from now (tests).
+func (i *Issuer) WithClock(now func() time.Time) *Issuer {
+	i.now = now
+	return i
 }
 
 // Keys is the keyring the issuer signs with.
 func (i *Issuer) Keys() *Keyring { return i.keys }
 
-// Token returns a token for a call to audience, serving requestID, acting for p (nil:
-// for the service itself).
-func (i *Issuer) Token(audience, requestID string, p *principal.Principal) (string, error) {
+// Token returns a token for calls to audience acting for p (nil: for the service itself).
+func (i *Issuer) Token(audience string, p *principal.Principal) (string, error) {
 	now := i.now()
-	return i.keys.Sign(Claims{Issuer: i.name, Audience: audience, RequestID: requestID, Principal: p, IssuedAt: now, ExpiresAt: now.Add(i.ttl)})
+	key := audience + "\x00" + i.keys.KeyID()
+	if p != nil {
+		key += "\x00" + p.TenantID + "\x00" + p.KeyID + "\x00" + p.Role.String()
+	}
+	i.mu.Lock()
+	t, ok := i.tokens[key]
+	i.mu.Unlock()
+	if ok && now.Before(t.renewAt) {
+		return t.token, nil
+	}
+	token, err := i.keys.Sign(Claims{Issuer: i.name, Audience: audience, Principal: p, IssuedAt: now, ExpiresAt: now.Add(i.ttl)})
+	if err != nil {
+		return "", err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if len(i.tokens) >= maxRemembered {
+		clear(i.tokens) // tokens are cheap to sign again; memory stays bounded
+	}
+	i.tokens[key] = issued{token: token, renewAt: now.Add(i.ttl / 2)}
+	return token, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,13 @@ type Telemetry struct {
 	Propagator propagation.TextMapPropagator
 	Registry   *prometheus.Registry
 	shutdown   func(context.Context) error
+	tracing    bool
 }
+
+// Tracing reports whether spans are exported. Without an exporter, instrumentation only
+// needs to carry the trace context from caller to callee (for the logs' trace_id and for
+// the services beyond), which is far cheaper than making spans nobody reads.
+func (t *Telemetry) Tracing() bool { return t.tracing }
 
 // Setup builds tracing and metrics for a process. Traces are exported only when
 // OTEL_TRACES_EXPORTER names an exporter (otlp, console); unset or "none" exports nothing,
@@ -53,8 +60,17 @@ func Setup(ctx context.Context, serviceName string) (*Telemetry, error) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	t.Tracer = tp
 	t.shutdown = tp.Shutdown
+	t.tracing = true
 	return t, nil
 }
 
 // Shutdown flushes pending spans.
 func (t *Telemetry) Shutdown(ctx context.Context) error { return t.shutdown(ctx) }
+
+// Propagate is the HTTP middleware of a process that exports no spans: it only takes the
+// trace context of the request (traceparent) into its context.
+func (t *Telemetry) Propagate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(t.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))))
+	})
+}

@@ -159,8 +159,11 @@ func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache
 	}
 	// Tracing is outermost so that the access log and every error carry the trace id;
 	// route() names the span once the route is known.
-	e.handler = otelhttp.NewHandler(e.observe(e.route(mux)), "gateway",
-		otelhttp.WithTracerProvider(tel.Tracer), otelhttp.WithPropagators(tel.Propagator))
+	e.handler = tel.Propagate(e.observe(e.route(mux)))
+	if tel.Tracing() {
+		e.handler = otelhttp.NewHandler(e.observe(e.route(mux)), "gateway",
+			otelhttp.WithTracerProvider(tel.Tracer), otelhttp.WithPropagators(tel.Propagator))
+	}
 	return e, nil
 }
 
