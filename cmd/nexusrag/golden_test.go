@@ -18,15 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of this packag
 // rawRun posts to /v1/run and returns the response body byte for byte.
 func (p *platform) rawRun(key, body string, headers ...string) string {
 	p.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, p.HTTP+"/v1/run", strings.NewReader(body))
-	require.NoError(p.t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(p.t, err)
+	res := p.send(http.MethodPost, "/v1/run", key, body, headers...)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(p.t, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nexusrag/nexusrag/pkg/logging/logtest"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
@@ -59,28 +60,11 @@ type platform struct {
 	HTTP    string // http://127.0.0.1:port, when the gateway runs
 	GRPC    string // 127.0.0.1:port
 	Metrics string // http://127.0.0.1:port
-	logs    *lockedBuffer
+	logs    *logtest.Buffer
 	exited  chan error
 	pool    *pgxpool.Pool
 	dbURL   string
 	stopped bool
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // The service keys of every platform the tests start: the tests sign their own calls
@@ -159,7 +143,7 @@ func startPlatform(t *testing.T, extraEnv []string, args ...string) *platform {
 
 func startWithEnv(t *testing.T, env []string, dbURL string, args ...string) *platform {
 	t.Helper()
-	p := &platform{t: t, env: env, logs: &lockedBuffer{}, exited: make(chan error, 1), dbURL: dbURL}
+	p := &platform{t: t, env: env, logs: &logtest.Buffer{}, exited: make(chan error, 1), dbURL: dbURL}
 	p.cmd = exec.Command(binary(t), append([]string{"serve"}, args...)...)
 	p.cmd.Env = env
 	stdout, err := p.cmd.StdoutPipe()
@@ -259,8 +243,9 @@ func (r response) data() map[string]any {
 	return d
 }
 
-// do sends a request; key "" sends no Authorization header.
-func (p *platform) do(method, path, key, body string, headers ...string) response {
+// send sends a request with a JSON body (none when body is ""); key "" sends no
+// Authorization header; headers are name, value pairs. The caller closes the body.
+func (p *platform) send(method, path, key, body string, headers ...string) *http.Response {
 	p.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -279,6 +264,13 @@ func (p *platform) do(method, path, key, body string, headers ...string) respons
 	}
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(p.t, err)
+	return res
+}
+
+// do sends a request and reads the whole answer.
+func (p *platform) do(method, path, key, body string, headers ...string) response {
+	p.t.Helper()
+	res := p.send(method, path, key, body, headers...)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(p.t, err)

@@ -25,15 +25,7 @@ type sseEvent struct {
 // runStream posts to /v1/run and reads the whole event stream with an SSE client library.
 func (p *platform) runStream(key, body string, headers ...string) (*http.Response, []sseEvent) {
 	p.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, p.HTTP+"/v1/run", strings.NewReader(body))
-	require.NoError(p.t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(p.t, err)
+	res := p.send(http.MethodPost, "/v1/run", key, body, headers...)
 	defer res.Body.Close()
 	if res.Header.Get("Content-Type") != "text/event-stream" {
 		b, _ := io.ReadAll(res.Body)

@@ -29,6 +29,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/logging/logtest"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -64,24 +65,7 @@ type harness struct {
 	retrieval retrievalv1.RetrievalServiceClient
 	audit     *audittest.Recorder
 	// logs holds what the run servers log (JSON, with request ids).
-	logs *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *logtest.Buffer
 }
 
 func newHarness(t *testing.T) *harness {
@@ -94,7 +78,7 @@ func newHarness(t *testing.T) *harness {
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &audittest.Recorder{}, logs: &lockedBuffer{}}
+	h := &harness{pool: pool, retrieval: retrievalv1.NewRetrievalServiceClient(conn), audit: &audittest.Recorder{}, logs: &logtest.Buffer{}}
 	ctx := as("t1")
 	_, err = h.retrieval.UpdateCorpus(principal.With(context.Background(), principal.Principal{TenantID: "t1", Role: apiv1.Role_ROLE_EDITOR}),
 		&retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
