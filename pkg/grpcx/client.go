@@ -11,11 +11,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
+	"github.com/nexusrag/nexusrag/pkg/textcheck"
 )
 
 // ClientOptions say how a process calls services.
@@ -51,6 +53,9 @@ func Dial(target string, o ClientOptions, extra ...grpc.DialOption) (*grpc.Clien
 	}
 	opts = append(opts,
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if err := checkText(req); err != nil {
+				return err
+			}
 			ctx, err := out.attach(ctx, method)
 			if err != nil {
 				return err
@@ -62,7 +67,11 @@ func Dial(target string, o ClientOptions, extra ...grpc.DialOption) (*grpc.Clien
 			if err != nil {
 				return nil, err
 			}
-			return streamer(ctx, desc, cc, method, opts...)
+			cs, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return checkedClientStream{cs}, nil
 		}))
 	conn, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
@@ -103,4 +112,25 @@ func (o *outgoingMD) attach(ctx context.Context, method string) (context.Context
 		o.propagator.Inject(ctx, metadataCarrier(md))
 	}
 	return metadata.NewOutgoingContext(ctx, md), nil
+}
+
+// checkText refuses, before it is encoded, a request with a string no service can store:
+// not UTF-8 (protobuf cannot encode it, and would fail the call as INTERNAL) or with NUL.
+func checkText(msg any) error {
+	if m, ok := msg.(proto.Message); ok {
+		if v := textcheck.Message(m); v != nil {
+			return v.Error()
+		}
+	}
+	return nil
+}
+
+// checkedClientStream checks what a client stream sends.
+type checkedClientStream struct{ grpc.ClientStream }
+
+func (s checkedClientStream) SendMsg(m any) error {
+	if err := checkText(m); err != nil {
+		return err
+	}
+	return s.ClientStream.SendMsg(m)
 }

@@ -189,6 +189,9 @@ func (ic *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText(req); err != nil {
+		return nil, err
+	}
 	return handler(ctx, req)
 }
 
@@ -204,7 +207,7 @@ func (ic *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	if err != nil {
 		return err
 	}
-	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx, check: !isInfrastructure(info.FullMethod)})
 }
 
 func (ic *interceptors) panicked(ctx context.Context, method string, r any) error {
@@ -293,9 +296,22 @@ func dependencyDown(err error) bool {
 	return strings.Contains(err.Error(), "conn closed") || pgconn.SafeToRetry(err)
 }
 
+// contextStream is a server stream with the call's context; it checks the strings of
+// what it receives, as the unary interceptor checks a request.
 type contextStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx   context.Context
+	check bool
 }
 
 func (s *contextStream) Context() context.Context { return s.ctx }
+
+func (s *contextStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if s.check {
+		return checkText(m)
+	}
+	return nil
+}

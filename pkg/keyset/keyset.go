@@ -5,6 +5,7 @@ package keyset
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -20,11 +21,18 @@ func Encode(p Position) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// maxToken bounds a token: an id of at most 256 bytes and a timestamp.
+const maxToken = 512
+
 // Decode reads a token; ok is false for anything Encode did not produce (bad base64 or
-// JSON, a zero time, an empty id). Callers answer that with their API's error.
+// JSON, a zero time, an empty, overlong or unstorable id). Callers answer that with their
+// API's error.
 func Decode(token string) (p Position, ok bool) {
+	if len(token) > maxToken {
+		return Position{}, false
+	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || json.Unmarshal(b, &p) != nil || p.At.IsZero() || p.ID == "" {
+	if err != nil || json.Unmarshal(b, &p) != nil || p.At.IsZero() || p.ID == "" || len(p.ID) > 256 || strings.ContainsRune(p.ID, 0) {
 		return Position{}, false
 	}
 	return p, true

@@ -1,6 +1,7 @@
 package keyset_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ func TestRoundTripAndRefusals(t *testing.T) {
 	require.True(t, ok)
 	require.True(t, got.At.Equal(p.At))
 	require.Equal(t, p.ID, got.ID)
-	for _, bad := range []string{"", "not-a-token", "eyJ4IjoxfQ", keyset.Encode(keyset.Position{ID: "d1"}), keyset.Encode(keyset.Position{At: p.At})} {
+	for _, bad := range []string{"", "not-a-token", "eyJ4IjoxfQ", keyset.Encode(keyset.Position{ID: "d1"}), keyset.Encode(keyset.Position{At: p.At}),
+		keyset.Encode(keyset.Position{At: p.At, ID: "d\x001"}), keyset.Encode(keyset.Position{At: p.At, ID: strings.Repeat("x", 300)})} {
 		_, ok := keyset.Decode(bad)
 		require.False(t, ok, bad)
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -19,6 +22,7 @@ import (
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/textcheck"
 )
 
 // uploadDocument serves POST /v1/documents: a multipart form (corpus_id, file and the
@@ -139,22 +143,26 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 	if err != nil || mt == "application/octet-stream" {
 		mt = byExtension[strings.ToLower(path.Ext(part.FileName()))]
 	}
-	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		return unsupported("charset %s is not supported: send UTF-8", cs)
-	}
 	body, err := io.ReadAll(part)
 	if err != nil {
 		return formError(r, err)
 	}
 	switch mt {
 	case "text/plain", "text/markdown", "text/x-markdown":
-		req.ContentType, req.Text = strings.Replace(mt, "x-", "", 1), string(body)
+		text, err := uploadText(body, strings.ToLower(params["charset"]))
+		if err != nil {
+			return err
+		}
+		req.ContentType, req.Text = strings.Replace(mt, "x-", "", 1), text
 	case "application/json":
 		var doc struct {
 			Text *string `json:"text"`
 		}
-		if err := json.Unmarshal(body, &doc); err != nil || doc.Text == nil {
-			return apierr.InvalidArgument("file", `a JSON file must be an object with a "text" string`)
+		if !utf8.Valid(body) || json.Unmarshal(body, &doc) != nil || doc.Text == nil {
+			return apierr.InvalidArgument("file", `a JSON file must be an object with a "text" string, in UTF-8`)
+		}
+		if err := checkFileText(*doc.Text); err != nil {
+			return err
 		}
 		req.ContentType, req.Text = "text/plain", *doc.Text
 	case "":
@@ -163,6 +171,87 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 		return unsupported("file type %s is not supported: send text/plain, text/markdown or application/json ({\"text\": ...})", mt)
 	}
 	return nil
+}
+
+// uploadText turns an uploaded file's bytes into the document's text. Supported: UTF-8
+// (a leading byte-order mark is dropped; US-ASCII is UTF-8) and UTF-16, little or big
+// endian, announced by a byte-order mark or by charset=utf-16le/be, converted to UTF-8.
+// Anything else, bytes that are not text in one of these (a binary file, Latin-1) or text
+// with a NUL character, is refused naming the file: nothing is guessed or dropped.
+func uploadText(b []byte, charset string) (string, error) {
+	utf16BOM := bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF})
+	var text string
+	switch {
+	case charset == "utf-16le" || charset == "utf-16be":
+		t, ok := decodeUTF16(b, charset == "utf-16be")
+		if !ok {
+			return "", notUTF16()
+		}
+		text = t
+	case charset == "utf-16" || utf16BOM:
+		if charset != "" && charset != "utf-16" {
+			return "", unsupported("charset %s does not match the file's UTF-16 byte-order mark", charset)
+		}
+		if !utf16BOM {
+			return "", unsupported("charset utf-16 needs a byte-order mark (or say utf-16le or utf-16be)")
+		}
+		t, ok := decodeUTF16(b[2:], b[0] == 0xFE)
+		if !ok {
+			return "", notUTF16()
+		}
+		text = t
+	case charset != "" && charset != "utf-8" && charset != "us-ascii":
+		return "", unsupported("charset %s is not supported: send UTF-8, or UTF-16 with a byte-order mark", charset)
+	default:
+		text = string(b)
+	}
+	text = strings.TrimPrefix(text, "\uFEFF")
+	return text, checkFileText(text)
+}
+
+// decodeUTF16 converts UTF-16 to a Go string; ok is false for an odd length or an
+// unpaired surrogate (which a decoder would silently turn into U+FFFD).
+func decodeUTF16(b []byte, bigEndian bool) (string, bool) {
+	if len(b)%2 != 0 {
+		return "", false
+	}
+	units := make([]uint16, len(b)/2)
+	for i := range units {
+		if bigEndian {
+			units[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+		} else {
+			units[i] = uint16(b[2*i+1])<<8 | uint16(b[2*i])
+		}
+	}
+	for i := 0; i < len(units); i++ {
+		switch u := units[i]; {
+		case u >= 0xD800 && u < 0xDC00: // a high surrogate needs a low one next
+			if i+1 >= len(units) || units[i+1] < 0xDC00 || units[i+1] >= 0xE000 {
+				return "", false
+			}
+			i++
+		case u >= 0xDC00 && u < 0xE000:
+			return "", false
+		}
+	}
+	return string(utf16.Decode(units)), true
+}
+
+func notUTF16() error {
+	return apierr.New(codes.InvalidArgument, apierr.CodeInvalidArgument, "the file is not valid UTF-16", "field", "file", "reason", textcheck.ReasonInvalidUTF8)
+}
+
+// checkFileText refuses a file's text that cannot be stored.
+func checkFileText(text string) error {
+	reason, off, ok := textcheck.String(text)
+	if ok {
+		return nil
+	}
+	what := fmt.Sprintf("the file holds a NUL character at byte %d: it is not a text file", off)
+	if reason == textcheck.ReasonInvalidUTF8 {
+		what = fmt.Sprintf("the file is not UTF-8 (byte %d): send UTF-8, or UTF-16 with a byte-order mark", off)
+	}
+	return apierr.New(codes.InvalidArgument, apierr.CodeInvalidArgument, what, "field", "file", "reason", reason)
 }
 
 var byExtension = map[string]string{

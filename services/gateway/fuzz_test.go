@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/nexusrag/nexusrag/pkg/textcheck"
 )
 
 // The request decoders must turn any input into a request or a client error (4xx):
@@ -43,8 +45,13 @@ func FuzzDecodeUpload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/documents", bytes.NewReader(body))
 		r.Header.Set("Content-Type", contentType)
-		_, err := decodeUpload(r)
+		req, err := decodeUpload(r)
 		requireClientError(t, err)
+		if err == nil {
+			if _, _, ok := textcheck.String(req.GetText()); !ok {
+				t.Fatalf("accepted a document text that cannot be stored: %q", req.GetText())
+			}
+		}
 	})
 }
 
