@@ -45,11 +45,11 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 # Cloud SDKs must never probe instance-metadata servers from tests (no cloud here, and
 # traffic beyond loopback is not allowed): disable the AWS probe and give Google clients a
 # credentials file that does not exist, so they fail before any probe.
-test test-all bench eval: export AWS_EC2_METADATA_DISABLED = true
-test test-all bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+test test-all fuzz-api bench eval: export AWS_EC2_METADATA_DISABLED = true
+test test-all fuzz-api bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
 # The race runtime sleeps a second before every exit of a race-built program (to catch
 # races at exit); the suite starts hundreds of them (test binaries, the e2e binary).
-test test-all: export GORACE = atexit_sleep_ms=0
+test test-all fuzz-api: export GORACE = atexit_sleep_ms=0
 
 .PHONY: test test-all
 test: ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests, bounded fuzzing; prints its wall time
@@ -76,6 +76,15 @@ fuzz: ## run every fuzz target for FUZZTIME (default 5s)
 	  pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
 	  out=$$(go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg 2>&1) || { echo "$$out"; exit 1; }; \
 	done
+
+# The API fuzzer (cmd/nexusrag TestAPIFuzz, pkg/apifuzz) runs every single mutation of
+# every route in make test; fuzz-api adds FUZZ_API_RANDOM random combinations per route.
+FUZZ_API_RANDOM ?= 300
+FUZZ_API_SEED ?=
+.PHONY: fuzz-api
+fuzz-api: deps ## the API fuzzer against the built binary, longer: cases per route, failures as curl lines (FUZZ_API_RANDOM, FUZZ_API_SEED)
+	NEXUSRAG_FUZZ_API_RANDOM=$(FUZZ_API_RANDOM) NEXUSRAG_FUZZ_API_SEED=$(FUZZ_API_SEED) \
+	  go test -race -count=1 -timeout 2h -run '^TestAPIFuzz$$' -v ./cmd/nexusrag 2>&1 | grep -av '^ *{"time"'
 
 .PHONY: bench
 bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures

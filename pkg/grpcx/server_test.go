@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -24,6 +26,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/requestid"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
+	"github.com/nexusrag/nexusrag/pkg/textcheck"
 )
 
 // auditFake answers ListAuditEvents according to the tenant it is called for, so each
@@ -296,4 +299,29 @@ func TestInternalErrorCauseIsLoggedNotReturned(t *testing.T) {
 	<-fake.seen
 	require.Equal(t, "internal error", status.Convert(err).Message())
 	require.Contains(t, logs.String(), "relation secret_table does not exist", "the operator sees the cause")
+}
+
+// TestStringsNoServiceCanStore: a request with a NUL is refused where it is received,
+// naming the field (whatever the client did), and one that is not UTF-8 is refused by
+// the client before it is encoded.
+func TestStringsNoServiceCanStore(t *testing.T) {
+	ts := newServer(t, logging.Discard())
+	ctx := principal.With(context.Background(), principal.Principal{TenantID: "t1", KeyID: "k", Role: apiv1.Role_ROLE_ADMIN})
+
+	// A client without NexusRAG's interceptors: only the server stands in the way.
+	raw, err := grpc.NewClient("passthrough:///mem", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ts.lis.DialContext(ctx) }))
+	require.NoError(t, err)
+	defer raw.Close()
+	_, err = governancev1.NewAuditServiceClient(raw).ListAuditEvents(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nrk_admin"),
+		&governancev1.ListAuditEventsRequest{Actor: "a\x00b"})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	e, _ := apierr.From(err)
+	require.Equal(t, "actor", e.Details["field"])
+	require.Equal(t, textcheck.ReasonNUL, e.Details["reason"])
+
+	_, err = governancev1.NewAuditServiceClient(ts.dial(t, svcauth.NewIssuer(ts.keys, "test", time.Minute))).ListAuditEvents(ctx,
+		&governancev1.ListAuditEventsRequest{Cursor: "\xff"})
+	e, _ = apierr.From(err)
+	require.Equal(t, textcheck.CodeInvalidCursor, e.Code, "refused before encoding, as a bad cursor")
 }
