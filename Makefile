@@ -83,7 +83,7 @@ FUZZ_API_RANDOM ?= 300
 FUZZ_API_SEED ?=
 .PHONY: fuzz-api
 fuzz-api: deps ## the API fuzzer against the built binary, longer: cases per route, failures as curl lines (FUZZ_API_RANDOM, FUZZ_API_SEED)
-	NEXUSRAG_FUZZ_API_RANDOM=$(FUZZ_API_RANDOM) NEXUSRAG_FUZZ_API_SEED=$(FUZZ_API_SEED) \
+	set -o pipefail; NEXUSRAG_FUZZ_API_RANDOM=$(FUZZ_API_RANDOM) NEXUSRAG_FUZZ_API_SEED=$(FUZZ_API_SEED) \
 	  go test -race -count=1 -timeout 2h -run '^TestAPIFuzz$$' -v ./cmd/nexusrag 2>&1 | grep -av '^ *{"time"'
 
 .PHONY: bench

@@ -20,6 +20,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/graph"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -89,7 +90,8 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	case err != nil:
 		s.log.ErrorContext(ctx, "run failed", "run_id", t.RunID, "error", err)
 		code, msg := apierr.CodeInternal, "the run failed; retry shortly"
-		if e, ok := apierr.From(err); ok && e.Code != apierr.CodeInternal {
+		// A lost database or cache is the platform's temporary state, not a bug: say so.
+		if e, ok := apierr.From(grpcx.Normalize(ctx, err)); ok && e.Code != apierr.CodeInternal {
 			code, msg = e.Code, e.Message
 		}
 		s.endTurn(ctx, t, TurnFailed)

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +69,8 @@ type harness struct {
 	audit     *audittest.Recorder
 	// logs holds what the run servers log (JSON, with request ids).
 	logs *logtest.Buffer
+	// store, when set, is the run store of the clients made after (default: on pool).
+	store *run.Store
 }
 
 func newHarness(t *testing.T) *harness {
@@ -116,7 +121,11 @@ func (h *harness) client(t *testing.T, cfg run.Config, gen run.Generator, speake
 	}
 	log, err := logging.New(h.logs, "json", "info")
 	require.NoError(t, err)
-	s, err := run.NewServer(cfg, run.NewStore(h.pool), h.retrieval, gen, speaker, h.audit, log)
+	store := h.store
+	if store == nil {
+		store = run.NewStore(h.pool)
+	}
+	s, err := run.NewServer(cfg, store, h.retrieval, gen, speaker, h.audit, log)
 	require.NoError(t, err)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&runv1.RunService_ServiceDesc, s)
@@ -212,6 +221,46 @@ func TestEventOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// outage is a generator that takes the run store's database away before it answers.
+type outage struct {
+	run.Generator
+	down *atomic.Bool
+	pool *pgxpool.Pool
+}
+
+func (o outage) Generate(ctx context.Context, p generators.Prompt, delta func(string) error) (string, error) {
+	o.down.Store(true)
+	o.pool.Reset() // every open connection closes; new ones are refused
+	return o.Generator.Generate(ctx, p, delta)
+}
+
+// A database lost in the middle of a run is a temporary state of the platform, named as
+// such (DEPENDENCY_UNAVAILABLE, retry), not an internal error.
+func TestLosingTheDatabaseMidRunSaysSo(t *testing.T) {
+	h := newHarness(t)
+	cfg, err := pgxpool.ParseConfig(h.pool.Config().ConnString())
+	require.NoError(t, err)
+	var down atomic.Bool
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if down.Load() {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	h.store = run.NewStore(pool)
+	c := h.client(t, run.Config{}, outage{Generator: generators.Extractive{}, down: &down, pool: pool}, nil)
+
+	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "s-outage", CorpusId: "c1", Message: "What are the release gates for Agent 2.0?"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"request.accepted", "token.delta", "error", "done"}, types(evs))
+	failure := evs[len(evs)-2].GetError()
+	require.Equal(t, grpcx.CodeDependencyUnavailable, failure.GetCode())
+	require.Contains(t, failure.GetMessage(), "retry")
 }
 
 func TestFinalMessageIsGroundedAndCited(t *testing.T) {
