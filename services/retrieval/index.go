@@ -192,35 +192,43 @@ type corpusStats struct {
 
 func (s *Store) stats(ctx context.Context, tenant, corpus string, terms []string) (corpusStats, error) {
 	st := corpusStats{df: map[string]int64{}}
-	var embedder *string
-	var dim *int
-	var total int64
-	err := s.pool.QueryRow(ctx, `SELECT chunk_count, term_total, embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
-		tenant, corpus).Scan(&st.chunks, &total, &embedder, &dim)
+	// One statement, so one snapshot: the chunk count and the document frequencies agree
+	// even while documents are indexed or deleted.
+	rows, err := s.pool.Query(ctx, `SELECT c.chunk_count, c.term_total, c.embedder, c.embedding_dim, t.term, t.df
+		FROM retrieval.corpora c
+		LEFT JOIN retrieval.term_stats t ON t.tenant_id = c.tenant_id AND t.corpus_id = c.corpus_id AND t.term = ANY($3)
+		WHERE c.tenant_id = $1 AND c.corpus_id = $2`, tenant, corpus, terms)
 	if err != nil {
-		return st, fmt.Errorf("corpus statistics of %s: %w", corpus, err)
+		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
 	}
-	if embedder != nil {
-		st.embedder, st.dim = *embedder, *dim
+	defer rows.Close()
+	var total int64
+	found := false
+	for rows.Next() {
+		var embedder, term *string
+		var dim *int
+		var df *int64
+		if err := rows.Scan(&st.chunks, &total, &embedder, &dim, &term, &df); err != nil {
+			return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
+		}
+		found = true
+		if embedder != nil {
+			st.embedder, st.dim = *embedder, *dim
+		}
+		if term != nil {
+			st.df[*term] = *df
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
+	}
+	if !found {
+		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, pgx.ErrNoRows)
 	}
 	if st.chunks > 0 {
 		st.avgLen = float64(total) / float64(st.chunks)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT term, df FROM retrieval.term_stats WHERE tenant_id = $1 AND corpus_id = $2 AND term = ANY($3)`,
-		tenant, corpus, terms)
-	if err != nil {
-		return st, fmt.Errorf("term statistics of %s: %w", corpus, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var t string
-		var n int64
-		if err := rows.Scan(&t, &n); err != nil {
-			return st, err
-		}
-		st.df[t] = n
-	}
-	return st, rows.Err()
+	return st, nil
 }
 
 // hit is one fused result.

@@ -163,6 +163,32 @@ func TestConcurrentWritersKeepStatisticsExact(t *testing.T) {
 	consistent(t, pool)
 }
 
+// Retrieval while documents are indexed and deleted answers every query: the corpus's
+// statistics are read in one snapshot.
+func TestRetrieveWhileTheCorpusChanges(t *testing.T) {
+	client, _, _ := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1", AllowMissing: true})
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				doc := fmt.Sprintf("doc-%d-%d", w, i%3)
+				upsert(t, client, "t1", "c1", doc, "release gate gate rollout wave", "release gate agent")
+				_, err := client.DeleteDocumentChunks(context.Background(), &retrievalv1.DeleteDocumentChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: doc})
+				require.NoError(t, err)
+			}
+		})
+	}
+	for range 150 {
+		_, err := client.Retrieve(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "release gate gate rollout", TopK: 5})
+		require.NoError(t, err)
+	}
+	stop()
+	wg.Wait()
+}
+
 func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
 	seed(t, client, "t1", "c1")

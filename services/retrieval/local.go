@@ -64,11 +64,11 @@ func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusR
 }
 
 // bm25IDF is Okapi BM25's idf, never negative. A term absent from the corpus gets the
-// idf of a term seen once.
+// idf of a term seen once; a document frequency above the chunk count (statistics read
+// while they changed) counts as every chunk.
 func bm25IDF(n, df int64) float64 {
-	if df == 0 {
-		df = 1
-	}
+	df = max(df, 1)
+	n = max(n, df)
 	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 }
 

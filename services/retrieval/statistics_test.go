@@ -3,6 +3,7 @@ package retrieval
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -50,4 +51,20 @@ func TestBulkWritesRefreshStatistics(t *testing.T) {
 	did, err = store.RefreshStatistics(ctx)
 	require.NoError(t, err)
 	require.False(t, did, "the counter restarts after an analyze")
+}
+
+// Statistics read while documents come and go may count a term in more chunks than the
+// corpus holds: the idf stays finite and non-negative, and so the query vector has no
+// NaN (pgvector refuses one, which a run saw as INTERNAL).
+func TestIDFOfStatisticsInFlux(t *testing.T) {
+	for _, c := range []struct{ n, df int64 }{{0, 0}, {0, 1}, {2, 5}, {1, 1}, {10, 3}, {1 << 40, 1}} {
+		idf := bm25IDF(c.n, c.df)
+		require.False(t, math.IsNaN(idf) || math.IsInf(idf, 0) || idf < 0, "bm25IDF(%d, %d) = %v", c.n, c.df, idf)
+	}
+	emb := NewHashEmbedder(DefaultDim)
+	v, err := emb.EmbedQuery(context.Background(), "gate gate gate release release gate rollout", func(string) float64 { return bm25IDF(2, 9) })
+	require.NoError(t, err)
+	for i, x := range v {
+		require.False(t, math.IsNaN(float64(x)) || math.IsInf(float64(x), 0), "component %d is %v", i, x)
+	}
 }
