@@ -45,8 +45,8 @@ run: ## install/start Postgres+pgvector and Redis, migrate, and serve everything
 # Cloud SDKs must never probe instance-metadata servers from tests (no cloud here, and
 # traffic beyond loopback is not allowed): disable the AWS probe and give Google clients a
 # credentials file that does not exist, so they fail before any probe.
-test test-all fuzz-api bench eval: export AWS_EC2_METADATA_DISABLED = true
-test test-all fuzz-api bench eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
+test test-all fuzz-api bench soak eval: export AWS_EC2_METADATA_DISABLED = true
+test test-all fuzz-api bench soak eval: export GOOGLE_APPLICATION_CREDENTIALS = /nonexistent/nexusrag-test-credentials.json
 # The race runtime sleeps a second before every exit of a race-built program (to catch
 # races at exit); the suite starts hundreds of them (test binaries, the e2e binary).
 test test-all fuzz-api: export GORACE = atexit_sleep_ms=0
@@ -58,7 +58,7 @@ test: ## everything CI checks: codegen, tidy modules, vet, unit + integration + 
 
 test-all: deps check-proto
 	GOWORK=off go mod tidy -diff
-	@unformatted=$$(gofmt -l cmd pkg services bench); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	@unformatted=$$(gofmt -l cmd pkg services internal bench soak); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
@@ -89,6 +89,15 @@ fuzz-api: deps ## the API fuzzer against the built binary, longer: cases per rou
 .PHONY: bench
 bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures
 	go run ./bench
+
+# The soak: SOAK_CLIENTS clients for SOAK_DURATION against a race-built binary while
+# Redis restarts, Postgres backends are terminated and an ingest worker is killed.
+SOAK_CLIENTS ?= 8
+SOAK_DURATION ?= 2m
+.PHONY: soak
+soak: deps ## N clients for M minutes under a fault schedule; prints a report and fails on undocumented 5xx, lost or duplicated documents, races, leaks (SOAK_CLIENTS, SOAK_DURATION)
+	go build -race -o bin/nexusrag-race ./cmd/nexusrag
+	go run ./soak -bin bin/nexusrag-race -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION)
 
 CISI := ../shared/data/cisi
 .PHONY: eval

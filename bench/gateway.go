@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nexusrag/nexusrag/internal/launch"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
@@ -87,8 +88,8 @@ func startBare(ctx context.Context, env *benchEnv) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "-bare-server", env.dbURL, "-bare-redis", env.setting("REDIS_URL", "redis://127.0.0.1:6379/0"))
-	cmd.Env = env.env // the platform's rate limits and key prefix: the same Redis work per request
+	cmd := exec.CommandContext(ctx, self, "-bare-server", env.DBURL, "-bare-redis", env.Setting("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	cmd.Env = env.Vars // the platform's rate limits and key prefix: the same Redis work per request
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -97,7 +98,7 @@ func startBare(ctx context.Context, env *benchEnv) (string, func(), error) {
 		return "", nil, err
 	}
 	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	addr, err := readyAddr(stdout, "bare ready", "http")
+	addr, err := launch.ReadyAddr(stdout, "bare ready", "http")
 	if err != nil {
 		stop()
 		return "", nil, fmt.Errorf("bare server: %w", err)

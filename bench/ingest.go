@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +14,7 @@ import (
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nexusrag/nexusrag/internal/launch"
 	"github.com/nexusrag/nexusrag/pkg/textproc"
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
@@ -38,13 +36,13 @@ func ingestSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	api := newAPIClient(env.httpURL, key, env.clients)
-	defer api.http.CloseIdleConnections()
+	api := launch.NewAPI(env.httpURL, key, env.clients)
+	defer api.HTTP.CloseIdleConnections()
 	e2e, err := ingestEndToEnd(ctx, api, docs, env.clients)
 	if err != nil {
 		return nil, fmt.Errorf("ingest end to end: %w", err)
 	}
-	raw, err := copyChunks(ctx, env.dbURL, docs)
+	raw, err := copyChunks(ctx, env.DBURL, docs)
 	if err != nil {
 		return nil, fmt.Errorf("raw copy of chunks: %w", err)
 	}
@@ -69,15 +67,7 @@ func createKey(env *benchEnv, role string) (string, error) {
 
 // createTenantKey makes an API key of role for tenant.
 func createTenantKey(env *benchEnv, tenant, role string) (string, error) {
-	out, err := env.command("apikey", "create", "--tenant", tenant, "--role", role, "--name", "bench-"+role, "--output", "json").Output()
-	if err != nil {
-		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
-	}
-	var k map[string]string
-	if err := json.Unmarshal(out, &k); err != nil {
-		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
-	}
-	return k["api_key"], nil
+	return env.CreateKey(tenant, role, "bench-"+role)
 }
 
 type e2eResult struct {
@@ -88,9 +78,9 @@ type e2eResult struct {
 
 // ingestEndToEnd creates the corpus, POSTs every document from n clients, and waits
 // until all of them are succeeded.
-func ingestEndToEnd(ctx context.Context, api apiClient, docs []string, n int) (e2eResult, error) {
+func ingestEndToEnd(ctx context.Context, api launch.API, docs []string, n int) (e2eResult, error) {
 	var out e2eResult
-	if err := api.call(ctx, http.MethodPatch, "/v1/corpora/"+ingestCorpus, map[string]any{"allow_missing": true}, nil); err != nil {
+	if err := api.Call(ctx, http.MethodPatch, "/v1/corpora/"+ingestCorpus, map[string]any{"allow_missing": true}, nil); err != nil {
 		return out, err
 	}
 	next := make(chan int)
@@ -113,7 +103,7 @@ func ingestEndToEnd(ctx context.Context, api apiClient, docs []string, n int) (e
 			for i := range next {
 				t := time.Now()
 				body := map[string]any{"corpus_id": ingestCorpus, "text": docs[i], "document_id": docID(i), "filename": docID(i) + ".txt"}
-				if err := api.call(gctx, http.MethodPost, "/v1/documents/text", body, nil); err != nil {
+				if err := api.Call(gctx, http.MethodPost, "/v1/documents/text", body, nil); err != nil {
 					return err
 				}
 				lat[c] = append(lat[c], time.Since(t))
@@ -157,7 +147,7 @@ type documentPage struct {
 // waitSucceeded polls until no document of the corpus is queued or processing (two
 // one-row listings per poll), then lists them all to check that want succeeded; it
 // returns their chunks and the latest finished_at. A failed document fails the bench.
-func waitSucceeded(ctx context.Context, api apiClient, want int) (int, time.Time, error) {
+func waitSucceeded(ctx context.Context, api launch.API, want int) (int, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, ingestTimeout)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -184,11 +174,11 @@ func waitSucceeded(ctx context.Context, api apiClient, want int) (int, time.Time
 }
 
 // anyWithStatus returns a document of the corpus in the first of statuses that has one.
-func anyWithStatus(ctx context.Context, api apiClient, statuses ...string) (*document, error) {
+func anyWithStatus(ctx context.Context, api launch.API, statuses ...string) (*document, error) {
 	for _, s := range statuses {
 		var page documentPage
 		q := url.Values{"corpus_id": {ingestCorpus}, "status": {s}, "page_size": {"1"}}
-		if err := api.call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
+		if err := api.Call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
 			return nil, err
 		}
 		if len(page.Documents) > 0 {
@@ -199,7 +189,7 @@ func anyWithStatus(ctx context.Context, api apiClient, statuses ...string) (*doc
 }
 
 // allSucceeded lists the corpus's documents; done reports whether want are succeeded.
-func allSucceeded(ctx context.Context, api apiClient, want int) (chunks int, last time.Time, done bool, err error) {
+func allSucceeded(ctx context.Context, api launch.API, want int) (chunks int, last time.Time, done bool, err error) {
 	seen, token := 0, ""
 	for {
 		var page documentPage
@@ -207,7 +197,7 @@ func allSucceeded(ctx context.Context, api apiClient, want int) (chunks int, las
 		if token != "" {
 			q.Set("page_token", token)
 		}
-		if err := api.call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
+		if err := api.Call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &page); err != nil {
 			return 0, last, false, err
 		}
 		for _, d := range page.Documents {
@@ -283,57 +273,4 @@ func copyChunks(ctx context.Context, dbURL string, docs []string) (rawResult, er
 	}
 	out.copy, out.chunks = time.Since(start), int(n)
 	return out, nil
-}
-
-// apiClient calls the platform's HTTP API with a bearer key and unwraps the envelope.
-type apiClient struct {
-	base, key string
-	http      *http.Client
-}
-
-func newAPIClient(base, key string, conns int) apiClient {
-	return apiClient{base: base, key: key, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}}
-}
-
-// call sends body as JSON (when not nil) and decodes the answer's data into out (when not nil).
-func (a apiClient) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := a.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, bytes.TrimSpace(b))
-	}
-	if out == nil {
-		return nil
-	}
-	var env struct{ Data json.RawMessage }
-	if err := json.Unmarshal(b, &env); err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if len(env.Data) == 0 {
-		return errors.New(method + " " + path + ": answer has no data")
-	}
-	return json.Unmarshal(env.Data, out)
 }

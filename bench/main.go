@@ -65,7 +65,7 @@ func runAll(ctx context.Context, d time.Duration, clients int, only string) erro
 	if err != nil {
 		return err
 	}
-	defer env.close()
+	defer env.Close()
 	env.duration, env.clients = d, clients
 	var rows []row
 	for _, s := range suites {

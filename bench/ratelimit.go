@@ -41,7 +41,7 @@ func rateLimitSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	// Two halves each, in the order with, without, without, with, so that neither side
 	// gains from running second (warm caches, a fresh process's first connections) or
 	// from drift.
-	withURL, withoutURL := env.httpURL+"/v1/auth/whoami", off.httpURL+"/v1/auth/whoami"
+	withURL, withoutURL := env.httpURL+"/v1/auth/whoami", off.HTTPURL+"/v1/auth/whoami"
 	for _, half := range []struct {
 		into *counted
 		url  string
@@ -54,7 +54,7 @@ func rateLimitSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	}
 	slices.Sort(f.with.latencies)
 	slices.Sort(f.without.latencies)
-	prefix := env.setting("REDIS_KEY_PREFIX", "nexusrag:") + "limiter-alone:"
+	prefix := env.Setting("REDIS_KEY_PREFIX", "nexusrag:") + "limiter-alone:"
 	f.alone1.redis, err = redisWindow(ctx, rdb, func() (err error) {
 		f.alone1.result, err = limiterAlone(ctx, rdb, prefix, 1, env.duration)
 		return err
@@ -160,7 +160,7 @@ func (discardAudit) Record(context.Context, audit.Event) {}
 
 // redisClient connects to the platform's Redis: REDIS_URL as `serve` sees it, with its default.
 func (e *benchEnv) redisClient() (*redis.Client, error) {
-	opts, err := redis.ParseURL(e.setting("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opts, err := redis.ParseURL(e.Setting("REDIS_URL", "redis://127.0.0.1:6379/0"))
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}

@@ -32,13 +32,13 @@ const (
 // the running binary beside the same search run in-process with pgx.
 func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	loadStart := time.Now()
-	if err := loadSyntheticCorpus(ctx, env.dbURL); err != nil {
+	if err := loadSyntheticCorpus(ctx, env.DBURL); err != nil {
 		return nil, fmt.Errorf("load synthetic corpus: %w", err)
 	}
 	loadTime := time.Since(loadStart)
 	queries := syntheticQueries(benchQueries)
 
-	conn, err := grpcx.Dial(env.grpcAddr, grpcx.ClientOptions{Tokens: env.tokens})
+	conn, err := grpcx.Dial(env.grpcAddr, grpcx.ClientOptions{Tokens: env.Tokens})
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgstore.Connect(ctx, env.dbURL, pgstore.Options{MaxConns: 4, RuntimeParams: retrieval.SessionParams()})
+	pool, err := pgstore.Connect(ctx, env.DBURL, pgstore.Options{MaxConns: 4, RuntimeParams: retrieval.SessionParams()})
 	if err != nil {
 		return nil, err
 	}

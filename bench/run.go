@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,12 +11,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/nexusrag/nexusrag/internal/launch"
 )
 
 const (
@@ -54,22 +53,22 @@ func runSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	if out, err := env.command("seed-demo").CombinedOutput(); err != nil {
+	if out, err := env.Command("seed-demo").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("seed-demo: %v: %s", err, out)
 	}
 	key, err := createTenantKey(env, "t1", "reader")
 	if err != nil {
 		return nil, err
 	}
-	api := newAPIClient(proc.httpURL, key, runHeldStreams)
-	defer api.http.CloseIdleConnections()
+	api := launch.NewAPI(proc.HTTPURL, key, runHeldStreams)
+	defer api.HTTP.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	lat, err := runLatency(ctx, api)
 	if err != nil {
 		return nil, fmt.Errorf("run latency: %w", err)
 	}
-	held, err := holdStreams(ctx, api, proc.cmd.Process.Pid, tts, proc.metricsURL)
+	held, err := holdStreams(ctx, api, proc.Pid(), tts, proc.MetricsURL)
 	if err != nil {
 		return nil, fmt.Errorf("held run streams: %w", err)
 	}
@@ -92,9 +91,9 @@ func runRows(lat streamSummary, held heldResult) []row {
 			note: fmt.Sprintf("to request.accepted: p50 %s, p99 %s; audio on; %s", ms(held.accepted.quantile(.5)), ms(held.accepted.quantile(.99)), held.health())},
 		{name: fmt.Sprintf("run: %d streams held open, heartbeat every %s", runHeldStreams, runHeartbeat), p50: "-", p99: "-", rate: "-",
 			note: fmt.Sprintf("%d held together %s after message.final (TTS stand-in, then released); per stream: live heap %s, stacks %s, %+.1f goroutines, RSS %s (sampled peak %s); %d-%d heartbeats per stream, seq without gaps; once all ended, %+d goroutines against before",
-				held.held, held.heldFor.Round(10*time.Millisecond), perStream(b.heap, d.heap), perStream(b.stacks, d.stacks),
-				float64(d.goroutines-b.goroutines)/runHeldStreams, perStream(b.rss, d.rss), perStream(b.rss, held.peakRSS), held.minBeats, held.maxBeats,
-				a.goroutines-b.goroutines)},
+				held.held, held.heldFor.Round(10*time.Millisecond), perStream(b.Heap, d.Heap), perStream(b.Stacks, d.Stacks),
+				float64(d.Goroutines-b.Goroutines)/runHeldStreams, perStream(b.RSS, d.RSS), perStream(b.RSS, held.peakRSS), held.minBeats, held.maxBeats,
+				a.Goroutines-b.Goroutines)},
 	}
 }
 
@@ -116,17 +115,17 @@ type streamLog struct {
 // checking the contract: id and seq 1..N without a gap, every request_id the response's
 // X-Request-Id, the order request.accepted, token.delta..., message.final, (audio.ready),
 // done, heartbeats anywhere after the first event, nothing after done.
-func streamRun(ctx context.Context, api apiClient, session string, audio bool) (l streamLog) {
+func streamRun(ctx context.Context, api launch.API, session string, audio bool) (l streamLog) {
 	body, _ := json.Marshal(map[string]any{"session_id": session, "corpus_id": "c1", "message": runQuestion, "top_k": 5, "audio": audio})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api.base+"/v1/run", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api.Base+"/v1/run", bytes.NewReader(body))
 	if err != nil {
 		l.err = err
 		return l
 	}
-	req.Header.Set("Authorization", "Bearer "+api.key)
+	req.Header.Set("Authorization", "Bearer "+api.Key)
 	req.Header.Set("Content-Type", "application/json")
 	sent := time.Now()
-	res, err := api.http.Do(req)
+	res, err := api.HTTP.Do(req)
 	if err != nil {
 		l.err = fmt.Errorf("POST /v1/run: %w", err)
 		return l
@@ -242,7 +241,7 @@ func (s streamSummary) health() string {
 }
 
 // runLatency times runs from runLatencyClients clients after a sequential warm-up.
-func runLatency(ctx context.Context, api apiClient) (streamSummary, error) {
+func runLatency(ctx context.Context, api launch.API) (streamSummary, error) {
 	for i := range runWarmup {
 		if l := streamRun(ctx, api, fmt.Sprintf("bench-warmup-%02d", i), false); l.err != nil {
 			return streamSummary{}, fmt.Errorf("warm-up: %w", l.err)
@@ -267,22 +266,22 @@ type heldResult struct {
 	streamSummary
 	held                  int64 // streams waiting on speech synthesis together
 	heldFor               time.Duration
-	before, during, after memSnapshot
+	before, during, after launch.Memory
 	peakRSS               int64
 }
 
 // holdStreams starts runHeldStreams runs with audio at once, waits until every one is
 // waiting on the TTS stand-in (its stream idle but for heartbeats), holds them for
 // runHold while reading the process's memory, then releases them and reads each to done.
-func holdStreams(ctx context.Context, api apiClient, pid int, tts *heldTTS, debugURL string) (heldResult, error) {
+func holdStreams(ctx context.Context, api launch.API, pid int, tts *heldTTS, debugURL string) (heldResult, error) {
 	var out heldResult
 	var err error
-	if out.before, err = snapshot(ctx, pid, debugURL); err != nil {
+	if out.before, err = launch.ReadMemory(ctx, pid, debugURL); err != nil {
 		return out, err
 	}
 	sctx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
-	sampler.Go(func() { out.peakRSS = peakRSS(sctx, pid) })
+	sampler.Go(func() { out.peakRSS = launch.PeakRSS(sctx, pid) })
 	logs := make([]streamLog, runHeldStreams)
 	var ended atomic.Int64
 	var wg sync.WaitGroup
@@ -298,7 +297,7 @@ func holdStreams(ctx context.Context, api apiClient, pid int, tts *heldTTS, debu
 	heldAt := time.Now()
 	if all {
 		sleepCtx(ctx, runHold/2)
-		out.during, err = snapshot(ctx, pid, debugURL)
+		out.during, err = launch.ReadMemory(ctx, pid, debugURL)
 		sleepCtx(ctx, time.Until(heldAt.Add(runHold)))
 	}
 	out.heldFor = time.Since(heldAt)
@@ -315,12 +314,12 @@ func holdStreams(ctx context.Context, api apiClient, pid int, tts *heldTTS, debu
 	}
 	// Idle keep-alive connections hold a goroutine each on the server: close them, then
 	// give the server a moment to see it before counting what the streams left behind.
-	api.http.CloseIdleConnections()
+	api.HTTP.CloseIdleConnections()
 	settle, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	waitUntil(settle, func() bool {
-		out.after, err = snapshot(ctx, pid, debugURL)
-		return err != nil || out.after.goroutines <= out.before.goroutines
+		out.after, err = launch.ReadMemory(ctx, pid, debugURL)
+		return err != nil || out.after.Goroutines <= out.before.Goroutines
 	})
 	return out, err
 }
@@ -345,98 +344,6 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	}
-}
-
-// memSnapshot is the serving process's memory: live heap and goroutine stacks right
-// after a forced collection (pprof's heap?gc=1), goroutines, resident set.
-type memSnapshot struct {
-	heap, stacks, rss int64
-	goroutines        int64
-}
-
-func snapshot(ctx context.Context, pid int, debugURL string) (memSnapshot, error) {
-	var s memSnapshot
-	heap, err := debugGet(ctx, debugURL+"/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		return s, err
-	}
-	goroutines, err := debugGet(ctx, debugURL+"/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		return s, err
-	}
-	if s.rss, err = readRSS(pid); err != nil {
-		return s, err
-	}
-	var ok [3]bool
-	s.heap, ok[0] = fieldAfter(heap, "# HeapAlloc = ")
-	s.stacks, ok[1] = fieldAfter(heap, "# Stack = ") // in use / from the OS
-	s.goroutines, ok[2] = fieldAfter(goroutines, "goroutine profile: total ")
-	if ok != [3]bool{true, true, true} {
-		return s, errors.New("pprof: HeapAlloc, Stack or the goroutine total not found")
-	}
-	return s, nil
-}
-
-func debugGet(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s %v", url, res.Status, err)
-	}
-	return string(b), nil
-}
-
-// fieldAfter parses the integer that follows prefix at the start of a line of text.
-func fieldAfter(text, prefix string) (int64, bool) {
-	for line := range strings.Lines(text) {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			n, err := strconv.ParseInt(strings.Fields(v + " ")[0], 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
-
-// readRSS reads VmRSS of pid from /proc, in bytes.
-func readRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
-}
-
-// peakRSS samples the resident set of pid until ctx ends and returns the largest.
-func peakRSS(ctx context.Context, pid int) int64 {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var peak int64
-	for {
-		if rss, err := readRSS(pid); err == nil {
-			peak = max(peak, rss)
-		}
-		select {
-		case <-ctx.Done():
-			return peak
-		case <-tick.C:
-		}
 	}
 }
 

@@ -239,7 +239,9 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		{"API key name with NUL", func() response {
 			return p.do(http.MethodPatch, "/v1/api-keys/"+keyID, admin, `{"name":"a\u0000b"}`)
 		}, "INVALID_ARGUMENT", "name"},
-		{"page token of bytes", func() response { return p.do(http.MethodGet, "/v1/documents?corpus_id=c1&page_token=%ff%00", admin, "") },
+		{"page token of bytes", func() response {
+			return p.do(http.MethodGet, "/v1/documents?corpus_id=c1&page_token=%ff%00", admin, "")
+		},
 			"INVALID_PAGE_TOKEN", "page_token"},
 		{"page token with a NUL inside", func() response {
 			return p.do(http.MethodGet, "/v1/documents?page_token=eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMFoiLCJpIjoiXHUwMDAwIn0", admin, "")

@@ -6,14 +6,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexusrag/nexusrag/internal/launch"
 )
 
 // URL is the server tests use; NEXUSRAG_TEST_REDIS_URL overrides it.
@@ -52,57 +50,29 @@ func New(tb testing.TB) (*redis.Client, string) {
 // Server is a redis-server of the test's own on a free port, which the test may stop and
 // start again (fault tests). It is stopped on cleanup.
 type Server struct {
-	tb   testing.TB
-	port int
-	cmd  *exec.Cmd
+	tb testing.TB
+	*launch.Redis
 }
 
 // StartServer starts a private redis-server without persistence.
 func StartServer(tb testing.TB) *Server {
 	tb.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		tb.Fatalf("redistest: redis-server is needed (make deps): %v", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := launch.StartRedis()
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
-	s := &Server{tb: tb, port: lis.Addr().(*net.TCPAddr).Port}
-	_ = lis.Close()
-	s.Start()
+	s := &Server{tb: tb, Redis: r}
 	tb.Cleanup(s.Stop)
 	return s
 }
 
-// Addr is host:port.
-func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-// URL is the server's redis:// URL.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
-
-// Start starts the server (again) and waits until it answers.
+// Start starts the server again and waits until it answers.
 func (s *Server) Start() {
 	s.tb.Helper()
-	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--save", "", "--appendonly", "no")
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatalf("redistest: start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redistest: redis-server on %s did not answer within 10s", s.Addr())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := s.Redis.Start(); err != nil {
+		s.tb.Fatalf("redistest: %v", err)
 	}
 }
 
 // Stop kills the server (as a crash would).
-func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
-	}
-}
+func (s *Server) Stop() { s.Kill() }
