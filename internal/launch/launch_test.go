@@ -1,37 +1,19 @@
 package launch
 
 import (
-	"bytes"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nexusrag/nexusrag/pkg/logging/logtest"
 )
-
-// syncBuffer takes the copy ReadyRecord keeps doing after it returns.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestReadyRecordFindsTheLineAndKeepsTheRest(t *testing.T) {
 	pr, pw := io.Pipe()
-	rest := &syncBuffer{}
+	rest := &logtest.Buffer{} // ReadyRecord keeps copying to it after it returns
 	go func() {
 		_, _ = io.WriteString(pw, "not json\n{\"msg\":\"starting\"}\n{\"msg\":\"nexusrag ready\",\"http\":\"127.0.0.1:1\"}\n{\"msg\":\"after\"}\n")
 		_ = pw.Close()
