@@ -37,8 +37,8 @@ func (p *platform) faultSchedule(ctx context.Context, start time.Time, every tim
 			return out
 		case <-tick.C:
 		}
-		if ctx.Err() != nil {
-			return out // the load ended as the tick came
+		if d, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(d) < every/4 {
+			return out // the load ends before the fault could show
 		}
 		at := time.Since(start)
 		// A fault once begun is carried out whole (Redis and the worker started again)

@@ -147,17 +147,18 @@ func soak(ctx context.Context, s settings) ([]string, error) {
 	loadCtx, stopLoad := context.WithTimeout(ctx, s.duration)
 	defer stopLoad()
 	loadStart := time.Now()
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Go(func() { c.loop(loadCtx, loadStart) })
-	}
 	var faults []fault
-	wg.Go(func() { faults = p.faultSchedule(loadCtx, loadStart, s.faultEvery) })
-	wg.Wait()
+	var faulting, load sync.WaitGroup
+	faulting.Go(func() { faults = p.faultSchedule(loadCtx, loadStart, s.faultEvery) })
+	for _, c := range clients {
+		load.Go(func() { c.loop(loadCtx, loadStart) })
+	}
+	load.Wait()
+	loadTime := time.Since(loadStart)
+	faulting.Wait()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	loadTime := time.Since(loadStart)
 	atEnd, err := launch.ReadMemory(ctx, p.main.Pid(), p.main.MetricsURL)
 	if err != nil {
 		return nil, err
