@@ -35,7 +35,7 @@ func setup(ctx context.Context) (*benchEnv, error) {
 	for _, class := range []string{"RUN", "MUTATION", "READ", "OPS"} {
 		limits = append(limits, "RL_"+class+"_KEY=1000000/1000000", "RL_"+class+"_TENANT=1000000/1000000")
 	}
-	le, err := launch.Setup(ctx, launch.Options{AdminURL: adminURL(), Name: "bench", Env: append(limits, "AUDIT_ACCESS_SUCCESS_INTERVAL=60s")})
+	le, err := launch.Setup(ctx, launch.Options{AdminURL: adminURL(), Name: "bench", Env: append(limits, "AUDIT_ACCESS_SUCCESS_INTERVAL=60s", "DEFAULT_PLAN_ID=enterprise")})
 	if err != nil {
 		return nil, err
 	}

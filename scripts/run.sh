@@ -22,6 +22,11 @@ fi
 keys=var/service-auth.keys
 [ -s "$keys" ] || bin/nexusrag servicekey create --out "$keys" 2>/dev/null
 export SERVICE_AUTH_KEYS_FILE="${SERVICE_AUTH_KEYS_FILE:-$keys}"
+# t1 is the local admin's tenant: the enterprise plan, so that every example in the README
+# works (new tenants get DEFAULT_PLAN_ID, free unless you say otherwise).
+if ! bin/nexusrag plan show --tenant t1 2>var/plan.log | grep -q '(assigned)'; then
+  bin/nexusrag plan set --tenant t1 --plan enterprise >/dev/null 2>>var/plan.log || { cat var/plan.log >&2; exit 1; }
+fi
 # The Agent 2.0 demo corpus (tenant t1, corpus c1); a no-op once seeded.
 bin/nexusrag seed-demo 2>var/seed-demo.log || { cat var/seed-demo.log >&2; exit 1; }
 port=$(sed -E 's/.*:([0-9]+)$/\1/' <<<"${HTTP_ADDR:-:8000}")

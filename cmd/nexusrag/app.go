@@ -20,6 +20,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/breaker"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
@@ -53,7 +54,9 @@ type app struct {
 	http      *http.ServeMux
 	httpLis   net.Listener
 	rec       *audit.Recorder
-	conns     map[string]*grpc.ClientConn
+	// entitlements answers what tenants' plans allow (pkg/entitlements, fed by billing).
+	entitlements *entitlements.Cache
+	conns        map[string]*grpc.ClientConn
 
 	extCfg         *extcall.Config
 	breakerMetrics *breaker.Metrics

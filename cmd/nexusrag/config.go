@@ -43,6 +43,10 @@ type platformConfig struct {
 	GRPCTLSCAFile     string        `env:"GRPC_TLS_CA_FILE"`
 	GRPCTLSServerName string        `env:"GRPC_TLS_SERVER_NAME"`
 
+	// EntitlementsSyncInterval is how often a process follows billing's plan changes; a
+	// change reaches every process within two intervals.
+	EntitlementsSyncInterval time.Duration `env:"ENTITLEMENTS_SYNC_INTERVAL" envDefault:"1s"`
+
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json"`
@@ -68,6 +72,8 @@ func (c *platformConfig) Validate() error {
 		return fmt.Errorf("SERVICE_AUTH_RELOAD_INTERVAL: %s is below 1s", c.ServiceKeysReload)
 	case c.RemoteKeyCacheTTL < 0 || c.RemoteKeyCacheTTL > 3*time.Second:
 		return fmt.Errorf("AUTH_REMOTE_CACHE_TTL: %s is outside 0..3s (revocations must reach every process within 5s)", c.RemoteKeyCacheTTL)
+	case c.EntitlementsSyncInterval < 100*time.Millisecond || c.EntitlementsSyncInterval > 2*time.Second:
+		return fmt.Errorf("ENTITLEMENTS_SYNC_INTERVAL: %s is outside 100ms..2s (plan changes must reach every process within 5s)", c.EntitlementsSyncInterval)
 	case (c.GRPCTLSCertFile == "") != (c.GRPCTLSKeyFile == ""):
 		return fmt.Errorf("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both or neither")
 	}

@@ -341,8 +341,9 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run")
-	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC, "RUN_GRPC_ADDR=" + backend.GRPC}
+	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run,billing")
+	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC,
+		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC}
 	gw := startWithEnv(t, append(env, peers...), dbURL, "--services=gateway")
 	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
 	keyID, admin := gw.createKey("t1", "admin")
@@ -358,7 +359,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	gw.waitDocument(admin, "d1", "succeeded")
 
 	// An operator's key on a process without the gateway: verified through the gateway.
-	lone := startWithEnv(t, append(env, "GATEWAY_GRPC_ADDR="+gw.GRPC, "GOVERNANCE_GRPC_ADDR="+backend.GRPC), dbURL, "--services=retrieval")
+	lone := startWithEnv(t, append(env, "GATEWAY_GRPC_ADDR="+gw.GRPC, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "BILLING_GRPC_ADDR="+backend.GRPC), dbURL, "--services=retrieval")
 	corpora, err := retrievalv1.NewRetrievalServiceClient(bareConn(t, lone.GRPC)).ListCorpora(withKey(context.Background(), admin), &retrievalv1.ListCorporaRequest{})
 	require.NoError(t, err)
 	require.Len(t, corpora.GetCorpora(), 1)

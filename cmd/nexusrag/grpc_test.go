@@ -94,7 +94,7 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-		"nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService",
+		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService",
 		"nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService",
 	}, names)
 
@@ -222,11 +222,16 @@ func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
 				if acc.GetMinRole().String() == "ROLE_ADMIN" {
 					expect("reader key", withKey(ctx, reader), codes.PermissionDenied)
 				}
-				// Path parameters get a value that names nothing, in both calls.
+				// Path parameters get a value that names nothing, in both calls, but for a
+				// tenant_id: the caller's own (another tenant's is FORBIDDEN, tested apart).
 				route, hasREST := routes[string(sd.Name())+"_"+string(md.Name())]
 				path := pathParam.ReplaceAllStringFunc(route[1], func(m string) string {
-					req.Set(md.Input().Fields().ByName(protoreflect.Name(m[1:len(m)-1])), protoreflect.ValueOfString("nope"))
-					return "nope"
+					value := "nope"
+					if m == "{tenant_id}" {
+						value = "t1"
+					}
+					req.Set(md.Input().Fields().ByName(protoreflect.Name(m[1:len(m)-1])), protoreflect.ValueOfString(value))
+					return value
 				})
 				got := invoke(withKey(ctx, admin), conn, md, req)
 				require.NotContains(t, []codes.Code{codes.Unauthenticated, codes.PermissionDenied, codes.Internal, codes.Unknown}, got.code, "admin key: %s", got.apiCode)

@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -31,6 +33,7 @@ const (
 	modAPIKeys      = "api-keys"
 	modGRPCServer   = "grpc-server"
 	modAudit        = "audit"
+	modEntitlements = "entitlements"
 	modGRPCListener = "grpc-listener"
 	modHTTP         = "http"
 )
@@ -236,17 +239,37 @@ func initAudit(_ context.Context, a *app) error {
 	return nil
 }
 
-// onForbidden audits calls refused for a too-low role (or an API key on an internal
-// method), in whichever service refused them.
+// initEntitlements gives the process its entitlement cache, fed by the billing service:
+// the gRPC server checks each method's feature with it, and services check theirs.
+func initEntitlements(_ context.Context, a *app) error {
+	c, err := a.conn("billing")
+	if err != nil {
+		return err
+	}
+	cache := entitlements.NewCache(billingv1.NewBillingServiceClient(c), a.log)
+	a.entitlements = cache
+	a.grpc.SetEntitlements(cache)
+	a.goBackground("entitlements", func(ctx context.Context) error {
+		cache.Run(ctx, a.cfg.EntitlementsSyncInterval)
+		return nil
+	})
+	return nil
+}
+
+// onForbidden audits calls refused for a too-low role, an API key on an internal method
+// or a feature the tenant's plan lacks, in whichever service refused them.
 func (a *app) onForbidden(ctx context.Context, method string, p principal.Principal, need string) {
 	if a.rec == nil {
 		a.log.WarnContext(ctx, "cannot audit rbac.forbidden: no audit recorder in this process", "method", method)
 		return
 	}
+	md := map[string]any{"role": principal.RoleName(p.Role), "required_role": need}
+	if entitlements.Known(need) {
+		md = map[string]any{"role": principal.RoleName(p.Role), "required_feature": need}
+	}
 	a.rec.Record(ctx, audit.Event{
 		Type: audit.TypeRBACForbidden, Outcome: audit.OutcomeFailure, TenantID: p.TenantID,
-		ActorType: audit.ActorAPIKey, ActorID: p.KeyID, ResourceType: "rpc", ResourceID: method,
-		Metadata: map[string]any{"role": principal.RoleName(p.Role), "required_role": need},
+		ActorType: audit.ActorAPIKey, ActorID: p.KeyID, ResourceType: "rpc", ResourceID: method, Metadata: md,
 	})
 }
 

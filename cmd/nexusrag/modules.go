@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"time"
 
+	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/services/billing"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/ingest"
@@ -35,16 +37,19 @@ func modules() registry {
 		{name: modAPIKeys, deps: []string{modPostgres, modServiceKeys}, init: initAPIKeys},
 		{name: modGRPCServer, deps: []string{modServiceKeys, modAPIKeys}, init: initGRPCServer},
 		{name: modAudit, deps: []string{modGRPCServer, "governance"}, init: initAudit},
+		{name: modEntitlements, deps: []string{modGRPCServer}, calls: []string{"billing"}, init: initEntitlements},
 
-		{name: "governance", deps: []string{modPostgres, modGRPCServer}, init: initGovernance, service: &service{
+		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations}},
-		{name: "retrieval", deps: infra(), init: initRetrieval, service: &service{
+		{name: "retrieval", deps: infra(modEntitlements), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval"), init: initIngest, service: &service{
 			desc: &ingestv1.IngestService_ServiceDesc, rest: ingestv1.RegisterIngestServiceHandler, migrations: ingest.Migrations}},
 		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
-		{name: "run", deps: infra("retrieval"), init: initRun, service: &service{
+		{name: "run", deps: infra("retrieval", modEntitlements), init: initRun, service: &service{
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
+		{name: "billing", deps: infra(), init: initBilling, service: &service{
+			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
 		{name: "gateway", deps: infra(modAPIKeys), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
 
@@ -55,6 +60,16 @@ func modules() registry {
 
 func initGovernance(_ context.Context, a *app) error {
 	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log))
+	return nil
+}
+
+// initBilling serves tenants' plans and the entitlements they grant.
+func initBilling(_ context.Context, a *app) error {
+	cfg, err := config.Parse[billing.Config](nil)
+	if err != nil {
+		return err
+	}
+	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, billing.NewStore(a.pool), a.rec, a.log))
 	return nil
 }
 
@@ -77,7 +92,7 @@ func initRetrieval(ctx context.Context, a *app) error {
 	}
 	router := retrieval.NewProviders(ctx, retrieval.NewStore(a.pool), embedder, bedrockCalls, vertexCalls)
 	a.onStop(func(context.Context) error { return router.Close() })
-	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.rec, a.log)
+	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.entitlements, a.rec, a.log)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
 	return nil
@@ -122,7 +137,7 @@ func initRun(ctx context.Context, a *app) error {
 		return err
 	}
 	srv, err := run.NewServer(cfg, run.NewStore(a.pool), retrievalv1.NewRetrievalServiceClient(conn),
-		run.NewGenerator(ctx, cfg, llmCalls, a.log), run.NewSpeaker(cfg, ttsCalls), a.rec, a.log)
+		run.NewGenerator(ctx, cfg, llmCalls, a.log), run.NewSpeaker(cfg, ttsCalls), a.entitlements, a.rec, a.log)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,8 @@ func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
 		"AUTH_KEY_SYNC_INTERVAL=200ms", "SHUTDOWN_TIMEOUT=10s", "OTEL_TRACES_EXPORTER=none",
 		// Tests poll fast; the rate limiter has tests of its own (RL_ENABLED=true there).
 		"RL_ENABLED=false",
+		// Every feature, so that tests of other things need no plan; plan tests set their own.
+		"DEFAULT_PLAN_ID=enterprise",
 		// No cloud here: cloud SDKs must find no credentials and never probe metadata servers.
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=",
 		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/aws-credentials", "AWS_CONFIG_FILE=/nonexistent/aws-config",

@@ -21,6 +21,12 @@ type module struct {
 	// deps must be started before this module. A dependency on a service that the process
 	// does not run is met by its address, <NAME>_GRPC_ADDR, instead.
 	deps []string
+	// calls are services this module calls that need not start before it: each runs in
+	// the process or is reached at <NAME>_GRPC_ADDR, with no start order between them
+	// (connections are lazy and no call is made before the process serves). Two modules
+	// may call each other this way: billing audits through governance, whose feature
+	// checks ask billing.
+	calls []string
 	// fronts adds every other service to deps (the gateway fronts them all).
 	fronts bool
 	// servesAll adds every service the process runs to deps (the gRPC listener opens
@@ -128,6 +134,7 @@ func (r registry) planAlone(targets []string) (plan, error) {
 
 func (r registry) planWith(targets []string, local map[string]bool) (plan, error) {
 	var p plan
+	var called []string       // local services modules call, visited after the targets
 	state := map[string]int{} // 0 new, 1 visiting, 2 done
 	var visit func(name string, path []string) error
 	visit = func(name string, path []string) error {
@@ -159,12 +166,29 @@ func (r registry) planWith(targets []string, local map[string]bool) (plan, error
 				return err
 			}
 		}
+		for _, c := range m.calls {
+			switch {
+			case !r.isService(c):
+				return fmt.Errorf("module %s calls %q, which is not a service", name, c)
+			case local[c]:
+				called = append(called, c)
+			case !slices.Contains(p.remote, c):
+				p.remote = append(p.remote, c)
+			}
+		}
 		state[name] = 2
 		p.order = append(p.order, m)
 		return nil
 	}
 	for _, t := range targets {
 		if err := visit(t, nil); err != nil {
+			return plan{}, err
+		}
+	}
+	for len(called) > 0 { // visiting one may call more
+		c := called[0]
+		called = called[1:]
+		if err := visit(c, nil); err != nil {
 			return plan{}, err
 		}
 	}

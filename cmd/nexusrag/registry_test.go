@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
@@ -73,6 +74,37 @@ func TestStartOrderFollowsDependencies(t *testing.T) {
 	p, err := reg.plan(serveTargets([]string{"ingest"}))
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"governance", "retrieval"}, p.remote)
+	// Calls impose no order: governance's feature checks ask billing, which audits
+	// through governance; alone, each reaches the other by its address.
+	p, err = reg.plan(serveTargets([]string{"governance"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"billing"}, p.remote)
+	p, err = reg.plan(serveTargets([]string{"billing"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"governance"}, p.remote)
+}
+
+// A service with a method that names a plan feature runs where the entitlement cache
+// does: otherwise its gRPC server would leave the feature unchecked.
+func TestFeatureGatedServicesCheckEntitlements(t *testing.T) {
+	reg := modules()
+	gated := 0
+	for _, m := range reg.services() {
+		needs := false
+		for _, md := range m.service.desc.Methods {
+			if grpcx.MethodAccess("/"+m.service.desc.ServiceName+"/"+md.MethodName).GetFeature() != "" {
+				needs = true
+			}
+		}
+		if !needs {
+			continue
+		}
+		gated++
+		p, err := reg.plan(serveTargets([]string{m.name}))
+		require.NoError(t, err)
+		require.Contains(t, names(p.order), modEntitlements, "%s serves a feature-gated method without the entitlement cache", m.name)
+	}
+	require.Positive(t, gated, "governance's ListAuditEvents names feature.audit_access")
 }
 
 func TestPlanNamesCyclesAndUnknownModules(t *testing.T) {
@@ -95,7 +127,7 @@ func TestPlanNamesCyclesAndUnknownModules(t *testing.T) {
 	_, err := modules().plan([]string{"search"})
 	require.ErrorContains(t, err, `unknown module "search"`)
 	_, err = modules().selectServices("gateway,search")
-	require.ErrorContains(t, err, `unknown service "search" (available: all, governance, retrieval, ingest, run, gateway)`)
+	require.ErrorContains(t, err, `unknown service "search" (available: all, governance, retrieval, ingest, run, billing, gateway)`)
 	got, err := modules().selectServices(" Run,all ")
 	require.NoError(t, err)
 	require.Equal(t, modules().serviceNames(), got, "registry order, once each")
@@ -182,8 +214,9 @@ func TestRegistryDrivesProbesMigrationsAndAddresses(t *testing.T) {
 	require.Equal(t, "echo.nexusrag.svc:9000", b.addrs["echo"])
 }
 
-// TestEveryServiceHasAWorkload: deploy/k8s runs each service in a Deployment of its own,
-// and docker-compose runs them all.
+// TestEveryServiceHasAWorkload: deploy/k8s runs each service in a Deployment of its own
+// that says where every peer it calls runs (<NAME>_GRPC_ADDR), and docker-compose runs
+// them all.
 func TestEveryServiceHasAWorkload(t *testing.T) {
 	deployed := map[string]bool{}
 	files, err := filepath.Glob("../../deploy/k8s/*.yaml")
@@ -199,7 +232,10 @@ func TestEveryServiceHasAWorkload(t *testing.T) {
 				Spec struct {
 					Template struct {
 						Spec struct {
-							Containers []struct{ Args []string }
+							Containers []struct {
+								Args []string
+								Env  []struct{ Name string }
+							}
 						}
 					}
 				}
@@ -213,10 +249,19 @@ func TestEveryServiceHasAWorkload(t *testing.T) {
 			}
 			for _, c := range doc.Spec.Template.Spec.Containers {
 				for _, arg := range c.Args {
-					if list, ok := strings.CutPrefix(arg, "--services="); ok {
-						for _, s := range strings.Split(list, ",") {
-							deployed[s] = true
-						}
+					list, ok := strings.CutPrefix(arg, "--services=")
+					if !ok {
+						continue
+					}
+					services := strings.Split(list, ",")
+					for _, s := range services {
+						deployed[s] = true
+					}
+					p, err := modules().plan(append(services, modGRPCListener))
+					require.NoError(t, err)
+					for _, peer := range p.remote {
+						require.True(t, slices.ContainsFunc(c.Env, func(e struct{ Name string }) bool { return e.Name == addrVariable(peer) }),
+							"%s runs --services=%s, which calls %s: it needs %s", f, list, peer, addrVariable(peer))
 					}
 				}
 			}

@@ -50,6 +50,10 @@ const (
 	TypeDocumentDeleted = "documents.deleted"
 	// TypeRunInvoked: an agent run started (never its message text).
 	TypeRunInvoked = "run.invoked"
+	// TypePlanChanged: a tenant's plan was assigned.
+	TypePlanChanged = "plan.changed"
+	// TypePlanOverrideChanged: a feature override of a tenant was set or removed.
+	TypePlanOverrideChanged = "plan.override_changed"
 )
 
 // Types lists every known event type.
@@ -57,7 +61,7 @@ func Types() []string {
 	return []string{
 		TypeAPIKeyCreated, TypeAPIKeyUpdated, TypeAPIKeyRevoked, TypeAuthAccessSuccess, TypeAuthAccessFailure,
 		TypeRBACForbidden, TypeSecurityRateLimited, TypeRateLimitDegraded, TypeCorporaUpdated,
-		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked,
+		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
 	}
 }
 

@@ -15,17 +15,24 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
-// ForbiddenFunc is told about each call refused for a too-low role (the audit hook).
-// need is the role the method requires, or "service" for an internal method.
+// ForbiddenFunc is told about each call refused for a too-low role or a missing feature
+// (the audit hook). need is the role the method requires, "service" for an internal
+// method, or the feature key the tenant's plan lacks.
 type ForbiddenFunc func(ctx context.Context, method string, p principal.Principal, need string)
 
 // NeedService is what an internal method requires: a service token.
 const NeedService = "service"
 
+// Entitlements answers whether a tenant's plan has a feature (pkg/entitlements).
+type Entitlements interface {
+	Require(ctx context.Context, tenant, feature string) error
+}
+
 // authorizer enforces the nexusrag.api.v1.access option of each method.
 type authorizer struct {
-	onForbidden ForbiddenFunc
-	cache       sync.Map // full method -> *apiv1.Access (nil when absent)
+	onForbidden  ForbiddenFunc
+	entitlements Entitlements // nil: features are not checked
+	cache        sync.Map     // full method -> *apiv1.Access (nil when absent)
 }
 
 // Health answers anyone: orchestrators probe it without credentials.
@@ -70,6 +77,14 @@ func (a *authorizer) authorize(ctx context.Context, fullMethod string, caller ca
 		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
 			"role "+principal.RoleName(p.Role)+" may not do this; it needs "+need+" or higher",
 			"required_role", need, "role", principal.RoleName(p.Role))
+	}
+	if f := acc.GetFeature(); f != "" && a.entitlements != nil {
+		if err := a.entitlements.Require(ctx, p.TenantID, f); err != nil {
+			if e, ok := apierr.From(err); ok && e.GRPCCode == codes.PermissionDenied {
+				a.forbidden(ctx, fullMethod, p, f)
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -63,6 +63,7 @@ type Server struct {
 	mem    *grpc.Server
 	log    *slog.Logger
 	keys   *svcauth.Keyring
+	authz  *authorizer
 }
 
 // NewServer builds a server with the shared interceptor chain.
@@ -71,7 +72,8 @@ func NewServer(o ServerOptions) *Server {
 	if o.Keys == nil {
 		o.Keys = svcauth.Ephemeral()
 	}
-	ic := &interceptors{log: log, keys: o.Keys, apiKeys: o.APIKeys, authz: &authorizer{onForbidden: o.OnForbidden}}
+	authz := &authorizer{onForbidden: o.OnForbidden}
+	ic := &interceptors{log: log, keys: o.Keys, apiKeys: o.APIKeys, authz: authz}
 	if o.Telemetry != nil {
 		ic.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexusrag_grpc_server_handling_seconds",
@@ -92,12 +94,18 @@ func NewServer(o ServerOptions) *Server {
 	case tel != nil: // no spans: carry the trace context only
 		ic.propagator = tel.Propagator
 	}
-	s := &Server{ext: grpc.NewServer(opts...), mem: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys}
+	s := &Server{ext: grpc.NewServer(opts...), mem: grpc.NewServer(opts...), Health: health.NewServer(), log: log, keys: o.Keys, authz: authz}
 	healthpb.RegisterHealthServer(s.ext, s.Health)
 	healthpb.RegisterHealthServer(s.mem, s.Health)
 	reflection.Register(s.ext)
 	return s
 }
+
+// SetEntitlements has the server check the feature of each method's access option
+// against the caller's tenant's plan (FEATURE_NOT_ENABLED). It is set once, before the
+// server serves; a server without it leaves features unchecked (a process with no
+// feature-gated method, and tests of one service).
+func (s *Server) SetEntitlements(c Entitlements) { s.authz.entitlements = c }
 
 // Register adds a service implementation and marks it SERVING in the health service.
 func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {

@@ -21,6 +21,7 @@ import (
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -140,6 +141,44 @@ func TestAuthorizationFollowsTheContract(t *testing.T) {
 			}
 		})
 	}
+}
+
+// planOf is an entitlement checker with a plan per tenant.
+type planOf map[string]entitlements.Static
+
+func (p planOf) Require(ctx context.Context, tenant, feature string) error {
+	return p[tenant].Require(ctx, tenant, feature)
+}
+
+// A method's feature is checked against the caller's tenant's plan, after its role.
+func TestFeaturesFollowTheContract(t *testing.T) {
+	ts := newServer(t, logging.Discard())
+	ts.srv.SetEntitlements(planOf{"pro": {entitlements.AuditAccess}, "free": {entitlements.RetrievalLocal}})
+	client := governancev1.NewAuditServiceClient(ts.dial(t, svcauth.NewIssuer(ts.keys, "test", time.Minute)))
+	as := func(tenant string, role apiv1.Role) context.Context {
+		return principal.With(context.Background(), principal.Principal{TenantID: tenant, KeyID: "k", Role: role})
+	}
+	_, err := client.ListAuditEvents(as("pro", apiv1.Role_ROLE_ADMIN), &governancev1.ListAuditEventsRequest{})
+	require.NoError(t, err)
+	<-ts.fake.seen
+
+	_, err = client.ListAuditEvents(as("free", apiv1.Role_ROLE_ADMIN), &governancev1.ListAuditEventsRequest{})
+	e, ok := apierr.FromStatus(status.Convert(err))
+	require.True(t, ok)
+	require.Equal(t, codes.PermissionDenied, e.GRPCCode)
+	require.Equal(t, entitlements.CodeFeatureNotEnabled, e.Code)
+	require.Equal(t, entitlements.AuditAccess, e.Details["feature_key"])
+	require.Equal(t, forbidden{"/nexusrag.governance.v1.AuditService/ListAuditEvents", entitlements.AuditAccess}, <-ts.denied)
+
+	// The role comes first: a reader of a tenant without the feature hears about the role.
+	_, err = client.ListAuditEvents(as("free", apiv1.Role_ROLE_READER), &governancev1.ListAuditEventsRequest{})
+	e, _ = apierr.FromStatus(status.Convert(err))
+	require.Equal(t, apierr.CodeForbidden, e.Code)
+	<-ts.denied
+	// Internal methods name no feature: service tokens pass whatever the plan.
+	_, err = client.RecordEvents(context.Background(), &governancev1.RecordEventsRequest{})
+	require.NoError(t, err)
+	require.Equal(t, entitlements.AuditAccess, grpcx.MethodAccess("/nexusrag.governance.v1.AuditService/ListAuditEvents").GetFeature())
 }
 
 // TestCredentials is the table of what a call may present and what it gets.

@@ -23,6 +23,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
@@ -58,7 +59,7 @@ func newHarness(t *testing.T) *harness {
 	rsrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	rsrv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
 		retrieval.NewRouter(retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)), nil, nil, nil, nil),
-		&audittest.Recorder{}, logging.Discard()))
+		entitlements.Everything, &audittest.Recorder{}, logging.Discard()))
 	rconn, stop, err := grpcx.InProcess(rsrv)
 	require.NoError(t, err)
 	t.Cleanup(stop)

@@ -15,6 +15,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -26,16 +27,18 @@ type Recorder interface {
 // Server implements nexusrag.retrieval.v1.RetrievalService.
 type Server struct {
 	retrievalv1.UnimplementedRetrievalServiceServer
-	store  *Store
-	router *Router
-	audit  Recorder
-	log    *slog.Logger
+	store        *Store
+	router       *Router
+	entitlements entitlements.Checker
+	audit        Recorder
+	log          *slog.Logger
 }
 
 // NewServer returns the RetrievalService implementation: router answers queries from
-// each corpus's provider, and its local index's embedder embeds the chunks stored here.
-func NewServer(store *Store, router *Router, rec Recorder, log *slog.Logger) *Server {
-	return &Server{store: store, router: router, audit: rec, log: log}
+// each corpus's provider, and its local index's embedder embeds the chunks stored here;
+// plans decide which providers a tenant may use (feature.retrieval.*).
+func NewServer(store *Store, router *Router, ent entitlements.Checker, rec Recorder, log *slog.Logger) *Server {
+	return &Server{store: store, router: router, entitlements: ent, audit: rec, log: log}
 }
 
 var corpusIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -117,6 +120,9 @@ func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpus
 		if err != nil {
 			return nil, err
 		}
+		if err := s.mayUseProvider(ctx, p.TenantID, id, cfg.Provider); err != nil {
+			return nil, err
+		}
 		patch.Config = &cfg
 		fields = append(fields, "provider_config_json")
 	}
@@ -133,6 +139,27 @@ func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpus
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeCorporaUpdated, Outcome: audit.OutcomeSuccess, ResourceType: "corpus", ResourceID: id,
 		Metadata: map[string]any{"created": created, "fields": fields, "provider": c.Config.Provider}})
 	return &retrievalv1.UpdateCorpusResponse{Corpus: corpusProto(c), Created: created}, nil
+}
+
+// mayUseProvider checks a corpus's new provider against the tenant's plan: the provider's
+// own feature, and feature.corpora_patch_provider_config when it changes the provider
+// (a new corpus has the local one until then).
+func (s *Server) mayUseProvider(ctx context.Context, tenant, corpus, provider string) error {
+	if err := s.entitlements.Require(ctx, tenant, entitlements.ForProvider(provider)); err != nil {
+		return err
+	}
+	current := ProviderLocal
+	c, err := s.store.GetCorpus(ctx, tenant, corpus)
+	switch {
+	case err == nil:
+		current = c.Config.Provider
+	case !errors.Is(err, errCorpusNotFound):
+		return err
+	}
+	if provider == current {
+		return nil
+	}
+	return s.entitlements.Require(ctx, tenant, entitlements.CorporaPatchProviderConfig)
 }
 
 func corpusProto(c CorpusRecord) *retrievalv1.Corpus {
@@ -160,6 +187,9 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 		return nil, apierr.NotFound("corpus", req.GetCorpusId())
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.entitlements.Require(ctx, p.TenantID, entitlements.ForProvider(corpus.Config.Provider)); err != nil {
 		return nil, err
 	}
 	topK := int(req.GetTopK())

@@ -17,6 +17,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
@@ -39,14 +40,22 @@ func newClientWithPool(t *testing.T, emb retrieval.Embedder) (retrievalv1.Retrie
 	return serve(t, pool, emb, nil, nil)
 }
 
-// serve runs the service over pool with the local index and, when given, Bedrock.
+// serve runs the service over pool with the local index and, when given, Bedrock, for
+// tenants entitled to every feature.
 func serve(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, bedrock *providers.Bedrock, bedrockCalls *extcall.Client) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
+	t.Helper()
+	return serveWith(t, pool, emb, bedrock, bedrockCalls, entitlements.Everything)
+}
+
+// serveWith is serve for tenants whose plan has the features ent grants.
+func serveWith(t *testing.T, pool *pgxpool.Pool, emb retrieval.Embedder, bedrock *providers.Bedrock, bedrockCalls *extcall.Client,
+	ent entitlements.Checker) (retrievalv1.RetrievalServiceClient, *audittest.Recorder, *pgxpool.Pool) {
 	t.Helper()
 	rec := &audittest.Recorder{}
 	store := retrieval.NewStore(pool)
 	router := retrieval.NewRouter(retrieval.NewLocalIndex(store, emb), bedrock, bedrockCalls, nil, nil)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(store, router, rec, logging.Discard()))
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(store, router, ent, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
@@ -157,3 +166,48 @@ func TestListCorporaPages(t *testing.T) {
 }
 
 func structpbNew(m map[string]any) (*structpb.Struct, error) { return structpb.NewStruct(m) }
+
+// The tenant's plan decides which providers its corpora may use: on every change of a
+// corpus's provider, and on every retrieval.
+func TestPlansDecideProviders(t *testing.T) {
+	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: retrieval.SessionParams()}, retrieval.Migrations())
+	emb := retrieval.NewHashEmbedder(retrieval.DefaultDim)
+	enterprise, _, _ := serveWith(t, pool, emb, nil, nil, entitlements.Everything)
+	free, _, _ := serveWith(t, pool, emb, nil, nil, entitlements.Static{entitlements.RetrievalLocal})
+	noPatch, _, _ := serveWith(t, pool, emb, nil, nil, entitlements.Static{entitlements.RetrievalLocal, entitlements.RetrievalBedrock})
+	editor, reader := as("t1", apiv1.Role_ROLE_EDITOR), as("t1", apiv1.Role_ROLE_READER)
+	bedrock := config(t, map[string]any{"retrieval": map[string]any{"provider": "aws_bedrock_kb", "knowledge_base_id": "KB1", "region": "eu-west-1"}})
+	local := config(t, map[string]any{"retrieval": map[string]any{"provider": "local_pgvector"}})
+
+	refusedFor := func(err error, feature string) {
+		t.Helper()
+		e, ok := apierr.FromStatus(status.Convert(err))
+		require.True(t, ok, "%v", err)
+		require.Equal(t, entitlements.CodeFeatureNotEnabled, e.Code)
+		require.Equal(t, feature, e.Details["feature_key"])
+	}
+	_, err := free.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", AllowMissing: true, ProviderConfigJson: bedrock})
+	refusedFor(err, entitlements.RetrievalBedrock)
+	_, err = noPatch.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", AllowMissing: true, ProviderConfigJson: bedrock})
+	refusedFor(err, entitlements.CorporaPatchProviderConfig)
+	_, err = free.GetCorpus(reader, &retrievalv1.GetCorpusRequest{CorpusId: "kb"})
+	require.Equal(t, codes.NotFound, status.Code(err), "a refused PATCH creates nothing")
+
+	// Local stays local on every plan, name and settings included.
+	_, err = free.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "docs", AllowMissing: true, ProviderConfigJson: local})
+	require.NoError(t, err)
+	_, err = free.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "docs", Query: "anything"})
+	require.NoError(t, err)
+
+	// A Bedrock corpus made under a richer plan is refused once the plan lacks Bedrock.
+	_, err = enterprise.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", AllowMissing: true, ProviderConfigJson: bedrock})
+	require.NoError(t, err)
+	_, err = free.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "kb", Query: "anything"})
+	refusedFor(err, entitlements.RetrievalBedrock)
+	// Same provider, other settings: not a change of provider.
+	_, err = noPatch.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", ProviderConfigJson: bedrock})
+	require.NoError(t, err)
+	// Back to local is a change of provider.
+	_, err = noPatch.UpdateCorpus(editor, &retrievalv1.UpdateCorpusRequest{CorpusId: "kb", ProviderConfigJson: local})
+	refusedFor(err, entitlements.CorporaPatchProviderConfig)
+}

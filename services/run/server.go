@@ -19,6 +19,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/graph"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -32,16 +33,18 @@ type Recorder interface {
 // Server implements nexusrag.run.v1.RunService.
 type Server struct {
 	runv1.UnimplementedRunServiceServer
-	agent *agent
-	graph *graph.Runnable[turn]
-	audit Recorder
-	log   *slog.Logger
-	runs  *bulkhead.Bulkhead
+	agent        *agent
+	graph        *graph.Runnable[turn]
+	entitlements entitlements.Checker
+	audit        Recorder
+	log          *slog.Logger
+	runs         *bulkhead.Bulkhead
 }
 
 // NewServer builds the service and compiles its graph. speaker is nil when answers are
-// not spoken (TTS_PROVIDER=none).
-func NewServer(cfg Config, store *Store, retrieval retrievalv1.RetrievalServiceClient, gen Generator, speaker Speaker, rec Recorder, log *slog.Logger) (*Server, error) {
+// not spoken (TTS_PROVIDER=none); a run with audio needs feature.tts in the tenant's plan.
+func NewServer(cfg Config, store *Store, retrieval retrievalv1.RetrievalServiceClient, gen Generator, speaker Speaker,
+	ent entitlements.Checker, rec Recorder, log *slog.Logger) (*Server, error) {
 	a := &agent{store: store, retrieval: retrieval, generator: gen, speaker: speaker, audio: AudioStore{Dir: cfg.AudioDir}, cfg: cfg, log: log}
 	g, err := a.compile()
 	if err != nil {
@@ -51,7 +54,7 @@ func NewServer(cfg Config, store *Store, retrieval retrievalv1.RetrievalServiceC
 	if capacity < 1 {
 		capacity = 256
 	}
-	return &Server{agent: a, graph: g, audit: rec, log: log, runs: bulkhead.New("the run service", capacity)}, nil
+	return &Server{agent: a, graph: g, entitlements: ent, audit: rec, log: log, runs: bulkhead.New("the run service", capacity)}, nil
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
@@ -66,13 +69,23 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	if err := s.validate(req); err != nil {
 		return err
 	}
+	if req.GetAudio() {
+		if err := s.entitlements.Require(ctx, p.TenantID, entitlements.TTS); err != nil {
+			return err
+		}
+	}
 	release, err := s.runs.Acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	// An unknown corpus is a request error, answered before the stream starts.
-	if _, err := s.agent.retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: req.GetCorpusId()}); err != nil {
+	// An unknown corpus, or one whose provider the plan lacks, is a request error,
+	// answered before the stream starts (retrieval checks the plan again on each search).
+	corpus, err := s.agent.retrieval.GetCorpus(ctx, &retrievalv1.GetCorpusRequest{CorpusId: req.GetCorpusId()})
+	if err != nil {
+		return err
+	}
+	if err := s.entitlements.Require(ctx, p.TenantID, entitlements.ForProvider(corpus.GetCorpus().GetProvider())); err != nil {
 		return err
 	}
 	t := &turn{State: State{RunID: uuid.Must(uuid.NewV7()), TenantID: p.TenantID, SessionID: req.GetSessionId(), CorpusID: req.GetCorpusId(),

@@ -30,6 +30,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/logging/logtest"
@@ -71,6 +72,8 @@ type harness struct {
 	logs *logtest.Buffer
 	// store, when set, is the run store of the clients made after (default: on pool).
 	store *run.Store
+	// entitlements, when set, is the plan of the clients made after (default: every feature).
+	entitlements entitlements.Checker
 }
 
 func newHarness(t *testing.T) *harness {
@@ -79,7 +82,7 @@ func newHarness(t *testing.T) *harness {
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
 		retrieval.NewRouter(retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)), nil, nil, nil, nil),
-		&audittest.Recorder{}, logging.Discard()))
+		entitlements.Everything, &audittest.Recorder{}, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
@@ -125,7 +128,11 @@ func (h *harness) client(t *testing.T, cfg run.Config, gen run.Generator, speake
 	if store == nil {
 		store = run.NewStore(h.pool)
 	}
-	s, err := run.NewServer(cfg, store, h.retrieval, gen, speaker, h.audit, log)
+	ent := h.entitlements
+	if ent == nil {
+		ent = entitlements.Everything
+	}
+	s, err := run.NewServer(cfg, store, h.retrieval, gen, speaker, ent, h.audit, log)
 	require.NoError(t, err)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
 	srv.Register(&runv1.RunService_ServiceDesc, s)
@@ -320,6 +327,22 @@ func TestValidationErrorsComeBeforeTheStream(t *testing.T) {
 		})
 	}
 	require.Empty(t, h.audit.Events(), "refused runs are not audited as invoked")
+}
+
+// Speech is a feature of the plan: a run asking for audio without it is refused before
+// its stream starts; without audio the same tenant runs.
+func TestAudioNeedsTheTTSFeature(t *testing.T) {
+	h := newHarness(t)
+	h.entitlements = entitlements.Static{entitlements.RetrievalLocal}
+	c := h.client(t, run.Config{}, generators.Extractive{}, speech.Fake{})
+	evs, err := collect(t, c, &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "release gates?", Audio: true})
+	require.Empty(t, evs)
+	e, _ := apierr.FromStatus(status.Convert(err))
+	require.Equal(t, entitlements.CodeFeatureNotEnabled, e.Code)
+	require.Equal(t, entitlements.TTS, e.Details["feature_key"])
+	evs, err = collect(t, c, &runv1.RunRequest{SessionId: "s", CorpusId: "c1", Message: "release gates?"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"request.accepted", "token.delta", "message.final", "done"}, types(evs))
 }
 
 func TestSessionMemoryAcrossTurns(t *testing.T) {

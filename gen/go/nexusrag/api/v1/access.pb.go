@@ -94,7 +94,10 @@ type Access struct {
 	MinRole Role `protobuf:"varint,1,opt,name=min_role,json=minRole,proto3,enum=nexusrag.api.v1.Role" json:"min_role,omitempty"`
 	// internal marks service-to-service methods: they accept service tokens only, never an API key, whatever
 	// its role, and have no HTTP mapping.
-	Internal      bool `protobuf:"varint,2,opt,name=internal,proto3" json:"internal,omitempty"`
+	Internal bool `protobuf:"varint,2,opt,name=internal,proto3" json:"internal,omitempty"`
+	// feature is the plan entitlement the principal's tenant needs ("feature.audit_access"); without it the
+	// call is refused with PermissionDenied, code FEATURE_NOT_ENABLED and details.feature_key.
+	Feature       string `protobuf:"bytes,3,opt,name=feature,proto3" json:"feature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +144,13 @@ func (x *Access) GetInternal() bool {
 		return x.Internal
 	}
 	return false
+}
+
+func (x *Access) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
 }
 
 var file_nexusrag_api_v1_access_proto_extTypes = []protoimpl.ExtensionInfo{
@@ -195,10 +205,11 @@ var File_nexusrag_api_v1_access_proto protoreflect.FileDescriptor
 
 const file_nexusrag_api_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x1cnexusrag/api/v1/access.proto\x12\x0fnexusrag.api.v1\x1a google/protobuf/descriptor.proto\"V\n" +
+	"\x1cnexusrag/api/v1/access.proto\x12\x0fnexusrag.api.v1\x1a google/protobuf/descriptor.proto\"p\n" +
 	"\x06Access\x120\n" +
 	"\bmin_role\x18\x01 \x01(\x0e2\x15.nexusrag.api.v1.RoleR\aminRole\x12\x1a\n" +
-	"\binternal\x18\x02 \x01(\bR\binternal*N\n" +
+	"\binternal\x18\x02 \x01(\bR\binternal\x12\x18\n" +
+	"\afeature\x18\x03 \x01(\tR\afeature*N\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_READER\x10\x01\x12\x0f\n" +

@@ -445,10 +445,10 @@ const file_nexusrag_governance_v1_audit_proto_rawDesc = "" +
 	"\x17ListAuditEventsResponse\x12:\n" +
 	"\x06events\x18\x01 \x03(\v2\".nexusrag.governance.v1.AuditEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor2\xfd\x01\n" +
+	"nextCursor2\x94\x02\n" +
 	"\fAuditService\x12q\n" +
-	"\fRecordEvents\x12+.nexusrag.governance.v1.RecordEventsRequest\x1a,.nexusrag.governance.v1.RecordEventsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12z\n" +
-	"\x0fListAuditEvents\x12..nexusrag.governance.v1.ListAuditEventsRequest\x1a/.nexusrag.governance.v1.ListAuditEventsResponse\"\x06\xca\xf3\x18\x02\b\x03B\xeb\x01\n" +
+	"\fRecordEvents\x12+.nexusrag.governance.v1.RecordEventsRequest\x1a,.nexusrag.governance.v1.RecordEventsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x90\x01\n" +
+	"\x0fListAuditEvents\x12..nexusrag.governance.v1.ListAuditEventsRequest\x1a/.nexusrag.governance.v1.ListAuditEventsResponse\"\x1c\xca\xf3\x18\x18\b\x03\x1a\x14feature.audit_accessB\xeb\x01\n" +
 	"\x1acom.nexusrag.governance.v1B\n" +
 	"AuditProtoP\x01ZGgithub.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1;governancev1\xa2\x02\x03NGX\xaa\x02\x16Nexusrag.Governance.V1\xca\x02\x16Nexusrag\\Governance\\V1\xe2\x02\"Nexusrag\\Governance\\V1\\GPBMetadata\xea\x02\x18Nexusrag::Governance::V1b\x06proto3"
 

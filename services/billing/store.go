@@ -1,0 +1,159 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store holds the billing schema's tables.
+type Store struct{ pool *pgxpool.Pool }
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// tenantRecord is what billing keeps about a tenant; the zero value (no plan, no
+// overrides, revision 0) is a tenant it keeps nothing about.
+type tenantRecord struct {
+	tenantID  string
+	planID    string // "": the default plan
+	revision  int64
+	updatedAt time.Time
+	overrides map[string]override
+}
+
+type override struct {
+	enabled bool
+	config  []byte
+}
+
+// Tenant returns what is kept about tenant.
+func (s *Store) Tenant(ctx context.Context, tenant string) (tenantRecord, error) {
+	recs, err := s.tenants(ctx, s.pool, `WHERE t.tenant_id = $1`, tenant)
+	if err != nil || len(recs) == 0 {
+		return tenantRecord{tenantID: tenant, overrides: map[string]override{}}, err
+	}
+	return recs[0], nil
+}
+
+// SetPlan assigns planID to tenant.
+func (s *Store) SetPlan(ctx context.Context, tenant, planID string) (tenantRecord, error) {
+	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE billing.tenants SET plan_id = $2 WHERE tenant_id = $1`, tenant, planID)
+		return err
+	})
+}
+
+// SetOverride grants or withdraws feature for tenant; enabled nil removes the override.
+func (s *Store) SetOverride(ctx context.Context, tenant, feature string, enabled *bool, config []byte) (tenantRecord, error) {
+	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+		if enabled == nil {
+			_, err := tx.Exec(ctx, `DELETE FROM billing.feature_overrides WHERE tenant_id = $1 AND feature_key = $2`, tenant, feature)
+			return err
+		}
+		if config == nil {
+			config = []byte("{}")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO billing.feature_overrides (tenant_id, feature_key, enabled, config_json) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id, feature_key) DO UPDATE SET enabled = EXCLUDED.enabled, config_json = EXCLUDED.config_json, updated_at = now()`,
+			tenant, feature, *enabled, config)
+		return err
+	})
+}
+
+// change runs apply on tenant's row (created when missing) under a new revision. The
+// advisory lock makes revisions commit in the order they are taken, so a cache that has
+// seen revision r never misses a change numbered below r.
+func (s *Store) change(ctx context.Context, tenant string, apply func(pgx.Tx) error) (tenantRecord, error) {
+	var rec tenantRecord
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('billing.revisions'))`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO billing.tenants (tenant_id, revision) VALUES ($1, nextval('billing.revisions'))
+			ON CONFLICT (tenant_id) DO UPDATE SET revision = EXCLUDED.revision, updated_at = now()`, tenant); err != nil {
+			return err
+		}
+		if err := apply(tx); err != nil {
+			return err
+		}
+		recs, err := s.tenants(ctx, tx, `WHERE t.tenant_id = $1`, tenant)
+		if err != nil {
+			return err
+		}
+		if len(recs) != 1 {
+			return errors.New("tenant row vanished")
+		}
+		rec = recs[0]
+		return nil
+	})
+	if err != nil {
+		return tenantRecord{}, fmt.Errorf("change tenant %s: %w", tenant, err)
+	}
+	return rec, nil
+}
+
+// maxChanges bounds an answer of Changes.
+const maxChanges = 500
+
+// Changes returns the tenants changed after revision (oldest first, at most maxChanges),
+// the revision the answer covers and whether there are more; currentOnly returns the
+// current revision alone.
+func (s *Store) Changes(ctx context.Context, after int64, currentOnly bool) ([]tenantRecord, int64, bool, error) {
+	if currentOnly {
+		var rev int64
+		err := s.pool.QueryRow(ctx, `SELECT coalesce(max(revision), 0) FROM billing.tenants`).Scan(&rev)
+		return nil, rev, false, err
+	}
+	recs, err := s.tenants(ctx, s.pool, `WHERE t.revision > $1 ORDER BY t.revision LIMIT `+fmt.Sprint(maxChanges+1), after)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	more := len(recs) > maxChanges
+	if more {
+		recs = recs[:maxChanges]
+	}
+	rev := after
+	if n := len(recs); n > 0 {
+		rev = recs[n-1].revision
+	}
+	return recs, rev, more, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// tenants reads tenants' rows with their overrides; where filters (and orders) t.
+func (s *Store) tenants(ctx context.Context, q querier, where string, args ...any) ([]tenantRecord, error) {
+	rows, err := q.Query(ctx, `SELECT t.tenant_id, coalesce(t.plan_id, ''), t.revision, t.updated_at,
+			coalesce(o.feature_key, ''), coalesce(o.enabled, false), coalesce(o.config_json::text, '{}')
+		FROM (SELECT * FROM billing.tenants t `+where+`) t
+		LEFT JOIN billing.feature_overrides o ON o.tenant_id = t.tenant_id
+		ORDER BY t.revision, o.feature_key`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []tenantRecord
+	for rows.Next() {
+		var r tenantRecord
+		var key, config string
+		var enabled bool
+		if err := rows.Scan(&r.tenantID, &r.planID, &r.revision, &r.updatedAt, &key, &enabled, &config); err != nil {
+			return nil, err
+		}
+		if n := len(out); n == 0 || out[n-1].tenantID != r.tenantID {
+			r.overrides = map[string]override{}
+			out = append(out, r)
+		}
+		if key != "" {
+			out[len(out)-1].overrides[key] = override{enabled: enabled, config: []byte(config)}
+		}
+	}
+	return out, rows.Err()
+}
