@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	"github.com/nexusrag/nexusrag/internal/launch"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/config"
@@ -126,7 +127,9 @@ func serveBare(ctx context.Context, dbURL, redisURL string) error {
 	if err != nil {
 		return err
 	}
-	limiter := gateway.NewRateLimiter(rdb, os.Getenv("REDIS_KEY_PREFIX")+"bare:", gcfg.RateLimitOptions(), nopRecorder{}, logging.Discard())
+	// The same admission as the gateway's: buckets and, when QUOTA_ENABLED, the quota
+	// counters (with limits no benchmark reaches), in one round trip.
+	limiter := gateway.NewRateLimiter(rdb, os.Getenv("REDIS_KEY_PREFIX")+"bare:", gcfg.RateLimitOptions(unlimited{}, nil), nopRecorder{}, logging.Discard())
 	// An empty gRPC handler (health's Check) over the in-memory transport the gateway
 	// uses to reach the services of its process.
 	srv := grpc.NewServer()
@@ -175,3 +178,10 @@ func serveBare(ctx context.Context, dbURL, redisURL string) error {
 type nopRecorder struct{}
 
 func (nopRecorder) Record(context.Context, audit.Event) {}
+
+// unlimited is a quota source with limits no benchmark reaches.
+type unlimited struct{}
+
+func (unlimited) Quota(context.Context, string) (*billingv1.Quota, error) {
+	return &billingv1.Quota{DailyRequestsLimit: 1 << 50, MonthlyRequestsLimit: 1 << 50, SoftCapRatio: 1, HardCapEnabled: true}, nil
+}

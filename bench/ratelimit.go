@@ -17,16 +17,22 @@ import (
 	"github.com/nexusrag/nexusrag/services/gateway"
 )
 
-// rateLimitSuite: GET /v1/auth/whoami through the platform (rate limiter on, with buckets
-// no benchmark empties) beside a second `serve` on the same database with RL_ENABLED=false,
+// rateLimitSuite: GET /v1/auth/whoami through the platform (rate limiter and quotas on,
+// with buckets and quotas no benchmark empties) beside a second `serve` on the same
+// database with QUOTA_ENABLED=false and a third with neither (RL_ENABLED=false too),
 // same clients and duration. Redis INFO commandstats read around each run count the
-// limiter's Redis commands per request. Then the limiter's check alone, called from Go.
+// admission's Redis commands per request. Then the limiter's check alone, called from Go.
 func rateLimitSuite(ctx context.Context, env *benchEnv) ([]row, error) {
-	off, stopOff, err := env.serveWith("RL_ENABLED=false")
+	off, stopOff, err := env.serveWith("RL_ENABLED=false", "QUOTA_ENABLED=false")
 	if err != nil {
 		return nil, fmt.Errorf("serve without rate limiter: %w", err)
 	}
 	defer stopOff()
+	noQuota, stopNoQuota, err := env.serveWith("QUOTA_ENABLED=false")
+	if err != nil {
+		return nil, fmt.Errorf("serve without quotas: %w", err)
+	}
+	defer stopNoQuota()
 	rdb, err := env.redisClient()
 	if err != nil {
 		return nil, err
@@ -38,14 +44,16 @@ func rateLimitSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	if f.idle, err = redisWindow(ctx, rdb, func() error { sleepCtx(ctx, env.duration); return ctx.Err() }); err != nil {
 		return nil, err
 	}
-	// Two halves each, in the order with, without, without, with, so that neither side
-	// gains from running second (warm caches, a fresh process's first connections) or
-	// from drift.
+	// Two halves each, in the order with, limiter only, without, without, limiter only,
+	// with, so that no side gains from running later (warm caches, a fresh process's first
+	// connections) or from drift.
 	withURL, withoutURL := env.httpURL+"/v1/auth/whoami", off.HTTPURL+"/v1/auth/whoami"
+	limiterURL := noQuota.HTTPURL + "/v1/auth/whoami"
 	for _, half := range []struct {
 		into *counted
 		url  string
-	}{{&f.with, withURL}, {&f.without, withoutURL}, {&f.without, withoutURL}, {&f.with, withURL}} {
+	}{{&f.with, withURL}, {&f.limiterOnly, limiterURL}, {&f.without, withoutURL},
+		{&f.without, withoutURL}, {&f.limiterOnly, limiterURL}, {&f.with, withURL}} {
 		c, err := loadCounted(ctx, rdb, half.url, env.key, env.clients, env.duration/2)
 		if err != nil {
 			return nil, err
@@ -53,6 +61,7 @@ func rateLimitSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		half.into.add(c)
 	}
 	slices.Sort(f.with.latencies)
+	slices.Sort(f.limiterOnly.latencies)
 	slices.Sort(f.without.latencies)
 	prefix := env.Setting("REDIS_KEY_PREFIX", "nexusrag:") + "limiter-alone:"
 	f.alone1.redis, err = redisWindow(ctx, rdb, func() (err error) {
@@ -88,8 +97,8 @@ func (c *counted) add(o counted) {
 
 // rateLimitFigures is what rateLimitSuite measured.
 type rateLimitFigures struct {
-	idle                           redisCalls
-	with, without, alone1, alone16 counted
+	idle                                        redisCalls
+	with, limiterOnly, without, alone1, alone16 counted
 }
 
 // loadCounted is load inside a redisWindow.
@@ -114,18 +123,28 @@ func rateLimitRows(f rateLimitFigures) []row {
 		}
 		return perCall(c, "request")
 	}
-	w, wo := f.with, f.without
-	return []row{
-		{name: "rate limit: gateway with rate limiter, GET /v1/auth/whoami", p50: ms(w.quantile(.5)), p99: ms(w.quantile(.99)),
-			rate: fmt.Sprintf("%.0f req/s", w.rate()), note: note(w)},
-		{name: "baseline: gateway without rate limiter (RL_ENABLED=false)", p50: ms(wo.quantile(.5)), p99: ms(wo.quantile(.99)),
-			rate: fmt.Sprintf("%.0f req/s", wo.rate()), note: note(wo)},
-		{name: "ratio with / without rate limiter", p50: ratio(float64(w.quantile(.5)), float64(wo.quantile(.5))),
-			p99: ratio(float64(w.quantile(.99)), float64(wo.quantile(.99))), rate: ratio(w.rate(), wo.rate()),
-			note: "latency: lower is better; throughput: higher is better; each side ran two halves, in the order with, without, without, with"},
-		{name: "rate limit: Redis commands per request, limiter on", p50: "-", p99: "-", rate: "-",
+	w, l, wo := f.with, f.limiterOnly, f.without
+	ratioRow := func(name string, a, b counted) row {
+		return row{name: name, p50: ratio(float64(a.quantile(.5)), float64(b.quantile(.5))),
+			p99: ratio(float64(a.quantile(.99)), float64(b.quantile(.99))), rate: ratio(a.rate(), b.rate()),
+			note: "latency: lower is better; throughput: higher is better; each side ran two halves, in the order with, limiter only, without, without, limiter only, with"}
+	}
+	redisRow := func(name string, c counted) row {
+		return row{name: name, p50: "-", p99: "-", rate: "-",
 			note: fmt.Sprintf("%s over %d requests; one round trip (EVALSHA, %.1f µs in Redis), the rest run inside its script; idle background (%d commands per %s) subtracted",
-				w.redis.breakdown(w.sent, f.idle), w.sent, w.redis.usecPerCall("evalsha"), f.idle.total(), f.idle.elapsed.Round(time.Millisecond))},
+				c.redis.breakdown(c.sent, f.idle), c.sent, c.redis.usecPerCall("evalsha"), f.idle.total(), f.idle.elapsed.Round(time.Millisecond))}
+	}
+	return []row{
+		{name: "rate limit: gateway with rate limiter and quotas, GET /v1/auth/whoami", p50: ms(w.quantile(.5)), p99: ms(w.quantile(.99)),
+			rate: fmt.Sprintf("%.0f req/s", w.rate()), note: note(w)},
+		{name: "rate limit: gateway with rate limiter, quotas off (QUOTA_ENABLED=false)", p50: ms(l.quantile(.5)), p99: ms(l.quantile(.99)),
+			rate: fmt.Sprintf("%.0f req/s", l.rate()), note: note(l)},
+		{name: "baseline: gateway without either (RL_ENABLED=false QUOTA_ENABLED=false)", p50: ms(wo.quantile(.5)), p99: ms(wo.quantile(.99)),
+			rate: fmt.Sprintf("%.0f req/s", wo.rate()), note: note(wo)},
+		ratioRow("ratio quotas on / off (rate limiter on in both)", w, l),
+		ratioRow("ratio rate limiter and quotas / neither", w, wo),
+		redisRow("rate limit: Redis commands per request, limiter and quotas", w),
+		redisRow("rate limit: Redis commands per request, limiter only", l),
 		{name: "rate limit: check alone (Allow from Go), 1 goroutine", p50: ms(f.alone1.quantile(.5)), p99: ms(f.alone1.quantile(.99)),
 			rate: fmt.Sprintf("%.0f checks/s", f.alone1.rate()), note: perCall(f.alone1, "check")},
 		{name: "rate limit: check alone (Allow from Go), 16 goroutines", p50: ms(f.alone16.quantile(.5)), p99: ms(f.alone16.quantile(.99)),

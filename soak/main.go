@@ -200,6 +200,9 @@ func prepareTenants(ctx context.Context, p *platform, n int) ([]tenant, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := p.env.Unmetered(t.id); err != nil {
+			return nil, err
+		}
 		if t.key, err = p.env.CreateKey(t.id, "editor", "soak-editor"); err != nil {
 			return nil, err
 		}

@@ -2,7 +2,11 @@ package main_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +162,125 @@ func TestPlanChangesReachEveryReplica(t *testing.T) {
 		return b.do(http.MethodGet, "/v1/audit/events?limit=1", key, "").Status == http.StatusForbidden
 	}, 5*time.Second, 20*time.Millisecond, "the other replica still allows after 5s")
 	t.Logf("downgrade enforced by the other replica after %s", time.Since(changed).Round(time.Millisecond))
+}
+
+// TestQuotasAtTheEdge: a quota set through the admin route is enforced by the gateway
+// within 5 s; 50 concurrent requests at the hard cap admit exactly what is left; the
+// usage route reports what was counted.
+func TestQuotasAtTheEdge(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, []string{"USAGE_ROLLUP_INTERVAL=1s"})
+	_, key := p.createKey("t-q", "admin")
+	_, other := p.createKey("t-other", "admin")
+
+	r := p.do(http.MethodGet, "/v1/corpora", key, "")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Equal(t, "100000", r.Header.Get("X-Quota-Day-Limit"), "enterprise's daily quota")
+	require.Equal(t, "enforce", r.Header.Get("X-Quota-HardCap-Mode"))
+	require.Equal(t, "false", r.Header.Get("X-Quota-SoftCap-Reached"))
+	for _, h := range []string{"X-Quota-Day-Used", "X-Quota-Day-Remaining", "X-Quota-Month-Limit", "X-Quota-Month-Used", "X-Quota-Month-Remaining"} {
+		require.NotEmpty(t, r.Header.Get(h), h)
+	}
+	require.Empty(t, p.do(http.MethodGet, "/healthz", "", "").Header.Get("X-Quota-Day-Used"), "health is not counted")
+
+	r = p.do(http.MethodPatch, "/v1/admin/quotas/t-q", key, `{"daily_requests_limit": 300, "soft_cap_ratio": 0.5}`)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, "tenant", r.data()["quota"].(map[string]any)["source"], "%s", r.Body)
+	for _, c := range []struct{ body, field string }{
+		{`{"daily_requests_limit": 0}`, "daily_requests_limit"},
+		{`{"soft_cap_ratio": 2}`, "soft_cap_ratio"},
+		{`{"monthly_requests_limit": "many"}`, ""},
+	} {
+		r := p.do(http.MethodPatch, "/v1/admin/quotas/t-q", key, c.body)
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s: %s", c.body, r.Body)
+		if c.field != "" {
+			d, _ := r.JSON["error"].(map[string]any)["details"].(map[string]any)
+			require.Equal(t, c.field, d["field"], "%s", r.Body)
+		}
+	}
+	require.Equal(t, http.StatusForbidden, p.do(http.MethodPatch, "/v1/admin/quotas/t-q", other, `{"daily_requests_limit": 1}`).Status)
+	require.Equal(t, http.StatusForbidden, p.do(http.MethodGet, "/v1/admin/usage/t-q", other, "").Status)
+
+	require.Eventually(t, func() bool {
+		r = p.do(http.MethodGet, "/v1/corpora", key, "")
+		return r.Header.Get("X-Quota-Day-Limit") == "300"
+	}, 5*time.Second, 50*time.Millisecond, "the new quota reaches the gateway")
+	for r.Header.Get("X-Quota-Day-Remaining") != "30" { // down to 30 left
+		r = p.do(http.MethodGet, "/v1/corpora", key, "")
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	}
+	const left = 30
+
+	// 50 concurrent requests at the cap: exactly what is left passes.
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	var bodies sync.Map
+	for range 50 {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, p.HTTP+"/v1/corpora", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			switch res.StatusCode {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusPaymentRequired:
+				refused.Add(1)
+				bodies.Store(string(b), true)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, left, ok.Load(), "admitted: exactly the %d left", left)
+	require.EqualValues(t, 50-left, refused.Load())
+	require.Len(t, keys(&bodies), 1, "every refusal says the same")
+	r = p.do(http.MethodGet, "/v1/corpora", key, "")
+	require.Equal(t, http.StatusPaymentRequired, r.Status)
+	require.JSONEq(t, `{"detail":{"code":"QUOTA_EXCEEDED","message":"Daily request quota exceeded","period":"day","limit":300,"used":300,"remaining":0}}`, string(r.Body))
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/corpora", other, "").Status, "another tenant's quota is its own")
+
+	r = p.do(http.MethodGet, "/v1/admin/quotas/t-q", key, "")
+	require.Equal(t, http.StatusOK, r.Status, "a tenant at its cap can still read and raise its quota: %s", r.Body)
+	require.Empty(t, r.Header.Get("X-Quota-Day-Used"), "the billing routes are not counted")
+	require.Equal(t, "300", r.data()["quota"].(map[string]any)["day_used"], "int64 is a string in JSON")
+
+	// Observe mode lets the tenant through and says so.
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/admin/quotas/t-q", key, `{"hard_cap_enabled": false}`).Status)
+	require.Eventually(t, func() bool {
+		r = p.do(http.MethodGet, "/v1/corpora", key, "")
+		return r.Status == http.StatusOK
+	}, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, "observe", r.Header.Get("X-Quota-HardCap-Mode"))
+	require.Equal(t, "true", r.Header.Get("X-Quota-SoftCap-Reached"))
+	require.Equal(t, "0", r.Header.Get("X-Quota-Day-Remaining"))
+
+	// The rollup reaches Postgres: the usage route reports today's count.
+	today := time.Now().UTC().Format("2006-01-02")
+	require.Eventually(t, func() bool {
+		r = p.do(http.MethodGet, "/v1/admin/usage/t-q?period=day&start="+today, key, "")
+		b, _ := r.data()["buckets"].([]any)
+		if r.Status != http.StatusOK || len(b) == 0 {
+			return false
+		}
+		n, _ := strconv.Atoi(fmt.Sprint(b[0].(map[string]any)["requests"]))
+		return n >= 300
+	}, 10*time.Second, 100*time.Millisecond, "%s", r.Body)
+	r = p.do(http.MethodGet, "/v1/admin/usage/t-q?period=week", key, "")
+	require.Equal(t, http.StatusBadRequest, r.Status)
+	require.Equal(t, "INVALID_ARGUMENT", r.errorCode())
+	events := p.auditEvents(key, "event_type=quota.hard_cap_blocked")
+	require.NotEmpty(t, events, "the hard cap's refusals are audited (sampled)")
+	require.Eventually(t, func() bool {
+		return len(p.auditEvents(key, "event_type=quota.soft_cap_reached")) == 1
+	}, 5*time.Second, 50*time.Millisecond, "the soft cap is audited once per period")
+}
+
+func keys(m *sync.Map) []any {
+	var out []any
+	m.Range(func(k, _ any) bool { out = append(out, k); return true })
+	return out
 }

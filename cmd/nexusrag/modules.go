@@ -50,7 +50,7 @@ func modules() registry {
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
 		{name: "billing", deps: infra(), init: initBilling, service: &service{
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
-		{name: "gateway", deps: infra(modAPIKeys), fronts: true, init: initGateway, service: &service{
+		{name: "gateway", deps: infra(modAPIKeys, modEntitlements), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
 
 		{name: modGRPCListener, deps: []string{modGRPCServer}, servesAll: true, init: initGRPCListener},
@@ -69,7 +69,10 @@ func initBilling(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, billing.NewStore(a.pool), a.rec, a.log))
+	store := billing.NewStore(a.pool)
+	usage := billing.NewUsage(store, a.rdb, a.cfg.RedisKeyPrefix, time.Duration(cfg.UsageRetentionDays)*24*time.Hour, nil, a.rec, a.log)
+	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log))
+	a.goBackground("usage rollup", func(ctx context.Context) error { usage.Run(ctx, cfg.UsageRollupInterval); return nil })
 	return nil
 }
 
@@ -167,8 +170,13 @@ func initGateway(ctx context.Context, a *app) error {
 		backends = append(backends, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
 	}
 	var limiter *gateway.RateLimiter
-	if cfg.RateLimitEnabled {
-		limiter = gateway.NewRateLimiter(a.rdb, a.cfg.RedisKeyPrefix, cfg.RateLimitOptions(), a.rec, a.log)
+	if cfg.RateLimitEnabled || cfg.QuotaEnabled {
+		billingConn, err := a.conn("billing")
+		if err != nil {
+			return err
+		}
+		limiter = gateway.NewRateLimiter(a.rdb, a.cfg.RedisKeyPrefix,
+			cfg.RateLimitOptions(a.entitlements, billingv1.NewBillingServiceClient(billingConn)), a.rec, a.log)
 	}
 	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
 		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), a.rec, a.tel, a.log)

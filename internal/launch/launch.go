@@ -153,6 +153,16 @@ func (e *Env) CreateKey(tenant, role, name string) (string, error) {
 	return k["api_key"], nil
 }
 
+// Unmetered gives tenant quotas no load run reaches (10^12 requests a day and a month),
+// with the CLI, so that a benchmark or a soak measures the platform, not its 402s.
+func (e *Env) Unmetered(tenant string) error {
+	const most = "1000000000000"
+	if out, err := e.Command("quota", "set", "--tenant", tenant, "--daily", most, "--monthly", most).CombinedOutput(); err != nil {
+		return fmt.Errorf("quota set --tenant %s: %w: %s", tenant, err, out)
+	}
+	return nil
+}
+
 // writeServiceKeys makes the service keys the processes and the caller's own gRPC calls
 // share (a split platform needs them; bench signs its Retrieve calls with them).
 func (e *Env) writeServiceKeys(name string) (string, error) {

@@ -54,6 +54,16 @@ const (
 	TypePlanChanged = "plan.changed"
 	// TypePlanOverrideChanged: a feature override of a tenant was set or removed.
 	TypePlanOverrideChanged = "plan.override_changed"
+	// TypeQuotaChanged: a tenant's request quotas were changed.
+	TypeQuotaChanged = "quota.changed"
+	// TypeQuotaSoftCapReached: a tenant crossed the soft cap of a period (once per period).
+	TypeQuotaSoftCapReached = "quota.soft_cap_reached"
+	// TypeQuotaHardCapBlocked: a request was refused past a hard cap (sampled).
+	TypeQuotaHardCapBlocked = "quota.hard_cap_blocked"
+	// TypeQuotaOverageObserved: a request passed a limit whose hard cap is off (sampled).
+	TypeQuotaOverageObserved = "quota.overage_observed"
+	// TypeUsageRecorded: a snapshot of a tenant's counted requests (sampled, hourly).
+	TypeUsageRecorded = "billing.usage_recorded"
 )
 
 // Types lists every known event type.
@@ -62,6 +72,7 @@ func Types() []string {
 		TypeAPIKeyCreated, TypeAPIKeyUpdated, TypeAPIKeyRevoked, TypeAuthAccessSuccess, TypeAuthAccessFailure,
 		TypeRBACForbidden, TypeSecurityRateLimited, TypeRateLimitDegraded, TypeCorporaUpdated,
 		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
+		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 	}
 }
 

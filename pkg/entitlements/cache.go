@@ -12,7 +12,8 @@ import (
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 )
 
-// Cache is a process's Checker: the entitlements of the tenants it has seen, kept up to
+// Cache is a process's Checker, and the gateway's source of request quotas: the
+// entitlements of the tenants it has seen, kept up to
 // date by Run. A tenant's first check asks the billing service; later ones are map
 // lookups. While billing is unreachable the known tenants keep their entitlements and a
 // new tenant's check fails with billing's error.
@@ -32,12 +33,22 @@ type Cache struct {
 
 type entry struct {
 	features map[string]bool
+	quota    *billingv1.Quota
 	revision int64
 }
 
 // NewCache is a cache over the billing service; call Run to follow its changes.
 func NewCache(client billingv1.BillingServiceClient, log *slog.Logger) *Cache {
 	return &Cache{client: client, log: log, tenants: map[string]entry{}}
+}
+
+// Quota returns the tenant's request quotas.
+func (c *Cache) Quota(ctx context.Context, tenant string) (*billingv1.Quota, error) {
+	e, err := c.get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return e.quota, nil
 }
 
 // Require implements Checker.
@@ -80,7 +91,7 @@ func (c *Cache) get(ctx context.Context, tenant string) (entry, error) {
 }
 
 func toEntry(e *billingv1.Entitlements) entry {
-	out := entry{features: make(map[string]bool, len(e.GetFeatures())), revision: e.GetRevision()}
+	out := entry{features: make(map[string]bool, len(e.GetFeatures())), quota: e.GetQuota(), revision: e.GetRevision()}
 	for _, f := range e.GetFeatures() {
 		out.features[f] = true
 	}

@@ -6,19 +6,33 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 )
 
-// Plan is a named set of features.
+// Plan is a named set of features, with the request quotas a tenant has until it sets
+// its own.
 type Plan struct {
 	ID, Name string
 	Features []string
+	Quota    Quota
+}
+
+// Quota is a tenant's request quotas.
+type Quota struct {
+	Daily, Monthly int64
+	SoftCapRatio   float64
+	HardCap        bool
 }
 
 // Plans are the plans there are, cheapest first.
 var Plans = []Plan{
-	{ID: "free", Name: "Free", Features: []string{entitlements.RetrievalLocal}},
+	{ID: "free", Name: "Free", Features: []string{entitlements.RetrievalLocal},
+		Quota: Quota{Daily: 1_000, Monthly: 20_000, SoftCapRatio: 0.8, HardCap: true}},
 	{ID: "pro", Name: "Pro", Features: []string{entitlements.RetrievalLocal, entitlements.RetrievalVertex, entitlements.TTS,
-		entitlements.OpsAdminAccess, entitlements.AuditAccess, entitlements.CorporaPatchProviderConfig, entitlements.BillingWebhookTest}},
-	{ID: "enterprise", Name: "Enterprise", Features: entitlements.Keys},
+		entitlements.OpsAdminAccess, entitlements.AuditAccess, entitlements.CorporaPatchProviderConfig, entitlements.BillingWebhookTest},
+		Quota: Quota{Daily: 10_000, Monthly: 200_000, SoftCapRatio: 0.8, HardCap: true}},
+	{ID: "enterprise", Name: "Enterprise", Features: entitlements.Keys, Quota: highTier},
 }
+
+// highTier is the quota of every tenant with feature.high_quota_tier, whatever its plan.
+var highTier = Quota{Daily: 100_000, Monthly: 2_000_000, SoftCapRatio: 0.8, HardCap: true}
 
 // PlanIDs are the plans' ids, cheapest first.
 func PlanIDs() []string {
@@ -56,6 +70,17 @@ func effective(plan Plan, overrides map[string]override) []feature {
 		out = append(out, f)
 	}
 	return out
+}
+
+// defaultQuota is the quota of a tenant on plan with the features fs, before its own
+// settings: the high tier with feature.high_quota_tier, else the plan's.
+func defaultQuota(plan Plan, fs []feature) Quota {
+	for _, f := range fs {
+		if f.key == entitlements.HighQuotaTier && f.enabled {
+			return highTier
+		}
+	}
+	return plan.Quota
 }
 
 // enabledKeys are the keys of the enabled features.

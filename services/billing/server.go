@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -16,6 +17,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/quota"
 )
 
 // Recorder is where the service sends audit events (an *audit.Recorder).
@@ -28,13 +30,14 @@ type Server struct {
 	billingv1.UnimplementedBillingServiceServer
 	cfg   Config
 	store *Store
+	usage *Usage
 	audit Recorder
 	log   *slog.Logger
 }
 
-// NewServer returns the BillingService implementation.
-func NewServer(cfg Config, store *Store, rec Recorder, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, store: store, audit: rec, log: log}
+// NewServer returns the BillingService implementation; usage reads the request counters.
+func NewServer(cfg Config, store *Store, usage *Usage, rec Recorder, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, store: store, usage: usage, audit: rec, log: log}
 }
 
 // ListPlans lists the plans and the features each grants.
@@ -139,6 +142,151 @@ func (s *Server) ListEntitlementChanges(ctx context.Context, req *billingv1.List
 	return out, nil
 }
 
+// maxRequestsLimit bounds a quota limit.
+const maxRequestsLimit = 1_000_000_000_000
+
+// GetQuota returns the caller's tenant's quotas and what it used.
+func (s *Server) GetQuota(ctx context.Context, req *billingv1.GetQuotaRequest) (*billingv1.GetQuotaResponse, error) {
+	if err := ownTenant(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	rec, err := s.store.Tenant(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	settings, err := s.quotaSettings(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &billingv1.GetQuotaResponse{Quota: settings}, nil
+}
+
+// UpdateQuota changes the caller's tenant's quotas.
+func (s *Server) UpdateQuota(ctx context.Context, req *billingv1.UpdateQuotaRequest) (*billingv1.UpdateQuotaResponse, error) {
+	if err := ownTenant(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	q := quotaSettings{daily: req.DailyRequestsLimit, monthly: req.MonthlyRequestsLimit, softCapRatio: req.SoftCapRatio, hardCap: req.HardCapEnabled}
+	for _, l := range []struct {
+		field string
+		v     *int64
+	}{{"daily_requests_limit", q.daily}, {"monthly_requests_limit", q.monthly}} {
+		if l.v != nil && (*l.v < 1 || *l.v > maxRequestsLimit) {
+			return nil, apierr.InvalidArgument(l.field, fmt.Sprintf("%s must be 1 to %d", l.field, int64(maxRequestsLimit)))
+		}
+	}
+	if r := q.softCapRatio; r != nil && (!(*r > 0) || *r > 1) {
+		return nil, apierr.InvalidArgument("soft_cap_ratio", "soft_cap_ratio must be above 0 and at most 1")
+	}
+	if !q.any() {
+		return nil, apierr.InvalidArgument("daily_requests_limit",
+			"nothing to update: send daily_requests_limit, monthly_requests_limit, soft_cap_ratio and/or hard_cap_enabled")
+	}
+	rec, err := s.store.SetQuota(ctx, req.GetTenantId(), q)
+	if err != nil {
+		return nil, err
+	}
+	eff := s.quotaOf(rec)
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeQuotaChanged, Outcome: audit.OutcomeSuccess, ResourceType: "tenant", ResourceID: rec.tenantID,
+		Metadata: map[string]any{"daily_requests_limit": eff.Daily, "monthly_requests_limit": eff.Monthly, "soft_cap_ratio": eff.SoftCapRatio, "hard_cap_enabled": eff.HardCap}})
+	settings, err := s.quotaSettings(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &billingv1.UpdateQuotaResponse{Quota: settings}, nil
+}
+
+func (s *Server) quotaSettings(ctx context.Context, rec tenantRecord) (*billingv1.QuotaSettings, error) {
+	out := &billingv1.QuotaSettings{TenantId: rec.tenantID, Quota: s.quotaOf(rec).proto(), Source: "plan"}
+	if rec.quota.any() {
+		out.Source = "tenant"
+	}
+	var err error
+	out.DayUsed, out.MonthUsed, err = s.usage.Used(ctx, rec.tenantID)
+	return out, err
+}
+
+// usageDays and usageMonths are how many buckets GetUsage returns.
+const (
+	usageDays   = 31
+	usageMonths = 12
+)
+
+// GetUsage returns the caller's tenant's counted requests per UTC day or month.
+func (s *Server) GetUsage(ctx context.Context, req *billingv1.GetUsageRequest) (*billingv1.GetUsageResponse, error) {
+	if err := ownTenant(ctx, req.GetTenantId()); err != nil {
+		return nil, err
+	}
+	period := req.GetPeriod()
+	if period == "" {
+		period = quota.Day
+	}
+	if period != quota.Day && period != quota.Month {
+		return nil, apierr.InvalidArgument("period", "period must be day or month")
+	}
+	now := s.usage.now().UTC()
+	var from time.Time
+	if req.GetStart() == "" {
+		from = quota.DayStart(now).AddDate(0, 0, -(usageDays - 1))
+		if period == quota.Month {
+			from = quota.MonthStart(now).AddDate(0, -(usageMonths - 1), 0)
+		}
+	} else {
+		t, err := time.Parse(quota.DayFormat, req.GetStart())
+		if err != nil {
+			return nil, apierr.InvalidArgument("start", "start must be a date, YYYY-MM-DD")
+		}
+		from = t
+	}
+	n, step := usageDays, func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }
+	if period == quota.Month {
+		from, n, step = quota.MonthStart(from), usageMonths, func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+	}
+	to := from
+	for range n {
+		to = step(to)
+	}
+	sums, err := s.store.UsageBuckets(ctx, req.GetTenantId(), period, from, to)
+	if err != nil {
+		return nil, err
+	}
+	// The current day and month: the live counters when they are ahead of the last rollup.
+	day, month, err := s.usage.Used(ctx, req.GetTenantId())
+	if err != nil {
+		return nil, err
+	}
+	current, live := quota.DayStart(now), day
+	if period == quota.Month {
+		current, live = quota.MonthStart(now), month
+	}
+	if !current.Before(from) && current.Before(to) {
+		sums[current] = max(sums[current], live)
+	}
+	out := &billingv1.GetUsageResponse{TenantId: req.GetTenantId(), Period: period}
+	for t := from; t.Before(to); t = step(t) {
+		out.Buckets = append(out.Buckets, &billingv1.UsageBucket{Start: t.Format(quota.DayFormat), Requests: sums[t]})
+		out.Total += sums[t]
+	}
+	return out, nil
+}
+
+// ReportQuotaEvent records a soft cap a tenant crossed (the gateway reports each once per
+// period).
+func (s *Server) ReportQuotaEvent(ctx context.Context, req *billingv1.ReportQuotaEventRequest) (*billingv1.ReportQuotaEventResponse, error) {
+	switch {
+	case req.GetTenantId() == "":
+		return nil, apierr.InvalidArgument("tenant_id", "tenant_id is required")
+	case req.GetEventType() != audit.TypeQuotaSoftCapReached:
+		return nil, apierr.InvalidArgument("event_type", "event_type must be "+audit.TypeQuotaSoftCapReached)
+	case req.GetPeriod() != quota.Day && req.GetPeriod() != quota.Month:
+		return nil, apierr.InvalidArgument("period", "period must be day or month")
+	}
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeQuotaSoftCapReached, Outcome: audit.OutcomeSuccess, TenantID: req.GetTenantId(),
+		ActorType: audit.ActorSystem, ResourceType: "tenant", ResourceID: req.GetTenantId(),
+		Metadata: map[string]any{"period": req.GetPeriod(), "period_start": req.GetPeriodStart(), "used": req.GetUsed(), "limit": req.GetLimit()}})
+	return &billingv1.ReportQuotaEventResponse{}, nil
+}
+
 // ownTenant refuses a tenant other than the caller's, saying nothing about it.
 func ownTenant(ctx context.Context, tenant string) error {
 	p, err := principal.Require(ctx)
@@ -163,8 +311,30 @@ func (s *Server) planOf(rec tenantRecord) Plan {
 }
 
 func (s *Server) entitlements(rec tenantRecord) *billingv1.Entitlements {
-	return &billingv1.Entitlements{TenantId: rec.tenantID, Revision: rec.revision,
-		Features: enabledKeys(effective(s.planOf(rec), rec.overrides))}
+	fs := effective(s.planOf(rec), rec.overrides)
+	return &billingv1.Entitlements{TenantId: rec.tenantID, Revision: rec.revision, Features: enabledKeys(fs), Quota: s.quotaOf(rec).proto()}
+}
+
+// quotaOf is a tenant's effective quota: its own values over its plan's defaults.
+func (s *Server) quotaOf(rec tenantRecord) Quota {
+	q := defaultQuota(s.planOf(rec), effective(s.planOf(rec), rec.overrides))
+	if v := rec.quota.daily; v != nil {
+		q.Daily = *v
+	}
+	if v := rec.quota.monthly; v != nil {
+		q.Monthly = *v
+	}
+	if v := rec.quota.softCapRatio; v != nil {
+		q.SoftCapRatio = *v
+	}
+	if v := rec.quota.hardCap; v != nil {
+		q.HardCap = *v
+	}
+	return q
+}
+
+func (q Quota) proto() *billingv1.Quota {
+	return &billingv1.Quota{DailyRequestsLimit: q.Daily, MonthlyRequestsLimit: q.Monthly, SoftCapRatio: q.SoftCapRatio, HardCapEnabled: q.HardCap}
 }
 
 func (s *Server) tenantPlan(rec tenantRecord) *billingv1.TenantPlan {

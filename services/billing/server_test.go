@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/status"
@@ -21,19 +22,31 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/redistest"
 	"github.com/nexusrag/nexusrag/services/billing"
 )
 
 func newClient(t *testing.T, defaultPlan string) (billingv1.BillingServiceClient, *audittest.Recorder) {
 	t.Helper()
+	c, rec, _ := newClientAt(t, defaultPlan, nil)
+	return c, rec
+}
+
+// newClientAt is a billing service with its own Redis key prefix whose clock is now
+// (nil: time.Now); it returns the usage rollup too.
+func newClientAt(t *testing.T, defaultPlan string, now func() time.Time) (billingv1.BillingServiceClient, *audittest.Recorder, *billing.Usage) {
+	t.Helper()
 	pool := pgtest.NewPool(t, billing.Migrations())
+	rdb, prefix := redistest.New(t)
 	rec := &audittest.Recorder{}
+	store := billing.NewStore(pool)
+	usage := billing.NewUsage(store, rdb, prefix, 400*24*time.Hour, now, rec, logging.Discard())
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(billing.Config{DefaultPlanID: defaultPlan}, billing.NewStore(pool), rec, logging.Discard()))
+	srv.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(billing.Config{DefaultPlanID: defaultPlan}, store, usage, rec, logging.Discard()))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	return billingv1.NewBillingServiceClient(conn), rec
+	return billingv1.NewBillingServiceClient(conn), rec, usage
 }
 
 func admin(tenant string) context.Context {
@@ -225,9 +238,13 @@ func TestEntitlementChanges(t *testing.T) {
 	require.Zero(t, unknown.GetEntitlements().GetRevision())
 }
 
-func TestDefaultPlanIsValidated(t *testing.T) {
-	cfg := billing.Config{DefaultPlanID: "gold"}
+func TestConfigIsValidated(t *testing.T) {
+	cfg := billing.Config{DefaultPlanID: "gold", UsageRollupInterval: time.Minute, UsageRetentionDays: 400}
 	require.ErrorContains(t, cfg.Validate(), "DEFAULT_PLAN_ID")
 	cfg.DefaultPlanID = "pro"
 	require.NoError(t, cfg.Validate())
+	cfg.UsageRetentionDays = 30
+	require.ErrorContains(t, cfg.Validate(), "USAGE_COUNTER_RETENTION_DAYS")
+	cfg.UsageRetentionDays, cfg.UsageRollupInterval = 400, 0
+	require.ErrorContains(t, cfg.Validate(), "USAGE_ROLLUP_INTERVAL")
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nexusrag/nexusrag/pkg/quota"
 )
 
 // Store holds the billing schema's tables.
@@ -24,6 +26,18 @@ type tenantRecord struct {
 	revision  int64
 	updatedAt time.Time
 	overrides map[string]override
+	quota     quotaSettings
+}
+
+// quotaSettings are a tenant's own quota values; nil ones are its plan's.
+type quotaSettings struct {
+	daily, monthly *int64
+	softCapRatio   *float64
+	hardCap        *bool
+}
+
+func (q quotaSettings) any() bool {
+	return q.daily != nil || q.monthly != nil || q.softCapRatio != nil || q.hardCap != nil
 }
 
 type override struct {
@@ -61,6 +75,17 @@ func (s *Store) SetOverride(ctx context.Context, tenant, feature string, enabled
 		_, err := tx.Exec(ctx, `INSERT INTO billing.feature_overrides (tenant_id, feature_key, enabled, config_json) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (tenant_id, feature_key) DO UPDATE SET enabled = EXCLUDED.enabled, config_json = EXCLUDED.config_json, updated_at = now()`,
 			tenant, feature, *enabled, config)
+		return err
+	})
+}
+
+// SetQuota changes the quota values q sets (the others keep theirs).
+func (s *Store) SetQuota(ctx context.Context, tenant string, q quotaSettings) (tenantRecord, error) {
+	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE billing.tenants SET
+				daily_requests_limit = coalesce($2, daily_requests_limit), monthly_requests_limit = coalesce($3, monthly_requests_limit),
+				soft_cap_ratio = coalesce($4, soft_cap_ratio), hard_cap_enabled = coalesce($5, hard_cap_enabled)
+			WHERE tenant_id = $1`, tenant, q.daily, q.monthly, q.softCapRatio, q.hardCap)
 		return err
 	})
 }
@@ -131,6 +156,7 @@ type querier interface {
 // tenants reads tenants' rows with their overrides; where filters (and orders) t.
 func (s *Store) tenants(ctx context.Context, q querier, where string, args ...any) ([]tenantRecord, error) {
 	rows, err := q.Query(ctx, `SELECT t.tenant_id, coalesce(t.plan_id, ''), t.revision, t.updated_at,
+			t.daily_requests_limit, t.monthly_requests_limit, t.soft_cap_ratio, t.hard_cap_enabled,
 			coalesce(o.feature_key, ''), coalesce(o.enabled, false), coalesce(o.config_json::text, '{}')
 		FROM (SELECT * FROM billing.tenants t `+where+`) t
 		LEFT JOIN billing.feature_overrides o ON o.tenant_id = t.tenant_id
@@ -144,7 +170,8 @@ func (s *Store) tenants(ctx context.Context, q querier, where string, args ...an
 		var r tenantRecord
 		var key, config string
 		var enabled bool
-		if err := rows.Scan(&r.tenantID, &r.planID, &r.revision, &r.updatedAt, &key, &enabled, &config); err != nil {
+		if err := rows.Scan(&r.tenantID, &r.planID, &r.revision, &r.updatedAt,
+			&r.quota.daily, &r.quota.monthly, &r.quota.softCapRatio, &r.quota.hardCap, &key, &enabled, &config); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].tenantID != r.tenantID {
@@ -156,4 +183,83 @@ func (s *Store) tenants(ctx context.Context, q querier, where string, args ...an
 		}
 	}
 	return out, rows.Err()
+}
+
+// hourCount is the requests counted for a tenant in one UTC hour.
+type hourCount struct {
+	tenant   string
+	hour     time.Time
+	requests int64
+}
+
+// RecordUsage stores hourly counts, keeping the larger of the stored and the given count
+// (Redis counters only grow within their hour; a lower one is a Redis that lost data).
+func (s *Store) RecordUsage(ctx context.Context, counts []hourCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	tenants, hours, requests := make([]string, len(counts)), make([]time.Time, len(counts)), make([]int64, len(counts))
+	for i, c := range counts {
+		tenants[i], hours[i], requests[i] = c.tenant, c.hour, c.requests
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO billing.usage_hourly (tenant_id, hour, requests)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[])
+		ON CONFLICT (tenant_id, hour) DO UPDATE SET requests = GREATEST(billing.usage_hourly.requests, EXCLUDED.requests)`,
+		tenants, hours, requests)
+	if err != nil {
+		return fmt.Errorf("record usage: %w", err)
+	}
+	return nil
+}
+
+// periodUsage is what tenants used in the hour, day and month holding an instant.
+type periodUsage struct {
+	tenant           string
+	hour, day, month int64
+}
+
+// UsageAt returns, for every tenant with usage in t's month, its hour, day and month
+// totals at t.
+func (s *Store) UsageAt(ctx context.Context, t time.Time) ([]periodUsage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id,
+			coalesce(sum(requests) FILTER (WHERE hour = $1), 0),
+			coalesce(sum(requests) FILTER (WHERE hour >= $2), 0),
+			sum(requests)
+		FROM billing.usage_hourly WHERE hour >= $3 AND hour < $4 GROUP BY tenant_id`,
+		quota.HourStart(t), quota.DayStart(t), quota.MonthStart(t), quota.MonthStart(t).AddDate(0, 1, 0))
+	if err != nil {
+		return nil, fmt.Errorf("usage at %s: %w", t.Format(time.RFC3339), err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (periodUsage, error) {
+		var u periodUsage
+		err := r.Scan(&u.tenant, &u.hour, &u.day, &u.month)
+		return u, err
+	})
+}
+
+// UsageBuckets sums a tenant's usage per UTC day or month ("day", "month") from from
+// (inclusive) to to (exclusive), keyed by the bucket's first day.
+func (s *Store) UsageBuckets(ctx context.Context, tenant, period string, from, to time.Time) (map[time.Time]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT date_trunc($2, hour AT TIME ZONE 'UTC'), sum(requests)
+		FROM billing.usage_hourly WHERE tenant_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1`, tenant, period, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", tenant, err)
+	}
+	defer rows.Close()
+	out := map[time.Time]int64{}
+	for rows.Next() {
+		var start time.Time
+		var n int64
+		if err := rows.Scan(&start, &n); err != nil {
+			return nil, err
+		}
+		out[time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, time.UTC)] = n
+	}
+	return out, rows.Err()
+}
+
+// ForgetUsageBefore deletes the hourly counts older than t (USAGE_COUNTER_RETENTION_DAYS).
+func (s *Store) ForgetUsageBefore(ctx context.Context, t time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM billing.usage_hourly WHERE hour < $1`, t)
+	return tag.RowsAffected(), err
 }

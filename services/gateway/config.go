@@ -40,6 +40,12 @@ type Config struct {
 	// RateLimitAuditInterval samples security.rate_limited (per key and class) and
 	// system.rate_limit.degraded.
 	RateLimitAuditInterval time.Duration `env:"RL_AUDIT_INTERVAL" envDefault:"60s"`
+	// QuotaEnabled counts every authenticated request against its tenant's request quotas
+	// (in the rate limiter's Redis round trip).
+	QuotaEnabled bool `env:"QUOTA_ENABLED" envDefault:"true"`
+	// QuotaFailMode is open (Redis or billing down: requests pass uncounted, marked
+	// degraded) or closed (503 QUOTA_UNAVAILABLE).
+	QuotaFailMode string `env:"QUOTA_FAIL_MODE" envDefault:"open"`
 	// IdempotencyTTL is how long a stored response answers a repeated Idempotency-Key.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// AuditAccessSuccessInterval samples auth.access.success: one event per key per interval.
@@ -61,6 +67,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_MAX_BYTES: %d is below 1024", c.IngestMaxBytes)
 	case c.RateLimitFailMode != "open" && c.RateLimitFailMode != "closed":
 		return fmt.Errorf("RL_FAIL_MODE: %q is not open or closed", c.RateLimitFailMode)
+	case c.QuotaFailMode != "open" && c.QuotaFailMode != "closed":
+		return fmt.Errorf("QUOTA_FAIL_MODE: %q is not open or closed", c.QuotaFailMode)
 	case c.RateLimitTimeout < time.Millisecond || c.RateLimitTimeout > 5*time.Second:
 		return fmt.Errorf("RL_TIMEOUT: %s is outside 1ms..5s", c.RateLimitTimeout)
 	case c.RunHeartbeatInterval < 10*time.Millisecond:
@@ -73,9 +81,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// RateLimitOptions are the limiter's options from the configuration.
-func (c *Config) RateLimitOptions() RateLimitOptions {
-	return RateLimitOptions{
+// RateLimitOptions are the limiter's options from the configuration: the buckets when
+// RL_ENABLED, quotas (from quotas, reported to reports) when QUOTA_ENABLED.
+func (c *Config) RateLimitOptions(quotas QuotaSource, reports QuotaReporter) RateLimitOptions {
+	o := RateLimitOptions{
 		Limits: map[string]ClassLimits{
 			ClassRun:      {Key: c.RateLimitRunKey, Tenant: c.RateLimitRunTenant},
 			ClassMutation: {Key: c.RateLimitMutationKey, Tenant: c.RateLimitMutationTenant},
@@ -84,5 +93,13 @@ func (c *Config) RateLimitOptions() RateLimitOptions {
 		},
 		FailOpen: c.RateLimitFailMode == "open", Timeout: c.RateLimitTimeout,
 		DegradedAuditInterval: c.RateLimitAuditInterval, RefusedAuditInterval: c.RateLimitAuditInterval,
+		QuotaFailOpen: c.QuotaFailMode == "open",
 	}
+	if !c.RateLimitEnabled {
+		o.Limits = nil
+	}
+	if c.QuotaEnabled {
+		o.Quotas, o.Reports = quotas, reports
+	}
+	return o
 }

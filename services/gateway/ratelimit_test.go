@@ -156,9 +156,15 @@ func TestRedisOutage(t *testing.T) {
 // serveThrough sends one authenticated GET /v1/documents through the limiter.
 func serveThrough(t *testing.T, l *RateLimiter) *httptest.ResponseRecorder {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/v1/documents", nil)
-	ctx := withState(req.Context(), &reqState{requestID: "r", route: "/v1/documents"})
-	ctx = principal.With(ctx, principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_READER})
+	return serveRoute(t, l, "t1", http.MethodGet, "/v1/documents")
+}
+
+// serveRoute sends one request of tenant's key k1 to route through the limiter.
+func serveRoute(t *testing.T, l *RateLimiter, tenant, method, route string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, route, nil)
+	ctx := withState(req.Context(), &reqState{requestID: "r", route: route})
+	ctx = principal.With(ctx, principal.Principal{TenantID: tenant, KeyID: "k1", Role: apiv1.Role_ROLE_READER})
 	res := httptest.NewRecorder()
 	l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })).ServeHTTP(res, req.WithContext(ctx))
 	return res

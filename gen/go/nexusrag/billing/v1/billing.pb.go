@@ -633,14 +633,15 @@ func (x *SetFeatureOverrideResponse) GetPlan() *TenantPlan {
 	return nil
 }
 
-// Entitlements are the features a tenant has, at a revision.
+// Entitlements are the features and quotas a tenant has, at a revision.
 type Entitlements struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// features are the enabled feature keys.
 	Features []string `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty"`
 	// revision orders changes: a cache keeps the entitlements of the highest revision it saw.
-	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision      int64  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Quota         *Quota `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -696,6 +697,682 @@ func (x *Entitlements) GetRevision() int64 {
 	return 0
 }
 
+func (x *Entitlements) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// Quota is a tenant's request quotas. A request to the REST API counts 1 (POST /v1/run counts 3); health,
+// the API docs and audio downloads do not count. Periods are UTC days and months.
+type Quota struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	DailyRequestsLimit   int64                  `protobuf:"varint,1,opt,name=daily_requests_limit,json=dailyRequestsLimit,proto3" json:"daily_requests_limit,omitempty"`
+	MonthlyRequestsLimit int64                  `protobuf:"varint,2,opt,name=monthly_requests_limit,json=monthlyRequestsLimit,proto3" json:"monthly_requests_limit,omitempty"`
+	// soft_cap_ratio is the share of a limit past which responses say X-Quota-SoftCap-Reached: true and the
+	// crossing is reported once per period (0 < ratio <= 1).
+	SoftCapRatio float64 `protobuf:"fixed64,3,opt,name=soft_cap_ratio,json=softCapRatio,proto3" json:"soft_cap_ratio,omitempty"`
+	// hard_cap_enabled refuses requests past a limit (402 QUOTA_EXCEEDED); false lets them pass and records
+	// the overage.
+	HardCapEnabled bool `protobuf:"varint,4,opt,name=hard_cap_enabled,json=hardCapEnabled,proto3" json:"hard_cap_enabled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Quota) GetDailyRequestsLimit() int64 {
+	if x != nil {
+		return x.DailyRequestsLimit
+	}
+	return 0
+}
+
+func (x *Quota) GetMonthlyRequestsLimit() int64 {
+	if x != nil {
+		return x.MonthlyRequestsLimit
+	}
+	return 0
+}
+
+func (x *Quota) GetSoftCapRatio() float64 {
+	if x != nil {
+		return x.SoftCapRatio
+	}
+	return 0
+}
+
+func (x *Quota) GetHardCapEnabled() bool {
+	if x != nil {
+		return x.HardCapEnabled
+	}
+	return false
+}
+
+// QuotaSettings is a tenant's quotas with where each value comes from.
+type QuotaSettings struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Quota    *Quota                 `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	// source is "plan" when the tenant has no quota of its own (the plan's defaults), else "tenant".
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// used today and this month (UTC), as counted so far.
+	DayUsed       int64 `protobuf:"varint,4,opt,name=day_used,json=dayUsed,proto3" json:"day_used,omitempty"`
+	MonthUsed     int64 `protobuf:"varint,5,opt,name=month_used,json=monthUsed,proto3" json:"month_used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaSettings) Reset() {
+	*x = QuotaSettings{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaSettings) ProtoMessage() {}
+
+func (x *QuotaSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaSettings.ProtoReflect.Descriptor instead.
+func (*QuotaSettings) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *QuotaSettings) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *QuotaSettings) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *QuotaSettings) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *QuotaSettings) GetDayUsed() int64 {
+	if x != nil {
+		return x.DayUsed
+	}
+	return 0
+}
+
+func (x *QuotaSettings) GetMonthUsed() int64 {
+	if x != nil {
+		return x.MonthUsed
+	}
+	return 0
+}
+
+type GetQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotaRequest) Reset() {
+	*x = GetQuotaRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotaRequest) ProtoMessage() {}
+
+func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotaRequest.ProtoReflect.Descriptor instead.
+func (*GetQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetQuotaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type GetQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quota         *QuotaSettings         `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotaResponse) Reset() {
+	*x = GetQuotaResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotaResponse) ProtoMessage() {}
+
+func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotaResponse.ProtoReflect.Descriptor instead.
+func (*GetQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetQuotaResponse) GetQuota() *QuotaSettings {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+type UpdateQuotaRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// 1 to 1,000,000,000,000 each.
+	DailyRequestsLimit   *int64 `protobuf:"varint,2,opt,name=daily_requests_limit,json=dailyRequestsLimit,proto3,oneof" json:"daily_requests_limit,omitempty"`
+	MonthlyRequestsLimit *int64 `protobuf:"varint,3,opt,name=monthly_requests_limit,json=monthlyRequestsLimit,proto3,oneof" json:"monthly_requests_limit,omitempty"`
+	// above 0, at most 1.
+	SoftCapRatio   *float64 `protobuf:"fixed64,4,opt,name=soft_cap_ratio,json=softCapRatio,proto3,oneof" json:"soft_cap_ratio,omitempty"`
+	HardCapEnabled *bool    `protobuf:"varint,5,opt,name=hard_cap_enabled,json=hardCapEnabled,proto3,oneof" json:"hard_cap_enabled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateQuotaRequest) Reset() {
+	*x = UpdateQuotaRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateQuotaRequest) ProtoMessage() {}
+
+func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateQuotaRequest.ProtoReflect.Descriptor instead.
+func (*UpdateQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateQuotaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateQuotaRequest) GetDailyRequestsLimit() int64 {
+	if x != nil && x.DailyRequestsLimit != nil {
+		return *x.DailyRequestsLimit
+	}
+	return 0
+}
+
+func (x *UpdateQuotaRequest) GetMonthlyRequestsLimit() int64 {
+	if x != nil && x.MonthlyRequestsLimit != nil {
+		return *x.MonthlyRequestsLimit
+	}
+	return 0
+}
+
+func (x *UpdateQuotaRequest) GetSoftCapRatio() float64 {
+	if x != nil && x.SoftCapRatio != nil {
+		return *x.SoftCapRatio
+	}
+	return 0
+}
+
+func (x *UpdateQuotaRequest) GetHardCapEnabled() bool {
+	if x != nil && x.HardCapEnabled != nil {
+		return *x.HardCapEnabled
+	}
+	return false
+}
+
+type UpdateQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quota         *QuotaSettings         `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateQuotaResponse) Reset() {
+	*x = UpdateQuotaResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateQuotaResponse) ProtoMessage() {}
+
+func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateQuotaResponse.ProtoReflect.Descriptor instead.
+func (*UpdateQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateQuotaResponse) GetQuota() *QuotaSettings {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+type GetUsageRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// period is day (31 days from start) or month (12 months from start's month).
+	Period string `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	// start is YYYY-MM-DD (UTC); empty means 30 days ago for day, 11 months ago for month.
+	Start         string `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetUsageRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+// UsageBucket is the requests counted in one UTC day or month.
+type UsageBucket struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start is YYYY-MM-DD: the day, or the first day of the month.
+	Start         string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Requests      int64  `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageBucket) Reset() {
+	*x = UsageBucket{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageBucket) ProtoMessage() {}
+
+func (x *UsageBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageBucket.ProtoReflect.Descriptor instead.
+func (*UsageBucket) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UsageBucket) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *UsageBucket) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+type GetUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Period        string                 `protobuf:"bytes,2,opt,name=period,proto3" json:"period,omitempty"`
+	Buckets       []*UsageBucket         `protobuf:"bytes,3,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	Total         int64                  `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetUsageResponse) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUsageResponse) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *GetUsageResponse) GetBuckets() []*UsageBucket {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type ReportQuotaEventRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// event_type is quota.soft_cap_reached.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// period is day or month; period_start is YYYY-MM-DD.
+	Period        string `protobuf:"bytes,3,opt,name=period,proto3" json:"period,omitempty"`
+	PeriodStart   string `protobuf:"bytes,4,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	Used          int64  `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`
+	Limit         int64  `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportQuotaEventRequest) Reset() {
+	*x = ReportQuotaEventRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportQuotaEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportQuotaEventRequest) ProtoMessage() {}
+
+func (x *ReportQuotaEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportQuotaEventRequest.ProtoReflect.Descriptor instead.
+func (*ReportQuotaEventRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReportQuotaEventRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ReportQuotaEventRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ReportQuotaEventRequest) GetPeriod() string {
+	if x != nil {
+		return x.Period
+	}
+	return ""
+}
+
+func (x *ReportQuotaEventRequest) GetPeriodStart() string {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return ""
+}
+
+func (x *ReportQuotaEventRequest) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *ReportQuotaEventRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ReportQuotaEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportQuotaEventResponse) Reset() {
+	*x = ReportQuotaEventResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportQuotaEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportQuotaEventResponse) ProtoMessage() {}
+
+func (x *ReportQuotaEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportQuotaEventResponse.ProtoReflect.Descriptor instead.
+func (*ReportQuotaEventResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{22}
+}
+
 type GetEntitlementsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -705,7 +1382,7 @@ type GetEntitlementsRequest struct {
 
 func (x *GetEntitlementsRequest) Reset() {
 	*x = GetEntitlementsRequest{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +1394,7 @@ func (x *GetEntitlementsRequest) String() string {
 func (*GetEntitlementsRequest) ProtoMessage() {}
 
 func (x *GetEntitlementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1407,7 @@ func (x *GetEntitlementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntitlementsRequest.ProtoReflect.Descriptor instead.
 func (*GetEntitlementsRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetEntitlementsRequest) GetTenantId() string {
@@ -749,7 +1426,7 @@ type GetEntitlementsResponse struct {
 
 func (x *GetEntitlementsResponse) Reset() {
 	*x = GetEntitlementsResponse{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +1438,7 @@ func (x *GetEntitlementsResponse) String() string {
 func (*GetEntitlementsResponse) ProtoMessage() {}
 
 func (x *GetEntitlementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +1451,7 @@ func (x *GetEntitlementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntitlementsResponse.ProtoReflect.Descriptor instead.
 func (*GetEntitlementsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{13}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEntitlementsResponse) GetEntitlements() *Entitlements {
@@ -796,7 +1473,7 @@ type ListEntitlementChangesRequest struct {
 
 func (x *ListEntitlementChangesRequest) Reset() {
 	*x = ListEntitlementChangesRequest{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[14]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1485,7 @@ func (x *ListEntitlementChangesRequest) String() string {
 func (*ListEntitlementChangesRequest) ProtoMessage() {}
 
 func (x *ListEntitlementChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[14]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1498,7 @@ func (x *ListEntitlementChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitlementChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntitlementChangesRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{14}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListEntitlementChangesRequest) GetAfterRevision() int64 {
@@ -854,7 +1531,7 @@ type ListEntitlementChangesResponse struct {
 
 func (x *ListEntitlementChangesResponse) Reset() {
 	*x = ListEntitlementChangesResponse{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[15]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1543,7 @@ func (x *ListEntitlementChangesResponse) String() string {
 func (*ListEntitlementChangesResponse) ProtoMessage() {}
 
 func (x *ListEntitlementChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[15]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1556,7 @@ func (x *ListEntitlementChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitlementChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntitlementChangesResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{15}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListEntitlementChangesResponse) GetChanged() []*Entitlements {
@@ -958,11 +1635,61 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
 	"\b_enabled\"Q\n" +
 	"\x1aSetFeatureOverrideResponse\x123\n" +
-	"\x04plan\x18\x01 \x01(\v2\x1f.nexusrag.billing.v1.TenantPlanR\x04plan\"c\n" +
+	"\x04plan\x18\x01 \x01(\v2\x1f.nexusrag.billing.v1.TenantPlanR\x04plan\"\x95\x01\n" +
 	"\fEntitlements\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
 	"\bfeatures\x18\x02 \x03(\tR\bfeatures\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"5\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\x120\n" +
+	"\x05quota\x18\x04 \x01(\v2\x1a.nexusrag.billing.v1.QuotaR\x05quota\"\xbf\x01\n" +
+	"\x05Quota\x120\n" +
+	"\x14daily_requests_limit\x18\x01 \x01(\x03R\x12dailyRequestsLimit\x124\n" +
+	"\x16monthly_requests_limit\x18\x02 \x01(\x03R\x14monthlyRequestsLimit\x12$\n" +
+	"\x0esoft_cap_ratio\x18\x03 \x01(\x01R\fsoftCapRatio\x12(\n" +
+	"\x10hard_cap_enabled\x18\x04 \x01(\bR\x0ehardCapEnabled\"\xb0\x01\n" +
+	"\rQuotaSettings\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x120\n" +
+	"\x05quota\x18\x02 \x01(\v2\x1a.nexusrag.billing.v1.QuotaR\x05quota\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x19\n" +
+	"\bday_used\x18\x04 \x01(\x03R\adayUsed\x12\x1d\n" +
+	"\n" +
+	"month_used\x18\x05 \x01(\x03R\tmonthUsed\".\n" +
+	"\x0fGetQuotaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"L\n" +
+	"\x10GetQuotaResponse\x128\n" +
+	"\x05quota\x18\x01 \x01(\v2\".nexusrag.billing.v1.QuotaSettingsR\x05quota\"\xd9\x02\n" +
+	"\x12UpdateQuotaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x125\n" +
+	"\x14daily_requests_limit\x18\x02 \x01(\x03H\x00R\x12dailyRequestsLimit\x88\x01\x01\x129\n" +
+	"\x16monthly_requests_limit\x18\x03 \x01(\x03H\x01R\x14monthlyRequestsLimit\x88\x01\x01\x12)\n" +
+	"\x0esoft_cap_ratio\x18\x04 \x01(\x01H\x02R\fsoftCapRatio\x88\x01\x01\x12-\n" +
+	"\x10hard_cap_enabled\x18\x05 \x01(\bH\x03R\x0ehardCapEnabled\x88\x01\x01B\x17\n" +
+	"\x15_daily_requests_limitB\x19\n" +
+	"\x17_monthly_requests_limitB\x11\n" +
+	"\x0f_soft_cap_ratioB\x13\n" +
+	"\x11_hard_cap_enabled\"O\n" +
+	"\x13UpdateQuotaResponse\x128\n" +
+	"\x05quota\x18\x01 \x01(\v2\".nexusrag.billing.v1.QuotaSettingsR\x05quota\"\\\n" +
+	"\x0fGetUsageRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06period\x18\x02 \x01(\tR\x06period\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\tR\x05start\"?\n" +
+	"\vUsageBucket\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x03R\brequests\"\x99\x01\n" +
+	"\x10GetUsageResponse\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06period\x18\x02 \x01(\tR\x06period\x12:\n" +
+	"\abuckets\x18\x03 \x03(\v2 .nexusrag.billing.v1.UsageBucketR\abuckets\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\x03R\x05total\"\xba\x01\n" +
+	"\x17ReportQuotaEventRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x16\n" +
+	"\x06period\x18\x03 \x01(\tR\x06period\x12!\n" +
+	"\fperiod_start\x18\x04 \x01(\tR\vperiodStart\x12\x12\n" +
+	"\x04used\x18\x05 \x01(\x03R\x04used\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x03R\x05limit\"\x1a\n" +
+	"\x18ReportQuotaEventResponse\"5\n" +
 	"\x16GetEntitlementsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"`\n" +
 	"\x17GetEntitlementsResponse\x12E\n" +
@@ -974,12 +1701,16 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\achanged\x18\x01 \x03(\v2!.nexusrag.billing.v1.EntitlementsR\achanged\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12&\n" +
-	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId2\xd5\x05\n" +
+	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId2\xfa\b\n" +
 	"\x0eBillingService\x12b\n" +
 	"\tListPlans\x12%.nexusrag.billing.v1.ListPlansRequest\x1a&.nexusrag.billing.v1.ListPlansResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
 	"\rGetTenantPlan\x12).nexusrag.billing.v1.GetTenantPlanRequest\x1a*.nexusrag.billing.v1.GetTenantPlanResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
 	"\rSetTenantPlan\x12).nexusrag.billing.v1.SetTenantPlanRequest\x1a*.nexusrag.billing.v1.SetTenantPlanResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
-	"\x12SetFeatureOverride\x12..nexusrag.billing.v1.SetFeatureOverrideRequest\x1a/.nexusrag.billing.v1.SetFeatureOverrideResponse\"\x06\xca\xf3\x18\x02\b\x03\x12t\n" +
+	"\x12SetFeatureOverride\x12..nexusrag.billing.v1.SetFeatureOverrideRequest\x1a/.nexusrag.billing.v1.SetFeatureOverrideResponse\"\x06\xca\xf3\x18\x02\b\x03\x12_\n" +
+	"\bGetQuota\x12$.nexusrag.billing.v1.GetQuotaRequest\x1a%.nexusrag.billing.v1.GetQuotaResponse\"\x06\xca\xf3\x18\x02\b\x03\x12h\n" +
+	"\vUpdateQuota\x12'.nexusrag.billing.v1.UpdateQuotaRequest\x1a(.nexusrag.billing.v1.UpdateQuotaResponse\"\x06\xca\xf3\x18\x02\b\x03\x12_\n" +
+	"\bGetUsage\x12$.nexusrag.billing.v1.GetUsageRequest\x1a%.nexusrag.billing.v1.GetUsageResponse\"\x06\xca\xf3\x18\x02\b\x03\x12w\n" +
+	"\x10ReportQuotaEvent\x12,.nexusrag.billing.v1.ReportQuotaEventRequest\x1a-.nexusrag.billing.v1.ReportQuotaEventResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12t\n" +
 	"\x0fGetEntitlements\x12+.nexusrag.billing.v1.GetEntitlementsRequest\x1a,.nexusrag.billing.v1.GetEntitlementsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x89\x01\n" +
 	"\x16ListEntitlementChanges\x122.nexusrag.billing.v1.ListEntitlementChangesRequest\x1a3.nexusrag.billing.v1.ListEntitlementChangesResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd8\x01\n" +
 	"\x17com.nexusrag.billing.v1B\fBillingProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1;billingv1\xa2\x02\x03NBX\xaa\x02\x13Nexusrag.Billing.V1\xca\x02\x13Nexusrag\\Billing\\V1\xe2\x02\x1fNexusrag\\Billing\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Billing::V1b\x06proto3"
@@ -996,7 +1727,7 @@ func file_nexusrag_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_nexusrag_billing_v1_billing_proto_rawDescData
 }
 
-var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*Plan)(nil),                           // 0: nexusrag.billing.v1.Plan
 	(*ListPlansRequest)(nil),               // 1: nexusrag.billing.v1.ListPlansRequest
@@ -1010,41 +1741,65 @@ var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*SetFeatureOverrideRequest)(nil),      // 9: nexusrag.billing.v1.SetFeatureOverrideRequest
 	(*SetFeatureOverrideResponse)(nil),     // 10: nexusrag.billing.v1.SetFeatureOverrideResponse
 	(*Entitlements)(nil),                   // 11: nexusrag.billing.v1.Entitlements
-	(*GetEntitlementsRequest)(nil),         // 12: nexusrag.billing.v1.GetEntitlementsRequest
-	(*GetEntitlementsResponse)(nil),        // 13: nexusrag.billing.v1.GetEntitlementsResponse
-	(*ListEntitlementChangesRequest)(nil),  // 14: nexusrag.billing.v1.ListEntitlementChangesRequest
-	(*ListEntitlementChangesResponse)(nil), // 15: nexusrag.billing.v1.ListEntitlementChangesResponse
-	(*structpb.Struct)(nil),                // 16: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 17: google.protobuf.Timestamp
+	(*Quota)(nil),                          // 12: nexusrag.billing.v1.Quota
+	(*QuotaSettings)(nil),                  // 13: nexusrag.billing.v1.QuotaSettings
+	(*GetQuotaRequest)(nil),                // 14: nexusrag.billing.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),               // 15: nexusrag.billing.v1.GetQuotaResponse
+	(*UpdateQuotaRequest)(nil),             // 16: nexusrag.billing.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),            // 17: nexusrag.billing.v1.UpdateQuotaResponse
+	(*GetUsageRequest)(nil),                // 18: nexusrag.billing.v1.GetUsageRequest
+	(*UsageBucket)(nil),                    // 19: nexusrag.billing.v1.UsageBucket
+	(*GetUsageResponse)(nil),               // 20: nexusrag.billing.v1.GetUsageResponse
+	(*ReportQuotaEventRequest)(nil),        // 21: nexusrag.billing.v1.ReportQuotaEventRequest
+	(*ReportQuotaEventResponse)(nil),       // 22: nexusrag.billing.v1.ReportQuotaEventResponse
+	(*GetEntitlementsRequest)(nil),         // 23: nexusrag.billing.v1.GetEntitlementsRequest
+	(*GetEntitlementsResponse)(nil),        // 24: nexusrag.billing.v1.GetEntitlementsResponse
+	(*ListEntitlementChangesRequest)(nil),  // 25: nexusrag.billing.v1.ListEntitlementChangesRequest
+	(*ListEntitlementChangesResponse)(nil), // 26: nexusrag.billing.v1.ListEntitlementChangesResponse
+	(*structpb.Struct)(nil),                // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
 }
 var file_nexusrag_billing_v1_billing_proto_depIdxs = []int32{
 	0,  // 0: nexusrag.billing.v1.ListPlansResponse.plans:type_name -> nexusrag.billing.v1.Plan
-	16, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
+	27, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
 	3,  // 2: nexusrag.billing.v1.TenantPlan.features:type_name -> nexusrag.billing.v1.Feature
-	17, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: nexusrag.billing.v1.GetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	4,  // 5: nexusrag.billing.v1.SetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
-	16, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
+	27, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
 	4,  // 7: nexusrag.billing.v1.SetFeatureOverrideResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
-	11, // 8: nexusrag.billing.v1.GetEntitlementsResponse.entitlements:type_name -> nexusrag.billing.v1.Entitlements
-	11, // 9: nexusrag.billing.v1.ListEntitlementChangesResponse.changed:type_name -> nexusrag.billing.v1.Entitlements
-	1,  // 10: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
-	5,  // 11: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
-	7,  // 12: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
-	9,  // 13: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
-	12, // 14: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
-	14, // 15: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
-	2,  // 16: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
-	6,  // 17: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
-	8,  // 18: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
-	10, // 19: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
-	13, // 20: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
-	15, // 21: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 8: nexusrag.billing.v1.Entitlements.quota:type_name -> nexusrag.billing.v1.Quota
+	12, // 9: nexusrag.billing.v1.QuotaSettings.quota:type_name -> nexusrag.billing.v1.Quota
+	13, // 10: nexusrag.billing.v1.GetQuotaResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
+	13, // 11: nexusrag.billing.v1.UpdateQuotaResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
+	19, // 12: nexusrag.billing.v1.GetUsageResponse.buckets:type_name -> nexusrag.billing.v1.UsageBucket
+	11, // 13: nexusrag.billing.v1.GetEntitlementsResponse.entitlements:type_name -> nexusrag.billing.v1.Entitlements
+	11, // 14: nexusrag.billing.v1.ListEntitlementChangesResponse.changed:type_name -> nexusrag.billing.v1.Entitlements
+	1,  // 15: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
+	5,  // 16: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
+	7,  // 17: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
+	9,  // 18: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
+	14, // 19: nexusrag.billing.v1.BillingService.GetQuota:input_type -> nexusrag.billing.v1.GetQuotaRequest
+	16, // 20: nexusrag.billing.v1.BillingService.UpdateQuota:input_type -> nexusrag.billing.v1.UpdateQuotaRequest
+	18, // 21: nexusrag.billing.v1.BillingService.GetUsage:input_type -> nexusrag.billing.v1.GetUsageRequest
+	21, // 22: nexusrag.billing.v1.BillingService.ReportQuotaEvent:input_type -> nexusrag.billing.v1.ReportQuotaEventRequest
+	23, // 23: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
+	25, // 24: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
+	2,  // 25: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
+	6,  // 26: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
+	8,  // 27: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
+	10, // 28: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
+	15, // 29: nexusrag.billing.v1.BillingService.GetQuota:output_type -> nexusrag.billing.v1.GetQuotaResponse
+	17, // 30: nexusrag.billing.v1.BillingService.UpdateQuota:output_type -> nexusrag.billing.v1.UpdateQuotaResponse
+	20, // 31: nexusrag.billing.v1.BillingService.GetUsage:output_type -> nexusrag.billing.v1.GetUsageResponse
+	22, // 32: nexusrag.billing.v1.BillingService.ReportQuotaEvent:output_type -> nexusrag.billing.v1.ReportQuotaEventResponse
+	24, // 33: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
+	26, // 34: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_billing_v1_billing_proto_init() }
@@ -1053,13 +1808,14 @@ func file_nexusrag_billing_v1_billing_proto_init() {
 		return
 	}
 	file_nexusrag_billing_v1_billing_proto_msgTypes[9].OneofWrappers = []any{}
+	file_nexusrag_billing_v1_billing_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_billing_v1_billing_proto_rawDesc), len(file_nexusrag_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

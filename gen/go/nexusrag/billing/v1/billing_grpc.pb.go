@@ -25,6 +25,10 @@ const (
 	BillingService_GetTenantPlan_FullMethodName          = "/nexusrag.billing.v1.BillingService/GetTenantPlan"
 	BillingService_SetTenantPlan_FullMethodName          = "/nexusrag.billing.v1.BillingService/SetTenantPlan"
 	BillingService_SetFeatureOverride_FullMethodName     = "/nexusrag.billing.v1.BillingService/SetFeatureOverride"
+	BillingService_GetQuota_FullMethodName               = "/nexusrag.billing.v1.BillingService/GetQuota"
+	BillingService_UpdateQuota_FullMethodName            = "/nexusrag.billing.v1.BillingService/UpdateQuota"
+	BillingService_GetUsage_FullMethodName               = "/nexusrag.billing.v1.BillingService/GetUsage"
+	BillingService_ReportQuotaEvent_FullMethodName       = "/nexusrag.billing.v1.BillingService/ReportQuotaEvent"
 	BillingService_GetEntitlements_FullMethodName        = "/nexusrag.billing.v1.BillingService/GetEntitlements"
 	BillingService_ListEntitlementChanges_FullMethodName = "/nexusrag.billing.v1.BillingService/ListEntitlementChanges"
 )
@@ -46,6 +50,16 @@ type BillingServiceClient interface {
 	// SetFeatureOverride grants or withdraws one feature for a tenant, whatever its plan; enabled unset removes
 	// the override, so the plan decides again.
 	SetFeatureOverride(ctx context.Context, in *SetFeatureOverrideRequest, opts ...grpc.CallOption) (*SetFeatureOverrideResponse, error)
+	// GetQuota returns a tenant's request quotas (its own settings, or its plan's) and what it used today and
+	// this month (UTC).
+	GetQuota(ctx context.Context, in *GetQuotaRequest, opts ...grpc.CallOption) (*GetQuotaResponse, error)
+	// UpdateQuota changes a tenant's request quotas; fields left out keep their value.
+	UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error)
+	// GetUsage returns a tenant's counted requests per UTC day or month.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// ReportQuotaEvent records a quota threshold the gateway saw a tenant cross (internal): audited, and sent
+	// as a billing webhook.
+	ReportQuotaEvent(ctx context.Context, in *ReportQuotaEventRequest, opts ...grpc.CallOption) (*ReportQuotaEventResponse, error)
 	// GetEntitlements returns the features a tenant has, for the entitlement caches of the services.
 	GetEntitlements(ctx context.Context, in *GetEntitlementsRequest, opts ...grpc.CallOption) (*GetEntitlementsResponse, error)
 	// ListEntitlementChanges returns the tenants whose entitlements changed after a revision, so that caches
@@ -101,6 +115,46 @@ func (c *billingServiceClient) SetFeatureOverride(ctx context.Context, in *SetFe
 	return out, nil
 }
 
+func (c *billingServiceClient) GetQuota(ctx context.Context, in *GetQuotaRequest, opts ...grpc.CallOption) (*GetQuotaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetQuotaResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetQuota_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateQuotaResponse)
+	err := c.cc.Invoke(ctx, BillingService_UpdateQuota_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) ReportQuotaEvent(ctx context.Context, in *ReportQuotaEventRequest, opts ...grpc.CallOption) (*ReportQuotaEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportQuotaEventResponse)
+	err := c.cc.Invoke(ctx, BillingService_ReportQuotaEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *billingServiceClient) GetEntitlements(ctx context.Context, in *GetEntitlementsRequest, opts ...grpc.CallOption) (*GetEntitlementsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetEntitlementsResponse)
@@ -138,6 +192,16 @@ type BillingServiceServer interface {
 	// SetFeatureOverride grants or withdraws one feature for a tenant, whatever its plan; enabled unset removes
 	// the override, so the plan decides again.
 	SetFeatureOverride(context.Context, *SetFeatureOverrideRequest) (*SetFeatureOverrideResponse, error)
+	// GetQuota returns a tenant's request quotas (its own settings, or its plan's) and what it used today and
+	// this month (UTC).
+	GetQuota(context.Context, *GetQuotaRequest) (*GetQuotaResponse, error)
+	// UpdateQuota changes a tenant's request quotas; fields left out keep their value.
+	UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error)
+	// GetUsage returns a tenant's counted requests per UTC day or month.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// ReportQuotaEvent records a quota threshold the gateway saw a tenant cross (internal): audited, and sent
+	// as a billing webhook.
+	ReportQuotaEvent(context.Context, *ReportQuotaEventRequest) (*ReportQuotaEventResponse, error)
 	// GetEntitlements returns the features a tenant has, for the entitlement caches of the services.
 	GetEntitlements(context.Context, *GetEntitlementsRequest) (*GetEntitlementsResponse, error)
 	// ListEntitlementChanges returns the tenants whose entitlements changed after a revision, so that caches
@@ -164,6 +228,18 @@ func (UnimplementedBillingServiceServer) SetTenantPlan(context.Context, *SetTena
 }
 func (UnimplementedBillingServiceServer) SetFeatureOverride(context.Context, *SetFeatureOverrideRequest) (*SetFeatureOverrideResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetFeatureOverride not implemented")
+}
+func (UnimplementedBillingServiceServer) GetQuota(context.Context, *GetQuotaRequest) (*GetQuotaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetQuota not implemented")
+}
+func (UnimplementedBillingServiceServer) UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateQuota not implemented")
+}
+func (UnimplementedBillingServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedBillingServiceServer) ReportQuotaEvent(context.Context, *ReportQuotaEventRequest) (*ReportQuotaEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportQuotaEvent not implemented")
 }
 func (UnimplementedBillingServiceServer) GetEntitlements(context.Context, *GetEntitlementsRequest) (*GetEntitlementsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEntitlements not implemented")
@@ -264,6 +340,78 @@ func _BillingService_SetFeatureOverride_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_GetQuota_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetQuotaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetQuota(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetQuota_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetQuota(ctx, req.(*GetQuotaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_UpdateQuota_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateQuotaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).UpdateQuota(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_UpdateQuota_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).UpdateQuota(ctx, req.(*UpdateQuotaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_ReportQuotaEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportQuotaEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ReportQuotaEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ReportQuotaEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ReportQuotaEvent(ctx, req.(*ReportQuotaEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BillingService_GetEntitlements_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetEntitlementsRequest)
 	if err := dec(in); err != nil {
@@ -322,6 +470,22 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetFeatureOverride",
 			Handler:    _BillingService_SetFeatureOverride_Handler,
+		},
+		{
+			MethodName: "GetQuota",
+			Handler:    _BillingService_GetQuota_Handler,
+		},
+		{
+			MethodName: "UpdateQuota",
+			Handler:    _BillingService_UpdateQuota_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _BillingService_GetUsage_Handler,
+		},
+		{
+			MethodName: "ReportQuotaEvent",
+			Handler:    _BillingService_ReportQuotaEvent_Handler,
 		},
 		{
 			MethodName: "GetEntitlements",
