@@ -98,6 +98,15 @@ install_redis() {
   fi
 }
 
+# The tests check webhook signatures with openssl's HMAC, an implementation independent of
+# the platform's.
+install_tools() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    log "installing openssl"
+    apt_install openssl
+  fi
+}
+
 wait_postgres() {
   for _ in $(seq 1 100); do
     if psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then return; fi
@@ -109,5 +118,6 @@ wait_postgres() {
 install_postgres
 install_pgvector
 install_redis
+install_tools
 wait_postgres
 log "PostgreSQL $PG_MAJOR (+pgvector) on 127.0.0.1:$PG_PORT and Redis on 127.0.0.1:$REDIS_PORT are ready"

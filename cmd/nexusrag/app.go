@@ -230,6 +230,15 @@ func (a *app) conn(service string) (*grpc.ClientConn, error) {
 // provider, the LLM, TTS): EXT_CALL_TIMEOUT_MS, EXT_RETRY_* and a circuit breaker whose
 // state is shared through Redis (CB_*).
 func (a *app) external(integration string) (*extcall.Client, error) {
+	br, err := a.breaker(integration)
+	if err != nil {
+		return nil, err
+	}
+	return extcall.New(integration, a.extCfg.Policy(), br), nil
+}
+
+// breaker returns the circuit breaker of an integration (CB_*), shared through Redis.
+func (a *app) breaker(integration string) (*breaker.Breaker, error) {
 	if a.extCfg == nil {
 		cfg, err := config.Parse[extcall.Config](nil)
 		if err != nil {
@@ -238,8 +247,7 @@ func (a *app) external(integration string) (*extcall.Client, error) {
 		a.extCfg = &cfg
 		a.breakerMetrics = breaker.NewMetrics(a.tel.Registry)
 	}
-	br := breaker.New(a.rdb, a.cfg.RedisKeyPrefix, integration, a.extCfg.Breaker(), a.breakerMetrics, a.log)
-	return extcall.New(integration, a.extCfg.Policy(), br), nil
+	return breaker.New(a.rdb, a.cfg.RedisKeyPrefix, integration, a.extCfg.Breaker(), a.breakerMetrics, a.log), nil
 }
 
 // serviceNames are the services this process runs, in start order.

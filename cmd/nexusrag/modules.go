@@ -63,7 +63,8 @@ func initGovernance(_ context.Context, a *app) error {
 	return nil
 }
 
-// initBilling serves tenants' plans and the entitlements they grant.
+// initBilling serves tenants' plans, the entitlements they grant and their quotas; it
+// rolls usage up and, with BILLING_WEBHOOK_ENABLED, delivers the webhook outbox.
 func initBilling(_ context.Context, a *app) error {
 	cfg, err := config.Parse[billing.Config](nil)
 	if err != nil {
@@ -71,6 +72,15 @@ func initBilling(_ context.Context, a *app) error {
 	}
 	store := billing.NewStore(a.pool)
 	usage := billing.NewUsage(store, a.rdb, a.cfg.RedisKeyPrefix, time.Duration(cfg.UsageRetentionDays)*24*time.Hour, nil, a.rec, a.log)
+	var webhooks *billing.Dispatcher
+	if cfg.Webhook.Enabled {
+		br, err := a.breaker("billing-webhook")
+		if err != nil {
+			return err
+		}
+		webhooks = billing.NewDispatcher(store, cfg.Webhook, br, a.rec, a.log)
+		a.goBackground("billing webhooks", func(ctx context.Context) error { webhooks.Run(ctx); return nil })
+	}
 	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log))
 	a.goBackground("usage rollup", func(ctx context.Context) error { usage.Run(ctx, cfg.UsageRollupInterval); return nil })
 	return nil

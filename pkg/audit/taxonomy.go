@@ -64,6 +64,18 @@ const (
 	TypeQuotaOverageObserved = "quota.overage_observed"
 	// TypeUsageRecorded: a snapshot of a tenant's counted requests (sampled, hourly).
 	TypeUsageRecorded = "billing.usage_recorded"
+	// TypeWebhookFailure: a billing webhook event failed its last delivery attempt and
+	// was kept as a dead letter.
+	TypeWebhookFailure = "billing.webhook.failure"
+	// TypeUpgradeRequested: a tenant's admin asked for another plan (self-serve).
+	TypeUpgradeRequested = "plan.upgrade_requested"
+	// Self-serve: a tenant's admin managing its own keys, usage, plan and webhook.
+	TypeSelfServeKeyCreated    = "selfserve.api_key.created"
+	TypeSelfServeKeyRevoked    = "selfserve.api_key.revoked"
+	TypeSelfServeKeysListed    = "selfserve.api_key.listed"
+	TypeSelfServeUsageViewed   = "selfserve.usage.viewed"
+	TypeSelfServePlanViewed    = "selfserve.plan.viewed"
+	TypeSelfServeWebhookTested = "selfserve.billing_webhook_tested"
 )
 
 // Types lists every known event type.
@@ -73,6 +85,8 @@ func Types() []string {
 		TypeRBACForbidden, TypeSecurityRateLimited, TypeRateLimitDegraded, TypeCorporaUpdated,
 		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
+		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
+		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested,
 	}
 }
 

@@ -15,6 +15,8 @@ type Config struct {
 	UsageRollupInterval time.Duration `env:"USAGE_ROLLUP_INTERVAL" envDefault:"1m"`
 	// UsageRetentionDays bounds the hourly counts kept in Postgres.
 	UsageRetentionDays int `env:"USAGE_COUNTER_RETENTION_DAYS" envDefault:"400"`
+	// Webhook is where billing events are sent.
+	Webhook WebhookConfig
 }
 
 // Validate checks rules beyond types.
@@ -28,5 +30,5 @@ func (c *Config) Validate() error {
 	case c.UsageRetentionDays < 35:
 		return fmt.Errorf("USAGE_COUNTER_RETENTION_DAYS: %d is below 35 (the current and the previous month must stay)", c.UsageRetentionDays)
 	}
-	return nil
+	return c.Webhook.Validate()
 }

@@ -73,7 +73,9 @@ func (s *Server) SetTenantPlan(ctx context.Context, req *billingv1.SetTenantPlan
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.SetPlan(ctx, req.GetTenantId(), req.GetPlanId())
+	rec, err := s.store.SetPlan(ctx, req.GetTenantId(), req.GetPlanId(), func(rec tenantRecord) *outboxEvent {
+		return s.event(audit.TypePlanChanged, rec.tenantID, map[string]any{"plan_id": rec.planID, "previous_plan_id": s.planOf(before).ID})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -102,13 +104,15 @@ func (s *Server) SetFeatureOverride(ctx context.Context, req *billingv1.SetFeatu
 			return nil, apierr.InvalidArgument("config_json", "config_json must be a JSON object")
 		}
 	}
-	rec, err := s.store.SetOverride(ctx, req.GetTenantId(), req.GetFeatureKey(), req.Enabled, config)
-	if err != nil {
-		return nil, err
-	}
 	md := map[string]any{"feature_key": req.GetFeatureKey(), "removed": req.Enabled == nil}
 	if req.Enabled != nil {
 		md["enabled"] = req.GetEnabled()
+	}
+	rec, err := s.store.SetOverride(ctx, req.GetTenantId(), req.GetFeatureKey(), req.Enabled, config, func(rec tenantRecord) *outboxEvent {
+		return s.event(audit.TypePlanOverrideChanged, rec.tenantID, md)
+	})
+	if err != nil {
+		return nil, err
 	}
 	s.audit.Record(ctx, audit.Event{Type: audit.TypePlanOverrideChanged, Outcome: audit.OutcomeSuccess, ResourceType: "tenant", ResourceID: rec.tenantID, Metadata: md})
 	return &billingv1.SetFeatureOverrideResponse{Plan: s.tenantPlan(rec)}, nil
@@ -182,13 +186,18 @@ func (s *Server) UpdateQuota(ctx context.Context, req *billingv1.UpdateQuotaRequ
 		return nil, apierr.InvalidArgument("daily_requests_limit",
 			"nothing to update: send daily_requests_limit, monthly_requests_limit, soft_cap_ratio and/or hard_cap_enabled")
 	}
-	rec, err := s.store.SetQuota(ctx, req.GetTenantId(), q)
+	quotaData := func(rec tenantRecord) map[string]any {
+		eff := s.quotaOf(rec)
+		return map[string]any{"daily_requests_limit": eff.Daily, "monthly_requests_limit": eff.Monthly, "soft_cap_ratio": eff.SoftCapRatio, "hard_cap_enabled": eff.HardCap}
+	}
+	rec, err := s.store.SetQuota(ctx, req.GetTenantId(), q, func(rec tenantRecord) *outboxEvent {
+		return s.event(audit.TypeQuotaChanged, rec.tenantID, quotaData(rec))
+	})
 	if err != nil {
 		return nil, err
 	}
-	eff := s.quotaOf(rec)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeQuotaChanged, Outcome: audit.OutcomeSuccess, ResourceType: "tenant", ResourceID: rec.tenantID,
-		Metadata: map[string]any{"daily_requests_limit": eff.Daily, "monthly_requests_limit": eff.Monthly, "soft_cap_ratio": eff.SoftCapRatio, "hard_cap_enabled": eff.HardCap}})
+		Metadata: quotaData(rec)})
 	settings, err := s.quotaSettings(ctx, rec)
 	if err != nil {
 		return nil, err
@@ -281,10 +290,30 @@ func (s *Server) ReportQuotaEvent(ctx context.Context, req *billingv1.ReportQuot
 	case req.GetPeriod() != quota.Day && req.GetPeriod() != quota.Month:
 		return nil, apierr.InvalidArgument("period", "period must be day or month")
 	}
-	s.audit.Record(ctx, audit.Event{Type: audit.TypeQuotaSoftCapReached, Outcome: audit.OutcomeSuccess, TenantID: req.GetTenantId(),
-		ActorType: audit.ActorSystem, ResourceType: "tenant", ResourceID: req.GetTenantId(),
-		Metadata: map[string]any{"period": req.GetPeriod(), "period_start": req.GetPeriodStart(), "used": req.GetUsed(), "limit": req.GetLimit()}})
+	if _, err := time.Parse(quota.DayFormat, req.GetPeriodStart()); err != nil {
+		return nil, apierr.InvalidArgument("period_start", "period_start must be YYYY-MM-DD")
+	}
+	data := map[string]any{"period": req.GetPeriod(), "period_start": req.GetPeriodStart(), "used": req.GetUsed(), "limit": req.GetLimit()}
+	// Once per tenant and period: a report the gateway repeats (it could not tell it
+	// was received) finds the key taken.
+	ev := s.event(audit.TypeQuotaSoftCapReached, req.GetTenantId(), data)
+	key := strings.Join([]string{audit.TypeQuotaSoftCapReached, req.GetTenantId(), req.GetPeriod(), req.GetPeriodStart()}, "/")
+	ev.dedupKey = &key
+	first, err := s.store.RecordEvent(ctx, *ev)
+	if err != nil {
+		return nil, err
+	}
+	if first {
+		s.audit.Record(ctx, audit.Event{Type: audit.TypeQuotaSoftCapReached, Outcome: audit.OutcomeSuccess, TenantID: req.GetTenantId(),
+			ActorType: audit.ActorSystem, ResourceType: "tenant", ResourceID: req.GetTenantId(), Metadata: data})
+	}
 	return &billingv1.ReportQuotaEventResponse{}, nil
+}
+
+// event is a webhook event of tenant, pending when webhooks are on, else unsent.
+func (s *Server) event(eventType, tenant string, data map[string]any) *outboxEvent {
+	ev := newEvent(eventType, tenant, data, s.cfg.Webhook.Enabled)
+	return &ev
 }
 
 // ownTenant refuses a tenant other than the caller's, saying nothing about it.

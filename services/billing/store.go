@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nexusrag/nexusrag/pkg/quota"
@@ -54,17 +55,20 @@ func (s *Store) Tenant(ctx context.Context, tenant string) (tenantRecord, error)
 	return recs[0], nil
 }
 
+// eventOf builds the webhook event of a change from the tenant's new record (nil: none).
+type eventOf func(tenantRecord) *outboxEvent
+
 // SetPlan assigns planID to tenant.
-func (s *Store) SetPlan(ctx context.Context, tenant, planID string) (tenantRecord, error) {
-	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+func (s *Store) SetPlan(ctx context.Context, tenant, planID string, event eventOf) (tenantRecord, error) {
+	return s.change(ctx, tenant, event, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE billing.tenants SET plan_id = $2 WHERE tenant_id = $1`, tenant, planID)
 		return err
 	})
 }
 
 // SetOverride grants or withdraws feature for tenant; enabled nil removes the override.
-func (s *Store) SetOverride(ctx context.Context, tenant, feature string, enabled *bool, config []byte) (tenantRecord, error) {
-	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+func (s *Store) SetOverride(ctx context.Context, tenant, feature string, enabled *bool, config []byte, event eventOf) (tenantRecord, error) {
+	return s.change(ctx, tenant, event, func(tx pgx.Tx) error {
 		if enabled == nil {
 			_, err := tx.Exec(ctx, `DELETE FROM billing.feature_overrides WHERE tenant_id = $1 AND feature_key = $2`, tenant, feature)
 			return err
@@ -80,8 +84,8 @@ func (s *Store) SetOverride(ctx context.Context, tenant, feature string, enabled
 }
 
 // SetQuota changes the quota values q sets (the others keep theirs).
-func (s *Store) SetQuota(ctx context.Context, tenant string, q quotaSettings) (tenantRecord, error) {
-	return s.change(ctx, tenant, func(tx pgx.Tx) error {
+func (s *Store) SetQuota(ctx context.Context, tenant string, q quotaSettings, event eventOf) (tenantRecord, error) {
+	return s.change(ctx, tenant, event, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE billing.tenants SET
 				daily_requests_limit = coalesce($2, daily_requests_limit), monthly_requests_limit = coalesce($3, monthly_requests_limit),
 				soft_cap_ratio = coalesce($4, soft_cap_ratio), hard_cap_enabled = coalesce($5, hard_cap_enabled)
@@ -92,8 +96,9 @@ func (s *Store) SetQuota(ctx context.Context, tenant string, q quotaSettings) (t
 
 // change runs apply on tenant's row (created when missing) under a new revision. The
 // advisory lock makes revisions commit in the order they are taken, so a cache that has
-// seen revision r never misses a change numbered below r.
-func (s *Store) change(ctx context.Context, tenant string, apply func(pgx.Tx) error) (tenantRecord, error) {
+// seen revision r never misses a change numbered below r. The change's webhook event, if
+// any, is written to the outbox in the same transaction.
+func (s *Store) change(ctx context.Context, tenant string, event eventOf, apply func(pgx.Tx) error) (tenantRecord, error) {
 	var rec tenantRecord
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('billing.revisions'))`); err != nil {
@@ -114,7 +119,13 @@ func (s *Store) change(ctx context.Context, tenant string, apply func(pgx.Tx) er
 			return errors.New("tenant row vanished")
 		}
 		rec = recs[0]
-		return nil
+		if event == nil {
+			return nil
+		}
+		if ev := event(rec); ev != nil {
+			_, err = enqueue(ctx, tx, *ev)
+		}
+		return err
 	})
 	if err != nil {
 		return tenantRecord{}, fmt.Errorf("change tenant %s: %w", tenant, err)
@@ -151,6 +162,7 @@ func (s *Store) Changes(ctx context.Context, after int64, currentOnly bool) ([]t
 
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // tenants reads tenants' rows with their overrides; where filters (and orders) t.
@@ -261,5 +273,79 @@ func (s *Store) UsageBuckets(ctx context.Context, tenant, period string, from, t
 // ForgetUsageBefore deletes the hourly counts older than t (USAGE_COUNTER_RETENTION_DAYS).
 func (s *Store) ForgetUsageBefore(ctx context.Context, t time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM billing.usage_hourly WHERE hour < $1`, t)
+	return tag.RowsAffected(), err
+}
+
+// enqueue writes ev to the outbox; false when its dedup key was taken already.
+func enqueue(ctx context.Context, q querier, ev outboxEvent) (bool, error) {
+	tag, err := q.Exec(ctx, `INSERT INTO billing.webhook_outbox (event_id, tenant_id, event_type, body, dedup_key, state, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 = 'unsent' THEN now() END) ON CONFLICT (dedup_key) DO NOTHING`,
+		ev.id, ev.tenant, ev.eventType, ev.body, ev.dedupKey, ev.state)
+	if err != nil {
+		return false, fmt.Errorf("write webhook event: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RecordEvent writes ev to the outbox on its own; false when its dedup key was taken.
+func (s *Store) RecordEvent(ctx context.Context, ev outboxEvent) (bool, error) {
+	return enqueue(ctx, s.pool, ev)
+}
+
+// claimedEvent is an outbox event leased for one delivery attempt.
+type claimedEvent struct {
+	id, tenant, eventType string
+	body                  []byte
+	attempts              int // counting this one
+}
+
+// claimWebhooks leases up to n due events for lease, counting the attempt.
+func (s *Store) claimWebhooks(ctx context.Context, lease time.Duration, n int) ([]claimedEvent, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE billing.webhook_outbox o SET attempts = o.attempts + 1, lease_until = now() + $1::interval
+		WHERE o.event_id IN (SELECT event_id FROM billing.webhook_outbox
+			WHERE state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until <= now())
+			ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING o.event_id::text, o.tenant_id, o.event_type, o.body, o.attempts`, lease, n)
+	if err != nil {
+		return nil, fmt.Errorf("claim webhook events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimedEvent, error) {
+		var e claimedEvent
+		return e, r.Scan(&e.id, &e.tenant, &e.eventType, &e.body, &e.attempts)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim webhook events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) webhookDelivered(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE billing.webhook_outbox SET state = 'delivered', lease_until = NULL, finished_at = now(), last_error = NULL
+		WHERE event_id = $1`, id)
+	return err
+}
+
+// webhookFailed records a failed attempt: due again at next, or a dead letter.
+func (s *Store) webhookFailed(ctx context.Context, id, why string, next time.Time, dead bool) error {
+	state := "pending"
+	if dead {
+		state, next = "dead", time.Now()
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE billing.webhook_outbox SET state = $2, next_attempt_at = $3, lease_until = NULL, last_error = $4
+		WHERE event_id = $1 AND state = 'pending'`, id, state, next, why)
+	return err
+}
+
+// webhookReleased gives a claimed event back without counting the attempt.
+func (s *Store) webhookReleased(ctx context.Context, id string, next time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE billing.webhook_outbox SET attempts = attempts - 1, next_attempt_at = $2, lease_until = NULL
+		WHERE event_id = $1 AND state = 'pending'`, id, next)
+	return err
+}
+
+// ForgetWebhooksBefore deletes delivered and unsent events finished before t; dead
+// letters stay.
+func (s *Store) ForgetWebhooksBefore(ctx context.Context, t time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM billing.webhook_outbox WHERE state IN ('delivered', 'unsent') AND finished_at < $1`, t)
 	return tag.RowsAffected(), err
 }

@@ -85,6 +85,9 @@ func (u *Usage) Rollup(ctx context.Context) error {
 			return fmt.Errorf("forget old usage: %w", err)
 		}
 	}
+	if _, err := u.store.ForgetWebhooksBefore(ctx, now.Add(-finishedRetention)); err != nil {
+		return fmt.Errorf("forget sent webhook events: %w", err)
+	}
 	return nil
 }
 

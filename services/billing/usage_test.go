@@ -2,10 +2,12 @@ package billing_test
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -40,6 +42,8 @@ func (c *fixedClock) now() time.Time  { return *c.t.Load() }
 // usageHarness is billing over its own redis-server (which the test may kill) and database.
 type usageHarness struct {
 	client billingv1.BillingServiceClient
+	pool   *pgxpool.Pool
+	store  *billing.Store
 	usage  *billing.Usage
 	rdb    *redis.Client
 	redis  *redistest.Server
@@ -49,14 +53,21 @@ type usageHarness struct {
 
 func newUsageHarness(t *testing.T, at time.Time) *usageHarness {
 	t.Helper()
+	return newHarness(t, at, billing.Config{DefaultPlanID: "free"}, logging.Discard())
+}
+
+// newHarness is billing with cfg, logging to log.
+func newHarness(t *testing.T, at time.Time, cfg billing.Config, log *slog.Logger) *usageHarness {
+	t.Helper()
 	h := &usageHarness{redis: redistest.StartServer(t), clock: &fixedClock{}, rec: &audittest.Recorder{}}
 	h.clock.set(at)
 	h.rdb = redis.NewClient(&redis.Options{Addr: h.redis.Addr()})
 	t.Cleanup(func() { _ = h.rdb.Close() })
-	store := billing.NewStore(pgtest.NewPool(t, billing.Migrations()))
-	h.usage = billing.NewUsage(store, h.rdb, "u:", 40*24*time.Hour, h.clock.now, h.rec, logging.Discard())
-	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	srv.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(billing.Config{DefaultPlanID: "free"}, store, h.usage, h.rec, logging.Discard()))
+	h.pool = pgtest.NewPool(t, billing.Migrations())
+	h.store = billing.NewStore(h.pool)
+	h.usage = billing.NewUsage(h.store, h.rdb, "u:", 40*24*time.Hour, h.clock.now, h.rec, log)
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: log})
+	srv.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, h.store, h.usage, h.rec, log))
 	conn, stop, err := grpcx.InProcess(srv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
