@@ -81,7 +81,7 @@ func initBilling(_ context.Context, a *app) error {
 		webhooks = billing.NewDispatcher(store, cfg.Webhook, br, a.rec, a.log)
 		a.goBackground("billing webhooks", func(ctx context.Context) error { webhooks.Run(ctx); return nil })
 	}
-	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log))
+	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log).WithWebhooks(webhooks))
 	a.goBackground("usage rollup", func(ctx context.Context) error { usage.Run(ctx, cfg.UsageRollupInterval); return nil })
 	return nil
 }

@@ -28,11 +28,12 @@ type Recorder interface {
 // Server implements nexusrag.billing.v1.BillingService.
 type Server struct {
 	billingv1.UnimplementedBillingServiceServer
-	cfg   Config
-	store *Store
-	usage *Usage
-	audit Recorder
-	log   *slog.Logger
+	cfg      Config
+	store    *Store
+	usage    *Usage
+	webhooks *Dispatcher // nil: webhooks are off
+	audit    Recorder
+	log      *slog.Logger
 }
 
 // NewServer returns the BillingService implementation; usage reads the request counters.

@@ -249,8 +249,8 @@ func (s *Store) UsageAt(ctx context.Context, t time.Time) ([]periodUsage, error)
 	})
 }
 
-// UsageBuckets sums a tenant's usage per UTC day or month ("day", "month") from from
-// (inclusive) to to (exclusive), keyed by the bucket's first day.
+// UsageBuckets sums a tenant's usage per UTC hour, day or month ("hour", "day", "month")
+// from from (inclusive) to to (exclusive), keyed by the bucket's start.
 func (s *Store) UsageBuckets(ctx context.Context, tenant, period string, from, to time.Time) (map[time.Time]int64, error) {
 	rows, err := s.pool.Query(ctx, `SELECT date_trunc($2, hour AT TIME ZONE 'UTC'), sum(requests)
 		FROM billing.usage_hourly WHERE tenant_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1`, tenant, period, from, to)
@@ -265,7 +265,7 @@ func (s *Store) UsageBuckets(ctx context.Context, tenant, period string, from, t
 		if err := rows.Scan(&start, &n); err != nil {
 			return nil, err
 		}
-		out[time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, time.UTC)] = n
+		out[time.Date(start.Year(), start.Month(), start.Day(), start.Hour(), 0, 0, 0, time.UTC)] = n
 	}
 	return out, rows.Err()
 }
@@ -348,4 +348,39 @@ func (s *Store) webhookReleased(ctx context.Context, id string, next time.Time) 
 func (s *Store) ForgetWebhooksBefore(ctx context.Context, t time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM billing.webhook_outbox WHERE state IN ('delivered', 'unsent') AND finished_at < $1`, t)
 	return tag.RowsAffected(), err
+}
+
+// upgradeRequest is a tenant's request for another plan.
+type upgradeRequest struct {
+	id, tenant, currentPlan, targetPlan, reason, requestedBy string
+	createdAt                                                time.Time
+}
+
+// CreateUpgradeRequest records r and its webhook event in one transaction.
+func (s *Store) CreateUpgradeRequest(ctx context.Context, r upgradeRequest, ev outboxEvent) (upgradeRequest, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO billing.upgrade_requests (request_id, tenant_id, current_plan, target_plan, reason, requested_by)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`, r.id, r.tenant, r.currentPlan, r.targetPlan, r.reason, r.requestedBy).Scan(&r.createdAt); err != nil {
+			return err
+		}
+		_, err := enqueue(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		return upgradeRequest{}, fmt.Errorf("record upgrade request: %w", err)
+	}
+	return r, nil
+}
+
+// UpgradeRequests returns tenant's latest n requests, newest first.
+func (s *Store) UpgradeRequests(ctx context.Context, tenant string, n int) ([]upgradeRequest, error) {
+	rows, err := s.pool.Query(ctx, `SELECT request_id::text, tenant_id, current_plan, target_plan, reason, requested_by, created_at
+		FROM billing.upgrade_requests WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2`, tenant, n)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade requests of %s: %w", tenant, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (upgradeRequest, error) {
+		var u upgradeRequest
+		return u, r.Scan(&u.id, &u.tenant, &u.currentPlan, &u.targetPlan, &u.reason, &u.requestedBy, &u.createdAt)
+	})
 }

@@ -88,16 +88,25 @@ func (s *Server) RevokeApiKey(ctx context.Context, req *gatewayv1.RevokeApiKeyRe
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.store.RevokeKey(ctx, p.TenantID, req.GetKeyId())
-	if errors.Is(err, errKeyNotFound) {
-		return nil, apierr.NotFound("api_key", req.GetKeyId())
-	}
+	k, err := s.revoke(ctx, p.TenantID, req.GetKeyId())
 	if err != nil {
 		return nil, err
 	}
-	s.cache.Apply(k)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyRevoked, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID})
 	return &gatewayv1.RevokeApiKeyResponse{ApiKey: keyProto(k)}, nil
+}
+
+// revoke revokes a key of tenant (a revoked one stays as it is) and tells the cache.
+func (s *Server) revoke(ctx context.Context, tenant, keyID string) (KeyRecord, error) {
+	k, err := s.store.RevokeKey(ctx, tenant, keyID)
+	if errors.Is(err, errKeyNotFound) {
+		return KeyRecord{}, apierr.NotFound("api_key", keyID)
+	}
+	if err != nil {
+		return KeyRecord{}, err
+	}
+	s.cache.Apply(k)
+	return k, nil
 }
 
 // AuthenticateApiKey resolves an API key for another process's gRPC port.

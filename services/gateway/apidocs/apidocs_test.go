@@ -269,6 +269,14 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "POST", Path: "/v1/run"},
+		{Method: "GET", Path: "/v1/self-serve/api-keys"},
+		{Method: "POST", Path: "/v1/self-serve/api-keys"},
+		{Method: "POST", Path: "/v1/self-serve/api-keys/{key_id}/revoke"},
+		{Method: "POST", Path: "/v1/self-serve/billing/webhook-test"},
+		{Method: "GET", Path: "/v1/self-serve/plan"},
+		{Method: "POST", Path: "/v1/self-serve/plan/upgrade-request"},
+		{Method: "GET", Path: "/v1/self-serve/usage/summary"},
+		{Method: "GET", Path: "/v1/self-serve/usage/timeseries"},
 	}, got)
 
 	_, err = apidocs.Paths([]byte(`{"paths": [`))

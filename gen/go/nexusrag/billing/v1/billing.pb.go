@@ -1251,6 +1251,718 @@ func (x *GetUsageResponse) GetTotal() int64 {
 	return 0
 }
 
+type GetUsageSummaryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// window_days is 1..400 (default 30): the days summed, today included.
+	WindowDays    int32 `protobuf:"varint,1,opt,name=window_days,json=windowDays,proto3" json:"window_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageSummaryRequest) Reset() {
+	*x = GetUsageSummaryRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageSummaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageSummaryRequest) ProtoMessage() {}
+
+func (x *GetUsageSummaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageSummaryRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageSummaryRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetUsageSummaryRequest) GetWindowDays() int32 {
+	if x != nil {
+		return x.WindowDays
+	}
+	return 0
+}
+
+type GetUsageSummaryResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	WindowDays int32                  `protobuf:"varint,2,opt,name=window_days,json=windowDays,proto3" json:"window_days,omitempty"`
+	// start is the first day summed (YYYY-MM-DD, UTC).
+	Start    string `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	Requests int64  `protobuf:"varint,4,opt,name=requests,proto3" json:"requests,omitempty"`
+	// The current period's use against the quota.
+	Quota          *QuotaSettings `protobuf:"bytes,5,opt,name=quota,proto3" json:"quota,omitempty"`
+	DayRemaining   int64          `protobuf:"varint,6,opt,name=day_remaining,json=dayRemaining,proto3" json:"day_remaining,omitempty"`
+	MonthRemaining int64          `protobuf:"varint,7,opt,name=month_remaining,json=monthRemaining,proto3" json:"month_remaining,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetUsageSummaryResponse) Reset() {
+	*x = GetUsageSummaryResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageSummaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageSummaryResponse) ProtoMessage() {}
+
+func (x *GetUsageSummaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageSummaryResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageSummaryResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetUsageSummaryResponse) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetWindowDays() int32 {
+	if x != nil {
+		return x.WindowDays
+	}
+	return 0
+}
+
+func (x *GetUsageSummaryResponse) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *GetUsageSummaryResponse) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *GetUsageSummaryResponse) GetQuota() *QuotaSettings {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *GetUsageSummaryResponse) GetDayRemaining() int64 {
+	if x != nil {
+		return x.DayRemaining
+	}
+	return 0
+}
+
+func (x *GetUsageSummaryResponse) GetMonthRemaining() int64 {
+	if x != nil {
+		return x.MonthRemaining
+	}
+	return 0
+}
+
+type GetUsageTimeseriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// metric is requests (the only one yet).
+	Metric string `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	// granularity is day or hour.
+	Granularity string `protobuf:"bytes,2,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	// days is 1..90 (default 30): the days covered, today included.
+	Days          int32 `protobuf:"varint,3,opt,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageTimeseriesRequest) Reset() {
+	*x = GetUsageTimeseriesRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageTimeseriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageTimeseriesRequest) ProtoMessage() {}
+
+func (x *GetUsageTimeseriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageTimeseriesRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageTimeseriesRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetUsageTimeseriesRequest) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *GetUsageTimeseriesRequest) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageTimeseriesRequest) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+// UsagePoint is the value of a metric over one UTC day or hour.
+type UsagePoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Value         int64                  `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsagePoint) Reset() {
+	*x = UsagePoint{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsagePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsagePoint) ProtoMessage() {}
+
+func (x *UsagePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
+func (*UsagePoint) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UsagePoint) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type GetUsageTimeseriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metric        string                 `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	Granularity   string                 `protobuf:"bytes,2,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	Points        []*UsagePoint          `protobuf:"bytes,3,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageTimeseriesResponse) Reset() {
+	*x = GetUsageTimeseriesResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageTimeseriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageTimeseriesResponse) ProtoMessage() {}
+
+func (x *GetUsageTimeseriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageTimeseriesResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageTimeseriesResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetUsageTimeseriesResponse) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *GetUsageTimeseriesResponse) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageTimeseriesResponse) GetPoints() []*UsagePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+type GetSelfServePlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSelfServePlanRequest) Reset() {
+	*x = GetSelfServePlanRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSelfServePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSelfServePlanRequest) ProtoMessage() {}
+
+func (x *GetSelfServePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSelfServePlanRequest.ProtoReflect.Descriptor instead.
+func (*GetSelfServePlanRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{26}
+}
+
+// UpgradeRequest is a tenant's request for another plan.
+type UpgradeRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	RequestId   string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CurrentPlan string                 `protobuf:"bytes,2,opt,name=current_plan,json=currentPlan,proto3" json:"current_plan,omitempty"`
+	TargetPlan  string                 `protobuf:"bytes,3,opt,name=target_plan,json=targetPlan,proto3" json:"target_plan,omitempty"`
+	Reason      string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// status is pending until the tenant is on target_plan (then granted).
+	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeRequest) Reset() {
+	*x = UpgradeRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeRequest) ProtoMessage() {}
+
+func (x *UpgradeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeRequest.ProtoReflect.Descriptor instead.
+func (*UpgradeRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpgradeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpgradeRequest) GetCurrentPlan() string {
+	if x != nil {
+		return x.CurrentPlan
+	}
+	return ""
+}
+
+func (x *UpgradeRequest) GetTargetPlan() string {
+	if x != nil {
+		return x.TargetPlan
+	}
+	return ""
+}
+
+func (x *UpgradeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UpgradeRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *UpgradeRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type GetSelfServePlanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Plan  *TenantPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	Quota *QuotaSettings         `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	// upgrade_requests are the latest (at most 10), newest first.
+	UpgradeRequests []*UpgradeRequest `protobuf:"bytes,3,rep,name=upgrade_requests,json=upgradeRequests,proto3" json:"upgrade_requests,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetSelfServePlanResponse) Reset() {
+	*x = GetSelfServePlanResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSelfServePlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSelfServePlanResponse) ProtoMessage() {}
+
+func (x *GetSelfServePlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSelfServePlanResponse.ProtoReflect.Descriptor instead.
+func (*GetSelfServePlanResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetSelfServePlanResponse) GetPlan() *TenantPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *GetSelfServePlanResponse) GetQuota() *QuotaSettings {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *GetSelfServePlanResponse) GetUpgradeRequests() []*UpgradeRequest {
+	if x != nil {
+		return x.UpgradeRequests
+	}
+	return nil
+}
+
+type RequestPlanUpgradeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// target_plan is a plan above the tenant's (free < pro < enterprise).
+	TargetPlan string `protobuf:"bytes,1,opt,name=target_plan,json=targetPlan,proto3" json:"target_plan,omitempty"`
+	// reason is at most 1000 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPlanUpgradeRequest) Reset() {
+	*x = RequestPlanUpgradeRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPlanUpgradeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPlanUpgradeRequest) ProtoMessage() {}
+
+func (x *RequestPlanUpgradeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPlanUpgradeRequest.ProtoReflect.Descriptor instead.
+func (*RequestPlanUpgradeRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RequestPlanUpgradeRequest) GetTargetPlan() string {
+	if x != nil {
+		return x.TargetPlan
+	}
+	return ""
+}
+
+func (x *RequestPlanUpgradeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RequestPlanUpgradeResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UpgradeRequest *UpgradeRequest        `protobuf:"bytes,1,opt,name=upgrade_request,json=upgradeRequest,proto3" json:"upgrade_request,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RequestPlanUpgradeResponse) Reset() {
+	*x = RequestPlanUpgradeResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPlanUpgradeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPlanUpgradeResponse) ProtoMessage() {}
+
+func (x *RequestPlanUpgradeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPlanUpgradeResponse.ProtoReflect.Descriptor instead.
+func (*RequestPlanUpgradeResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RequestPlanUpgradeResponse) GetUpgradeRequest() *UpgradeRequest {
+	if x != nil {
+		return x.UpgradeRequest
+	}
+	return nil
+}
+
+type TestBillingWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestBillingWebhookRequest) Reset() {
+	*x = TestBillingWebhookRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestBillingWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestBillingWebhookRequest) ProtoMessage() {}
+
+func (x *TestBillingWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestBillingWebhookRequest.ProtoReflect.Descriptor instead.
+func (*TestBillingWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{31}
+}
+
+type TestBillingWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id is the id of the test event sent.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// delivered is true when the receiver answered 2xx.
+	Delivered bool `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// status_code is the receiver's HTTP status (0: no answer).
+	StatusCode int32 `protobuf:"varint,3,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	LatencyMs  int64 `protobuf:"varint,4,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// error says why it was not delivered.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestBillingWebhookResponse) Reset() {
+	*x = TestBillingWebhookResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestBillingWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestBillingWebhookResponse) ProtoMessage() {}
+
+func (x *TestBillingWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestBillingWebhookResponse.ProtoReflect.Descriptor instead.
+func (*TestBillingWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TestBillingWebhookResponse) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *TestBillingWebhookResponse) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
+func (x *TestBillingWebhookResponse) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *TestBillingWebhookResponse) GetLatencyMs() int64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *TestBillingWebhookResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ReportQuotaEventRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1267,7 +1979,7 @@ type ReportQuotaEventRequest struct {
 
 func (x *ReportQuotaEventRequest) Reset() {
 	*x = ReportQuotaEventRequest{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1991,7 @@ func (x *ReportQuotaEventRequest) String() string {
 func (*ReportQuotaEventRequest) ProtoMessage() {}
 
 func (x *ReportQuotaEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[21]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +2004,7 @@ func (x *ReportQuotaEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportQuotaEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportQuotaEventRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{21}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReportQuotaEventRequest) GetTenantId() string {
@@ -1345,7 +2057,7 @@ type ReportQuotaEventResponse struct {
 
 func (x *ReportQuotaEventResponse) Reset() {
 	*x = ReportQuotaEventResponse{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +2069,7 @@ func (x *ReportQuotaEventResponse) String() string {
 func (*ReportQuotaEventResponse) ProtoMessage() {}
 
 func (x *ReportQuotaEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[22]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +2082,7 @@ func (x *ReportQuotaEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportQuotaEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportQuotaEventResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{22}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{34}
 }
 
 type GetEntitlementsRequest struct {
@@ -1382,7 +2094,7 @@ type GetEntitlementsRequest struct {
 
 func (x *GetEntitlementsRequest) Reset() {
 	*x = GetEntitlementsRequest{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +2106,7 @@ func (x *GetEntitlementsRequest) String() string {
 func (*GetEntitlementsRequest) ProtoMessage() {}
 
 func (x *GetEntitlementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[23]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +2119,7 @@ func (x *GetEntitlementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntitlementsRequest.ProtoReflect.Descriptor instead.
 func (*GetEntitlementsRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{23}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetEntitlementsRequest) GetTenantId() string {
@@ -1426,7 +2138,7 @@ type GetEntitlementsResponse struct {
 
 func (x *GetEntitlementsResponse) Reset() {
 	*x = GetEntitlementsResponse{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +2150,7 @@ func (x *GetEntitlementsResponse) String() string {
 func (*GetEntitlementsResponse) ProtoMessage() {}
 
 func (x *GetEntitlementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[24]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +2163,7 @@ func (x *GetEntitlementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntitlementsResponse.ProtoReflect.Descriptor instead.
 func (*GetEntitlementsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{24}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetEntitlementsResponse) GetEntitlements() *Entitlements {
@@ -1473,7 +2185,7 @@ type ListEntitlementChangesRequest struct {
 
 func (x *ListEntitlementChangesRequest) Reset() {
 	*x = ListEntitlementChangesRequest{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +2197,7 @@ func (x *ListEntitlementChangesRequest) String() string {
 func (*ListEntitlementChangesRequest) ProtoMessage() {}
 
 func (x *ListEntitlementChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[25]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +2210,7 @@ func (x *ListEntitlementChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitlementChangesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntitlementChangesRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{25}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEntitlementChangesRequest) GetAfterRevision() int64 {
@@ -1531,7 +2243,7 @@ type ListEntitlementChangesResponse struct {
 
 func (x *ListEntitlementChangesResponse) Reset() {
 	*x = ListEntitlementChangesResponse{}
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +2255,7 @@ func (x *ListEntitlementChangesResponse) String() string {
 func (*ListEntitlementChangesResponse) ProtoMessage() {}
 
 func (x *ListEntitlementChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[26]
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +2268,7 @@ func (x *ListEntitlementChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitlementChangesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntitlementChangesResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{26}
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListEntitlementChangesResponse) GetChanged() []*Entitlements {
@@ -1680,7 +2392,61 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
 	"\x06period\x18\x02 \x01(\tR\x06period\x12:\n" +
 	"\abuckets\x18\x03 \x03(\v2 .nexusrag.billing.v1.UsageBucketR\abuckets\x12\x14\n" +
-	"\x05total\x18\x04 \x01(\x03R\x05total\"\xba\x01\n" +
+	"\x05total\x18\x04 \x01(\x03R\x05total\"9\n" +
+	"\x16GetUsageSummaryRequest\x12\x1f\n" +
+	"\vwindow_days\x18\x01 \x01(\x05R\n" +
+	"windowDays\"\x91\x02\n" +
+	"\x17GetUsageSummaryResponse\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
+	"\vwindow_days\x18\x02 \x01(\x05R\n" +
+	"windowDays\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\tR\x05start\x12\x1a\n" +
+	"\brequests\x18\x04 \x01(\x03R\brequests\x128\n" +
+	"\x05quota\x18\x05 \x01(\v2\".nexusrag.billing.v1.QuotaSettingsR\x05quota\x12#\n" +
+	"\rday_remaining\x18\x06 \x01(\x03R\fdayRemaining\x12'\n" +
+	"\x0fmonth_remaining\x18\a \x01(\x03R\x0emonthRemaining\"i\n" +
+	"\x19GetUsageTimeseriesRequest\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12 \n" +
+	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x12\x12\n" +
+	"\x04days\x18\x03 \x01(\x05R\x04days\"T\n" +
+	"\n" +
+	"UsagePoint\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\x8f\x01\n" +
+	"\x1aGetUsageTimeseriesResponse\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12 \n" +
+	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x127\n" +
+	"\x06points\x18\x03 \x03(\v2\x1f.nexusrag.billing.v1.UsagePointR\x06points\"\x19\n" +
+	"\x17GetSelfServePlanRequest\"\xde\x01\n" +
+	"\x0eUpgradeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
+	"\fcurrent_plan\x18\x02 \x01(\tR\vcurrentPlan\x12\x1f\n" +
+	"\vtarget_plan\x18\x03 \x01(\tR\n" +
+	"targetPlan\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xd9\x01\n" +
+	"\x18GetSelfServePlanResponse\x123\n" +
+	"\x04plan\x18\x01 \x01(\v2\x1f.nexusrag.billing.v1.TenantPlanR\x04plan\x128\n" +
+	"\x05quota\x18\x02 \x01(\v2\".nexusrag.billing.v1.QuotaSettingsR\x05quota\x12N\n" +
+	"\x10upgrade_requests\x18\x03 \x03(\v2#.nexusrag.billing.v1.UpgradeRequestR\x0fupgradeRequests\"T\n" +
+	"\x19RequestPlanUpgradeRequest\x12\x1f\n" +
+	"\vtarget_plan\x18\x01 \x01(\tR\n" +
+	"targetPlan\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"j\n" +
+	"\x1aRequestPlanUpgradeResponse\x12L\n" +
+	"\x0fupgrade_request\x18\x01 \x01(\v2#.nexusrag.billing.v1.UpgradeRequestR\x0eupgradeRequest\"\x1b\n" +
+	"\x19TestBillingWebhookRequest\"\xab\x01\n" +
+	"\x1aTestBillingWebhookResponse\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\bR\tdelivered\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x01(\x05R\n" +
+	"statusCode\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x04 \x01(\x03R\tlatencyMs\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xba\x01\n" +
 	"\x17ReportQuotaEventRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1d\n" +
 	"\n" +
@@ -1701,7 +2467,7 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\achanged\x18\x01 \x03(\v2!.nexusrag.billing.v1.EntitlementsR\achanged\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12&\n" +
-	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId2\xfa\b\n" +
+	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId2\x85\x0e\n" +
 	"\x0eBillingService\x12b\n" +
 	"\tListPlans\x12%.nexusrag.billing.v1.ListPlansRequest\x1a&.nexusrag.billing.v1.ListPlansResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
 	"\rGetTenantPlan\x12).nexusrag.billing.v1.GetTenantPlanRequest\x1a*.nexusrag.billing.v1.GetTenantPlanResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
@@ -1709,7 +2475,12 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\x12SetFeatureOverride\x12..nexusrag.billing.v1.SetFeatureOverrideRequest\x1a/.nexusrag.billing.v1.SetFeatureOverrideResponse\"\x06\xca\xf3\x18\x02\b\x03\x12_\n" +
 	"\bGetQuota\x12$.nexusrag.billing.v1.GetQuotaRequest\x1a%.nexusrag.billing.v1.GetQuotaResponse\"\x06\xca\xf3\x18\x02\b\x03\x12h\n" +
 	"\vUpdateQuota\x12'.nexusrag.billing.v1.UpdateQuotaRequest\x1a(.nexusrag.billing.v1.UpdateQuotaResponse\"\x06\xca\xf3\x18\x02\b\x03\x12_\n" +
-	"\bGetUsage\x12$.nexusrag.billing.v1.GetUsageRequest\x1a%.nexusrag.billing.v1.GetUsageResponse\"\x06\xca\xf3\x18\x02\b\x03\x12w\n" +
+	"\bGetUsage\x12$.nexusrag.billing.v1.GetUsageRequest\x1a%.nexusrag.billing.v1.GetUsageResponse\"\x06\xca\xf3\x18\x02\b\x03\x12t\n" +
+	"\x0fGetUsageSummary\x12+.nexusrag.billing.v1.GetUsageSummaryRequest\x1a,.nexusrag.billing.v1.GetUsageSummaryResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
+	"\x12GetUsageTimeseries\x12..nexusrag.billing.v1.GetUsageTimeseriesRequest\x1a/.nexusrag.billing.v1.GetUsageTimeseriesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12w\n" +
+	"\x10GetSelfServePlan\x12,.nexusrag.billing.v1.GetSelfServePlanRequest\x1a-.nexusrag.billing.v1.GetSelfServePlanResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
+	"\x12RequestPlanUpgrade\x12..nexusrag.billing.v1.RequestPlanUpgradeRequest\x1a/.nexusrag.billing.v1.RequestPlanUpgradeResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x9b\x01\n" +
+	"\x12TestBillingWebhook\x12..nexusrag.billing.v1.TestBillingWebhookRequest\x1a/.nexusrag.billing.v1.TestBillingWebhookResponse\"$\xca\xf3\x18 \b\x03\x1a\x1cfeature.billing_webhook_test\x12w\n" +
 	"\x10ReportQuotaEvent\x12,.nexusrag.billing.v1.ReportQuotaEventRequest\x1a-.nexusrag.billing.v1.ReportQuotaEventResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12t\n" +
 	"\x0fGetEntitlements\x12+.nexusrag.billing.v1.GetEntitlementsRequest\x1a,.nexusrag.billing.v1.GetEntitlementsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x89\x01\n" +
 	"\x16ListEntitlementChanges\x122.nexusrag.billing.v1.ListEntitlementChangesRequest\x1a3.nexusrag.billing.v1.ListEntitlementChangesResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd8\x01\n" +
@@ -1727,7 +2498,7 @@ func file_nexusrag_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_nexusrag_billing_v1_billing_proto_rawDescData
 }
 
-var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*Plan)(nil),                           // 0: nexusrag.billing.v1.Plan
 	(*ListPlansRequest)(nil),               // 1: nexusrag.billing.v1.ListPlansRequest
@@ -1750,56 +2521,86 @@ var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*GetUsageRequest)(nil),                // 18: nexusrag.billing.v1.GetUsageRequest
 	(*UsageBucket)(nil),                    // 19: nexusrag.billing.v1.UsageBucket
 	(*GetUsageResponse)(nil),               // 20: nexusrag.billing.v1.GetUsageResponse
-	(*ReportQuotaEventRequest)(nil),        // 21: nexusrag.billing.v1.ReportQuotaEventRequest
-	(*ReportQuotaEventResponse)(nil),       // 22: nexusrag.billing.v1.ReportQuotaEventResponse
-	(*GetEntitlementsRequest)(nil),         // 23: nexusrag.billing.v1.GetEntitlementsRequest
-	(*GetEntitlementsResponse)(nil),        // 24: nexusrag.billing.v1.GetEntitlementsResponse
-	(*ListEntitlementChangesRequest)(nil),  // 25: nexusrag.billing.v1.ListEntitlementChangesRequest
-	(*ListEntitlementChangesResponse)(nil), // 26: nexusrag.billing.v1.ListEntitlementChangesResponse
-	(*structpb.Struct)(nil),                // 27: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
+	(*GetUsageSummaryRequest)(nil),         // 21: nexusrag.billing.v1.GetUsageSummaryRequest
+	(*GetUsageSummaryResponse)(nil),        // 22: nexusrag.billing.v1.GetUsageSummaryResponse
+	(*GetUsageTimeseriesRequest)(nil),      // 23: nexusrag.billing.v1.GetUsageTimeseriesRequest
+	(*UsagePoint)(nil),                     // 24: nexusrag.billing.v1.UsagePoint
+	(*GetUsageTimeseriesResponse)(nil),     // 25: nexusrag.billing.v1.GetUsageTimeseriesResponse
+	(*GetSelfServePlanRequest)(nil),        // 26: nexusrag.billing.v1.GetSelfServePlanRequest
+	(*UpgradeRequest)(nil),                 // 27: nexusrag.billing.v1.UpgradeRequest
+	(*GetSelfServePlanResponse)(nil),       // 28: nexusrag.billing.v1.GetSelfServePlanResponse
+	(*RequestPlanUpgradeRequest)(nil),      // 29: nexusrag.billing.v1.RequestPlanUpgradeRequest
+	(*RequestPlanUpgradeResponse)(nil),     // 30: nexusrag.billing.v1.RequestPlanUpgradeResponse
+	(*TestBillingWebhookRequest)(nil),      // 31: nexusrag.billing.v1.TestBillingWebhookRequest
+	(*TestBillingWebhookResponse)(nil),     // 32: nexusrag.billing.v1.TestBillingWebhookResponse
+	(*ReportQuotaEventRequest)(nil),        // 33: nexusrag.billing.v1.ReportQuotaEventRequest
+	(*ReportQuotaEventResponse)(nil),       // 34: nexusrag.billing.v1.ReportQuotaEventResponse
+	(*GetEntitlementsRequest)(nil),         // 35: nexusrag.billing.v1.GetEntitlementsRequest
+	(*GetEntitlementsResponse)(nil),        // 36: nexusrag.billing.v1.GetEntitlementsResponse
+	(*ListEntitlementChangesRequest)(nil),  // 37: nexusrag.billing.v1.ListEntitlementChangesRequest
+	(*ListEntitlementChangesResponse)(nil), // 38: nexusrag.billing.v1.ListEntitlementChangesResponse
+	(*structpb.Struct)(nil),                // 39: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 40: google.protobuf.Timestamp
 }
 var file_nexusrag_billing_v1_billing_proto_depIdxs = []int32{
 	0,  // 0: nexusrag.billing.v1.ListPlansResponse.plans:type_name -> nexusrag.billing.v1.Plan
-	27, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
+	39, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
 	3,  // 2: nexusrag.billing.v1.TenantPlan.features:type_name -> nexusrag.billing.v1.Feature
-	28, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
+	40, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: nexusrag.billing.v1.GetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	4,  // 5: nexusrag.billing.v1.SetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
-	27, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
+	39, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
 	4,  // 7: nexusrag.billing.v1.SetFeatureOverrideResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	12, // 8: nexusrag.billing.v1.Entitlements.quota:type_name -> nexusrag.billing.v1.Quota
 	12, // 9: nexusrag.billing.v1.QuotaSettings.quota:type_name -> nexusrag.billing.v1.Quota
 	13, // 10: nexusrag.billing.v1.GetQuotaResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
 	13, // 11: nexusrag.billing.v1.UpdateQuotaResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
 	19, // 12: nexusrag.billing.v1.GetUsageResponse.buckets:type_name -> nexusrag.billing.v1.UsageBucket
-	11, // 13: nexusrag.billing.v1.GetEntitlementsResponse.entitlements:type_name -> nexusrag.billing.v1.Entitlements
-	11, // 14: nexusrag.billing.v1.ListEntitlementChangesResponse.changed:type_name -> nexusrag.billing.v1.Entitlements
-	1,  // 15: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
-	5,  // 16: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
-	7,  // 17: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
-	9,  // 18: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
-	14, // 19: nexusrag.billing.v1.BillingService.GetQuota:input_type -> nexusrag.billing.v1.GetQuotaRequest
-	16, // 20: nexusrag.billing.v1.BillingService.UpdateQuota:input_type -> nexusrag.billing.v1.UpdateQuotaRequest
-	18, // 21: nexusrag.billing.v1.BillingService.GetUsage:input_type -> nexusrag.billing.v1.GetUsageRequest
-	21, // 22: nexusrag.billing.v1.BillingService.ReportQuotaEvent:input_type -> nexusrag.billing.v1.ReportQuotaEventRequest
-	23, // 23: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
-	25, // 24: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
-	2,  // 25: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
-	6,  // 26: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
-	8,  // 27: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
-	10, // 28: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
-	15, // 29: nexusrag.billing.v1.BillingService.GetQuota:output_type -> nexusrag.billing.v1.GetQuotaResponse
-	17, // 30: nexusrag.billing.v1.BillingService.UpdateQuota:output_type -> nexusrag.billing.v1.UpdateQuotaResponse
-	20, // 31: nexusrag.billing.v1.BillingService.GetUsage:output_type -> nexusrag.billing.v1.GetUsageResponse
-	22, // 32: nexusrag.billing.v1.BillingService.ReportQuotaEvent:output_type -> nexusrag.billing.v1.ReportQuotaEventResponse
-	24, // 33: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
-	26, // 34: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
-	25, // [25:35] is the sub-list for method output_type
-	15, // [15:25] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 13: nexusrag.billing.v1.GetUsageSummaryResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
+	40, // 14: nexusrag.billing.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	24, // 15: nexusrag.billing.v1.GetUsageTimeseriesResponse.points:type_name -> nexusrag.billing.v1.UsagePoint
+	40, // 16: nexusrag.billing.v1.UpgradeRequest.created_at:type_name -> google.protobuf.Timestamp
+	4,  // 17: nexusrag.billing.v1.GetSelfServePlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
+	13, // 18: nexusrag.billing.v1.GetSelfServePlanResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
+	27, // 19: nexusrag.billing.v1.GetSelfServePlanResponse.upgrade_requests:type_name -> nexusrag.billing.v1.UpgradeRequest
+	27, // 20: nexusrag.billing.v1.RequestPlanUpgradeResponse.upgrade_request:type_name -> nexusrag.billing.v1.UpgradeRequest
+	11, // 21: nexusrag.billing.v1.GetEntitlementsResponse.entitlements:type_name -> nexusrag.billing.v1.Entitlements
+	11, // 22: nexusrag.billing.v1.ListEntitlementChangesResponse.changed:type_name -> nexusrag.billing.v1.Entitlements
+	1,  // 23: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
+	5,  // 24: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
+	7,  // 25: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
+	9,  // 26: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
+	14, // 27: nexusrag.billing.v1.BillingService.GetQuota:input_type -> nexusrag.billing.v1.GetQuotaRequest
+	16, // 28: nexusrag.billing.v1.BillingService.UpdateQuota:input_type -> nexusrag.billing.v1.UpdateQuotaRequest
+	18, // 29: nexusrag.billing.v1.BillingService.GetUsage:input_type -> nexusrag.billing.v1.GetUsageRequest
+	21, // 30: nexusrag.billing.v1.BillingService.GetUsageSummary:input_type -> nexusrag.billing.v1.GetUsageSummaryRequest
+	23, // 31: nexusrag.billing.v1.BillingService.GetUsageTimeseries:input_type -> nexusrag.billing.v1.GetUsageTimeseriesRequest
+	26, // 32: nexusrag.billing.v1.BillingService.GetSelfServePlan:input_type -> nexusrag.billing.v1.GetSelfServePlanRequest
+	29, // 33: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:input_type -> nexusrag.billing.v1.RequestPlanUpgradeRequest
+	31, // 34: nexusrag.billing.v1.BillingService.TestBillingWebhook:input_type -> nexusrag.billing.v1.TestBillingWebhookRequest
+	33, // 35: nexusrag.billing.v1.BillingService.ReportQuotaEvent:input_type -> nexusrag.billing.v1.ReportQuotaEventRequest
+	35, // 36: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
+	37, // 37: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
+	2,  // 38: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
+	6,  // 39: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
+	8,  // 40: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
+	10, // 41: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
+	15, // 42: nexusrag.billing.v1.BillingService.GetQuota:output_type -> nexusrag.billing.v1.GetQuotaResponse
+	17, // 43: nexusrag.billing.v1.BillingService.UpdateQuota:output_type -> nexusrag.billing.v1.UpdateQuotaResponse
+	20, // 44: nexusrag.billing.v1.BillingService.GetUsage:output_type -> nexusrag.billing.v1.GetUsageResponse
+	22, // 45: nexusrag.billing.v1.BillingService.GetUsageSummary:output_type -> nexusrag.billing.v1.GetUsageSummaryResponse
+	25, // 46: nexusrag.billing.v1.BillingService.GetUsageTimeseries:output_type -> nexusrag.billing.v1.GetUsageTimeseriesResponse
+	28, // 47: nexusrag.billing.v1.BillingService.GetSelfServePlan:output_type -> nexusrag.billing.v1.GetSelfServePlanResponse
+	30, // 48: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:output_type -> nexusrag.billing.v1.RequestPlanUpgradeResponse
+	32, // 49: nexusrag.billing.v1.BillingService.TestBillingWebhook:output_type -> nexusrag.billing.v1.TestBillingWebhookResponse
+	34, // 50: nexusrag.billing.v1.BillingService.ReportQuotaEvent:output_type -> nexusrag.billing.v1.ReportQuotaEventResponse
+	36, // 51: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
+	38, // 52: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_billing_v1_billing_proto_init() }
@@ -1815,7 +2616,7 @@ func file_nexusrag_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_billing_v1_billing_proto_rawDesc), len(file_nexusrag_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,11 @@ const (
 	BillingService_GetQuota_FullMethodName               = "/nexusrag.billing.v1.BillingService/GetQuota"
 	BillingService_UpdateQuota_FullMethodName            = "/nexusrag.billing.v1.BillingService/UpdateQuota"
 	BillingService_GetUsage_FullMethodName               = "/nexusrag.billing.v1.BillingService/GetUsage"
+	BillingService_GetUsageSummary_FullMethodName        = "/nexusrag.billing.v1.BillingService/GetUsageSummary"
+	BillingService_GetUsageTimeseries_FullMethodName     = "/nexusrag.billing.v1.BillingService/GetUsageTimeseries"
+	BillingService_GetSelfServePlan_FullMethodName       = "/nexusrag.billing.v1.BillingService/GetSelfServePlan"
+	BillingService_RequestPlanUpgrade_FullMethodName     = "/nexusrag.billing.v1.BillingService/RequestPlanUpgrade"
+	BillingService_TestBillingWebhook_FullMethodName     = "/nexusrag.billing.v1.BillingService/TestBillingWebhook"
 	BillingService_ReportQuotaEvent_FullMethodName       = "/nexusrag.billing.v1.BillingService/ReportQuotaEvent"
 	BillingService_GetEntitlements_FullMethodName        = "/nexusrag.billing.v1.BillingService/GetEntitlements"
 	BillingService_ListEntitlementChanges_FullMethodName = "/nexusrag.billing.v1.BillingService/ListEntitlementChanges"
@@ -57,6 +62,19 @@ type BillingServiceClient interface {
 	UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error)
 	// GetUsage returns a tenant's counted requests per UTC day or month.
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// GetUsageSummary (self-serve) sums the caller's tenant's requests over the last window_days days, with
+	// today's and this month's use against the quotas.
+	GetUsageSummary(ctx context.Context, in *GetUsageSummaryRequest, opts ...grpc.CallOption) (*GetUsageSummaryResponse, error)
+	// GetUsageTimeseries (self-serve) returns the caller's tenant's requests per UTC day or hour.
+	GetUsageTimeseries(ctx context.Context, in *GetUsageTimeseriesRequest, opts ...grpc.CallOption) (*GetUsageTimeseriesResponse, error)
+	// GetSelfServePlan (self-serve) returns the caller's tenant's plan, quotas and upgrade requests.
+	GetSelfServePlan(ctx context.Context, in *GetSelfServePlanRequest, opts ...grpc.CallOption) (*GetSelfServePlanResponse, error)
+	// RequestPlanUpgrade (self-serve) asks the operator for a higher plan: recorded, audited and sent as a
+	// billing webhook (plan.upgrade_requested); the plan changes when the operator assigns it.
+	RequestPlanUpgrade(ctx context.Context, in *RequestPlanUpgradeRequest, opts ...grpc.CallOption) (*RequestPlanUpgradeResponse, error)
+	// TestBillingWebhook (self-serve) sends one signed billing.webhook_test event to the billing webhook now
+	// and says how the receiver answered.
+	TestBillingWebhook(ctx context.Context, in *TestBillingWebhookRequest, opts ...grpc.CallOption) (*TestBillingWebhookResponse, error)
 	// ReportQuotaEvent records a quota threshold the gateway saw a tenant cross (internal): audited, and sent
 	// as a billing webhook.
 	ReportQuotaEvent(ctx context.Context, in *ReportQuotaEventRequest, opts ...grpc.CallOption) (*ReportQuotaEventResponse, error)
@@ -145,6 +163,56 @@ func (c *billingServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest
 	return out, nil
 }
 
+func (c *billingServiceClient) GetUsageSummary(ctx context.Context, in *GetUsageSummaryRequest, opts ...grpc.CallOption) (*GetUsageSummaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageSummaryResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetUsageSummary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) GetUsageTimeseries(ctx context.Context, in *GetUsageTimeseriesRequest, opts ...grpc.CallOption) (*GetUsageTimeseriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageTimeseriesResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetUsageTimeseries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) GetSelfServePlan(ctx context.Context, in *GetSelfServePlanRequest, opts ...grpc.CallOption) (*GetSelfServePlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSelfServePlanResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetSelfServePlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) RequestPlanUpgrade(ctx context.Context, in *RequestPlanUpgradeRequest, opts ...grpc.CallOption) (*RequestPlanUpgradeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestPlanUpgradeResponse)
+	err := c.cc.Invoke(ctx, BillingService_RequestPlanUpgrade_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) TestBillingWebhook(ctx context.Context, in *TestBillingWebhookRequest, opts ...grpc.CallOption) (*TestBillingWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestBillingWebhookResponse)
+	err := c.cc.Invoke(ctx, BillingService_TestBillingWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *billingServiceClient) ReportQuotaEvent(ctx context.Context, in *ReportQuotaEventRequest, opts ...grpc.CallOption) (*ReportQuotaEventResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportQuotaEventResponse)
@@ -199,6 +267,19 @@ type BillingServiceServer interface {
 	UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error)
 	// GetUsage returns a tenant's counted requests per UTC day or month.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// GetUsageSummary (self-serve) sums the caller's tenant's requests over the last window_days days, with
+	// today's and this month's use against the quotas.
+	GetUsageSummary(context.Context, *GetUsageSummaryRequest) (*GetUsageSummaryResponse, error)
+	// GetUsageTimeseries (self-serve) returns the caller's tenant's requests per UTC day or hour.
+	GetUsageTimeseries(context.Context, *GetUsageTimeseriesRequest) (*GetUsageTimeseriesResponse, error)
+	// GetSelfServePlan (self-serve) returns the caller's tenant's plan, quotas and upgrade requests.
+	GetSelfServePlan(context.Context, *GetSelfServePlanRequest) (*GetSelfServePlanResponse, error)
+	// RequestPlanUpgrade (self-serve) asks the operator for a higher plan: recorded, audited and sent as a
+	// billing webhook (plan.upgrade_requested); the plan changes when the operator assigns it.
+	RequestPlanUpgrade(context.Context, *RequestPlanUpgradeRequest) (*RequestPlanUpgradeResponse, error)
+	// TestBillingWebhook (self-serve) sends one signed billing.webhook_test event to the billing webhook now
+	// and says how the receiver answered.
+	TestBillingWebhook(context.Context, *TestBillingWebhookRequest) (*TestBillingWebhookResponse, error)
 	// ReportQuotaEvent records a quota threshold the gateway saw a tenant cross (internal): audited, and sent
 	// as a billing webhook.
 	ReportQuotaEvent(context.Context, *ReportQuotaEventRequest) (*ReportQuotaEventResponse, error)
@@ -237,6 +318,21 @@ func (UnimplementedBillingServiceServer) UpdateQuota(context.Context, *UpdateQuo
 }
 func (UnimplementedBillingServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedBillingServiceServer) GetUsageSummary(context.Context, *GetUsageSummaryRequest) (*GetUsageSummaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsageSummary not implemented")
+}
+func (UnimplementedBillingServiceServer) GetUsageTimeseries(context.Context, *GetUsageTimeseriesRequest) (*GetUsageTimeseriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsageTimeseries not implemented")
+}
+func (UnimplementedBillingServiceServer) GetSelfServePlan(context.Context, *GetSelfServePlanRequest) (*GetSelfServePlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSelfServePlan not implemented")
+}
+func (UnimplementedBillingServiceServer) RequestPlanUpgrade(context.Context, *RequestPlanUpgradeRequest) (*RequestPlanUpgradeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestPlanUpgrade not implemented")
+}
+func (UnimplementedBillingServiceServer) TestBillingWebhook(context.Context, *TestBillingWebhookRequest) (*TestBillingWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestBillingWebhook not implemented")
 }
 func (UnimplementedBillingServiceServer) ReportQuotaEvent(context.Context, *ReportQuotaEventRequest) (*ReportQuotaEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportQuotaEvent not implemented")
@@ -394,6 +490,96 @@ func _BillingService_GetUsage_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_GetUsageSummary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageSummaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetUsageSummary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetUsageSummary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetUsageSummary(ctx, req.(*GetUsageSummaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_GetUsageTimeseries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageTimeseriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetUsageTimeseries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetUsageTimeseries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetUsageTimeseries(ctx, req.(*GetUsageTimeseriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_GetSelfServePlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSelfServePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetSelfServePlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetSelfServePlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetSelfServePlan(ctx, req.(*GetSelfServePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_RequestPlanUpgrade_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestPlanUpgradeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).RequestPlanUpgrade(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_RequestPlanUpgrade_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).RequestPlanUpgrade(ctx, req.(*RequestPlanUpgradeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_TestBillingWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestBillingWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).TestBillingWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_TestBillingWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).TestBillingWebhook(ctx, req.(*TestBillingWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BillingService_ReportQuotaEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReportQuotaEventRequest)
 	if err := dec(in); err != nil {
@@ -482,6 +668,26 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _BillingService_GetUsage_Handler,
+		},
+		{
+			MethodName: "GetUsageSummary",
+			Handler:    _BillingService_GetUsageSummary_Handler,
+		},
+		{
+			MethodName: "GetUsageTimeseries",
+			Handler:    _BillingService_GetUsageTimeseries_Handler,
+		},
+		{
+			MethodName: "GetSelfServePlan",
+			Handler:    _BillingService_GetSelfServePlan_Handler,
+		},
+		{
+			MethodName: "RequestPlanUpgrade",
+			Handler:    _BillingService_RequestPlanUpgrade_Handler,
+		},
+		{
+			MethodName: "TestBillingWebhook",
+			Handler:    _BillingService_TestBillingWebhook_Handler,
 		},
 		{
 			MethodName: "ReportQuotaEvent",

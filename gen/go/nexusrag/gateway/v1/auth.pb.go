@@ -483,6 +483,290 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 	return nil
 }
 
+type CreateApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is 1..100 characters.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// role is reader, editor or admin.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyRequest) Reset() {
+	*x = CreateApiKeyRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyRequest) ProtoMessage() {}
+
+func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateApiKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateApiKeyRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type CreateApiKeyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey *ApiKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// secret is the key to send as `Authorization: Bearer <secret>`; it is not stored and never shown again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApiKeyResponse) Reset() {
+	*x = CreateApiKeyResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApiKeyResponse) ProtoMessage() {}
+
+func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *CreateApiKeyResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListSelfServeApiKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// include_revoked also lists revoked keys.
+	IncludeRevoked bool `protobuf:"varint,1,opt,name=include_revoked,json=includeRevoked,proto3" json:"include_revoked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListSelfServeApiKeysRequest) Reset() {
+	*x = ListSelfServeApiKeysRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSelfServeApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSelfServeApiKeysRequest) ProtoMessage() {}
+
+func (x *ListSelfServeApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSelfServeApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListSelfServeApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListSelfServeApiKeysRequest) GetIncludeRevoked() bool {
+	if x != nil {
+		return x.IncludeRevoked
+	}
+	return false
+}
+
+type ListSelfServeApiKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys       []*ApiKey              `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSelfServeApiKeysResponse) Reset() {
+	*x = ListSelfServeApiKeysResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSelfServeApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSelfServeApiKeysResponse) ProtoMessage() {}
+
+func (x *ListSelfServeApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSelfServeApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListSelfServeApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListSelfServeApiKeysResponse) GetApiKeys() []*ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+type RevokeSelfServeApiKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSelfServeApiKeyRequest) Reset() {
+	*x = RevokeSelfServeApiKeyRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSelfServeApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSelfServeApiKeyRequest) ProtoMessage() {}
+
+func (x *RevokeSelfServeApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSelfServeApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSelfServeApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RevokeSelfServeApiKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type RevokeSelfServeApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *ApiKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSelfServeApiKeyResponse) Reset() {
+	*x = RevokeSelfServeApiKeyResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSelfServeApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSelfServeApiKeyResponse) ProtoMessage() {}
+
+func (x *RevokeSelfServeApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSelfServeApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSelfServeApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeSelfServeApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
 type AuthenticateApiKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
@@ -494,7 +778,7 @@ type AuthenticateApiKeyRequest struct {
 
 func (x *AuthenticateApiKeyRequest) Reset() {
 	*x = AuthenticateApiKeyRequest{}
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +790,7 @@ func (x *AuthenticateApiKeyRequest) String() string {
 func (*AuthenticateApiKeyRequest) ProtoMessage() {}
 
 func (x *AuthenticateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[9]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +803,7 @@ func (x *AuthenticateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AuthenticateApiKeyRequest) GetKeyId() string {
@@ -548,7 +832,7 @@ type AuthenticateApiKeyResponse struct {
 
 func (x *AuthenticateApiKeyResponse) Reset() {
 	*x = AuthenticateApiKeyResponse{}
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +844,7 @@ func (x *AuthenticateApiKeyResponse) String() string {
 func (*AuthenticateApiKeyResponse) ProtoMessage() {}
 
 func (x *AuthenticateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[10]
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +857,7 @@ func (x *AuthenticateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthenticateApiKeyResponse) GetTenantId() string {
@@ -628,6 +912,20 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\x13RevokeApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"L\n" +
 	"\x14RevokeApiKeyResponse\x124\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"=\n" +
+	"\x13CreateApiKeyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"d\n" +
+	"\x14CreateApiKeyResponse\x124\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"F\n" +
+	"\x1bListSelfServeApiKeysRequest\x12'\n" +
+	"\x0finclude_revoked\x18\x01 \x01(\bR\x0eincludeRevoked\"V\n" +
+	"\x1cListSelfServeApiKeysResponse\x126\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\aapiKeys\"5\n" +
+	"\x1cRevokeSelfServeApiKeyRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"U\n" +
+	"\x1dRevokeSelfServeApiKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"W\n" +
 	"\x19AuthenticateApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12#\n" +
@@ -635,12 +933,15 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\x1aAuthenticateApiKeyResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role2\xab\x04\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role2\xa7\a\n" +
 	"\vAuthService\x12Y\n" +
 	"\x06WhoAmI\x12\".nexusrag.gateway.v1.WhoAmIRequest\x1a#.nexusrag.gateway.v1.WhoAmIResponse\"\x06\xca\xf3\x18\x02\b\x01\x12h\n" +
 	"\vListApiKeys\x12'.nexusrag.gateway.v1.ListApiKeysRequest\x1a(.nexusrag.gateway.v1.ListApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
 	"\fUpdateApiKey\x12(.nexusrag.gateway.v1.UpdateApiKeyRequest\x1a).nexusrag.gateway.v1.UpdateApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
-	"\fRevokeApiKey\x12(.nexusrag.gateway.v1.RevokeApiKeyRequest\x1a).nexusrag.gateway.v1.RevokeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
+	"\fRevokeApiKey\x12(.nexusrag.gateway.v1.RevokeApiKeyRequest\x1a).nexusrag.gateway.v1.RevokeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
+	"\fCreateApiKey\x12(.nexusrag.gateway.v1.CreateApiKeyRequest\x1a).nexusrag.gateway.v1.CreateApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x83\x01\n" +
+	"\x14ListSelfServeApiKeys\x120.nexusrag.gateway.v1.ListSelfServeApiKeysRequest\x1a1.nexusrag.gateway.v1.ListSelfServeApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x86\x01\n" +
+	"\x15RevokeSelfServeApiKey\x121.nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest\x1a2.nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
 	"\x12AuthenticateApiKey\x12..nexusrag.gateway.v1.AuthenticateApiKeyRequest\x1a/.nexusrag.gateway.v1.AuthenticateApiKeyResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd5\x01\n" +
 	"\x17com.nexusrag.gateway.v1B\tAuthProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1;gatewayv1\xa2\x02\x03NGX\xaa\x02\x13Nexusrag.Gateway.V1\xca\x02\x13Nexusrag\\Gateway\\V1\xe2\x02\x1fNexusrag\\Gateway\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Gateway::V1b\x06proto3"
 
@@ -656,42 +957,57 @@ func file_nexusrag_gateway_v1_auth_proto_rawDescGZIP() []byte {
 	return file_nexusrag_gateway_v1_auth_proto_rawDescData
 }
 
-var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_nexusrag_gateway_v1_auth_proto_goTypes = []any{
-	(*WhoAmIRequest)(nil),              // 0: nexusrag.gateway.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),             // 1: nexusrag.gateway.v1.WhoAmIResponse
-	(*ApiKey)(nil),                     // 2: nexusrag.gateway.v1.ApiKey
-	(*ListApiKeysRequest)(nil),         // 3: nexusrag.gateway.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),        // 4: nexusrag.gateway.v1.ListApiKeysResponse
-	(*UpdateApiKeyRequest)(nil),        // 5: nexusrag.gateway.v1.UpdateApiKeyRequest
-	(*UpdateApiKeyResponse)(nil),       // 6: nexusrag.gateway.v1.UpdateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),        // 7: nexusrag.gateway.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),       // 8: nexusrag.gateway.v1.RevokeApiKeyResponse
-	(*AuthenticateApiKeyRequest)(nil),  // 9: nexusrag.gateway.v1.AuthenticateApiKeyRequest
-	(*AuthenticateApiKeyResponse)(nil), // 10: nexusrag.gateway.v1.AuthenticateApiKeyResponse
-	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
+	(*WhoAmIRequest)(nil),                 // 0: nexusrag.gateway.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 1: nexusrag.gateway.v1.WhoAmIResponse
+	(*ApiKey)(nil),                        // 2: nexusrag.gateway.v1.ApiKey
+	(*ListApiKeysRequest)(nil),            // 3: nexusrag.gateway.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),           // 4: nexusrag.gateway.v1.ListApiKeysResponse
+	(*UpdateApiKeyRequest)(nil),           // 5: nexusrag.gateway.v1.UpdateApiKeyRequest
+	(*UpdateApiKeyResponse)(nil),          // 6: nexusrag.gateway.v1.UpdateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),           // 7: nexusrag.gateway.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),          // 8: nexusrag.gateway.v1.RevokeApiKeyResponse
+	(*CreateApiKeyRequest)(nil),           // 9: nexusrag.gateway.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),          // 10: nexusrag.gateway.v1.CreateApiKeyResponse
+	(*ListSelfServeApiKeysRequest)(nil),   // 11: nexusrag.gateway.v1.ListSelfServeApiKeysRequest
+	(*ListSelfServeApiKeysResponse)(nil),  // 12: nexusrag.gateway.v1.ListSelfServeApiKeysResponse
+	(*RevokeSelfServeApiKeyRequest)(nil),  // 13: nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest
+	(*RevokeSelfServeApiKeyResponse)(nil), // 14: nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse
+	(*AuthenticateApiKeyRequest)(nil),     // 15: nexusrag.gateway.v1.AuthenticateApiKeyRequest
+	(*AuthenticateApiKeyResponse)(nil),    // 16: nexusrag.gateway.v1.AuthenticateApiKeyResponse
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
 }
 var file_nexusrag_gateway_v1_auth_proto_depIdxs = []int32{
-	11, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	11, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	17, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	17, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: nexusrag.gateway.v1.ListApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 3: nexusrag.gateway.v1.UpdateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 4: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
-	0,  // 5: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
-	3,  // 6: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
-	5,  // 7: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
-	7,  // 8: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
-	9,  // 9: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:input_type -> nexusrag.gateway.v1.AuthenticateApiKeyRequest
-	1,  // 10: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
-	4,  // 11: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
-	6,  // 12: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
-	8,  // 13: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
-	10, // 14: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:output_type -> nexusrag.gateway.v1.AuthenticateApiKeyResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	2,  // 5: nexusrag.gateway.v1.CreateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	2,  // 6: nexusrag.gateway.v1.ListSelfServeApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
+	2,  // 7: nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
+	0,  // 8: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
+	3,  // 9: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
+	5,  // 10: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
+	7,  // 11: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
+	9,  // 12: nexusrag.gateway.v1.AuthService.CreateApiKey:input_type -> nexusrag.gateway.v1.CreateApiKeyRequest
+	11, // 13: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:input_type -> nexusrag.gateway.v1.ListSelfServeApiKeysRequest
+	13, // 14: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:input_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest
+	15, // 15: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:input_type -> nexusrag.gateway.v1.AuthenticateApiKeyRequest
+	1,  // 16: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
+	4,  // 17: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
+	6,  // 18: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
+	8,  // 19: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
+	10, // 20: nexusrag.gateway.v1.AuthService.CreateApiKey:output_type -> nexusrag.gateway.v1.CreateApiKeyResponse
+	12, // 21: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:output_type -> nexusrag.gateway.v1.ListSelfServeApiKeysResponse
+	14, // 22: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:output_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse
+	16, // 23: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:output_type -> nexusrag.gateway.v1.AuthenticateApiKeyResponse
+	16, // [16:24] is the sub-list for method output_type
+	8,  // [8:16] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_gateway_v1_auth_proto_init() }
@@ -705,7 +1021,7 @@ func file_nexusrag_gateway_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_gateway_v1_auth_proto_rawDesc), len(file_nexusrag_gateway_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

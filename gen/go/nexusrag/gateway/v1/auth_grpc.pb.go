@@ -21,11 +21,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_WhoAmI_FullMethodName             = "/nexusrag.gateway.v1.AuthService/WhoAmI"
-	AuthService_ListApiKeys_FullMethodName        = "/nexusrag.gateway.v1.AuthService/ListApiKeys"
-	AuthService_UpdateApiKey_FullMethodName       = "/nexusrag.gateway.v1.AuthService/UpdateApiKey"
-	AuthService_RevokeApiKey_FullMethodName       = "/nexusrag.gateway.v1.AuthService/RevokeApiKey"
-	AuthService_AuthenticateApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/AuthenticateApiKey"
+	AuthService_WhoAmI_FullMethodName                = "/nexusrag.gateway.v1.AuthService/WhoAmI"
+	AuthService_ListApiKeys_FullMethodName           = "/nexusrag.gateway.v1.AuthService/ListApiKeys"
+	AuthService_UpdateApiKey_FullMethodName          = "/nexusrag.gateway.v1.AuthService/UpdateApiKey"
+	AuthService_RevokeApiKey_FullMethodName          = "/nexusrag.gateway.v1.AuthService/RevokeApiKey"
+	AuthService_CreateApiKey_FullMethodName          = "/nexusrag.gateway.v1.AuthService/CreateApiKey"
+	AuthService_ListSelfServeApiKeys_FullMethodName  = "/nexusrag.gateway.v1.AuthService/ListSelfServeApiKeys"
+	AuthService_RevokeSelfServeApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/RevokeSelfServeApiKey"
+	AuthService_AuthenticateApiKey_FullMethodName    = "/nexusrag.gateway.v1.AuthService/AuthenticateApiKey"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -33,7 +36,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AuthService answers who the caller is and manages the tenant's API keys.
-// Keys are created with `nexusrag apikey create`, which prints the secret once.
+// Keys are created with `nexusrag apikey create` or self-serve (CreateApiKey); the secret is shown once.
 type AuthServiceClient interface {
 	// WhoAmI returns the authenticated principal.
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
@@ -43,6 +46,12 @@ type AuthServiceClient interface {
 	UpdateApiKey(ctx context.Context, in *UpdateApiKeyRequest, opts ...grpc.CallOption) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// CreateApiKey creates a key of the caller's tenant (self-serve); the answer holds its secret, once.
+	CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error)
+	// ListSelfServeApiKeys lists the tenant's keys (never their secrets), audited as self-serve.
+	ListSelfServeApiKeys(ctx context.Context, in *ListSelfServeApiKeysRequest, opts ...grpc.CallOption) (*ListSelfServeApiKeysResponse, error)
+	// RevokeSelfServeApiKey revokes one of the tenant's keys; revoking a revoked key answers it as it is.
+	RevokeSelfServeApiKey(ctx context.Context, in *RevokeSelfServeApiKeyRequest, opts ...grpc.CallOption) (*RevokeSelfServeApiKeyResponse, error)
 	// AuthenticateApiKey resolves an API key presented to another process's gRPC port (an operator's
 	// grpcurl call to a service that runs without the gateway). The caller sends the key id and the
 	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
@@ -98,6 +107,36 @@ func (c *authServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRe
 	return out, nil
 }
 
+func (c *authServiceClient) CreateApiKey(ctx context.Context, in *CreateApiKeyRequest, opts ...grpc.CallOption) (*CreateApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateApiKeyResponse)
+	err := c.cc.Invoke(ctx, AuthService_CreateApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ListSelfServeApiKeys(ctx context.Context, in *ListSelfServeApiKeysRequest, opts ...grpc.CallOption) (*ListSelfServeApiKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSelfServeApiKeysResponse)
+	err := c.cc.Invoke(ctx, AuthService_ListSelfServeApiKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) RevokeSelfServeApiKey(ctx context.Context, in *RevokeSelfServeApiKeyRequest, opts ...grpc.CallOption) (*RevokeSelfServeApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeSelfServeApiKeyResponse)
+	err := c.cc.Invoke(ctx, AuthService_RevokeSelfServeApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) AuthenticateApiKey(ctx context.Context, in *AuthenticateApiKeyRequest, opts ...grpc.CallOption) (*AuthenticateApiKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuthenticateApiKeyResponse)
@@ -113,7 +152,7 @@ func (c *authServiceClient) AuthenticateApiKey(ctx context.Context, in *Authenti
 // for forward compatibility.
 //
 // AuthService answers who the caller is and manages the tenant's API keys.
-// Keys are created with `nexusrag apikey create`, which prints the secret once.
+// Keys are created with `nexusrag apikey create` or self-serve (CreateApiKey); the secret is shown once.
 type AuthServiceServer interface {
 	// WhoAmI returns the authenticated principal.
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
@@ -123,6 +162,12 @@ type AuthServiceServer interface {
 	UpdateApiKey(context.Context, *UpdateApiKeyRequest) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// CreateApiKey creates a key of the caller's tenant (self-serve); the answer holds its secret, once.
+	CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error)
+	// ListSelfServeApiKeys lists the tenant's keys (never their secrets), audited as self-serve.
+	ListSelfServeApiKeys(context.Context, *ListSelfServeApiKeysRequest) (*ListSelfServeApiKeysResponse, error)
+	// RevokeSelfServeApiKey revokes one of the tenant's keys; revoking a revoked key answers it as it is.
+	RevokeSelfServeApiKey(context.Context, *RevokeSelfServeApiKeyRequest) (*RevokeSelfServeApiKeyResponse, error)
 	// AuthenticateApiKey resolves an API key presented to another process's gRPC port (an operator's
 	// grpcurl call to a service that runs without the gateway). The caller sends the key id and the
 	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
@@ -149,6 +194,15 @@ func (UnimplementedAuthServiceServer) UpdateApiKey(context.Context, *UpdateApiKe
 }
 func (UnimplementedAuthServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedAuthServiceServer) CreateApiKey(context.Context, *CreateApiKeyRequest) (*CreateApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateApiKey not implemented")
+}
+func (UnimplementedAuthServiceServer) ListSelfServeApiKeys(context.Context, *ListSelfServeApiKeysRequest) (*ListSelfServeApiKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSelfServeApiKeys not implemented")
+}
+func (UnimplementedAuthServiceServer) RevokeSelfServeApiKey(context.Context, *RevokeSelfServeApiKeyRequest) (*RevokeSelfServeApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeSelfServeApiKey not implemented")
 }
 func (UnimplementedAuthServiceServer) AuthenticateApiKey(context.Context, *AuthenticateApiKeyRequest) (*AuthenticateApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateApiKey not implemented")
@@ -246,6 +300,60 @@ func _AuthService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_CreateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).CreateApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_CreateApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).CreateApiKey(ctx, req.(*CreateApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ListSelfServeApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSelfServeApiKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ListSelfServeApiKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ListSelfServeApiKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ListSelfServeApiKeys(ctx, req.(*ListSelfServeApiKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_RevokeSelfServeApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSelfServeApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RevokeSelfServeApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RevokeSelfServeApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RevokeSelfServeApiKey(ctx, req.(*RevokeSelfServeApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_AuthenticateApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuthenticateApiKeyRequest)
 	if err := dec(in); err != nil {
@@ -286,6 +394,18 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _AuthService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "CreateApiKey",
+			Handler:    _AuthService_CreateApiKey_Handler,
+		},
+		{
+			MethodName: "ListSelfServeApiKeys",
+			Handler:    _AuthService_ListSelfServeApiKeys_Handler,
+		},
+		{
+			MethodName: "RevokeSelfServeApiKey",
+			Handler:    _AuthService_RevokeSelfServeApiKey_Handler,
 		},
 		{
 			MethodName: "AuthenticateApiKey",
