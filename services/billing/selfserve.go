@@ -189,7 +189,9 @@ func (s *Server) RequestPlanUpgrade(ctx context.Context, req *billingv1.RequestP
 }
 
 // rank orders the plans: free < pro < enterprise.
-func rank(planID string) int { return slices.IndexFunc(Plans, func(p Plan) bool { return p.ID == planID }) }
+func rank(planID string) int {
+	return slices.IndexFunc(Plans, func(p Plan) bool { return p.ID == planID })
+}
 
 func (s *Server) upgradeProto(r upgradeRequest, currentPlan string) *billingv1.UpgradeRequest {
 	status := "pending"
