@@ -272,8 +272,9 @@ func TestQuotasAtTheEdge(t *testing.T) {
 	r = p.do(http.MethodGet, "/v1/admin/usage/t-q?period=week", key, "")
 	require.Equal(t, http.StatusBadRequest, r.Status)
 	require.Equal(t, "INVALID_ARGUMENT", r.errorCode())
-	events := p.auditEvents(key, "event_type=quota.hard_cap_blocked")
-	require.NotEmpty(t, events, "the hard cap's refusals are audited (sampled)")
+	require.Eventually(t, func() bool {
+		return len(p.auditEvents(key, "event_type=quota.hard_cap_blocked")) > 0
+	}, 5*time.Second, 50*time.Millisecond, "the hard cap's refusals are audited (sampled)")
 	require.Eventually(t, func() bool {
 		return len(p.auditEvents(key, "event_type=quota.soft_cap_reached")) == 1
 	}, 5*time.Second, 50*time.Millisecond, "the soft cap is audited once per period")

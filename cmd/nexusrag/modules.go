@@ -48,7 +48,7 @@ func modules() registry {
 		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
 		{name: "run", deps: infra("retrieval", modEntitlements), init: initRun, service: &service{
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
-		{name: "billing", deps: infra(), init: initBilling, service: &service{
+		{name: "billing", deps: infra(modEntitlements), init: initBilling, service: &service{
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
 		{name: "gateway", deps: infra(modAPIKeys, modEntitlements), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
