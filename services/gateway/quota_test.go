@@ -18,6 +18,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/logging"
+	"github.com/nexusrag/nexusrag/pkg/quota"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
 )
 
@@ -137,7 +138,18 @@ func TestHardCapRefusesWithoutOverAdmission(t *testing.T) {
 	// A run costs 3: with 2 left it does not fit, so nothing is counted.
 	l2, _, _, _ := quotaLimiter(t, &billingv1.Quota{DailyRequestsLimit: 2, MonthlyRequestsLimit: 1000, SoftCapRatio: 1, HardCapEnabled: true}, nov29)
 	require.Equal(t, http.StatusPaymentRequired, serveRoute(t, l2, "t1", http.MethodPost, "/v1/run").Code)
+	k := quota.KeysAt(l2.prefix, "t1", nov29)
+	for _, key := range []string{k.Day, k.Month} {
+		ttl, err := l2.rdb.PTTL(context.Background(), key).Result()
+		require.NoError(t, err)
+		require.Positive(t, ttl, "%s: a counter a refusal created expires", key)
+	}
 	require.Equal(t, "1", serveThrough(t, l2).Header().Get("X-Quota-Day-Used"))
+	for _, key := range []string{k.Hour, k.Day, k.Month} {
+		ttl, err := l2.rdb.PTTL(context.Background(), key).Result()
+		require.NoError(t, err)
+		require.Positive(t, ttl, "%s: every counter expires", key)
+	}
 }
 
 func TestMonthlyCapAndObserveMode(t *testing.T) {

@@ -111,15 +111,20 @@ end
 local day, month, softDay, softMonth = 0, 0, 0, 0
 if cost > 0 then
   local dayLimit, monthLimit, ratio, hard = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
-  day, month = tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0')
-  if hard and month + cost > monthLimit then return {2, 0, '', day, month, 0, 0, 'month'} end
-  if hard and day + cost > dayLimit then return {2, 0, '', day, month, 0, 0, 'day'} end
-  redis.call('INCRBY', KEYS[3], cost)
-  redis.call('PEXPIRE', KEYS[3], ARGV[10])
-  day = redis.call('INCRBY', KEYS[4], cost)
-  redis.call('PEXPIRE', KEYS[4], ARGV[11])
-  month = redis.call('INCRBY', KEYS[5], cost)
-  redis.call('PEXPIRE', KEYS[5], ARGV[12])
+  -- Count first and take it back when over a hard cap: the common path is three INCRBY,
+  -- with a PEXPIRE only for a counter the INCRBY just created.
+  day, month = redis.call('INCRBY', KEYS[4], cost), redis.call('INCRBY', KEYS[5], cost)
+  if hard and (month > monthLimit or day > dayLimit) then
+    day, month = redis.call('DECRBY', KEYS[4], cost), redis.call('DECRBY', KEYS[5], cost)
+    redis.call('PEXPIRE', KEYS[4], ARGV[11]) -- the INCRBY may have created them
+    redis.call('PEXPIRE', KEYS[5], ARGV[12])
+    local period = 'day'
+    if month + cost > monthLimit then period = 'month' end
+    return {2, 0, '', day, month, 0, 0, period}
+  end
+  if day == cost then redis.call('PEXPIRE', KEYS[4], ARGV[11]) end
+  if month == cost then redis.call('PEXPIRE', KEYS[5], ARGV[12]) end
+  if redis.call('INCRBY', KEYS[3], cost) == cost then redis.call('PEXPIRE', KEYS[3], ARGV[10]) end
   if day >= ratio * dayLimit and redis.call('SET', KEYS[6], '1', 'NX', 'PX', ARGV[11]) then softDay = 1 end
   if month >= ratio * monthLimit and redis.call('SET', KEYS[7], '1', 'NX', 'PX', ARGV[12]) then softMonth = 1 end
 end
