@@ -29,6 +29,16 @@ const (
 	shownUpgrades     = 10
 )
 
+// caller is the calling principal and what billing keeps about its tenant.
+func (s *Server) caller(ctx context.Context) (principal.Principal, tenantRecord, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return p, tenantRecord{}, err
+	}
+	rec, err := s.store.Tenant(ctx, p.TenantID)
+	return p, rec, err
+}
+
 // WithWebhooks lets the server send test events through d (nil: webhooks are off).
 func (s *Server) WithWebhooks(d *Dispatcher) *Server {
 	s.webhooks = d
@@ -37,7 +47,7 @@ func (s *Server) WithWebhooks(d *Dispatcher) *Server {
 
 // GetUsageSummary sums the caller's tenant's requests over the last window_days days.
 func (s *Server) GetUsageSummary(ctx context.Context, req *billingv1.GetUsageSummaryRequest) (*billingv1.GetUsageSummaryResponse, error) {
-	p, err := principal.Require(ctx)
+	p, rec, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -51,10 +61,6 @@ func (s *Server) GetUsageSummary(ctx context.Context, req *billingv1.GetUsageSum
 	now := s.usage.now().UTC()
 	from := quota.DayStart(now).AddDate(0, 0, -(days - 1))
 	series, err := s.series(ctx, p.TenantID, "day", from, now)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := s.store.Tenant(ctx, p.TenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +140,7 @@ func (s *Server) series(ctx context.Context, tenant, granularity string, from, n
 
 // GetSelfServePlan returns the caller's tenant's plan, quotas and latest upgrade requests.
 func (s *Server) GetSelfServePlan(ctx context.Context, _ *billingv1.GetSelfServePlanRequest) (*billingv1.GetSelfServePlanResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := s.store.Tenant(ctx, p.TenantID)
+	p, rec, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -161,11 +163,7 @@ func (s *Server) GetSelfServePlan(ctx context.Context, _ *billingv1.GetSelfServe
 
 // RequestPlanUpgrade records a request for a plan above the tenant's, with its webhook event.
 func (s *Server) RequestPlanUpgrade(ctx context.Context, req *billingv1.RequestPlanUpgradeRequest) (*billingv1.RequestPlanUpgradeResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := s.store.Tenant(ctx, p.TenantID)
+	p, rec, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
