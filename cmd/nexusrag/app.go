@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +59,8 @@ type app struct {
 	// entitlements answers what tenants' plans allow (pkg/entitlements, fed by billing).
 	entitlements *entitlements.Cache
 	conns        map[string]*grpc.ClientConn
+	// replica names this process among its service's replicas (its gauges in Redis).
+	replica string
 
 	extCfg         *extcall.Config
 	breakerMetrics *breaker.Metrics
@@ -88,7 +92,7 @@ type loop struct {
 // newApp makes a process of the modules of plan p, from the registry reg.
 func newApp(cfg platformConfig, log *slog.Logger, tel *telemetry.Telemetry, reg registry, p plan) (*app, error) {
 	a := &app{cfg: cfg, log: log, tel: tel, reg: reg, plan: p, local: map[string]bool{}, addrs: map[string]string{},
-		conns: map[string]*grpc.ClientConn{}, failed: make(chan error, 1)}
+		conns: map[string]*grpc.ClientConn{}, failed: make(chan error, 1), replica: replicaName()}
 	for _, m := range p.order {
 		if m.service != nil {
 			a.local[m.name] = true
@@ -313,4 +317,12 @@ func (a *app) issuerName() string {
 		return strings.Join(names, ",")
 	}
 	return "nexusrag"
+}
+
+// replicaName is the host name and a random suffix: unique among replicas and restarts.
+func replicaName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }

@@ -268,7 +268,9 @@ func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
 }
 
 // volatile methods answer OK with data that moves between two calls (new audit events).
-var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEvents": true}
+var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEvents": true,
+	// Latencies, ages and counts measured at each call.
+	"/nexusrag.ops.v1.OpsService/GetOpsHealth": true, "/nexusrag.ops.v1.OpsService/GetOpsMetrics": true, "/nexusrag.ops.v1.OpsService/GetSlo": true}
 
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.

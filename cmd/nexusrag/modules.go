@@ -10,13 +10,16 @@ import (
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
+	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/ingest"
+	"github.com/nexusrag/nexusrag/services/ops"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/run"
 )
@@ -50,6 +53,10 @@ func modules() registry {
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
 		{name: "billing", deps: infra(modEntitlements), init: initBilling, service: &service{
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
+		// Ops reads what every service and gateway replica reports; it calls them all, in no
+		// start order (the gateway fronts it like the others).
+		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway"},
+			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler}},
 		{name: "gateway", deps: infra(modAPIKeys, modEntitlements), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
 
@@ -125,9 +132,15 @@ func initIngest(_ context.Context, a *app) error {
 		return err
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency))
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc,
+		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithStaleAfter(cfg.ClaimTimeout))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
+	watch := ingest.HeartbeatWatch{Queue: queue, StaleAfter: cfg.ClaimTimeout, Now: time.Now, Audit: a.rec, Log: a.log}
+	a.goBackground("worker heartbeat watch", func(ctx context.Context) error {
+		watch.Run(ctx, max(time.Second, min(5*time.Second, cfg.ClaimTimeout/3)))
+		return nil
+	})
 	return nil
 }
 
@@ -171,13 +184,9 @@ func initGateway(ctx context.Context, a *app) error {
 	}
 	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(a.pool), keys, a.rec))
 
-	var backends []gateway.Backend
-	for _, m := range a.reg.services() {
-		conn, err := a.conn(m.name)
-		if err != nil {
-			return err
-		}
-		backends = append(backends, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
+	backends, err := a.backends()
+	if err != nil {
+		return err
 	}
 	var limiter *gateway.RateLimiter
 	if cfg.RateLimitEnabled || cfg.QuotaEnabled {
@@ -188,12 +197,56 @@ func initGateway(ctx context.Context, a *app) error {
 		limiter = gateway.NewRateLimiter(a.rdb, a.cfg.RedisKeyPrefix,
 			cfg.RateLimitOptions(a.entitlements, billingv1.NewBillingServiceClient(billingConn)), a.rec, a.log)
 	}
+	stats := reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log)
+	a.goBackground("request stats", func(ctx context.Context) error { stats.Run(ctx, cfg.StatsFlushInterval); return nil })
 	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
-		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), a.rec, a.tel, a.log)
+		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}
 	a.http = http.NewServeMux()
 	a.http.Handle("/", edge)
+	return nil
+}
+
+// backends are every service of the registry with its connection (in this process or at
+// its <NAME>_GRPC_ADDR).
+func (a *app) backends() ([]gateway.Backend, error) {
+	var out []gateway.Backend
+	for _, m := range a.reg.services() {
+		conn, err := a.conn(m.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
+	}
+	return out, nil
+}
+
+// initOps serves the operators' view: health with its degradations, request metrics
+// and the SLO, from what every gateway replica counted.
+func initOps(_ context.Context, a *app) error {
+	cfg, err := config.Parse[ops.Config](nil)
+	if err != nil {
+		return err
+	}
+	backends, err := a.backends()
+	if err != nil {
+		return err
+	}
+	ingestConn, err := a.conn("ingest")
+	if err != nil {
+		return err
+	}
+	breakers := map[string]ops.BreakerState{}
+	for _, name := range []string{"bedrock", "vertex-search", "llm", "tts", "billing-webhook"} {
+		b, err := a.breaker(name)
+		if err != nil {
+			return err
+		}
+		breakers[name] = b.State
+	}
+	a.grpc.Register(&opsv1.OpsService_ServiceDesc, ops.NewServer(cfg, gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
+		reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log), ingestv1.NewIngestServiceClient(ingestConn), breakers, a.rec, a.log))
 	return nil
 }

@@ -76,6 +76,11 @@ const (
 	TypeSelfServeUsageViewed   = "selfserve.usage.viewed"
 	TypeSelfServePlanViewed    = "selfserve.plan.viewed"
 	TypeSelfServeWebhookTested = "selfserve.billing_webhook_tested"
+	// TypeOpsViewed: an admin read an ops endpoint.
+	TypeOpsViewed = "ops.viewed"
+	// TypeWorkerHeartbeatMissed: no ingest worker reported within INGEST_CLAIM_TIMEOUT
+	// (audited once until one reports again).
+	TypeWorkerHeartbeatMissed = "system.worker.heartbeat.missed"
 )
 
 // Types lists every known event type.
@@ -86,7 +91,7 @@ func Types() []string {
 		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
-		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested,
+		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
 )
@@ -69,15 +70,17 @@ type Edge struct {
 	failureSampler *audit.Sampler
 	requests       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
+	stats          *reqstats.Stats
 }
 
 // NewEdge builds the HTTP edge over the services it fronts (backends, each with its
 // connection): keys authenticate, limiter (nil: off) and idem guard the protected
-// routes, health answers /v1/health, rec records the edge's audit events.
+// routes, health answers /v1/health, rec records the edge's audit events, stats (nil:
+// none) counts request outcomes for the SLO and the ops metrics.
 func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache, limiter *RateLimiter, idem *Idempotency,
-	health *Health, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
+	health *Health, stats *reqstats.Stats, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log,
+		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -150,7 +153,7 @@ func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache
 		return nil, err
 	}
 	runClient := runv1.NewRunServiceClient(runConn)
-	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now}
+	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now, stats: stats}
 	if err := mux.HandlePath(http.MethodPost, runRoute, sse.handler()); err != nil {
 		return nil, fmt.Errorf("register %s: %w", runRoute, err)
 	}

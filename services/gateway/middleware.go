@@ -45,6 +45,9 @@ func (e *Edge) observe(next http.Handler) http.Handler {
 			code := strconv.Itoa(sw.status)
 			e.requests.WithLabelValues(r.Method, st.route, code).Inc()
 			e.latency.WithLabelValues(r.Method, st.route).Observe(elapsed.Seconds())
+			if e.stats != nil && st.tenant != "" { // authenticated API requests: what the SLO is about
+				e.stats.Observe(elapsed, sw.status >= 500, "class:"+routeClass(r.Method, st.route), "slo:"+sloGroup(r.Method, st.route))
+			}
 			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", st.route),
 				slog.Int("status", sw.status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Bool("legacy", st.legacy)}
@@ -274,3 +277,14 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// sloGroup is the latency objective a request is held to: run, documents_text or api.
+func sloGroup(method, route string) string {
+	switch {
+	case route == runRoute:
+		return "run"
+	case method == http.MethodPost && route == "/v1/documents/text":
+		return "documents_text"
+	}
+	return "api"
+}

@@ -20,6 +20,7 @@ import (
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/reqstats"
 )
 
 // runRoute is the streaming route: not replayable, so Idempotency-Key does not apply.
@@ -42,6 +43,28 @@ type sseStream struct {
 	// after is time.After; tests inject a clock they control.
 	after func(time.Duration) <-chan time.Time
 	now   func() time.Time
+	// stats counts streams started, completed and errored, and those open (nil: none).
+	stats *reqstats.Stats
+}
+
+// countStream counts a started stream and, when the handler returns, how it ended:
+// completed (the run's last event sent), errored (an error event sent), or neither (the
+// client went away).
+func (s *sseStream) countStream(out *sseWriter) func(completed bool) {
+	if s.stats == nil {
+		return func(bool) {}
+	}
+	s.stats.Count("runs:started", 1)
+	s.stats.Gauge("runs_open", 1)
+	return func(completed bool) {
+		s.stats.Gauge("runs_open", -1)
+		switch {
+		case out.errored:
+			s.stats.Count("runs:errored", 1)
+		case completed:
+			s.stats.Count("runs:completed", 1)
+		}
+	}
 }
 
 func (s *sseStream) handler() runtime.HandlerFunc {
@@ -89,6 +112,9 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 			}
 		})
 		out := s.start(w, r)
+		completed := false
+		ended := s.countStream(out)
+		defer func() { ended(completed) }()
 		if out.runEvent(first) != nil {
 			return
 		}
@@ -96,6 +122,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 			select {
 			case ev, ok := <-events:
 				if !ok {
+					completed = true
 					select {
 					case err := <-failed:
 						// The run service failed mid-stream (it went away): say so, then end.
@@ -144,6 +171,7 @@ type sseWriter struct {
 	rc        *http.ResponseController
 	requestID string
 	seq       int64
+	errored   bool // an error event was written
 }
 
 func (s *sseStream) start(w http.ResponseWriter, r *http.Request) *sseWriter {
@@ -157,6 +185,9 @@ func (s *sseStream) start(w http.ResponseWriter, r *http.Request) *sseWriter {
 
 func (o *sseWriter) event(eventType string, data map[string]any) error {
 	o.seq++
+	if eventType == "error" {
+		o.errored = true
+	}
 	if data == nil {
 		data = map[string]any{}
 	}

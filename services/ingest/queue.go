@@ -162,9 +162,49 @@ func (q *Queue) Pending(ctx context.Context) (int64, error) {
 	return p.Count, nil
 }
 
-// Heartbeat records that worker is alive, for ttl.
+// Heartbeat records that worker is alive, for ttl, and that some worker was alive now.
 func (q *Queue) Heartbeat(ctx context.Context, worker string, ttl time.Duration) error {
-	return q.rdb.Set(ctx, q.prefix+"ingest:worker:"+worker, strconv.FormatInt(time.Now().Unix(), 10), ttl).Err()
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	pipe := q.rdb.Pipeline()
+	pipe.Set(ctx, q.prefix+"ingest:worker:"+worker, now, ttl)
+	pipe.Set(ctx, q.lastBeatKey(), now, 7*24*time.Hour)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (q *Queue) lastBeatKey() string { return q.prefix + "ingest:workers:last" }
+
+// LastBeat returns when any worker last reported (the zero time: none within a week, or
+// Redis lost it).
+func (q *Queue) LastBeat(ctx context.Context) (time.Time, error) {
+	v, err := q.rdb.Get(ctx, q.lastBeatKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last worker heartbeat: %w", err)
+	}
+	return time.Unix(v, 0), nil
+}
+
+// Depth is the number of jobs on the queue, handed out or not (an acknowledged job is
+// deleted).
+func (q *Queue) Depth(ctx context.Context) (int64, error) {
+	n, err := q.rdb.XLen(ctx, q.stream).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue depth: %w", err)
+	}
+	return n, nil
+}
+
+// markMissed marks the heartbeat of last as missed; false when it was marked already.
+func (q *Queue) markMissed(ctx context.Context, last time.Time) (bool, error) {
+	return q.rdb.SetNX(ctx, q.prefix+"ingest:workers:missed", last.Unix(), 7*24*time.Hour).Result()
+}
+
+// clearMissed forgets a missed heartbeat once a worker reports again.
+func (q *Queue) clearMissed(ctx context.Context) error {
+	return q.rdb.Del(ctx, q.prefix+"ingest:workers:missed").Err()
 }
 
 // LastHeartbeat returns when worker last reported, or the zero time when it has not

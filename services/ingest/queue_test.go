@@ -7,6 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
 	"github.com/nexusrag/nexusrag/services/ingest"
 )
@@ -92,4 +95,40 @@ func TestHeartbeat(t *testing.T) {
 	at, err = q.LastHeartbeat(ctx, "w1")
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), at, 2*time.Second)
+}
+
+// A heartbeat older than StaleAfter is audited once, whoever watches, until a worker
+// reports again.
+func TestMissedHeartbeatIsAuditedOnce(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	now := time.Now()
+	rec := &audittest.Recorder{}
+	watch := func() ingest.HeartbeatWatch {
+		return ingest.HeartbeatWatch{Queue: q, StaleAfter: 3 * time.Second, Now: func() time.Time { return now }, Audit: rec, Log: logging.Discard()}
+	}
+	a, b := watch(), watch()
+	require.False(t, a.Check(ctx), "no worker has reported yet: nothing to miss")
+	require.NoError(t, q.Heartbeat(ctx, "w1", time.Minute))
+	require.False(t, a.Check(ctx), "fresh")
+
+	now = now.Add(10 * time.Second)
+	require.True(t, a.Check(ctx))
+	require.False(t, b.Check(ctx), "another process sees it audited already")
+	require.False(t, a.Check(ctx))
+	require.Equal(t, 1, rec.Count(audit.TypeWorkerHeartbeatMissed))
+
+	now = time.Now()
+	require.NoError(t, q.Heartbeat(ctx, "w1", time.Minute))
+	require.False(t, b.Check(ctx), "back: re-armed")
+	now = now.Add(10 * time.Second)
+	require.True(t, b.Check(ctx), "missed again")
+	require.Equal(t, 2, rec.Count(audit.TypeWorkerHeartbeatMissed))
+
+	last, err := q.LastBeat(ctx)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), last, 2*time.Second)
+	depth, err := q.Depth(ctx)
+	require.NoError(t, err)
+	require.Zero(t, depth)
 }

@@ -61,6 +61,8 @@ type Server struct {
 	log       *slog.Logger
 	maxBytes  int64
 	writes    *bulkhead.Bulkhead
+	// staleAfter is the heartbeat age past which the worker counts as missing.
+	staleAfter time.Duration
 }
 
 // NewServer returns the IngestService implementation; documents over maxBytes are

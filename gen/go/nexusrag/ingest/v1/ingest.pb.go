@@ -825,6 +825,114 @@ func (x *DeleteDocumentResponse) GetChunksDeleted() int32 {
 	return 0
 }
 
+type GetWorkerStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkerStatusRequest) Reset() {
+	*x = GetWorkerStatusRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkerStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkerStatusRequest) ProtoMessage() {}
+
+func (x *GetWorkerStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkerStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetWorkerStatusRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{11}
+}
+
+type GetWorkerStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// heartbeat_age_s is the seconds since any worker last reported; absent when none has (or Redis lost it).
+	HeartbeatAgeS *float64 `protobuf:"fixed64,1,opt,name=heartbeat_age_s,json=heartbeatAgeS,proto3,oneof" json:"heartbeat_age_s,omitempty"`
+	// stale_after_s is the age past which the worker counts as missing (INGEST_CLAIM_TIMEOUT).
+	StaleAfterS float64 `protobuf:"fixed64,2,opt,name=stale_after_s,json=staleAfterS,proto3" json:"stale_after_s,omitempty"`
+	// queue_depth is the jobs on the queue, handed out or not; absent when Redis cannot tell.
+	QueueDepth *int64 `protobuf:"varint,3,opt,name=queue_depth,json=queueDepth,proto3,oneof" json:"queue_depth,omitempty"`
+	// redis_error says why Redis could not tell.
+	RedisError    string `protobuf:"bytes,4,opt,name=redis_error,json=redisError,proto3" json:"redis_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkerStatusResponse) Reset() {
+	*x = GetWorkerStatusResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkerStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkerStatusResponse) ProtoMessage() {}
+
+func (x *GetWorkerStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkerStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetWorkerStatusResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetWorkerStatusResponse) GetHeartbeatAgeS() float64 {
+	if x != nil && x.HeartbeatAgeS != nil {
+		return *x.HeartbeatAgeS
+	}
+	return 0
+}
+
+func (x *GetWorkerStatusResponse) GetStaleAfterS() float64 {
+	if x != nil {
+		return x.StaleAfterS
+	}
+	return 0
+}
+
+func (x *GetWorkerStatusResponse) GetQueueDepth() int64 {
+	if x != nil && x.QueueDepth != nil {
+		return *x.QueueDepth
+	}
+	return 0
+}
+
+func (x *GetWorkerStatusResponse) GetRedisError() string {
+	if x != nil {
+		return x.RedisError
+	}
+	return ""
+}
+
 var File_nexusrag_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
@@ -908,7 +1016,17 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16DeleteDocumentResponse\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x12%\n" +
-	"\x0echunks_deleted\x18\x02 \x01(\x05R\rchunksDeleted2\xc3\x04\n" +
+	"\x0echunks_deleted\x18\x02 \x01(\x05R\rchunksDeleted\"\x18\n" +
+	"\x16GetWorkerStatusRequest\"\xd5\x01\n" +
+	"\x17GetWorkerStatusResponse\x12+\n" +
+	"\x0fheartbeat_age_s\x18\x01 \x01(\x01H\x00R\rheartbeatAgeS\x88\x01\x01\x12\"\n" +
+	"\rstale_after_s\x18\x02 \x01(\x01R\vstaleAfterS\x12$\n" +
+	"\vqueue_depth\x18\x03 \x01(\x03H\x01R\n" +
+	"queueDepth\x88\x01\x01\x12\x1f\n" +
+	"\vredis_error\x18\x04 \x01(\tR\n" +
+	"redisErrorB\x12\n" +
+	"\x10_heartbeat_age_sB\x0e\n" +
+	"\f_queue_depth2\xb7\x05\n" +
 	"\rIngestService\x12s\n" +
 	"\x0eCreateDocument\x12).nexusrag.ingest.v1.CreateDocumentRequest\x1a*.nexusrag.ingest.v1.CreateDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12f\n" +
@@ -916,7 +1034,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\rListDocuments\x12(.nexusrag.ingest.v1.ListDocumentsRequest\x1a).nexusrag.ingest.v1.ListDocumentsResponse\"\x06\xca\xf3\x18\x02\b\x01\x12v\n" +
 	"\x0fReindexDocument\x12*.nexusrag.ingest.v1.ReindexDocumentRequest\x1a+.nexusrag.ingest.v1.ReindexDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12o\n" +
-	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02B\xd0\x01\n" +
+	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12r\n" +
+	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd0\x01\n" +
 	"\x16com.nexusrag.ingest.v1B\vIngestProtoP\x01Z?github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1;ingestv1\xa2\x02\x03NIX\xaa\x02\x12Nexusrag.Ingest.V1\xca\x02\x12Nexusrag\\Ingest\\V1\xe2\x02\x1eNexusrag\\Ingest\\V1\\GPBMetadata\xea\x02\x14Nexusrag::Ingest::V1b\x06proto3"
 
 var (
@@ -931,7 +1050,7 @@ func file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*Document)(nil),                // 0: nexusrag.ingest.v1.Document
 	(*CreateDocumentRequest)(nil),   // 1: nexusrag.ingest.v1.CreateDocumentRequest
@@ -944,14 +1063,16 @@ var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*ReindexDocumentResponse)(nil), // 8: nexusrag.ingest.v1.ReindexDocumentResponse
 	(*DeleteDocumentRequest)(nil),   // 9: nexusrag.ingest.v1.DeleteDocumentRequest
 	(*DeleteDocumentResponse)(nil),  // 10: nexusrag.ingest.v1.DeleteDocumentResponse
-	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
+	(*GetWorkerStatusRequest)(nil),  // 11: nexusrag.ingest.v1.GetWorkerStatusRequest
+	(*GetWorkerStatusResponse)(nil), // 12: nexusrag.ingest.v1.GetWorkerStatusResponse
+	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
 }
 var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
-	11, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
-	11, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
-	11, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
-	11, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
+	13, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
+	13, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
+	13, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
+	13, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: nexusrag.ingest.v1.GetDocumentResponse.document:type_name -> nexusrag.ingest.v1.Document
 	0,  // 6: nexusrag.ingest.v1.ListDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
 	1,  // 7: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
@@ -959,13 +1080,15 @@ var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
 	5,  // 9: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
 	7,  // 10: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
 	9,  // 11: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
-	2,  // 12: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
-	4,  // 13: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
-	6,  // 14: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
-	8,  // 15: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
-	10, // 16: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
+	11, // 12: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
+	2,  // 13: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
+	4,  // 14: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
+	6,  // 15: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
+	8,  // 16: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
+	10, // 17: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
+	12, // 18: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -977,13 +1100,14 @@ func file_nexusrag_ingest_v1_ingest_proto_init() {
 		return
 	}
 	file_nexusrag_ingest_v1_ingest_proto_msgTypes[7].OneofWrappers = []any{}
+	file_nexusrag_ingest_v1_ingest_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ingest_v1_ingest_proto_rawDesc), len(file_nexusrag_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	IngestService_ListDocuments_FullMethodName   = "/nexusrag.ingest.v1.IngestService/ListDocuments"
 	IngestService_ReindexDocument_FullMethodName = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
 	IngestService_DeleteDocument_FullMethodName  = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
+	IngestService_GetWorkerStatus_FullMethodName = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -49,6 +50,9 @@ type IngestServiceClient interface {
 	ReindexDocument(ctx context.Context, in *ReindexDocumentRequest, opts ...grpc.CallOption) (*ReindexDocumentResponse, error)
 	// DeleteDocument removes a document and its chunks; not while it is queued or processing.
 	DeleteDocument(ctx context.Context, in *DeleteDocumentRequest, opts ...grpc.CallOption) (*DeleteDocumentResponse, error)
+	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
+	// ops health of the gateway).
+	GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error)
 }
 
 type ingestServiceClient struct {
@@ -109,6 +113,16 @@ func (c *ingestServiceClient) DeleteDocument(ctx context.Context, in *DeleteDocu
 	return out, nil
 }
 
+func (c *ingestServiceClient) GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWorkerStatusResponse)
+	err := c.cc.Invoke(ctx, IngestService_GetWorkerStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngestServiceServer is the server API for IngestService service.
 // All implementations must embed UnimplementedIngestServiceServer
 // for forward compatibility.
@@ -130,6 +144,9 @@ type IngestServiceServer interface {
 	ReindexDocument(context.Context, *ReindexDocumentRequest) (*ReindexDocumentResponse, error)
 	// DeleteDocument removes a document and its chunks; not while it is queued or processing.
 	DeleteDocument(context.Context, *DeleteDocumentRequest) (*DeleteDocumentResponse, error)
+	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
+	// ops health of the gateway).
+	GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }
 
@@ -154,6 +171,9 @@ func (UnimplementedIngestServiceServer) ReindexDocument(context.Context, *Reinde
 }
 func (UnimplementedIngestServiceServer) DeleteDocument(context.Context, *DeleteDocumentRequest) (*DeleteDocumentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDocument not implemented")
+}
+func (UnimplementedIngestServiceServer) GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWorkerStatus not implemented")
 }
 func (UnimplementedIngestServiceServer) mustEmbedUnimplementedIngestServiceServer() {}
 func (UnimplementedIngestServiceServer) testEmbeddedByValue()                       {}
@@ -266,6 +286,24 @@ func _IngestService_DeleteDocument_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_GetWorkerStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWorkerStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).GetWorkerStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_GetWorkerStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).GetWorkerStatus(ctx, req.(*GetWorkerStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +330,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteDocument",
 			Handler:    _IngestService_DeleteDocument_Handler,
+		},
+		{
+			MethodName: "GetWorkerStatus",
+			Handler:    _IngestService_GetWorkerStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
