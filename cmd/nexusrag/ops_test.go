@@ -27,6 +27,10 @@ func TestOpsCountEveryReplica(t *testing.T) {
 	for range 10 {
 		require.Equal(t, http.StatusOK, a.do(http.MethodGet, "/v1/corpora", reader, "").Status)
 	}
+	require.Equal(t, http.StatusOK, a.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing": true}`).Status)
+	res, events := a.runStream(reader, `{"session_id": "s1", "corpus_id": "c1", "message": "hello"}`)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "done", events[len(events)-1].Type)
 	for range 30 {
 		require.Equal(t, http.StatusOK, b.do(http.MethodGet, "/v1/corpora", reader, "").Status)
 	}
@@ -40,6 +44,11 @@ func TestOpsCountEveryReplica(t *testing.T) {
 	require.Equal(t, "0", read["errors"])
 	require.Positive(t, read["p95_ms"])
 	require.Contains(t, r.data()["breakers"], "bedrock")
+	require.Eventually(t, func() bool {
+		r = a.do(http.MethodGet, "/v1/ops/metrics", admin, "")
+		runs, _ := r.data()["runs"].(map[string]any)
+		return runs["started"] == "1" && runs["completed"] == "1" && runs["errored"] == "0" && runs["open"] == "0"
+	}, 5*time.Second, 50*time.Millisecond, "the run stream was counted: %s", r.Body)
 
 	r = b.do(http.MethodGet, "/v1/ops/slo", admin, "")
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
