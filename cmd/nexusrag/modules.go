@@ -133,7 +133,7 @@ func initIngest(_ context.Context, a *app) error {
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
 	a.grpc.Register(&ingestv1.IngestService_ServiceDesc,
-		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithStaleAfter(cfg.ClaimTimeout))
+		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	watch := ingest.HeartbeatWatch{Queue: queue, StaleAfter: cfg.ClaimTimeout, Now: time.Now, Audit: a.rec, Log: a.log}

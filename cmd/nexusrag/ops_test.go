@@ -67,6 +67,18 @@ func TestOpsCountEveryReplica(t *testing.T) {
 	require.Equal(t, "ok", r.data()["dependencies"].(map[string]any)["redis"].(map[string]any)["status"])
 	require.Contains(t, r.data(), "queue_depth")
 
+	r = a.upload(admin, map[string]string{"corpus_id": "c1", "document_id": "d1"}, "d1.txt", "text/plain", "Release gates hold the line.")
+	require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+	a.waitDocument(admin, "d1", "succeeded")
+	r = b.do(http.MethodGet, "/v1/ops/ingestion?hours=24", admin, "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, "1", r.data()["succeeded"], "%s", r.Body)
+	require.Equal(t, "1", r.data()["documents_by_status"].(map[string]any)["succeeded"])
+	require.Equal(t, "0", r.data()["dead_letters"])
+	r = b.do(http.MethodGet, "/v1/ops/ingestion?hours=500", admin, "")
+	require.Equal(t, http.StatusBadRequest, r.Status)
+	require.Equal(t, "hours", r.fieldOf())
+
 	require.Equal(t, http.StatusBadRequest, a.do(http.MethodGet, "/v1/ops/metrics?window_minutes=0x", admin, "").Status)
 	r = a.do(http.MethodGet, "/v1/ops/metrics?window_minutes=5000", admin, "")
 	require.Equal(t, http.StatusBadRequest, r.Status)
@@ -76,7 +88,7 @@ func TestOpsCountEveryReplica(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, r.Status)
 	require.Equal(t, "feature.ops_admin_access", r.featureKey())
 	require.Eventually(t, func() bool {
-		return len(a.auditEvents(admin, "event_type=ops.viewed")) >= 3
+		return len(a.auditEvents(admin, "event_type=ops.viewed")) >= 4
 	}, 5*time.Second, 50*time.Millisecond, "every ops call is audited")
 }
 

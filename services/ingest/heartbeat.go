@@ -6,13 +6,46 @@ import (
 	"time"
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
-// WithStaleAfter sets the heartbeat age past which the worker counts as missing.
-func (s *Server) WithStaleAfter(d time.Duration) *Server {
-	s.staleAfter = d
+// WithWorker sets the heartbeat age past which the worker counts as missing, and the
+// attempts after which a failed document is a dead letter.
+func (s *Server) WithWorker(staleAfter time.Duration, maxAttempts int) *Server {
+	s.staleAfter, s.maxAttempts = staleAfter, maxAttempts
 	return s
+}
+
+// GetIngestionStats describes the caller's tenant's ingestion over the last hours.
+func (s *Server) GetIngestionStats(ctx context.Context, req *ingestv1.GetIngestionStatsRequest) (*ingestv1.GetIngestionStatsResponse, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hours := req.GetHours()
+	if hours == 0 {
+		hours = 24
+	}
+	if hours < 1 || hours > 168 {
+		return nil, apierr.InvalidArgument("hours", "hours must be 1 to 168")
+	}
+	window := time.Duration(hours) * time.Hour
+	st, err := s.store.IngestionStats(ctx, p.TenantID, time.Now().Add(-window), s.maxAttempts)
+	if err != nil {
+		return nil, err
+	}
+	minutes := window.Minutes()
+	out := &ingestv1.GetIngestionStatsResponse{Hours: hours, DocumentsByStatus: st.byStatus, Succeeded: st.succeeded, Failed: st.failed,
+		DocumentsPerMinute: float64(st.succeeded) / minutes, ChunksPerMinute: float64(st.chunks) / minutes,
+		QueuedToSucceededP50Ms: st.p50MS, QueuedToSucceededP95Ms: st.p95MS, OldestQueuedAgeS: st.oldestQueuedAgeS, DeadLetters: st.deadLetters}
+	for _, f := range st.failures {
+		out.Failures = append(out.Failures, &ingestv1.FailureCount{Reason: f.reason, Count: f.count})
+	}
+	s.audit.Record(ctx, audit.Event{Type: audit.TypeOpsViewed, Outcome: audit.OutcomeSuccess, ResourceType: "ops", ResourceID: "ingestion",
+		Metadata: map[string]any{"hours": hours}})
+	return out, nil
 }
 
 // GetWorkerStatus says when a worker last reported and how many jobs are queued.

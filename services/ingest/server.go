@@ -61,8 +61,10 @@ type Server struct {
 	log       *slog.Logger
 	maxBytes  int64
 	writes    *bulkhead.Bulkhead
-	// staleAfter is the heartbeat age past which the worker counts as missing.
-	staleAfter time.Duration
+	// staleAfter is the heartbeat age past which the worker counts as missing;
+	// maxAttempts the attempts after which a failed document is a dead letter.
+	staleAfter  time.Duration
+	maxAttempts int
 }
 
 // NewServer returns the IngestService implementation; documents over maxBytes are

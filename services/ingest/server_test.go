@@ -66,7 +66,7 @@ func newHarness(t *testing.T) *harness {
 	h.retrieval = retrievalv1.NewRetrievalServiceClient(rconn)
 
 	isrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, h.queue, h.retrieval, h.audit, logging.Discard(), maxBytes, 0))
+	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, h.queue, h.retrieval, h.audit, logging.Discard(), maxBytes, 0).WithWorker(3*time.Second, 3))
 	iconn, stop2, err := grpcx.InProcess(isrv)
 	require.NoError(t, err)
 	t.Cleanup(stop2)

@@ -368,3 +368,69 @@ func (s *Store) Stale(ctx context.Context, grace, lost time.Duration, limit int)
 		return j, r.Scan(&j.TenantID, &j.CorpusID, &j.DocumentID, &j.Version)
 	})
 }
+
+// ingestionStats is a tenant's ingestion over a window (GetIngestionStats).
+type ingestionStats struct {
+	byStatus          map[string]int64
+	succeeded, failed int64
+	chunks            int64
+	p50MS, p95MS      float64
+	failures          []failureCount
+	oldestQueuedAgeS  *float64
+	deadLetters       int64
+}
+
+type failureCount struct {
+	reason string
+	count  int64
+}
+
+// IngestionStats reads tenant's ingestion since since; a failed document with at least
+// maxAttempts attempts is a dead letter.
+func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Time, maxAttempts int) (ingestionStats, error) {
+	st := ingestionStats{byStatus: map[string]int64{}}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT status, count(*) FROM ingest.documents WHERE tenant_id = $1 GROUP BY status`, tenant)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var status string
+			var n int64
+			if err := rows.Scan(&status, &n); err != nil {
+				return err
+			}
+			st.byStatus[status] = n
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'),
+				coalesce(sum(chunk_count) FILTER (WHERE status = 'succeeded'), 0),
+				coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - queued_at)) FILTER (WHERE status = 'succeeded'), 0) * 1000,
+				coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - queued_at)) FILTER (WHERE status = 'succeeded'), 0) * 1000
+			FROM ingest.documents WHERE tenant_id = $1 AND finished_at >= $2`, tenant, since).
+			Scan(&st.succeeded, &st.failed, &st.chunks, &st.p50MS, &st.p95MS); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT split_part(failure_reason, ':', 1), count(*) FROM ingest.documents
+			WHERE tenant_id = $1 AND status = 'failed' AND finished_at >= $2 GROUP BY 1 ORDER BY 2 DESC, 1`, tenant, since)
+		if err != nil {
+			return err
+		}
+		st.failures, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (failureCount, error) {
+			var f failureCount
+			return f, r.Scan(&f.reason, &f.count)
+		})
+		if err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT extract(epoch FROM now() - min(queued_at) FILTER (WHERE status = 'queued'))::float8,
+				count(*) FILTER (WHERE status = 'failed' AND attempts >= $2)
+			FROM ingest.documents WHERE tenant_id = $1 AND status IN ('queued', 'failed')`, tenant, maxAttempts).Scan(&st.oldestQueuedAgeS, &st.deadLetters)
+	})
+	if err != nil {
+		return ingestionStats{}, fmt.Errorf("ingestion stats of %s: %w", tenant, err)
+	}
+	return st, nil
+}

@@ -269,6 +269,7 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "GET", Path: "/v1/ops/health"},
+		{Method: "GET", Path: "/v1/ops/ingestion"},
 		{Method: "GET", Path: "/v1/ops/metrics"},
 		{Method: "GET", Path: "/v1/ops/slo"},
 		{Method: "POST", Path: "/v1/run"},

@@ -933,6 +933,236 @@ func (x *GetWorkerStatusResponse) GetRedisError() string {
 	return ""
 }
 
+type GetIngestionStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hours is 1..168 (default 24): the window of throughput, failures and latencies.
+	Hours         int32 `protobuf:"varint,1,opt,name=hours,proto3" json:"hours,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionStatsRequest) Reset() {
+	*x = GetIngestionStatsRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionStatsRequest) ProtoMessage() {}
+
+func (x *GetIngestionStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetIngestionStatsRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetIngestionStatsRequest) GetHours() int32 {
+	if x != nil {
+		return x.Hours
+	}
+	return 0
+}
+
+// FailureCount is the documents that failed for one reason (the code of failure_reason).
+type FailureCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailureCount) Reset() {
+	*x = FailureCount{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailureCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailureCount) ProtoMessage() {}
+
+func (x *FailureCount) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailureCount.ProtoReflect.Descriptor instead.
+func (*FailureCount) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FailureCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FailureCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type GetIngestionStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hours int32                  `protobuf:"varint,1,opt,name=hours,proto3" json:"hours,omitempty"`
+	// documents_by_status counts the tenant's documents now, by status.
+	DocumentsByStatus map[string]int64 `protobuf:"bytes,2,rep,name=documents_by_status,json=documentsByStatus,proto3" json:"documents_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// documents_per_minute and chunks_per_minute are the documents that succeeded in the window, and their
+	// chunks, per minute of the window.
+	DocumentsPerMinute float64 `protobuf:"fixed64,3,opt,name=documents_per_minute,json=documentsPerMinute,proto3" json:"documents_per_minute,omitempty"`
+	ChunksPerMinute    float64 `protobuf:"fixed64,4,opt,name=chunks_per_minute,json=chunksPerMinute,proto3" json:"chunks_per_minute,omitempty"`
+	// succeeded and failed count the ingestions that ended in the window.
+	Succeeded int64 `protobuf:"varint,5,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Failed    int64 `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	// failures are the window's failures by reason, most first.
+	Failures []*FailureCount `protobuf:"bytes,7,rep,name=failures,proto3" json:"failures,omitempty"`
+	// queued_to_succeeded_p50_ms and _p95_ms are the times from queued to succeeded in the window.
+	QueuedToSucceededP50Ms float64 `protobuf:"fixed64,8,opt,name=queued_to_succeeded_p50_ms,json=queuedToSucceededP50Ms,proto3" json:"queued_to_succeeded_p50_ms,omitempty"`
+	QueuedToSucceededP95Ms float64 `protobuf:"fixed64,9,opt,name=queued_to_succeeded_p95_ms,json=queuedToSucceededP95Ms,proto3" json:"queued_to_succeeded_p95_ms,omitempty"`
+	// oldest_queued_age_s is the age of the oldest document waiting for the worker; absent when none waits.
+	OldestQueuedAgeS *float64 `protobuf:"fixed64,10,opt,name=oldest_queued_age_s,json=oldestQueuedAgeS,proto3,oneof" json:"oldest_queued_age_s,omitempty"`
+	// dead_letters are the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS): reindex them.
+	DeadLetters   int64 `protobuf:"varint,11,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIngestionStatsResponse) Reset() {
+	*x = GetIngestionStatsResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIngestionStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIngestionStatsResponse) ProtoMessage() {}
+
+func (x *GetIngestionStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIngestionStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetIngestionStatsResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetIngestionStatsResponse) GetHours() int32 {
+	if x != nil {
+		return x.Hours
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetDocumentsByStatus() map[string]int64 {
+	if x != nil {
+		return x.DocumentsByStatus
+	}
+	return nil
+}
+
+func (x *GetIngestionStatsResponse) GetDocumentsPerMinute() float64 {
+	if x != nil {
+		return x.DocumentsPerMinute
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetChunksPerMinute() float64 {
+	if x != nil {
+		return x.ChunksPerMinute
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetSucceeded() int64 {
+	if x != nil {
+		return x.Succeeded
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetFailures() []*FailureCount {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+func (x *GetIngestionStatsResponse) GetQueuedToSucceededP50Ms() float64 {
+	if x != nil {
+		return x.QueuedToSucceededP50Ms
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetQueuedToSucceededP95Ms() float64 {
+	if x != nil {
+		return x.QueuedToSucceededP95Ms
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetOldestQueuedAgeS() float64 {
+	if x != nil && x.OldestQueuedAgeS != nil {
+		return *x.OldestQueuedAgeS
+	}
+	return 0
+}
+
+func (x *GetIngestionStatsResponse) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
 var File_nexusrag_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
@@ -1026,7 +1256,29 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\vredis_error\x18\x04 \x01(\tR\n" +
 	"redisErrorB\x12\n" +
 	"\x10_heartbeat_age_sB\x0e\n" +
-	"\f_queue_depth2\xb7\x05\n" +
+	"\f_queue_depth\"0\n" +
+	"\x18GetIngestionStatsRequest\x12\x14\n" +
+	"\x05hours\x18\x01 \x01(\x05R\x05hours\"<\n" +
+	"\fFailureCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xa6\x05\n" +
+	"\x19GetIngestionStatsResponse\x12\x14\n" +
+	"\x05hours\x18\x01 \x01(\x05R\x05hours\x12t\n" +
+	"\x13documents_by_status\x18\x02 \x03(\v2D.nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntryR\x11documentsByStatus\x120\n" +
+	"\x14documents_per_minute\x18\x03 \x01(\x01R\x12documentsPerMinute\x12*\n" +
+	"\x11chunks_per_minute\x18\x04 \x01(\x01R\x0fchunksPerMinute\x12\x1c\n" +
+	"\tsucceeded\x18\x05 \x01(\x03R\tsucceeded\x12\x16\n" +
+	"\x06failed\x18\x06 \x01(\x03R\x06failed\x12<\n" +
+	"\bfailures\x18\a \x03(\v2 .nexusrag.ingest.v1.FailureCountR\bfailures\x12:\n" +
+	"\x1aqueued_to_succeeded_p50_ms\x18\b \x01(\x01R\x16queuedToSucceededP50Ms\x12:\n" +
+	"\x1aqueued_to_succeeded_p95_ms\x18\t \x01(\x01R\x16queuedToSucceededP95Ms\x122\n" +
+	"\x13oldest_queued_age_s\x18\n" +
+	" \x01(\x01H\x00R\x10oldestQueuedAgeS\x88\x01\x01\x12!\n" +
+	"\fdead_letters\x18\v \x01(\x03R\vdeadLetters\x1aD\n" +
+	"\x16DocumentsByStatusEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x16\n" +
+	"\x14_oldest_queued_age_s2\xcc\x06\n" +
 	"\rIngestService\x12s\n" +
 	"\x0eCreateDocument\x12).nexusrag.ingest.v1.CreateDocumentRequest\x1a*.nexusrag.ingest.v1.CreateDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12f\n" +
@@ -1034,7 +1286,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\rListDocuments\x12(.nexusrag.ingest.v1.ListDocumentsRequest\x1a).nexusrag.ingest.v1.ListDocumentsResponse\"\x06\xca\xf3\x18\x02\b\x01\x12v\n" +
 	"\x0fReindexDocument\x12*.nexusrag.ingest.v1.ReindexDocumentRequest\x1a+.nexusrag.ingest.v1.ReindexDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12o\n" +
-	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12r\n" +
+	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12\x92\x01\n" +
+	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12r\n" +
 	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd0\x01\n" +
 	"\x16com.nexusrag.ingest.v1B\vIngestProtoP\x01Z?github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1;ingestv1\xa2\x02\x03NIX\xaa\x02\x12Nexusrag.Ingest.V1\xca\x02\x12Nexusrag\\Ingest\\V1\xe2\x02\x1eNexusrag\\Ingest\\V1\\GPBMetadata\xea\x02\x14Nexusrag::Ingest::V1b\x06proto3"
 
@@ -1050,48 +1303,56 @@ func file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
-	(*Document)(nil),                // 0: nexusrag.ingest.v1.Document
-	(*CreateDocumentRequest)(nil),   // 1: nexusrag.ingest.v1.CreateDocumentRequest
-	(*CreateDocumentResponse)(nil),  // 2: nexusrag.ingest.v1.CreateDocumentResponse
-	(*GetDocumentRequest)(nil),      // 3: nexusrag.ingest.v1.GetDocumentRequest
-	(*GetDocumentResponse)(nil),     // 4: nexusrag.ingest.v1.GetDocumentResponse
-	(*ListDocumentsRequest)(nil),    // 5: nexusrag.ingest.v1.ListDocumentsRequest
-	(*ListDocumentsResponse)(nil),   // 6: nexusrag.ingest.v1.ListDocumentsResponse
-	(*ReindexDocumentRequest)(nil),  // 7: nexusrag.ingest.v1.ReindexDocumentRequest
-	(*ReindexDocumentResponse)(nil), // 8: nexusrag.ingest.v1.ReindexDocumentResponse
-	(*DeleteDocumentRequest)(nil),   // 9: nexusrag.ingest.v1.DeleteDocumentRequest
-	(*DeleteDocumentResponse)(nil),  // 10: nexusrag.ingest.v1.DeleteDocumentResponse
-	(*GetWorkerStatusRequest)(nil),  // 11: nexusrag.ingest.v1.GetWorkerStatusRequest
-	(*GetWorkerStatusResponse)(nil), // 12: nexusrag.ingest.v1.GetWorkerStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(*Document)(nil),                  // 0: nexusrag.ingest.v1.Document
+	(*CreateDocumentRequest)(nil),     // 1: nexusrag.ingest.v1.CreateDocumentRequest
+	(*CreateDocumentResponse)(nil),    // 2: nexusrag.ingest.v1.CreateDocumentResponse
+	(*GetDocumentRequest)(nil),        // 3: nexusrag.ingest.v1.GetDocumentRequest
+	(*GetDocumentResponse)(nil),       // 4: nexusrag.ingest.v1.GetDocumentResponse
+	(*ListDocumentsRequest)(nil),      // 5: nexusrag.ingest.v1.ListDocumentsRequest
+	(*ListDocumentsResponse)(nil),     // 6: nexusrag.ingest.v1.ListDocumentsResponse
+	(*ReindexDocumentRequest)(nil),    // 7: nexusrag.ingest.v1.ReindexDocumentRequest
+	(*ReindexDocumentResponse)(nil),   // 8: nexusrag.ingest.v1.ReindexDocumentResponse
+	(*DeleteDocumentRequest)(nil),     // 9: nexusrag.ingest.v1.DeleteDocumentRequest
+	(*DeleteDocumentResponse)(nil),    // 10: nexusrag.ingest.v1.DeleteDocumentResponse
+	(*GetWorkerStatusRequest)(nil),    // 11: nexusrag.ingest.v1.GetWorkerStatusRequest
+	(*GetWorkerStatusResponse)(nil),   // 12: nexusrag.ingest.v1.GetWorkerStatusResponse
+	(*GetIngestionStatsRequest)(nil),  // 13: nexusrag.ingest.v1.GetIngestionStatsRequest
+	(*FailureCount)(nil),              // 14: nexusrag.ingest.v1.FailureCount
+	(*GetIngestionStatsResponse)(nil), // 15: nexusrag.ingest.v1.GetIngestionStatsResponse
+	nil,                               // 16: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
 }
 var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
-	13, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
-	13, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
-	13, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
-	13, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
+	17, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
+	17, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
+	17, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
+	17, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: nexusrag.ingest.v1.GetDocumentResponse.document:type_name -> nexusrag.ingest.v1.Document
 	0,  // 6: nexusrag.ingest.v1.ListDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	1,  // 7: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
-	3,  // 8: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
-	5,  // 9: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
-	7,  // 10: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
-	9,  // 11: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
-	11, // 12: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
-	2,  // 13: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
-	4,  // 14: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
-	6,  // 15: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
-	8,  // 16: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
-	10, // 17: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
-	12, // 18: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	14, // 8: nexusrag.ingest.v1.GetIngestionStatsResponse.failures:type_name -> nexusrag.ingest.v1.FailureCount
+	1,  // 9: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
+	3,  // 10: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
+	5,  // 11: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
+	7,  // 12: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
+	9,  // 13: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
+	13, // 14: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
+	11, // 15: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
+	2,  // 16: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
+	4,  // 17: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
+	6,  // 18: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
+	8,  // 19: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
+	10, // 20: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
+	15, // 21: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
+	12, // 22: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ingest_v1_ingest_proto_init() }
@@ -1101,13 +1362,14 @@ func file_nexusrag_ingest_v1_ingest_proto_init() {
 	}
 	file_nexusrag_ingest_v1_ingest_proto_msgTypes[7].OneofWrappers = []any{}
 	file_nexusrag_ingest_v1_ingest_proto_msgTypes[12].OneofWrappers = []any{}
+	file_nexusrag_ingest_v1_ingest_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ingest_v1_ingest_proto_rawDesc), len(file_nexusrag_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

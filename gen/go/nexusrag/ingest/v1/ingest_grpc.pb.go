@@ -21,12 +21,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IngestService_CreateDocument_FullMethodName  = "/nexusrag.ingest.v1.IngestService/CreateDocument"
-	IngestService_GetDocument_FullMethodName     = "/nexusrag.ingest.v1.IngestService/GetDocument"
-	IngestService_ListDocuments_FullMethodName   = "/nexusrag.ingest.v1.IngestService/ListDocuments"
-	IngestService_ReindexDocument_FullMethodName = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
-	IngestService_DeleteDocument_FullMethodName  = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
-	IngestService_GetWorkerStatus_FullMethodName = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
+	IngestService_CreateDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/CreateDocument"
+	IngestService_GetDocument_FullMethodName       = "/nexusrag.ingest.v1.IngestService/GetDocument"
+	IngestService_ListDocuments_FullMethodName     = "/nexusrag.ingest.v1.IngestService/ListDocuments"
+	IngestService_ReindexDocument_FullMethodName   = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
+	IngestService_DeleteDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
+	IngestService_GetIngestionStats_FullMethodName = "/nexusrag.ingest.v1.IngestService/GetIngestionStats"
+	IngestService_GetWorkerStatus_FullMethodName   = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -50,6 +51,9 @@ type IngestServiceClient interface {
 	ReindexDocument(ctx context.Context, in *ReindexDocumentRequest, opts ...grpc.CallOption) (*ReindexDocumentResponse, error)
 	// DeleteDocument removes a document and its chunks; not while it is queued or processing.
 	DeleteDocument(ctx context.Context, in *DeleteDocumentRequest, opts ...grpc.CallOption) (*DeleteDocumentResponse, error)
+	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
+	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
+	GetIngestionStats(ctx context.Context, in *GetIngestionStatsRequest, opts ...grpc.CallOption) (*GetIngestionStatsResponse, error)
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error)
@@ -113,6 +117,16 @@ func (c *ingestServiceClient) DeleteDocument(ctx context.Context, in *DeleteDocu
 	return out, nil
 }
 
+func (c *ingestServiceClient) GetIngestionStats(ctx context.Context, in *GetIngestionStatsRequest, opts ...grpc.CallOption) (*GetIngestionStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIngestionStatsResponse)
+	err := c.cc.Invoke(ctx, IngestService_GetIngestionStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ingestServiceClient) GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetWorkerStatusResponse)
@@ -144,6 +158,9 @@ type IngestServiceServer interface {
 	ReindexDocument(context.Context, *ReindexDocumentRequest) (*ReindexDocumentResponse, error)
 	// DeleteDocument removes a document and its chunks; not while it is queued or processing.
 	DeleteDocument(context.Context, *DeleteDocumentRequest) (*DeleteDocumentResponse, error)
+	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
+	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
+	GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error)
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error)
@@ -171,6 +188,9 @@ func (UnimplementedIngestServiceServer) ReindexDocument(context.Context, *Reinde
 }
 func (UnimplementedIngestServiceServer) DeleteDocument(context.Context, *DeleteDocumentRequest) (*DeleteDocumentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDocument not implemented")
+}
+func (UnimplementedIngestServiceServer) GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIngestionStats not implemented")
 }
 func (UnimplementedIngestServiceServer) GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkerStatus not implemented")
@@ -286,6 +306,24 @@ func _IngestService_DeleteDocument_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_GetIngestionStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIngestionStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).GetIngestionStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_GetIngestionStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).GetIngestionStats(ctx, req.(*GetIngestionStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IngestService_GetWorkerStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetWorkerStatusRequest)
 	if err := dec(in); err != nil {
@@ -330,6 +368,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteDocument",
 			Handler:    _IngestService_DeleteDocument_Handler,
+		},
+		{
+			MethodName: "GetIngestionStats",
+			Handler:    _IngestService_GetIngestionStats_Handler,
 		},
 		{
 			MethodName: "GetWorkerStatus",
