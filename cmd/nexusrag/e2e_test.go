@@ -344,7 +344,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run,billing")
 	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC,
 		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC}
-	gw := startWithEnv(t, append(env, peers...), dbURL, "--services=gateway")
+	gw := startWithEnv(t, append(env, peers...), dbURL, "--services=gateway,ops") // as in deploy/k8s
 	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
 	keyID, admin := gw.createKey("t1", "admin")
 
@@ -377,7 +377,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	foreign := filepath.Join(t.TempDir(), "other.keys")
 	_, err = run(t, env, "", "servicekey", "create", "--out", foreign)
 	require.NoError(t, err)
-	intruder := startWithEnv(t, append(append(env, peers...), "SERVICE_AUTH_KEYS_FILE="+foreign), dbURL, "--services=gateway")
+	intruder := startWithEnv(t, append(append(env, peers...), "SERVICE_AUTH_KEYS_FILE="+foreign), dbURL, "--services=gateway,ops")
 	_, admin2 := intruder.createKey("t1", "admin")
 	r := intruder.do(http.MethodGet, "/v1/corpora", admin2, "")
 	require.Equal(t, http.StatusBadGateway, r.Status, string(r.Body))
@@ -385,7 +385,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	require.Contains(t, backend.logs.String(), "service token refused", "the refusal is in the backend's log")
 
 	withoutKeys := slices.DeleteFunc(slices.Clone(env), func(v string) bool { return strings.HasPrefix(v, "SERVICE_AUTH_KEYS_FILE=") })
-	_, err = run(t, append(withoutKeys, peers...), "", "serve", "--services=gateway")
+	_, err = run(t, append(withoutKeys, peers...), "", "serve", "--services=gateway,ops")
 	require.ErrorContains(t, err, "SERVICE_AUTH_KEYS_FILE is required")
 	_, err = run(t, env, "", "serve", "--services=gateway")
 	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")

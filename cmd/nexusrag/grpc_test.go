@@ -95,10 +95,10 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
 		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService",
-		"nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService",
+		"nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService",
 	}, names)
 
-	for _, svc := range []string{"", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService"} {
+	for _, svc := range []string{"", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService"} {
 		h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		require.NoError(t, err, "health answers without credentials")
 		require.Equal(t, healthpb.HealthCheckResponse_SERVING, h.GetStatus(), svc)

@@ -46,7 +46,7 @@ func modules() registry {
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations}},
 		{name: "retrieval", deps: infra(modEntitlements), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
-		{name: "ingest", deps: infra("retrieval"), init: initIngest, service: &service{
+		{name: "ingest", deps: infra("retrieval", modEntitlements), init: initIngest, service: &service{
 			desc: &ingestv1.IngestService_ServiceDesc, rest: ingestv1.RegisterIngestServiceHandler, migrations: ingest.Migrations}},
 		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
 		{name: "run", deps: infra("retrieval", modEntitlements), init: initRun, service: &service{
