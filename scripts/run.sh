@@ -27,6 +27,8 @@ export SERVICE_AUTH_KEYS_FILE="${SERVICE_AUTH_KEYS_FILE:-$keys}"
 if ! bin/nexusrag plan show --tenant t1 2>var/plan.log | grep -q '(assigned)'; then
   bin/nexusrag plan set --tenant t1 --plan enterprise >/dev/null 2>>var/plan.log || { cat var/plan.log >&2; exit 1; }
 fi
+# t1's admins are the platform's too: they may turn kill switches and canaries.
+export PLATFORM_ADMIN_TENANTS="${PLATFORM_ADMIN_TENANTS:-t1}"
 # The Agent 2.0 demo corpus (tenant t1, corpus c1); a no-op once seeded.
 bin/nexusrag seed-demo 2>var/seed-demo.log || { cat var/seed-demo.log >&2; exit 1; }
 port=$(sed -E 's/.*:([0-9]+)$/\1/' <<<"${HTTP_ADDR:-:8000}")

@@ -25,6 +25,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/rollouts"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 	"github.com/nexusrag/nexusrag/services/gateway"
@@ -58,6 +59,7 @@ type app struct {
 	rec       *audit.Recorder
 	// entitlements answers what tenants' plans allow (pkg/entitlements, fed by billing).
 	entitlements *entitlements.Cache
+	rollouts     *rollouts.Cache
 	conns        map[string]*grpc.ClientConn
 	// replica names this process among its service's replicas (its gauges in Redis).
 	replica string

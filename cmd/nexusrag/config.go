@@ -46,6 +46,8 @@ type platformConfig struct {
 	// EntitlementsSyncInterval is how often a process follows billing's plan changes; a
 	// change reaches every process within two intervals.
 	EntitlementsSyncInterval time.Duration `env:"ENTITLEMENTS_SYNC_INTERVAL" envDefault:"1s"`
+	// RolloutSyncInterval is how often a process reads the kill switches and canaries.
+	RolloutSyncInterval time.Duration `env:"ROLLOUT_SYNC_INTERVAL" envDefault:"1s"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
@@ -74,6 +76,8 @@ func (c *platformConfig) Validate() error {
 		return fmt.Errorf("AUTH_REMOTE_CACHE_TTL: %s is outside 0..3s (revocations must reach every process within 5s)", c.RemoteKeyCacheTTL)
 	case c.EntitlementsSyncInterval < 100*time.Millisecond || c.EntitlementsSyncInterval > 2*time.Second:
 		return fmt.Errorf("ENTITLEMENTS_SYNC_INTERVAL: %s is outside 100ms..2s (plan changes must reach every process within 5s)", c.EntitlementsSyncInterval)
+	case c.RolloutSyncInterval < 100*time.Millisecond || c.RolloutSyncInterval > 4*time.Second:
+		return fmt.Errorf("ROLLOUT_SYNC_INTERVAL: %s is outside 100ms..4s (a kill switch must reach every process within 5s)", c.RolloutSyncInterval)
 	case (c.GRPCTLSCertFile == "") != (c.GRPCTLSKeyFile == ""):
 		return fmt.Errorf("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: set both or neither")
 	}

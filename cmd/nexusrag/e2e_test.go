@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -341,10 +342,13 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	env, dbURL := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	backend := startWithEnv(t, env, dbURL, "--services=governance,retrieval,ingest,run,billing")
+	// Each side calls the other (the backend reads kill switches from ops, beside the
+	// gateway): the gateway's address is chosen before either starts.
+	gwAddr := freeAddr(t)
+	backend := startWithEnv(t, append(env, "OPS_GRPC_ADDR="+gwAddr), dbURL, "--services=governance,retrieval,ingest,run,billing")
 	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC,
 		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC}
-	gw := startWithEnv(t, append(env, peers...), dbURL, "--services=gateway,ops") // as in deploy/k8s
+	gw := startWithEnv(t, append(env, append(peers, "GRPC_ADDR="+gwAddr)...), dbURL, "--services=gateway,ops") // as in deploy/k8s
 	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
 	keyID, admin := gw.createKey("t1", "admin")
 
@@ -359,7 +363,8 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	gw.waitDocument(admin, "d1", "succeeded")
 
 	// An operator's key on a process without the gateway: verified through the gateway.
-	lone := startWithEnv(t, append(env, "GATEWAY_GRPC_ADDR="+gw.GRPC, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "BILLING_GRPC_ADDR="+backend.GRPC), dbURL, "--services=retrieval")
+	lone := startWithEnv(t, append(env, "GATEWAY_GRPC_ADDR="+gw.GRPC, "GOVERNANCE_GRPC_ADDR="+backend.GRPC, "BILLING_GRPC_ADDR="+backend.GRPC,
+		"OPS_GRPC_ADDR="+gw.GRPC), dbURL, "--services=retrieval")
 	corpora, err := retrievalv1.NewRetrievalServiceClient(bareConn(t, lone.GRPC)).ListCorpora(withKey(context.Background(), admin), &retrievalv1.ListCorporaRequest{})
 	require.NoError(t, err)
 	require.Len(t, corpora.GetCorpora(), 1)
@@ -586,4 +591,14 @@ func TestVertexEmbeddingsWithoutCredentialsStopStartUp(t *testing.T) {
 	env, _ = newEnv(t, "EMBEDDINGS_PROVIDER=vertex")
 	_, err = run(t, env, "", "serve")
 	require.ErrorContains(t, err, "GOOGLE_CLOUD_PROJECT")
+}
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }

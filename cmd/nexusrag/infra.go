@@ -13,12 +13,14 @@ import (
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/rollouts"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/retrieval"
@@ -34,6 +36,7 @@ const (
 	modGRPCServer   = "grpc-server"
 	modAudit        = "audit"
 	modEntitlements = "entitlements"
+	modRollouts     = "rollouts"
 	modGRPCListener = "grpc-listener"
 	modHTTP         = "http"
 )
@@ -251,6 +254,21 @@ func initEntitlements(_ context.Context, a *app) error {
 	a.grpc.SetEntitlements(cache)
 	a.goBackground("entitlements", func(ctx context.Context) error {
 		cache.Run(ctx, a.cfg.EntitlementsSyncInterval)
+		return nil
+	})
+	return nil
+}
+
+// initRollouts follows the kill switches and canaries of the ops service.
+func initRollouts(_ context.Context, a *app) error {
+	c, err := a.conn("ops")
+	if err != nil {
+		return err
+	}
+	cache := rollouts.NewCache(opsv1.NewOpsServiceClient(c), a.log)
+	a.rollouts = cache
+	a.goBackground("rollouts", func(ctx context.Context) error {
+		cache.Run(ctx, a.cfg.RolloutSyncInterval)
 		return nil
 	})
 	return nil

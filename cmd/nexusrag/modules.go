@@ -41,22 +41,23 @@ func modules() registry {
 		{name: modGRPCServer, deps: []string{modServiceKeys, modAPIKeys}, init: initGRPCServer},
 		{name: modAudit, deps: []string{modGRPCServer, "governance"}, init: initAudit},
 		{name: modEntitlements, deps: []string{modGRPCServer}, calls: []string{"billing"}, init: initEntitlements},
+		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
 		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations}},
-		{name: "retrieval", deps: infra(modEntitlements), init: initRetrieval, service: &service{
+		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
-		{name: "ingest", deps: infra("retrieval", modEntitlements), init: initIngest, service: &service{
+		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
 			desc: &ingestv1.IngestService_ServiceDesc, rest: ingestv1.RegisterIngestServiceHandler, migrations: ingest.Migrations}},
 		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
-		{name: "run", deps: infra("retrieval", modEntitlements), init: initRun, service: &service{
+		{name: "run", deps: infra("retrieval", modEntitlements, modRollouts), init: initRun, service: &service{
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
 		{name: "billing", deps: infra(modEntitlements), init: initBilling, service: &service{
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
 		// Ops reads what every service and gateway replica reports; it calls them all, in no
 		// start order (the gateway fronts it like the others).
 		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway"},
-			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler}},
+			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler, migrations: ops.Migrations}},
 		{name: "gateway", deps: infra(modAPIKeys, modEntitlements), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
 
@@ -112,7 +113,7 @@ func initRetrieval(ctx context.Context, a *app) error {
 	}
 	router := retrieval.NewProviders(ctx, retrieval.NewStore(a.pool), embedder, bedrockCalls, vertexCalls)
 	a.onStop(func(context.Context) error { return router.Close() })
-	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.entitlements, a.rec, a.log)
+	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.entitlements, a.rec, a.log).WithRollouts(a.rollouts)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
 	return nil
@@ -133,7 +134,7 @@ func initIngest(_ context.Context, a *app) error {
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
 	a.grpc.Register(&ingestv1.IngestService_ServiceDesc,
-		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts))
+		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).WithRollouts(a.rollouts))
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	watch := ingest.HeartbeatWatch{Queue: queue, StaleAfter: cfg.ClaimTimeout, Now: time.Now, Audit: a.rec, Log: a.log}
@@ -167,7 +168,7 @@ func initRun(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&runv1.RunService_ServiceDesc, srv)
+	a.grpc.Register(&runv1.RunService_ServiceDesc, srv.WithRollouts(a.rollouts))
 	return nil
 }
 
@@ -246,7 +247,7 @@ func initOps(_ context.Context, a *app) error {
 		}
 		breakers[name] = b.State
 	}
-	a.grpc.Register(&opsv1.OpsService_ServiceDesc, ops.NewServer(cfg, gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
+	a.grpc.Register(&opsv1.OpsService_ServiceDesc, ops.NewServer(cfg, ops.NewStore(a.pool), gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
 		reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log), ingestv1.NewIngestServiceClient(ingestConn), breakers, a.rec, a.log))
 	return nil
 }

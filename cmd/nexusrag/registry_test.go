@@ -73,7 +73,8 @@ func TestStartOrderFollowsDependencies(t *testing.T) {
 	}
 	p, err := reg.plan(serveTargets([]string{"ingest"}))
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"governance", "retrieval", "billing"}, p.remote, "billing: the plans behind its feature-gated stats")
+	require.ElementsMatch(t, []string{"governance", "retrieval", "billing", "ops"}, p.remote,
+		"billing: the plans behind its feature-gated stats; ops: the kill switches")
 	// Calls impose no order: governance's feature checks ask billing, which audits
 	// through governance; alone, each reaches the other by its address.
 	p, err = reg.plan(serveTargets([]string{"governance"}))

@@ -81,6 +81,8 @@ const (
 	// TypeWorkerHeartbeatMissed: no ingest worker reported within INGEST_CLAIM_TIMEOUT
 	// (audited once until one reports again).
 	TypeWorkerHeartbeatMissed = "system.worker.heartbeat.missed"
+	// TypeRolloutChanged: a platform admin turned kill switches or canary percentages.
+	TypeRolloutChanged = "rollout.changed"
 )
 
 // Types lists every known event type.
@@ -92,6 +94,7 @@ func Types() []string {
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
+		TypeRolloutChanged,
 	}
 }
 

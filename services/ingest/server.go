@@ -21,6 +21,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/keyset"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/rollouts"
 )
 
 // Codes of the ingest service.
@@ -61,6 +62,8 @@ type Server struct {
 	log       *slog.Logger
 	maxBytes  int64
 	writes    *bulkhead.Bulkhead
+	// rollouts holds kill.ingest.
+	rollouts rollouts.Checker
 	// staleAfter is the heartbeat age past which the worker counts as missing;
 	// maxAttempts the attempts after which a failed document is a dead letter.
 	staleAfter  time.Duration
@@ -70,7 +73,7 @@ type Server struct {
 // NewServer returns the IngestService implementation; documents over maxBytes are
 // refused, and writes beyond maxInflight at once answer SERVICE_BUSY (0: no bound).
 func NewServer(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, rec Recorder, log *slog.Logger, maxBytes int64, maxInflight int) *Server {
-	s := &Server{store: store, queue: queue, retrieval: retrieval, audit: rec, log: log, maxBytes: maxBytes}
+	s := &Server{store: store, queue: queue, retrieval: retrieval, audit: rec, log: log, maxBytes: maxBytes, rollouts: rollouts.None}
 	if maxInflight > 0 {
 		s.writes = bulkhead.New("the ingest service", maxInflight)
 	}
@@ -89,6 +92,9 @@ func (s *Server) beginWrite(ctx context.Context) (p principal.Principal, release
 
 // CreateDocument stores a document and queues its ingestion.
 func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumentRequest) (*ingestv1.CreateDocumentResponse, error) {
+	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
+		return nil, err
+	}
 	p, release, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -246,6 +252,9 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 
 // ReindexDocument queues a document's ingestion again.
 func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocumentRequest) (*ingestv1.ReindexDocumentResponse, error) {
+	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
+		return nil, err
+	}
 	p, release, err := s.beginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -335,4 +344,11 @@ func documentProto(d Document) *ingestv1.Document {
 		CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt), QueuedAt: timestamppb.New(d.QueuedAt),
 		StartedAt: ts(d.StartedAt), FinishedAt: ts(d.FinishedAt),
 	}
+}
+
+// WithRollouts makes the server follow the kill switches (kill.ingest refuses new
+// documents and reindexing; deletes and reads go on).
+func (s *Server) WithRollouts(c rollouts.Checker) *Server {
+	s.rollouts = c
+	return s
 }

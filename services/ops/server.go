@@ -36,6 +36,19 @@ type Config struct {
 	P95DocumentsTextMS float64 `env:"SLO_P95_DOCUMENTS_TEXT_MS" envDefault:"1000"`
 	// BurnRateAtRisk is the 5-minute burn rate from which the status is at_risk.
 	BurnRateAtRisk float64 `env:"SLO_BURN_RATE_AT_RISK" envDefault:"2"`
+	// PlatformAdminTenants are the tenants whose admins change the rollout controls
+	// (comma-separated; empty: nobody, through REST).
+	PlatformAdminTenants string `env:"PLATFORM_ADMIN_TENANTS"`
+}
+
+func (c Config) platformAdmins() []string {
+	var out []string
+	for _, t := range strings.Split(c.PlatformAdminTenants, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Validate checks rules beyond types.
@@ -70,6 +83,7 @@ type BreakerState func(ctx context.Context) (string, error)
 type Server struct {
 	opsv1.UnimplementedOpsServiceServer
 	cfg      Config
+	store    *Store
 	health   *gateway.Health
 	stats    *reqstats.Stats
 	ingest   ingestv1.IngestServiceClient
@@ -80,9 +94,9 @@ type Server struct {
 
 // NewServer returns the OpsService: health probes every service and dependency, stats
 // holds every replica's request counts, ingest answers the worker's status.
-func NewServer(cfg Config, health *gateway.Health, stats *reqstats.Stats, ingest ingestv1.IngestServiceClient,
+func NewServer(cfg Config, store *Store, health *gateway.Health, stats *reqstats.Stats, ingest ingestv1.IngestServiceClient,
 	breakers map[string]BreakerState, rec Recorder, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, health: health, stats: stats, ingest: ingest, breakers: breakers, audit: rec, log: log}
+	return &Server{cfg: cfg, store: store, health: health, stats: stats, ingest: ingest, breakers: breakers, audit: rec, log: log}
 }
 
 func (s *Server) viewed(ctx context.Context, what string) {

@@ -30,7 +30,7 @@ func sloOf(t *testing.T, record func(s *reqstats.Stats, at func(time.Time))) (*o
 	require.NoError(t, stats.Flush(context.Background()))
 	clock = now
 	rec := &audittest.Recorder{}
-	srv := ops.NewServer(objectives, nil, stats, nil, nil, rec, logging.Discard())
+	srv := ops.NewServer(objectives, nil, nil, stats, nil, nil, rec, logging.Discard())
 	res, err := srv.GetSlo(context.Background(), &opsv1.GetSloRequest{})
 	require.NoError(t, err)
 	return res, rec
@@ -93,7 +93,7 @@ func TestSloStatusRules(t *testing.T) {
 
 func TestMetricsWindowIsValidated(t *testing.T) {
 	rdb, prefix := redistest.New(t)
-	srv := ops.NewServer(objectives, nil, reqstats.New(rdb, prefix, "r1", logging.Discard()), nil, nil, &audittest.Recorder{}, logging.Discard())
+	srv := ops.NewServer(objectives, nil, nil, reqstats.New(rdb, prefix, "r1", logging.Discard()), nil, nil, &audittest.Recorder{}, logging.Discard())
 	_, err := srv.GetOpsMetrics(context.Background(), &opsv1.GetOpsMetricsRequest{WindowMinutes: 1441})
 	e, ok := apierr.From(err)
 	require.True(t, ok)

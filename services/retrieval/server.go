@@ -17,6 +17,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/rollouts"
 )
 
 // Recorder is where the service sends audit events (an *audit.Recorder).
@@ -30,6 +31,7 @@ type Server struct {
 	store        *Store
 	router       *Router
 	entitlements entitlements.Checker
+	rollouts     rollouts.Checker
 	audit        Recorder
 	log          *slog.Logger
 }
@@ -38,7 +40,14 @@ type Server struct {
 // each corpus's provider, and its local index's embedder embeds the chunks stored here;
 // plans decide which providers a tenant may use (feature.retrieval.*).
 func NewServer(store *Store, router *Router, ent entitlements.Checker, rec Recorder, log *slog.Logger) *Server {
-	return &Server{store: store, router: router, entitlements: ent, audit: rec, log: log}
+	return &Server{store: store, router: router, entitlements: ent, audit: rec, log: log, rollouts: rollouts.None}
+}
+
+// WithRollouts makes the server follow the kill switches (kill.retrieval.<provider>
+// refuses every retrieval from that provider's corpora).
+func (s *Server) WithRollouts(c rollouts.Checker) *Server {
+	s.rollouts = c
+	return s
 }
 
 var corpusIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -190,6 +199,9 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 		return nil, err
 	}
 	if err := s.entitlements.Require(ctx, p.TenantID, entitlements.ForProvider(corpus.Config.Provider)); err != nil {
+		return nil, err
+	}
+	if err := s.rollouts.Check(rollouts.KillRetrieval(corpus.Config.Provider)); err != nil {
 		return nil, err
 	}
 	topK := int(req.GetTopK())

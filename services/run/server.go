@@ -23,6 +23,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/graph"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/rollouts"
 )
 
 // Recorder is where the service sends audit events (an *audit.Recorder).
@@ -36,6 +37,7 @@ type Server struct {
 	agent        *agent
 	graph        *graph.Runnable[turn]
 	entitlements entitlements.Checker
+	rollouts     rollouts.Checker
 	audit        Recorder
 	log          *slog.Logger
 	runs         *bulkhead.Bulkhead
@@ -54,7 +56,7 @@ func NewServer(cfg Config, store *Store, retrieval retrievalv1.RetrievalServiceC
 	if capacity < 1 {
 		capacity = 256
 	}
-	return &Server{agent: a, graph: g, entitlements: ent, audit: rec, log: log, runs: bulkhead.New("the run service", capacity)}, nil
+	return &Server{agent: a, graph: g, entitlements: ent, audit: rec, log: log, runs: bulkhead.New("the run service", capacity), rollouts: rollouts.None}, nil
 }
 
 var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
@@ -66,11 +68,20 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	if err != nil {
 		return err
 	}
+	if err := s.rollouts.Check(rollouts.KillRun); err != nil {
+		return err
+	}
 	if err := s.validate(req); err != nil {
 		return err
 	}
 	if req.GetAudio() {
 		if err := s.entitlements.Require(ctx, p.TenantID, entitlements.TTS); err != nil {
+			return err
+		}
+		if err := s.rollouts.Check(rollouts.KillTTS); err != nil {
+			return err
+		}
+		if err := s.rollouts.Rolled(rollouts.RolloutTTS, p.TenantID); err != nil {
 			return err
 		}
 	}
@@ -86,6 +97,9 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 		return err
 	}
 	if err := s.entitlements.Require(ctx, p.TenantID, entitlements.ForProvider(corpus.GetCorpus().GetProvider())); err != nil {
+		return err
+	}
+	if err := s.rollouts.Check(rollouts.KillRetrieval(corpus.GetCorpus().GetProvider())); err != nil {
 		return err
 	}
 	t := &turn{State: State{RunID: uuid.Must(uuid.NewV7()), TenantID: p.TenantID, SessionID: req.GetSessionId(), CorpusID: req.GetCorpusId(),
@@ -185,4 +199,11 @@ type checkpointer struct{ store *Store }
 
 func (c checkpointer) Checkpoint(ctx context.Context, step int, node string, t *turn) error {
 	return c.store.SaveCheckpoint(ctx, t.RunID, step, t.TenantID, t.SessionID, node, &t.State)
+}
+
+// WithRollouts makes the server follow the kill switches (kill.run, kill.tts, the
+// retrieval providers') and the TTS canary.
+func (s *Server) WithRollouts(c rollouts.Checker) *Server {
+	s.rollouts = c
+	return s
 }

@@ -26,6 +26,432 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetKillSwitchesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKillSwitchesRequest) Reset() {
+	*x = GetKillSwitchesRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKillSwitchesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKillSwitchesRequest) ProtoMessage() {}
+
+func (x *GetKillSwitchesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKillSwitchesRequest.ProtoReflect.Descriptor instead.
+func (*GetKillSwitchesRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{0}
+}
+
+type GetKillSwitchesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kill_switches holds every switch (README "Rollouts" says what each turns off); true is killed.
+	KillSwitches  map[string]bool `protobuf:"bytes,1,rep,name=kill_switches,json=killSwitches,proto3" json:"kill_switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKillSwitchesResponse) Reset() {
+	*x = GetKillSwitchesResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKillSwitchesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKillSwitchesResponse) ProtoMessage() {}
+
+func (x *GetKillSwitchesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKillSwitchesResponse.ProtoReflect.Descriptor instead.
+func (*GetKillSwitchesResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetKillSwitchesResponse) GetKillSwitches() map[string]bool {
+	if x != nil {
+		return x.KillSwitches
+	}
+	return nil
+}
+
+type UpdateKillSwitchesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KillSwitches  map[string]bool        `protobuf:"bytes,1,rep,name=kill_switches,json=killSwitches,proto3" json:"kill_switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKillSwitchesRequest) Reset() {
+	*x = UpdateKillSwitchesRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKillSwitchesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKillSwitchesRequest) ProtoMessage() {}
+
+func (x *UpdateKillSwitchesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKillSwitchesRequest.ProtoReflect.Descriptor instead.
+func (*UpdateKillSwitchesRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateKillSwitchesRequest) GetKillSwitches() map[string]bool {
+	if x != nil {
+		return x.KillSwitches
+	}
+	return nil
+}
+
+type UpdateKillSwitchesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KillSwitches  map[string]bool        `protobuf:"bytes,1,rep,name=kill_switches,json=killSwitches,proto3" json:"kill_switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKillSwitchesResponse) Reset() {
+	*x = UpdateKillSwitchesResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKillSwitchesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKillSwitchesResponse) ProtoMessage() {}
+
+func (x *UpdateKillSwitchesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKillSwitchesResponse.ProtoReflect.Descriptor instead.
+func (*UpdateKillSwitchesResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpdateKillSwitchesResponse) GetKillSwitches() map[string]bool {
+	if x != nil {
+		return x.KillSwitches
+	}
+	return nil
+}
+
+type GetCanaryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCanaryRequest) Reset() {
+	*x = GetCanaryRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCanaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCanaryRequest) ProtoMessage() {}
+
+func (x *GetCanaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCanaryRequest.ProtoReflect.Descriptor instead.
+func (*GetCanaryRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{4}
+}
+
+type GetCanaryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// canary_percentages holds every rollout: the percentage of tenants (0..100) that have it.
+	CanaryPercentages map[string]int32 `protobuf:"bytes,1,rep,name=canary_percentages,json=canaryPercentages,proto3" json:"canary_percentages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetCanaryResponse) Reset() {
+	*x = GetCanaryResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCanaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCanaryResponse) ProtoMessage() {}
+
+func (x *GetCanaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCanaryResponse.ProtoReflect.Descriptor instead.
+func (*GetCanaryResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetCanaryResponse) GetCanaryPercentages() map[string]int32 {
+	if x != nil {
+		return x.CanaryPercentages
+	}
+	return nil
+}
+
+type UpdateCanaryRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	CanaryPercentages map[string]int32       `protobuf:"bytes,1,rep,name=canary_percentages,json=canaryPercentages,proto3" json:"canary_percentages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateCanaryRequest) Reset() {
+	*x = UpdateCanaryRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCanaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCanaryRequest) ProtoMessage() {}
+
+func (x *UpdateCanaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCanaryRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCanaryRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateCanaryRequest) GetCanaryPercentages() map[string]int32 {
+	if x != nil {
+		return x.CanaryPercentages
+	}
+	return nil
+}
+
+type UpdateCanaryResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	CanaryPercentages map[string]int32       `protobuf:"bytes,1,rep,name=canary_percentages,json=canaryPercentages,proto3" json:"canary_percentages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateCanaryResponse) Reset() {
+	*x = UpdateCanaryResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCanaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCanaryResponse) ProtoMessage() {}
+
+func (x *UpdateCanaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCanaryResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCanaryResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateCanaryResponse) GetCanaryPercentages() map[string]int32 {
+	if x != nil {
+		return x.CanaryPercentages
+	}
+	return nil
+}
+
+type GetRolloutStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRolloutStateRequest) Reset() {
+	*x = GetRolloutStateRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRolloutStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRolloutStateRequest) ProtoMessage() {}
+
+func (x *GetRolloutStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRolloutStateRequest.ProtoReflect.Descriptor instead.
+func (*GetRolloutStateRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{8}
+}
+
+type GetRolloutStateResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	KillSwitches      map[string]bool        `protobuf:"bytes,1,rep,name=kill_switches,json=killSwitches,proto3" json:"kill_switches,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	CanaryPercentages map[string]int32       `protobuf:"bytes,2,rep,name=canary_percentages,json=canaryPercentages,proto3" json:"canary_percentages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetRolloutStateResponse) Reset() {
+	*x = GetRolloutStateResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRolloutStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRolloutStateResponse) ProtoMessage() {}
+
+func (x *GetRolloutStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRolloutStateResponse.ProtoReflect.Descriptor instead.
+func (*GetRolloutStateResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetRolloutStateResponse) GetKillSwitches() map[string]bool {
+	if x != nil {
+		return x.KillSwitches
+	}
+	return nil
+}
+
+func (x *GetRolloutStateResponse) GetCanaryPercentages() map[string]int32 {
+	if x != nil {
+		return x.CanaryPercentages
+	}
+	return nil
+}
+
 type GetOpsHealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -34,7 +460,7 @@ type GetOpsHealthRequest struct {
 
 func (x *GetOpsHealthRequest) Reset() {
 	*x = GetOpsHealthRequest{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[0]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +472,7 @@ func (x *GetOpsHealthRequest) String() string {
 func (*GetOpsHealthRequest) ProtoMessage() {}
 
 func (x *GetOpsHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[0]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +485,7 @@ func (x *GetOpsHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpsHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetOpsHealthRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{0}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{10}
 }
 
 // Component is the state of one dependency or service.
@@ -76,7 +502,7 @@ type Component struct {
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[1]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +514,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[1]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +527,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{1}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Component) GetStatus() string {
@@ -147,7 +573,7 @@ type GetOpsHealthResponse struct {
 
 func (x *GetOpsHealthResponse) Reset() {
 	*x = GetOpsHealthResponse{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[2]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +585,7 @@ func (x *GetOpsHealthResponse) String() string {
 func (*GetOpsHealthResponse) ProtoMessage() {}
 
 func (x *GetOpsHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[2]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,7 +598,7 @@ func (x *GetOpsHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpsHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetOpsHealthResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{2}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOpsHealthResponse) GetStatus() string {
@@ -234,7 +660,7 @@ type GetOpsMetricsRequest struct {
 
 func (x *GetOpsMetricsRequest) Reset() {
 	*x = GetOpsMetricsRequest{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +672,7 @@ func (x *GetOpsMetricsRequest) String() string {
 func (*GetOpsMetricsRequest) ProtoMessage() {}
 
 func (x *GetOpsMetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[3]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +685,7 @@ func (x *GetOpsMetricsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpsMetricsRequest.ProtoReflect.Descriptor instead.
 func (*GetOpsMetricsRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{3}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetOpsMetricsRequest) GetWindowMinutes() int32 {
@@ -284,7 +710,7 @@ type RequestStats struct {
 
 func (x *RequestStats) Reset() {
 	*x = RequestStats{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +722,7 @@ func (x *RequestStats) String() string {
 func (*RequestStats) ProtoMessage() {}
 
 func (x *RequestStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[4]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +735,7 @@ func (x *RequestStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestStats.ProtoReflect.Descriptor instead.
 func (*RequestStats) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{4}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RequestStats) GetCount() int64 {
@@ -360,7 +786,7 @@ type StreamStats struct {
 
 func (x *StreamStats) Reset() {
 	*x = StreamStats{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +798,7 @@ func (x *StreamStats) String() string {
 func (*StreamStats) ProtoMessage() {}
 
 func (x *StreamStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[5]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +811,7 @@ func (x *StreamStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStats.ProtoReflect.Descriptor instead.
 func (*StreamStats) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{5}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamStats) GetOpen() int64 {
@@ -427,7 +853,7 @@ type BreakerState struct {
 
 func (x *BreakerState) Reset() {
 	*x = BreakerState{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[6]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +865,7 @@ func (x *BreakerState) String() string {
 func (*BreakerState) ProtoMessage() {}
 
 func (x *BreakerState) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[6]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +878,7 @@ func (x *BreakerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakerState.ProtoReflect.Descriptor instead.
 func (*BreakerState) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{6}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BreakerState) GetState() string {
@@ -475,7 +901,7 @@ type GetOpsMetricsResponse struct {
 
 func (x *GetOpsMetricsResponse) Reset() {
 	*x = GetOpsMetricsResponse{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[7]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +913,7 @@ func (x *GetOpsMetricsResponse) String() string {
 func (*GetOpsMetricsResponse) ProtoMessage() {}
 
 func (x *GetOpsMetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[7]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +926,7 @@ func (x *GetOpsMetricsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpsMetricsResponse.ProtoReflect.Descriptor instead.
 func (*GetOpsMetricsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{7}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetOpsMetricsResponse) GetWindowMinutes() int32 {
@@ -539,7 +965,7 @@ type GetSloRequest struct {
 
 func (x *GetSloRequest) Reset() {
 	*x = GetSloRequest{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[8]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +977,7 @@ func (x *GetSloRequest) String() string {
 func (*GetSloRequest) ProtoMessage() {}
 
 func (x *GetSloRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[8]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +990,7 @@ func (x *GetSloRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSloRequest.ProtoReflect.Descriptor instead.
 func (*GetSloRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{8}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{18}
 }
 
 type ErrorBudget struct {
@@ -579,7 +1005,7 @@ type ErrorBudget struct {
 
 func (x *ErrorBudget) Reset() {
 	*x = ErrorBudget{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[9]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +1017,7 @@ func (x *ErrorBudget) String() string {
 func (*ErrorBudget) ProtoMessage() {}
 
 func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[9]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +1030,7 @@ func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBudget.ProtoReflect.Descriptor instead.
 func (*ErrorBudget) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{9}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ErrorBudget) GetRemainingPct() float64 {
@@ -644,7 +1070,7 @@ type GetSloResponse struct {
 
 func (x *GetSloResponse) Reset() {
 	*x = GetSloResponse{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[10]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +1082,7 @@ func (x *GetSloResponse) String() string {
 func (*GetSloResponse) ProtoMessage() {}
 
 func (x *GetSloResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[10]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +1095,7 @@ func (x *GetSloResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSloResponse.ProtoReflect.Descriptor instead.
 func (*GetSloResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{10}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetSloResponse) GetWindow() string {
@@ -732,7 +1158,49 @@ var File_nexusrag_ops_v1_ops_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x19nexusrag/ops/v1/ops.proto\x12\x0fnexusrag.ops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x15\n" +
+	"\x19nexusrag/ops/v1/ops.proto\x12\x0fnexusrag.ops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x18\n" +
+	"\x16GetKillSwitchesRequest\"\xbb\x01\n" +
+	"\x17GetKillSwitchesResponse\x12_\n" +
+	"\rkill_switches\x18\x01 \x03(\v2:.nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntryR\fkillSwitches\x1a?\n" +
+	"\x11KillSwitchesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"\xbf\x01\n" +
+	"\x19UpdateKillSwitchesRequest\x12a\n" +
+	"\rkill_switches\x18\x01 \x03(\v2<.nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntryR\fkillSwitches\x1a?\n" +
+	"\x11KillSwitchesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"\xc1\x01\n" +
+	"\x1aUpdateKillSwitchesResponse\x12b\n" +
+	"\rkill_switches\x18\x01 \x03(\v2=.nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntryR\fkillSwitches\x1a?\n" +
+	"\x11KillSwitchesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"\x12\n" +
+	"\x10GetCanaryRequest\"\xc3\x01\n" +
+	"\x11GetCanaryResponse\x12h\n" +
+	"\x12canary_percentages\x18\x01 \x03(\v29.nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntryR\x11canaryPercentages\x1aD\n" +
+	"\x16CanaryPercentagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xc7\x01\n" +
+	"\x13UpdateCanaryRequest\x12j\n" +
+	"\x12canary_percentages\x18\x01 \x03(\v2;.nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntryR\x11canaryPercentages\x1aD\n" +
+	"\x16CanaryPercentagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xc9\x01\n" +
+	"\x14UpdateCanaryResponse\x12k\n" +
+	"\x12canary_percentages\x18\x01 \x03(\v2<.nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntryR\x11canaryPercentages\x1aD\n" +
+	"\x16CanaryPercentagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x18\n" +
+	"\x16GetRolloutStateRequest\"\xf1\x02\n" +
+	"\x17GetRolloutStateResponse\x12_\n" +
+	"\rkill_switches\x18\x01 \x03(\v2:.nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntryR\fkillSwitches\x12n\n" +
+	"\x12canary_percentages\x18\x02 \x03(\v2?.nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntryR\x11canaryPercentages\x1a?\n" +
+	"\x11KillSwitchesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\x1aD\n" +
+	"\x16CanaryPercentagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x15\n" +
 	"\x13GetOpsHealthRequest\"X\n" +
 	"\tComponent\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1d\n" +
@@ -804,12 +1272,17 @@ const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a=\n" +
 	"\x0fObjectivesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\xfb\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\x8f\a\n" +
 	"\n" +
 	"OpsService\x12}\n" +
 	"\fGetOpsHealth\x12$.nexusrag.ops.v1.GetOpsHealthRequest\x1a%.nexusrag.ops.v1.GetOpsHealthResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12\x80\x01\n" +
 	"\rGetOpsMetrics\x12%.nexusrag.ops.v1.GetOpsMetricsRequest\x1a&.nexusrag.ops.v1.GetOpsMetricsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12k\n" +
-	"\x06GetSlo\x12\x1e.nexusrag.ops.v1.GetSloRequest\x1a\x1f.nexusrag.ops.v1.GetSloResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_accessB\xb8\x01\n" +
+	"\x06GetSlo\x12\x1e.nexusrag.ops.v1.GetSloRequest\x1a\x1f.nexusrag.ops.v1.GetSloResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12l\n" +
+	"\x0fGetKillSwitches\x12'.nexusrag.ops.v1.GetKillSwitchesRequest\x1a(.nexusrag.ops.v1.GetKillSwitchesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12u\n" +
+	"\x12UpdateKillSwitches\x12*.nexusrag.ops.v1.UpdateKillSwitchesRequest\x1a+.nexusrag.ops.v1.UpdateKillSwitchesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12Z\n" +
+	"\tGetCanary\x12!.nexusrag.ops.v1.GetCanaryRequest\x1a\".nexusrag.ops.v1.GetCanaryResponse\"\x06\xca\xf3\x18\x02\b\x03\x12c\n" +
+	"\fUpdateCanary\x12$.nexusrag.ops.v1.UpdateCanaryRequest\x1a%.nexusrag.ops.v1.UpdateCanaryResponse\"\x06\xca\xf3\x18\x02\b\x03\x12l\n" +
+	"\x0fGetRolloutState\x12'.nexusrag.ops.v1.GetRolloutStateRequest\x1a(.nexusrag.ops.v1.GetRolloutStateResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xb8\x01\n" +
 	"\x13com.nexusrag.ops.v1B\bOpsProtoP\x01Z9github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1;opsv1\xa2\x02\x03NOX\xaa\x02\x0fNexusrag.Ops.V1\xca\x02\x0fNexusrag\\Ops\\V1\xe2\x02\x1bNexusrag\\Ops\\V1\\GPBMetadata\xea\x02\x11Nexusrag::Ops::V1b\x06proto3"
 
 var (
@@ -824,53 +1297,89 @@ func file_nexusrag_ops_v1_ops_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ops_v1_ops_proto_rawDescData
 }
 
-var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_nexusrag_ops_v1_ops_proto_goTypes = []any{
-	(*GetOpsHealthRequest)(nil),   // 0: nexusrag.ops.v1.GetOpsHealthRequest
-	(*Component)(nil),             // 1: nexusrag.ops.v1.Component
-	(*GetOpsHealthResponse)(nil),  // 2: nexusrag.ops.v1.GetOpsHealthResponse
-	(*GetOpsMetricsRequest)(nil),  // 3: nexusrag.ops.v1.GetOpsMetricsRequest
-	(*RequestStats)(nil),          // 4: nexusrag.ops.v1.RequestStats
-	(*StreamStats)(nil),           // 5: nexusrag.ops.v1.StreamStats
-	(*BreakerState)(nil),          // 6: nexusrag.ops.v1.BreakerState
-	(*GetOpsMetricsResponse)(nil), // 7: nexusrag.ops.v1.GetOpsMetricsResponse
-	(*GetSloRequest)(nil),         // 8: nexusrag.ops.v1.GetSloRequest
-	(*ErrorBudget)(nil),           // 9: nexusrag.ops.v1.ErrorBudget
-	(*GetSloResponse)(nil),        // 10: nexusrag.ops.v1.GetSloResponse
-	nil,                           // 11: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	nil,                           // 12: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
-	nil,                           // 13: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
-	nil,                           // 14: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	nil,                           // 15: nexusrag.ops.v1.GetSloResponse.P95Entry
-	nil,                           // 16: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*GetKillSwitchesRequest)(nil),     // 0: nexusrag.ops.v1.GetKillSwitchesRequest
+	(*GetKillSwitchesResponse)(nil),    // 1: nexusrag.ops.v1.GetKillSwitchesResponse
+	(*UpdateKillSwitchesRequest)(nil),  // 2: nexusrag.ops.v1.UpdateKillSwitchesRequest
+	(*UpdateKillSwitchesResponse)(nil), // 3: nexusrag.ops.v1.UpdateKillSwitchesResponse
+	(*GetCanaryRequest)(nil),           // 4: nexusrag.ops.v1.GetCanaryRequest
+	(*GetCanaryResponse)(nil),          // 5: nexusrag.ops.v1.GetCanaryResponse
+	(*UpdateCanaryRequest)(nil),        // 6: nexusrag.ops.v1.UpdateCanaryRequest
+	(*UpdateCanaryResponse)(nil),       // 7: nexusrag.ops.v1.UpdateCanaryResponse
+	(*GetRolloutStateRequest)(nil),     // 8: nexusrag.ops.v1.GetRolloutStateRequest
+	(*GetRolloutStateResponse)(nil),    // 9: nexusrag.ops.v1.GetRolloutStateResponse
+	(*GetOpsHealthRequest)(nil),        // 10: nexusrag.ops.v1.GetOpsHealthRequest
+	(*Component)(nil),                  // 11: nexusrag.ops.v1.Component
+	(*GetOpsHealthResponse)(nil),       // 12: nexusrag.ops.v1.GetOpsHealthResponse
+	(*GetOpsMetricsRequest)(nil),       // 13: nexusrag.ops.v1.GetOpsMetricsRequest
+	(*RequestStats)(nil),               // 14: nexusrag.ops.v1.RequestStats
+	(*StreamStats)(nil),                // 15: nexusrag.ops.v1.StreamStats
+	(*BreakerState)(nil),               // 16: nexusrag.ops.v1.BreakerState
+	(*GetOpsMetricsResponse)(nil),      // 17: nexusrag.ops.v1.GetOpsMetricsResponse
+	(*GetSloRequest)(nil),              // 18: nexusrag.ops.v1.GetSloRequest
+	(*ErrorBudget)(nil),                // 19: nexusrag.ops.v1.ErrorBudget
+	(*GetSloResponse)(nil),             // 20: nexusrag.ops.v1.GetSloResponse
+	nil,                                // 21: nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 22: nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	nil,                                // 23: nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 24: nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 25: nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	nil,                                // 26: nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 27: nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	nil,                                // 28: nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	nil,                                // 29: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	nil,                                // 30: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	nil,                                // 31: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	nil,                                // 32: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	nil,                                // 33: nexusrag.ops.v1.GetSloResponse.P95Entry
+	nil,                                // 34: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
 }
 var file_nexusrag_ops_v1_ops_proto_depIdxs = []int32{
-	11, // 0: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	12, // 1: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
-	1,  // 2: nexusrag.ops.v1.GetOpsHealthResponse.worker:type_name -> nexusrag.ops.v1.Component
-	17, // 3: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
-	13, // 4: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
-	5,  // 5: nexusrag.ops.v1.GetOpsMetricsResponse.runs:type_name -> nexusrag.ops.v1.StreamStats
-	14, // 6: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	15, // 7: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
-	9,  // 8: nexusrag.ops.v1.GetSloResponse.error_budget:type_name -> nexusrag.ops.v1.ErrorBudget
-	16, // 9: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	1,  // 10: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
-	1,  // 11: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
-	4,  // 12: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
-	6,  // 13: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
-	0,  // 14: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
-	3,  // 15: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
-	8,  // 16: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
-	2,  // 17: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
-	7,  // 18: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
-	10, // 19: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
-	17, // [17:20] is the sub-list for method output_type
-	14, // [14:17] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	21, // 0: nexusrag.ops.v1.GetKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	22, // 1: nexusrag.ops.v1.UpdateKillSwitchesRequest.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	23, // 2: nexusrag.ops.v1.UpdateKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	24, // 3: nexusrag.ops.v1.GetCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	25, // 4: nexusrag.ops.v1.UpdateCanaryRequest.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	26, // 5: nexusrag.ops.v1.UpdateCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	27, // 6: nexusrag.ops.v1.GetRolloutStateResponse.kill_switches:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	28, // 7: nexusrag.ops.v1.GetRolloutStateResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	29, // 8: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	30, // 9: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	11, // 10: nexusrag.ops.v1.GetOpsHealthResponse.worker:type_name -> nexusrag.ops.v1.Component
+	35, // 11: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
+	31, // 12: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	15, // 13: nexusrag.ops.v1.GetOpsMetricsResponse.runs:type_name -> nexusrag.ops.v1.StreamStats
+	32, // 14: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	33, // 15: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
+	19, // 16: nexusrag.ops.v1.GetSloResponse.error_budget:type_name -> nexusrag.ops.v1.ErrorBudget
+	34, // 17: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	11, // 18: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
+	11, // 19: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
+	14, // 20: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
+	16, // 21: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
+	10, // 22: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
+	13, // 23: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
+	18, // 24: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
+	0,  // 25: nexusrag.ops.v1.OpsService.GetKillSwitches:input_type -> nexusrag.ops.v1.GetKillSwitchesRequest
+	2,  // 26: nexusrag.ops.v1.OpsService.UpdateKillSwitches:input_type -> nexusrag.ops.v1.UpdateKillSwitchesRequest
+	4,  // 27: nexusrag.ops.v1.OpsService.GetCanary:input_type -> nexusrag.ops.v1.GetCanaryRequest
+	6,  // 28: nexusrag.ops.v1.OpsService.UpdateCanary:input_type -> nexusrag.ops.v1.UpdateCanaryRequest
+	8,  // 29: nexusrag.ops.v1.OpsService.GetRolloutState:input_type -> nexusrag.ops.v1.GetRolloutStateRequest
+	12, // 30: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
+	17, // 31: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
+	20, // 32: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
+	1,  // 33: nexusrag.ops.v1.OpsService.GetKillSwitches:output_type -> nexusrag.ops.v1.GetKillSwitchesResponse
+	3,  // 34: nexusrag.ops.v1.OpsService.UpdateKillSwitches:output_type -> nexusrag.ops.v1.UpdateKillSwitchesResponse
+	5,  // 35: nexusrag.ops.v1.OpsService.GetCanary:output_type -> nexusrag.ops.v1.GetCanaryResponse
+	7,  // 36: nexusrag.ops.v1.OpsService.UpdateCanary:output_type -> nexusrag.ops.v1.UpdateCanaryResponse
+	9,  // 37: nexusrag.ops.v1.OpsService.GetRolloutState:output_type -> nexusrag.ops.v1.GetRolloutStateResponse
+	30, // [30:38] is the sub-list for method output_type
+	22, // [22:30] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ops_v1_ops_proto_init() }
@@ -878,14 +1387,14 @@ func file_nexusrag_ops_v1_ops_proto_init() {
 	if File_nexusrag_ops_v1_ops_proto != nil {
 		return
 	}
-	file_nexusrag_ops_v1_ops_proto_msgTypes[2].OneofWrappers = []any{}
+	file_nexusrag_ops_v1_ops_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ops_v1_ops_proto_rawDesc), len(file_nexusrag_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,9 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OpsService_GetOpsHealth_FullMethodName  = "/nexusrag.ops.v1.OpsService/GetOpsHealth"
-	OpsService_GetOpsMetrics_FullMethodName = "/nexusrag.ops.v1.OpsService/GetOpsMetrics"
-	OpsService_GetSlo_FullMethodName        = "/nexusrag.ops.v1.OpsService/GetSlo"
+	OpsService_GetOpsHealth_FullMethodName       = "/nexusrag.ops.v1.OpsService/GetOpsHealth"
+	OpsService_GetOpsMetrics_FullMethodName      = "/nexusrag.ops.v1.OpsService/GetOpsMetrics"
+	OpsService_GetSlo_FullMethodName             = "/nexusrag.ops.v1.OpsService/GetSlo"
+	OpsService_GetKillSwitches_FullMethodName    = "/nexusrag.ops.v1.OpsService/GetKillSwitches"
+	OpsService_UpdateKillSwitches_FullMethodName = "/nexusrag.ops.v1.OpsService/UpdateKillSwitches"
+	OpsService_GetCanary_FullMethodName          = "/nexusrag.ops.v1.OpsService/GetCanary"
+	OpsService_UpdateCanary_FullMethodName       = "/nexusrag.ops.v1.OpsService/UpdateCanary"
+	OpsService_GetRolloutState_FullMethodName    = "/nexusrag.ops.v1.OpsService/GetRolloutState"
 )
 
 // OpsServiceClient is the client API for OpsService service.
@@ -40,6 +45,17 @@ type OpsServiceClient interface {
 	GetOpsMetrics(ctx context.Context, in *GetOpsMetricsRequest, opts ...grpc.CallOption) (*GetOpsMetricsResponse, error)
 	// GetSlo computes availability, latency and the error budget over the SLO window.
 	GetSlo(ctx context.Context, in *GetSloRequest, opts ...grpc.CallOption) (*GetSloResponse, error)
+	// GetKillSwitches lists every kill switch and whether it is on.
+	GetKillSwitches(ctx context.Context, in *GetKillSwitchesRequest, opts ...grpc.CallOption) (*GetKillSwitchesResponse, error)
+	// UpdateKillSwitches turns kill switches on or off (platform admins: PLATFORM_ADMIN_TENANTS); switches left
+	// out keep their state. Every process follows within 5 seconds.
+	UpdateKillSwitches(ctx context.Context, in *UpdateKillSwitchesRequest, opts ...grpc.CallOption) (*UpdateKillSwitchesResponse, error)
+	// GetCanary lists every canary rollout and its percentage of tenants.
+	GetCanary(ctx context.Context, in *GetCanaryRequest, opts ...grpc.CallOption) (*GetCanaryResponse, error)
+	// UpdateCanary sets canary percentages (platform admins); rollouts left out keep theirs.
+	UpdateCanary(ctx context.Context, in *UpdateCanaryRequest, opts ...grpc.CallOption) (*UpdateCanaryResponse, error)
+	// GetRolloutState is the whole state, for the caches of every process (internal).
+	GetRolloutState(ctx context.Context, in *GetRolloutStateRequest, opts ...grpc.CallOption) (*GetRolloutStateResponse, error)
 }
 
 type opsServiceClient struct {
@@ -80,6 +96,56 @@ func (c *opsServiceClient) GetSlo(ctx context.Context, in *GetSloRequest, opts .
 	return out, nil
 }
 
+func (c *opsServiceClient) GetKillSwitches(ctx context.Context, in *GetKillSwitchesRequest, opts ...grpc.CallOption) (*GetKillSwitchesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetKillSwitchesResponse)
+	err := c.cc.Invoke(ctx, OpsService_GetKillSwitches_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *opsServiceClient) UpdateKillSwitches(ctx context.Context, in *UpdateKillSwitchesRequest, opts ...grpc.CallOption) (*UpdateKillSwitchesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateKillSwitchesResponse)
+	err := c.cc.Invoke(ctx, OpsService_UpdateKillSwitches_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *opsServiceClient) GetCanary(ctx context.Context, in *GetCanaryRequest, opts ...grpc.CallOption) (*GetCanaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCanaryResponse)
+	err := c.cc.Invoke(ctx, OpsService_GetCanary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *opsServiceClient) UpdateCanary(ctx context.Context, in *UpdateCanaryRequest, opts ...grpc.CallOption) (*UpdateCanaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateCanaryResponse)
+	err := c.cc.Invoke(ctx, OpsService_UpdateCanary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *opsServiceClient) GetRolloutState(ctx context.Context, in *GetRolloutStateRequest, opts ...grpc.CallOption) (*GetRolloutStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRolloutStateResponse)
+	err := c.cc.Invoke(ctx, OpsService_GetRolloutState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OpsServiceServer is the server API for OpsService service.
 // All implementations must embed UnimplementedOpsServiceServer
 // for forward compatibility.
@@ -93,6 +159,17 @@ type OpsServiceServer interface {
 	GetOpsMetrics(context.Context, *GetOpsMetricsRequest) (*GetOpsMetricsResponse, error)
 	// GetSlo computes availability, latency and the error budget over the SLO window.
 	GetSlo(context.Context, *GetSloRequest) (*GetSloResponse, error)
+	// GetKillSwitches lists every kill switch and whether it is on.
+	GetKillSwitches(context.Context, *GetKillSwitchesRequest) (*GetKillSwitchesResponse, error)
+	// UpdateKillSwitches turns kill switches on or off (platform admins: PLATFORM_ADMIN_TENANTS); switches left
+	// out keep their state. Every process follows within 5 seconds.
+	UpdateKillSwitches(context.Context, *UpdateKillSwitchesRequest) (*UpdateKillSwitchesResponse, error)
+	// GetCanary lists every canary rollout and its percentage of tenants.
+	GetCanary(context.Context, *GetCanaryRequest) (*GetCanaryResponse, error)
+	// UpdateCanary sets canary percentages (platform admins); rollouts left out keep theirs.
+	UpdateCanary(context.Context, *UpdateCanaryRequest) (*UpdateCanaryResponse, error)
+	// GetRolloutState is the whole state, for the caches of every process (internal).
+	GetRolloutState(context.Context, *GetRolloutStateRequest) (*GetRolloutStateResponse, error)
 	mustEmbedUnimplementedOpsServiceServer()
 }
 
@@ -111,6 +188,21 @@ func (UnimplementedOpsServiceServer) GetOpsMetrics(context.Context, *GetOpsMetri
 }
 func (UnimplementedOpsServiceServer) GetSlo(context.Context, *GetSloRequest) (*GetSloResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSlo not implemented")
+}
+func (UnimplementedOpsServiceServer) GetKillSwitches(context.Context, *GetKillSwitchesRequest) (*GetKillSwitchesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetKillSwitches not implemented")
+}
+func (UnimplementedOpsServiceServer) UpdateKillSwitches(context.Context, *UpdateKillSwitchesRequest) (*UpdateKillSwitchesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateKillSwitches not implemented")
+}
+func (UnimplementedOpsServiceServer) GetCanary(context.Context, *GetCanaryRequest) (*GetCanaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCanary not implemented")
+}
+func (UnimplementedOpsServiceServer) UpdateCanary(context.Context, *UpdateCanaryRequest) (*UpdateCanaryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCanary not implemented")
+}
+func (UnimplementedOpsServiceServer) GetRolloutState(context.Context, *GetRolloutStateRequest) (*GetRolloutStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRolloutState not implemented")
 }
 func (UnimplementedOpsServiceServer) mustEmbedUnimplementedOpsServiceServer() {}
 func (UnimplementedOpsServiceServer) testEmbeddedByValue()                    {}
@@ -187,6 +279,96 @@ func _OpsService_GetSlo_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OpsService_GetKillSwitches_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetKillSwitchesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).GetKillSwitches(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_GetKillSwitches_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).GetKillSwitches(ctx, req.(*GetKillSwitchesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OpsService_UpdateKillSwitches_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateKillSwitchesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).UpdateKillSwitches(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_UpdateKillSwitches_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).UpdateKillSwitches(ctx, req.(*UpdateKillSwitchesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OpsService_GetCanary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCanaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).GetCanary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_GetCanary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).GetCanary(ctx, req.(*GetCanaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OpsService_UpdateCanary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCanaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).UpdateCanary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_UpdateCanary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).UpdateCanary(ctx, req.(*UpdateCanaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OpsService_GetRolloutState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRolloutStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).GetRolloutState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_GetRolloutState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).GetRolloutState(ctx, req.(*GetRolloutStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OpsService_ServiceDesc is the grpc.ServiceDesc for OpsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -205,6 +387,26 @@ var OpsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSlo",
 			Handler:    _OpsService_GetSlo_Handler,
+		},
+		{
+			MethodName: "GetKillSwitches",
+			Handler:    _OpsService_GetKillSwitches_Handler,
+		},
+		{
+			MethodName: "UpdateKillSwitches",
+			Handler:    _OpsService_UpdateKillSwitches_Handler,
+		},
+		{
+			MethodName: "GetCanary",
+			Handler:    _OpsService_GetCanary_Handler,
+		},
+		{
+			MethodName: "UpdateCanary",
+			Handler:    _OpsService_UpdateCanary_Handler,
+		},
+		{
+			MethodName: "GetRolloutState",
+			Handler:    _OpsService_GetRolloutState_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
