@@ -348,7 +348,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	backend := startWithEnv(t, append(env, "OPS_GRPC_ADDR="+gwAddr), dbURL, "--services=governance,retrieval,ingest,run,billing")
 	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC,
 		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC}
-	gw := startWithEnv(t, append(env, append(peers, "GRPC_ADDR="+gwAddr)...), dbURL, "--services=gateway,ops") // as in deploy/k8s
+	gw := startWithEnv(t, append(env, append(peers, "GRPC_ADDR="+gwAddr)...), dbURL, "--services=gateway,ops,ui") // as in deploy/k8s
 	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
 	keyID, admin := gw.createKey("t1", "admin")
 
@@ -382,7 +382,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	foreign := filepath.Join(t.TempDir(), "other.keys")
 	_, err = run(t, env, "", "servicekey", "create", "--out", foreign)
 	require.NoError(t, err)
-	intruder := startWithEnv(t, append(append(env, peers...), "SERVICE_AUTH_KEYS_FILE="+foreign), dbURL, "--services=gateway,ops")
+	intruder := startWithEnv(t, append(append(env, peers...), "SERVICE_AUTH_KEYS_FILE="+foreign), dbURL, "--services=gateway,ops,ui")
 	_, admin2 := intruder.createKey("t1", "admin")
 	r := intruder.do(http.MethodGet, "/v1/corpora", admin2, "")
 	require.Equal(t, http.StatusBadGateway, r.Status, string(r.Body))
@@ -390,7 +390,7 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	require.Contains(t, backend.logs.String(), "service token refused", "the refusal is in the backend's log")
 
 	withoutKeys := slices.DeleteFunc(slices.Clone(env), func(v string) bool { return strings.HasPrefix(v, "SERVICE_AUTH_KEYS_FILE=") })
-	_, err = run(t, append(withoutKeys, peers...), "", "serve", "--services=gateway,ops")
+	_, err = run(t, append(withoutKeys, peers...), "", "serve", "--services=gateway,ops,ui")
 	require.ErrorContains(t, err, "SERVICE_AUTH_KEYS_FILE is required")
 	_, err = run(t, env, "", "serve", "--services=gateway")
 	require.ErrorContains(t, err, "GOVERNANCE_GRPC_ADDR is required")

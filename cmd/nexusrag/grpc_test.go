@@ -95,7 +95,7 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
 		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService",
-		"nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService",
+		"nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
 	}, names)
 
 	for _, svc := range []string{"", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService"} {
@@ -270,7 +270,9 @@ func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
 // volatile methods answer OK with data that moves between two calls (new audit events).
 var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEvents": true,
 	// Latencies, ages and counts measured at each call.
-	"/nexusrag.ops.v1.OpsService/GetOpsHealth": true, "/nexusrag.ops.v1.OpsService/GetOpsMetrics": true, "/nexusrag.ops.v1.OpsService/GetSlo": true}
+	"/nexusrag.ops.v1.OpsService/GetOpsHealth": true, "/nexusrag.ops.v1.OpsService/GetOpsMetrics": true, "/nexusrag.ops.v1.OpsService/GetSlo": true,
+	// The REST call itself counts against the quota the summary reports.
+	"/nexusrag.ui.v1.UIService/GetDashboardSummary": true}
 
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.

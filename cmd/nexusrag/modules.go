@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc"
+
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -13,6 +15,7 @@ import (
 	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
+	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
@@ -22,6 +25,7 @@ import (
 	"github.com/nexusrag/nexusrag/services/ops"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 	"github.com/nexusrag/nexusrag/services/run"
+	"github.com/nexusrag/nexusrag/services/ui"
 )
 
 // modules is the one table of what the binary can run: every module, what it depends
@@ -58,6 +62,9 @@ func modules() registry {
 		// start order (the gateway fronts it like the others).
 		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway"},
 			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler, migrations: ops.Migrations}},
+		// The web apps' backend: one call per screen over the services that own the data.
+		{name: "ui", deps: infra(modEntitlements), calls: []string{"ingest", "retrieval", "governance", "billing"},
+			init: initUI, service: &service{desc: &uiv1.UIService_ServiceDesc, rest: uiv1.RegisterUIServiceHandler, migrations: ui.Migrations}},
 		{name: "gateway", deps: infra(modAPIKeys, modEntitlements), fronts: true, init: initGateway, service: &service{
 			desc: &gatewayv1.AuthService_ServiceDesc, rest: gatewayv1.RegisterAuthServiceHandler, migrations: gateway.Migrations}},
 
@@ -249,5 +256,33 @@ func initOps(_ context.Context, a *app) error {
 	}
 	a.grpc.Register(&opsv1.OpsService_ServiceDesc, ops.NewServer(cfg, ops.NewStore(a.pool), gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
 		reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log), ingestv1.NewIngestServiceClient(ingestConn), breakers, a.rec, a.log))
+	return nil
+}
+
+// initUI serves the web apps' backend (/v1/ui/*).
+func initUI(_ context.Context, a *app) error {
+	cfg, err := config.Parse[ui.Config](nil)
+	if err != nil {
+		return err
+	}
+	var c ui.Clients
+	for name, set := range map[string]func(*grpc.ClientConn){
+		"ingest":     func(cc *grpc.ClientConn) { c.Ingest = ingestv1.NewIngestServiceClient(cc) },
+		"retrieval":  func(cc *grpc.ClientConn) { c.Retrieval = retrievalv1.NewRetrievalServiceClient(cc) },
+		"governance": func(cc *grpc.ClientConn) { c.Governance = governancev1.NewAuditServiceClient(cc) },
+		"billing":    func(cc *grpc.ClientConn) { c.Billing = billingv1.NewBillingServiceClient(cc) },
+	} {
+		cc, err := a.conn(name)
+		if err != nil {
+			return err
+		}
+		set(cc)
+	}
+	store := ui.NewStore(a.pool)
+	a.grpc.Register(&uiv1.UIService_ServiceDesc, ui.NewServer(store, a.keys, c, a.rdb, a.cfg.RedisKeyPrefix, a.log))
+	a.goBackground("ui action pruning", func(ctx context.Context) error {
+		store.RunPruning(ctx, time.Duration(cfg.ActionRetentionDays)*24*time.Hour, a.log)
+		return nil
+	})
 	return nil
 }

@@ -342,7 +342,8 @@ func (s *Server) planOf(rec tenantRecord) Plan {
 
 func (s *Server) entitlements(rec tenantRecord) *billingv1.Entitlements {
 	fs := effective(s.planOf(rec), rec.overrides)
-	return &billingv1.Entitlements{TenantId: rec.tenantID, Revision: rec.revision, Features: enabledKeys(fs), Quota: s.quotaOf(rec).proto()}
+	return &billingv1.Entitlements{TenantId: rec.tenantID, Revision: rec.revision, Features: enabledKeys(fs), Quota: s.quotaOf(rec).proto(),
+		PlanId: s.planOf(rec).ID}
 }
 
 // quotaOf is a tenant's effective quota: its own values over its plan's defaults.

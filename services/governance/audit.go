@@ -79,12 +79,15 @@ func validateEvents(events []*governancev1.AuditEvent) error {
 
 // listQuery validates a ListAuditEvents request.
 func listQuery(req *governancev1.ListAuditEventsRequest) (ListQuery, error) {
-	q := ListQuery{EventType: req.GetEventType(), Outcome: req.GetOutcome(), Actor: req.GetActor(), Limit: int(req.GetLimit())}
+	q := ListQuery{EventType: req.GetEventType(), Outcome: req.GetOutcome(), Actor: req.GetActor(), ActorType: req.GetActorType(), Limit: int(req.GetLimit())}
 	switch {
 	case q.Limit == 0:
 		q.Limit = defaultLimit
 	case q.Limit < 1 || q.Limit > maxLimit:
 		return q, apierr.InvalidArgument("limit", fmt.Sprintf("limit must be 1 to %d", maxLimit))
+	}
+	if q.ActorType != "" && !audit.KnownActorType(q.ActorType) {
+		return q, apierr.InvalidArgument("actor_type", "actor_type must be api_key, system, cli or anonymous")
 	}
 	if q.EventType != "" && !audit.KnownType(q.EventType) {
 		return q, apierr.InvalidArgument("event_type", fmt.Sprintf("unknown event type %q", q.EventType))

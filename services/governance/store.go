@@ -68,7 +68,7 @@ func orEmpty(s *structpb.Struct) *structpb.Struct {
 
 // ListQuery filters a tenant's events.
 type ListQuery struct {
-	EventType, Outcome, Actor string
+	EventType, Outcome, Actor, ActorType string
 	Start, End                time.Time // zero: unbounded
 	Limit                     int
 	After                     *cursor // keyset position: strictly older than this
@@ -92,9 +92,10 @@ func (s *Store) List(ctx context.Context, tenant string, q ListQuery) ([]*govern
 		   AND ($5::timestamptz IS NULL OR occurred_at >= $5)
 		   AND ($6::timestamptz IS NULL OR occurred_at < $6)
 		   AND ($7::timestamptz IS NULL OR (occurred_at, id) < ($7, $8::uuid))
+		   AND ($10 = '' OR actor_type = $10)
 		 ORDER BY occurred_at DESC, id DESC
 		 LIMIT $9`,
-		tenant, q.EventType, q.Outcome, q.Actor, nullTime(q.Start), nullTime(q.End), afterAt, afterID, q.Limit+1)
+		tenant, q.EventType, q.Outcome, q.Actor, nullTime(q.Start), nullTime(q.End), afterAt, afterID, q.Limit+1, q.ActorType)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events of tenant %s: %w", tenant, err)
 	}

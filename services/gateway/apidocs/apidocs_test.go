@@ -285,6 +285,11 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/self-serve/plan/upgrade-request"},
 		{Method: "GET", Path: "/v1/self-serve/usage/summary"},
 		{Method: "GET", Path: "/v1/self-serve/usage/timeseries"},
+		{Method: "POST", Path: "/v1/ui/actions/reindex-document"},
+		{Method: "GET", Path: "/v1/ui/activity"},
+		{Method: "GET", Path: "/v1/ui/bootstrap"},
+		{Method: "GET", Path: "/v1/ui/dashboard/summary"},
+		{Method: "GET", Path: "/v1/ui/documents"},
 	}, got)
 
 	_, err = apidocs.Paths([]byte(`{"paths": [`))

@@ -640,8 +640,10 @@ type Entitlements struct {
 	// features are the enabled feature keys.
 	Features []string `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty"`
 	// revision orders changes: a cache keeps the entitlements of the highest revision it saw.
-	Revision      int64  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
-	Quota         *Quota `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
+	Revision int64  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Quota    *Quota `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
+	// plan_id is the tenant's plan (its own or DEFAULT_PLAN_ID).
+	PlanId        string `protobuf:"bytes,5,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -702,6 +704,13 @@ func (x *Entitlements) GetQuota() *Quota {
 		return x.Quota
 	}
 	return nil
+}
+
+func (x *Entitlements) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
 }
 
 // Quota is a tenant's request quotas. A request to the REST API counts 1 (POST /v1/run counts 3); health,
@@ -2347,12 +2356,13 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
 	"\b_enabled\"Q\n" +
 	"\x1aSetFeatureOverrideResponse\x123\n" +
-	"\x04plan\x18\x01 \x01(\v2\x1f.nexusrag.billing.v1.TenantPlanR\x04plan\"\x95\x01\n" +
+	"\x04plan\x18\x01 \x01(\v2\x1f.nexusrag.billing.v1.TenantPlanR\x04plan\"\xae\x01\n" +
 	"\fEntitlements\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
 	"\bfeatures\x18\x02 \x03(\tR\bfeatures\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x120\n" +
-	"\x05quota\x18\x04 \x01(\v2\x1a.nexusrag.billing.v1.QuotaR\x05quota\"\xbf\x01\n" +
+	"\x05quota\x18\x04 \x01(\v2\x1a.nexusrag.billing.v1.QuotaR\x05quota\x12\x17\n" +
+	"\aplan_id\x18\x05 \x01(\tR\x06planId\"\xbf\x01\n" +
 	"\x05Quota\x120\n" +
 	"\x14daily_requests_limit\x18\x01 \x01(\x03R\x12dailyRequestsLimit\x124\n" +
 	"\x16monthly_requests_limit\x18\x02 \x01(\x03R\x14monthlyRequestsLimit\x12$\n" +

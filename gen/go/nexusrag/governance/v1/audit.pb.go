@@ -266,7 +266,9 @@ type ListAuditEventsRequest struct {
 	// limit is 1..200; 0 means 50.
 	Limit int32 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
 	// cursor is the next_cursor of a previous page.
-	Cursor        string `protobuf:"bytes,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,7,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// actor_type is api_key, system, cli or anonymous.
+	ActorType     string `protobuf:"bytes,8,opt,name=actor_type,json=actorType,proto3" json:"actor_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +348,13 @@ func (x *ListAuditEventsRequest) GetLimit() int32 {
 func (x *ListAuditEventsRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActorType() string {
+	if x != nil {
+		return x.ActorType
 	}
 	return ""
 }
@@ -431,7 +440,7 @@ const file_nexusrag_governance_v1_audit_proto_rawDesc = "" +
 	"\x13RecordEventsRequest\x12:\n" +
 	"\x06events\x18\x01 \x03(\v2\".nexusrag.governance.v1.AuditEventR\x06events\"2\n" +
 	"\x14RecordEventsResponse\x12\x1a\n" +
-	"\brecorded\x18\x01 \x01(\x05R\brecorded\"\x87\x02\n" +
+	"\brecorded\x18\x01 \x01(\x05R\brecorded\"\xa6\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tR\teventType\x12\x18\n" +
@@ -441,7 +450,9 @@ const file_nexusrag_governance_v1_audit_proto_rawDesc = "" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x14\n" +
 	"\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n" +
-	"\x06cursor\x18\a \x01(\tR\x06cursor\"v\n" +
+	"\x06cursor\x18\a \x01(\tR\x06cursor\x12\x1d\n" +
+	"\n" +
+	"actor_type\x18\b \x01(\tR\tactorType\"v\n" +
 	"\x17ListAuditEventsResponse\x12:\n" +
 	"\x06events\x18\x01 \x03(\v2\".nexusrag.governance.v1.AuditEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +

@@ -1163,6 +1163,233 @@ func (x *GetIngestionStatsResponse) GetDeadLetters() int64 {
 	return 0
 }
 
+// SortKey is one field of a sort: created_at, updated_at, filename, document_id, status or size_bytes.
+type SortKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Descending    bool                   `protobuf:"varint,2,opt,name=descending,proto3" json:"descending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SortKey) Reset() {
+	*x = SortKey{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SortKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SortKey) ProtoMessage() {}
+
+func (x *SortKey) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SortKey.ProtoReflect.Descriptor instead.
+func (*SortKey) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SortKey) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *SortKey) GetDescending() bool {
+	if x != nil {
+		return x.Descending
+	}
+	return false
+}
+
+type QueryDocumentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// q matches document_id and filename, case-insensitive.
+	Q string `protobuf:"bytes,1,opt,name=q,proto3" json:"q,omitempty"`
+	// sort is applied in order, then document_id ascending when it is not among the keys.
+	Sort []*SortKey `protobuf:"bytes,2,rep,name=sort,proto3" json:"sort,omitempty"`
+	// limit is 1..100.
+	Limit int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// after is the previous page's last values of the sort keys (and document_id), as returned in last.
+	After         []string               `protobuf:"bytes,4,rep,name=after,proto3" json:"after,omitempty"`
+	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	CorpusId      string                 `protobuf:"bytes,6,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	CreatedFrom   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_from,json=createdFrom,proto3" json:"created_from,omitempty"`
+	CreatedTo     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_to,json=createdTo,proto3" json:"created_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDocumentsRequest) Reset() {
+	*x = QueryDocumentsRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDocumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDocumentsRequest) ProtoMessage() {}
+
+func (x *QueryDocumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDocumentsRequest.ProtoReflect.Descriptor instead.
+func (*QueryDocumentsRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QueryDocumentsRequest) GetQ() string {
+	if x != nil {
+		return x.Q
+	}
+	return ""
+}
+
+func (x *QueryDocumentsRequest) GetSort() []*SortKey {
+	if x != nil {
+		return x.Sort
+	}
+	return nil
+}
+
+func (x *QueryDocumentsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *QueryDocumentsRequest) GetAfter() []string {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *QueryDocumentsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *QueryDocumentsRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *QueryDocumentsRequest) GetCreatedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedFrom
+	}
+	return nil
+}
+
+func (x *QueryDocumentsRequest) GetCreatedTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedTo
+	}
+	return nil
+}
+
+type QueryDocumentsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Documents []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	HasMore   bool                   `protobuf:"varint,2,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	// last is the keyset of the last document: the next page's after.
+	Last []string `protobuf:"bytes,3,rep,name=last,proto3" json:"last,omitempty"`
+	// status_counts counts the documents matching every filter but status.
+	StatusCounts  map[string]int32 `protobuf:"bytes,4,rep,name=status_counts,json=statusCounts,proto3" json:"status_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryDocumentsResponse) Reset() {
+	*x = QueryDocumentsResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryDocumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryDocumentsResponse) ProtoMessage() {}
+
+func (x *QueryDocumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryDocumentsResponse.ProtoReflect.Descriptor instead.
+func (*QueryDocumentsResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *QueryDocumentsResponse) GetDocuments() []*Document {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
+}
+
+func (x *QueryDocumentsResponse) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+func (x *QueryDocumentsResponse) GetLast() []string {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+func (x *QueryDocumentsResponse) GetStatusCounts() map[string]int32 {
+	if x != nil {
+		return x.StatusCounts
+	}
+	return nil
+}
+
 var File_nexusrag_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
@@ -1278,7 +1505,30 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16DocumentsByStatusEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x16\n" +
-	"\x14_oldest_queued_age_s2\xcc\x06\n" +
+	"\x14_oldest_queued_age_s\"?\n" +
+	"\aSortKey\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1e\n" +
+	"\n" +
+	"descending\x18\x02 \x01(\bR\n" +
+	"descending\"\xb1\x02\n" +
+	"\x15QueryDocumentsRequest\x12\f\n" +
+	"\x01q\x18\x01 \x01(\tR\x01q\x12/\n" +
+	"\x04sort\x18\x02 \x03(\v2\x1b.nexusrag.ingest.v1.SortKeyR\x04sort\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05after\x18\x04 \x03(\tR\x05after\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1b\n" +
+	"\tcorpus_id\x18\x06 \x01(\tR\bcorpusId\x12=\n" +
+	"\fcreated_from\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedFrom\x129\n" +
+	"\n" +
+	"created_to\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedTo\"\xa7\x02\n" +
+	"\x16QueryDocumentsResponse\x12:\n" +
+	"\tdocuments\x18\x01 \x03(\v2\x1c.nexusrag.ingest.v1.DocumentR\tdocuments\x12\x19\n" +
+	"\bhas_more\x18\x02 \x01(\bR\ahasMore\x12\x12\n" +
+	"\x04last\x18\x03 \x03(\tR\x04last\x12a\n" +
+	"\rstatus_counts\x18\x04 \x03(\v2<.nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntryR\fstatusCounts\x1a?\n" +
+	"\x11StatusCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x012\xbd\a\n" +
 	"\rIngestService\x12s\n" +
 	"\x0eCreateDocument\x12).nexusrag.ingest.v1.CreateDocumentRequest\x1a*.nexusrag.ingest.v1.CreateDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12f\n" +
@@ -1287,7 +1537,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x0fReindexDocument\x12*.nexusrag.ingest.v1.ReindexDocumentRequest\x1a+.nexusrag.ingest.v1.ReindexDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12o\n" +
 	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12\x92\x01\n" +
-	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12r\n" +
+	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12o\n" +
+	"\x0eQueryDocuments\x12).nexusrag.ingest.v1.QueryDocumentsRequest\x1a*.nexusrag.ingest.v1.QueryDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12r\n" +
 	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd0\x01\n" +
 	"\x16com.nexusrag.ingest.v1B\vIngestProtoP\x01Z?github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1;ingestv1\xa2\x02\x03NIX\xaa\x02\x12Nexusrag.Ingest.V1\xca\x02\x12Nexusrag\\Ingest\\V1\xe2\x02\x1eNexusrag\\Ingest\\V1\\GPBMetadata\xea\x02\x14Nexusrag::Ingest::V1b\x06proto3"
 
@@ -1303,7 +1554,7 @@ func file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*Document)(nil),                  // 0: nexusrag.ingest.v1.Document
 	(*CreateDocumentRequest)(nil),     // 1: nexusrag.ingest.v1.CreateDocumentRequest
@@ -1321,38 +1572,49 @@ var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*GetIngestionStatsRequest)(nil),  // 13: nexusrag.ingest.v1.GetIngestionStatsRequest
 	(*FailureCount)(nil),              // 14: nexusrag.ingest.v1.FailureCount
 	(*GetIngestionStatsResponse)(nil), // 15: nexusrag.ingest.v1.GetIngestionStatsResponse
-	nil,                               // 16: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*SortKey)(nil),                   // 16: nexusrag.ingest.v1.SortKey
+	(*QueryDocumentsRequest)(nil),     // 17: nexusrag.ingest.v1.QueryDocumentsRequest
+	(*QueryDocumentsResponse)(nil),    // 18: nexusrag.ingest.v1.QueryDocumentsResponse
+	nil,                               // 19: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	nil,                               // 20: nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
 }
 var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
-	17, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
-	17, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
-	17, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
-	17, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
-	17, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
+	21, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
+	21, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
+	21, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
+	21, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: nexusrag.ingest.v1.GetDocumentResponse.document:type_name -> nexusrag.ingest.v1.Document
 	0,  // 6: nexusrag.ingest.v1.ListDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	16, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	19, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
 	14, // 8: nexusrag.ingest.v1.GetIngestionStatsResponse.failures:type_name -> nexusrag.ingest.v1.FailureCount
-	1,  // 9: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
-	3,  // 10: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
-	5,  // 11: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
-	7,  // 12: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
-	9,  // 13: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
-	13, // 14: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
-	11, // 15: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
-	2,  // 16: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
-	4,  // 17: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
-	6,  // 18: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
-	8,  // 19: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
-	10, // 20: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
-	15, // 21: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
-	12, // 22: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 9: nexusrag.ingest.v1.QueryDocumentsRequest.sort:type_name -> nexusrag.ingest.v1.SortKey
+	21, // 10: nexusrag.ingest.v1.QueryDocumentsRequest.created_from:type_name -> google.protobuf.Timestamp
+	21, // 11: nexusrag.ingest.v1.QueryDocumentsRequest.created_to:type_name -> google.protobuf.Timestamp
+	0,  // 12: nexusrag.ingest.v1.QueryDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
+	20, // 13: nexusrag.ingest.v1.QueryDocumentsResponse.status_counts:type_name -> nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	1,  // 14: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
+	3,  // 15: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
+	5,  // 16: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
+	7,  // 17: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
+	9,  // 18: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
+	13, // 19: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
+	17, // 20: nexusrag.ingest.v1.IngestService.QueryDocuments:input_type -> nexusrag.ingest.v1.QueryDocumentsRequest
+	11, // 21: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
+	2,  // 22: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
+	4,  // 23: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
+	6,  // 24: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
+	8,  // 25: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
+	10, // 26: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
+	15, // 27: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
+	18, // 28: nexusrag.ingest.v1.IngestService.QueryDocuments:output_type -> nexusrag.ingest.v1.QueryDocumentsResponse
+	12, // 29: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ingest_v1_ingest_proto_init() }
@@ -1369,7 +1631,7 @@ func file_nexusrag_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ingest_v1_ingest_proto_rawDesc), len(file_nexusrag_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	IngestService_ReindexDocument_FullMethodName   = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
 	IngestService_DeleteDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
 	IngestService_GetIngestionStats_FullMethodName = "/nexusrag.ingest.v1.IngestService/GetIngestionStats"
+	IngestService_QueryDocuments_FullMethodName    = "/nexusrag.ingest.v1.IngestService/QueryDocuments"
 	IngestService_GetWorkerStatus_FullMethodName   = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
 )
 
@@ -54,6 +55,9 @@ type IngestServiceClient interface {
 	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
 	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
 	GetIngestionStats(ctx context.Context, in *GetIngestionStatsRequest, opts ...grpc.CallOption) (*GetIngestionStatsResponse, error)
+	// QueryDocuments lists the caller's tenant's documents with any sort, full-text q, filters and keyset
+	// paging, and counts them by status (internal: the UI BFF).
+	QueryDocuments(ctx context.Context, in *QueryDocumentsRequest, opts ...grpc.CallOption) (*QueryDocumentsResponse, error)
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error)
@@ -127,6 +131,16 @@ func (c *ingestServiceClient) GetIngestionStats(ctx context.Context, in *GetInge
 	return out, nil
 }
 
+func (c *ingestServiceClient) QueryDocuments(ctx context.Context, in *QueryDocumentsRequest, opts ...grpc.CallOption) (*QueryDocumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueryDocumentsResponse)
+	err := c.cc.Invoke(ctx, IngestService_QueryDocuments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ingestServiceClient) GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetWorkerStatusResponse)
@@ -161,6 +175,9 @@ type IngestServiceServer interface {
 	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
 	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
 	GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error)
+	// QueryDocuments lists the caller's tenant's documents with any sort, full-text q, filters and keyset
+	// paging, and counts them by status (internal: the UI BFF).
+	QueryDocuments(context.Context, *QueryDocumentsRequest) (*QueryDocumentsResponse, error)
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error)
@@ -191,6 +208,9 @@ func (UnimplementedIngestServiceServer) DeleteDocument(context.Context, *DeleteD
 }
 func (UnimplementedIngestServiceServer) GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIngestionStats not implemented")
+}
+func (UnimplementedIngestServiceServer) QueryDocuments(context.Context, *QueryDocumentsRequest) (*QueryDocumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryDocuments not implemented")
 }
 func (UnimplementedIngestServiceServer) GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkerStatus not implemented")
@@ -324,6 +344,24 @@ func _IngestService_GetIngestionStats_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_QueryDocuments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryDocumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).QueryDocuments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_QueryDocuments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).QueryDocuments(ctx, req.(*QueryDocumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IngestService_GetWorkerStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetWorkerStatusRequest)
 	if err := dec(in); err != nil {
@@ -372,6 +410,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetIngestionStats",
 			Handler:    _IngestService_GetIngestionStats_Handler,
+		},
+		{
+			MethodName: "QueryDocuments",
+			Handler:    _IngestService_QueryDocuments_Handler,
 		},
 		{
 			MethodName: "GetWorkerStatus",
