@@ -69,9 +69,9 @@ func orEmpty(s *structpb.Struct) *structpb.Struct {
 // ListQuery filters a tenant's events.
 type ListQuery struct {
 	EventType, Outcome, Actor, ActorType string
-	Start, End                time.Time // zero: unbounded
-	Limit                     int
-	After                     *cursor // keyset position: strictly older than this
+	Start, End                           time.Time // zero: unbounded
+	Limit                                int
+	After                                *cursor // keyset position: strictly older than this
 }
 
 // List returns up to q.Limit+1 events newest first (the extra one tells there is more).
