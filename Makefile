@@ -88,6 +88,17 @@ fuzz-api: deps ## the API fuzzer against the built binary, longer: cases per rou
 	set -o pipefail; NEXUSRAG_FUZZ_API_RANDOM=$(FUZZ_API_RANDOM) NEXUSRAG_FUZZ_API_SEED=$(FUZZ_API_SEED) \
 	  go test -race -count=1 -timeout 2h -run '^TestAPIFuzz$$' -v ./cmd/nexusrag 2>&1 | grep -av '^ *{"time"'
 
+# The web console (console/): a pinned esbuild bundles it into services/gateway/console/dist,
+# which the binary embeds (committed, so that building the binary needs no npm).
+.PHONY: console
+console: ## rebuild the web console's static files (npm ci, then esbuild)
+	cd console && npm ci --no-audit --no-fund && npm run build
+
+# Screenshots of the console's main pages, for the README (Debian's chromium, headless).
+.PHONY: screenshots
+screenshots: build deps ## write docs/screenshots/*.png from the console against a fresh platform
+	NEXUSRAG_SCREENSHOTS=$(CURDIR)/docs/screenshots go test -count=1 -run '^TestConsoleScreenshots$$' ./cmd/nexusrag
+
 .PHONY: bench
 bench: build deps ## start the built binary on local Postgres/Redis and print a table of figures
 	go run ./bench

@@ -99,11 +99,15 @@ install_redis() {
 }
 
 # The tests check webhook signatures with openssl's HMAC, an implementation independent of
-# the platform's.
+# the platform's, and drive the web console in Debian's headless chromium.
 install_tools() {
   if ! command -v openssl >/dev/null 2>&1; then
     log "installing openssl"
     apt_install openssl
+  fi
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium (the console's browser tests)"
+    apt_install chromium
   fi
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
 	"github.com/nexusrag/nexusrag/services/gateway"
+	"github.com/nexusrag/nexusrag/services/gateway/console"
 	"github.com/nexusrag/nexusrag/services/governance"
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/ops"
@@ -212,8 +213,11 @@ func initGateway(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}
-	a.http = http.NewServeMux()
-	a.http.Handle("/", edge)
+	mux := http.NewServeMux()
+	mux.Handle("/", edge)
+	mux.Handle("/console", console.Handler())
+	mux.Handle("/console/", console.Handler())
+	a.http = mux
 	return nil
 }
 
