@@ -16,6 +16,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
@@ -141,8 +142,11 @@ func initIngest(_ context.Context, a *app) error {
 		return err
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	a.grpc.Register(&ingestv1.IngestService_ServiceDesc,
-		ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).WithRollouts(a.rollouts))
+	isrv := ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).WithRollouts(a.rollouts)
+	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, isrv)
+	if b := isrv.Bulkhead(); b != nil {
+		a.publishBulkhead("ingest", b)
+	}
 	worker := ingest.NewWorker(store, queue, client, a.log, cfg.WorkerOptions())
 	a.goBackground("ingest worker", worker.Run)
 	watch := ingest.HeartbeatWatch{Queue: queue, StaleAfter: cfg.ClaimTimeout, Now: time.Now, Audit: a.rec, Log: a.log}
@@ -177,6 +181,7 @@ func initRun(ctx context.Context, a *app) error {
 		return err
 	}
 	a.grpc.Register(&runv1.RunService_ServiceDesc, srv.WithRollouts(a.rollouts))
+	a.publishBulkhead("run", srv.Bulkhead())
 	return nil
 }
 
@@ -289,4 +294,13 @@ func initUI(_ context.Context, a *app) error {
 		return nil
 	})
 	return nil
+}
+
+// publishBulkhead reports a bulkhead's occupancy and refusals to /v1/ops/metrics, every second.
+func (a *app) publishBulkhead(name string, b *bulkhead.Bulkhead) {
+	stats := reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log)
+	a.goBackground("bulkhead stats ("+name+")", func(ctx context.Context) error {
+		ops.PublishBulkheads(ctx, stats, map[string]*bulkhead.Bulkhead{name: b}, time.Second)
+		return nil
+	})
 }

@@ -49,6 +49,12 @@ func TestOpsCountEveryReplica(t *testing.T) {
 		runs, _ := r.data()["runs"].(map[string]any)
 		return runs["started"] == "1" && runs["completed"] == "1" && runs["errored"] == "0" && runs["open"] == "0"
 	}, 5*time.Second, 50*time.Millisecond, "the run stream was counted: %s", r.Body)
+	require.Eventually(t, func() bool {
+		r = a.do(http.MethodGet, "/v1/ops/metrics", admin, "")
+		run, _ := r.data()["bulkheads"].(map[string]any)["run"].(map[string]any)
+		ingest, _ := r.data()["bulkheads"].(map[string]any)["ingest"].(map[string]any)
+		return run["capacity"] == "512" && run["in_use"] == "0" && ingest["capacity"] == "128"
+	}, 5*time.Second, 50*time.Millisecond, "both replicas' bulkheads (RUN_MAX_CONCURRENCY 256, INGEST_MAX_CONCURRENCY 64 each): %s", r.Body)
 
 	r = b.do(http.MethodGet, "/v1/ops/slo", admin, "")
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)

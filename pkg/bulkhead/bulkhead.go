@@ -4,6 +4,7 @@ package bulkhead
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 
@@ -16,8 +17,9 @@ const CodeServiceBusy = "SERVICE_BUSY"
 // Bulkhead admits at most its capacity of concurrent holders. The zero value is unusable;
 // a nil *Bulkhead admits everything.
 type Bulkhead struct {
-	name  string
-	slots chan struct{}
+	name     string
+	slots    chan struct{}
+	rejected atomic.Int64
 }
 
 // New returns a bulkhead of capacity for the work named name (for the error message).
@@ -35,6 +37,7 @@ func (b *Bulkhead) Acquire() (release func(), err error) {
 	case b.slots <- struct{}{}:
 		return func() { <-b.slots }, nil
 	default:
+		b.rejected.Add(1)
 		return nil, apierr.New(codes.Unavailable, CodeServiceBusy,
 			fmt.Sprintf("%s is at capacity (%d at once); retry shortly", b.name, cap(b.slots)), "retry_after_s", "1")
 	}
@@ -42,3 +45,9 @@ func (b *Bulkhead) Acquire() (release func(), err error) {
 
 // InUse is the number of slots taken.
 func (b *Bulkhead) InUse() int { return len(b.slots) }
+
+// Capacity is the number of slots.
+func (b *Bulkhead) Capacity() int { return cap(b.slots) }
+
+// Rejected counts the refusals since the bulkhead was made.
+func (b *Bulkhead) Rejected() int64 { return b.rejected.Load() }

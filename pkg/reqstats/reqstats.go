@@ -154,6 +154,13 @@ func (s *Stats) Gauge(name string, delta int64) {
 	s.mu.Unlock()
 }
 
+// SetGauge sets this replica's gauge name to v.
+func (s *Stats) SetGauge(name string, v int64) {
+	s.mu.Lock()
+	s.gauges[name] = v
+	s.mu.Unlock()
+}
+
 // Flush writes what was counted since the last flush; what Redis refuses is kept for the
 // next one.
 func (s *Stats) Flush(ctx context.Context) error {

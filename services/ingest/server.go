@@ -352,3 +352,6 @@ func (s *Server) WithRollouts(c rollouts.Checker) *Server {
 	s.rollouts = c
 	return s
 }
+
+// Bulkhead is the bulkhead of concurrent writes (INGEST_MAX_CONCURRENCY; nil: none).
+func (s *Server) Bulkhead() *bulkhead.Bulkhead { return s.writes }

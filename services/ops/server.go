@@ -19,6 +19,7 @@ import (
 	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/gateway"
@@ -150,6 +151,33 @@ func (s *Server) GetOpsHealth(ctx context.Context, _ *opsv1.GetOpsHealthRequest)
 	return out, nil
 }
 
+// Bulkheads are the bulkheads processes report (PublishBulkheads).
+var Bulkheads = []string{"run", "ingest"}
+
+// PublishBulkheads reports bs (name -> bulkhead) into stats every interval until ctx
+// ends: in use and capacity as this process's gauges, refusals as counts per minute.
+func PublishBulkheads(ctx context.Context, stats *reqstats.Stats, bs map[string]*bulkhead.Bulkhead, interval time.Duration) {
+	last := map[string]int64{}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		for name, b := range bs {
+			stats.SetGauge("bulkhead:"+name+":in_use", int64(b.InUse()))
+			stats.SetGauge("bulkhead:"+name+":capacity", int64(b.Capacity()))
+			if r := b.Rejected(); r > last[name] {
+				stats.Count("bulkhead:"+name+":rejected", r-last[name])
+				last[name] = r
+			}
+		}
+		_ = stats.Flush(ctx) // what Redis refuses is kept for the next flush
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 var routeClasses = []string{gateway.ClassRun, gateway.ClassMutation, gateway.ClassRead, gateway.ClassOps}
 
 // GetOpsMetrics sums the request counts of the last window_minutes.
@@ -174,6 +202,18 @@ func (s *Server) GetOpsMetrics(ctx context.Context, req *opsv1.GetOpsMetricsRequ
 	for _, class := range routeClasses {
 		c := w["class:"+class]
 		out.RouteClasses[class] = &opsv1.RequestStats{Count: c.Requests, Errors: c.Errors, P50Ms: c.Quantile(.5), P95Ms: c.Quantile(.95), P99Ms: c.Quantile(.99)}
+	}
+	out.Bulkheads = map[string]*opsv1.BulkheadState{}
+	for _, name := range Bulkheads {
+		inUse, err := s.stats.GaugeSum(ctx, "bulkhead:"+name+":in_use")
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		capacity, err := s.stats.GaugeSum(ctx, "bulkhead:"+name+":capacity")
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out.Bulkheads[name] = &opsv1.BulkheadState{InUse: inUse, Capacity: capacity, Rejected: w["bulkhead:"+name+":rejected"].Requests}
 	}
 	for name, state := range s.breakers {
 		st, err := state(ctx)

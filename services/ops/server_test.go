@@ -11,6 +11,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/redistest"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
@@ -98,4 +99,30 @@ func TestMetricsWindowIsValidated(t *testing.T) {
 	e, ok := apierr.From(err)
 	require.True(t, ok)
 	require.Equal(t, "window_minutes", e.Details["field"])
+}
+
+// A bulkhead's occupancy and refusals reach the metrics.
+func TestBulkheadsAreReported(t *testing.T) {
+	rdb, prefix := redistest.New(t)
+	stats := reqstats.New(rdb, prefix, "r1", logging.Discard())
+	b := bulkhead.New("the run service", 2)
+	release, err := b.Acquire()
+	require.NoError(t, err)
+	defer release()
+	_, err = b.Acquire()
+	require.NoError(t, err)
+	_, err = b.Acquire()
+	require.Error(t, err, "full")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ops.PublishBulkheads(ctx, stats, map[string]*bulkhead.Bulkhead{"run": b}, 10*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+
+	srv := ops.NewServer(objectives, nil, nil, stats, nil, nil, &audittest.Recorder{}, logging.Discard())
+	require.Eventually(t, func() bool {
+		res, err := srv.GetOpsMetrics(context.Background(), &opsv1.GetOpsMetricsRequest{})
+		require.NoError(t, err)
+		run := res.GetBulkheads()["run"]
+		return run.GetInUse() == 2 && run.GetCapacity() == 2 && run.GetRejected() == 1
+	}, 5*time.Second, 10*time.Millisecond)
 }

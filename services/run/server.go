@@ -207,3 +207,6 @@ func (s *Server) WithRollouts(c rollouts.Checker) *Server {
 	s.rollouts = c
 	return s
 }
+
+// Bulkhead is the bulkhead of concurrent runs (RUN_MAX_CONCURRENCY).
+func (s *Server) Bulkhead() *bulkhead.Bulkhead { return s.runs }

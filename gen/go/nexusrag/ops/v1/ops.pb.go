@@ -888,20 +888,84 @@ func (x *BreakerState) GetState() string {
 	return ""
 }
 
+// BulkheadState is one bulkhead summed over the processes that hold it (run, ingest).
+type BulkheadState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// in_use and capacity are now; rejected is over the window (SERVICE_BUSY answers).
+	InUse         int64 `protobuf:"varint,1,opt,name=in_use,json=inUse,proto3" json:"in_use,omitempty"`
+	Capacity      int64 `protobuf:"varint,2,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Rejected      int64 `protobuf:"varint,3,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkheadState) Reset() {
+	*x = BulkheadState{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkheadState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkheadState) ProtoMessage() {}
+
+func (x *BulkheadState) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkheadState.ProtoReflect.Descriptor instead.
+func (*BulkheadState) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *BulkheadState) GetInUse() int64 {
+	if x != nil {
+		return x.InUse
+	}
+	return 0
+}
+
+func (x *BulkheadState) GetCapacity() int64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *BulkheadState) GetRejected() int64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
 type GetOpsMetricsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WindowMinutes int32                  `protobuf:"varint,1,opt,name=window_minutes,json=windowMinutes,proto3" json:"window_minutes,omitempty"`
 	// route_classes are run, mutation, read and ops.
-	RouteClasses  map[string]*RequestStats `protobuf:"bytes,2,rep,name=route_classes,json=routeClasses,proto3" json:"route_classes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Runs          *StreamStats             `protobuf:"bytes,3,opt,name=runs,proto3" json:"runs,omitempty"`
-	Breakers      map[string]*BreakerState `protobuf:"bytes,4,rep,name=breakers,proto3" json:"breakers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	RouteClasses map[string]*RequestStats `protobuf:"bytes,2,rep,name=route_classes,json=routeClasses,proto3" json:"route_classes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Runs         *StreamStats             `protobuf:"bytes,3,opt,name=runs,proto3" json:"runs,omitempty"`
+	Breakers     map[string]*BreakerState `protobuf:"bytes,4,rep,name=breakers,proto3" json:"breakers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// bulkheads are run and ingest (RUN_MAX_CONCURRENCY, INGEST_MAX_CONCURRENCY).
+	Bulkheads     map[string]*BulkheadState `protobuf:"bytes,5,rep,name=bulkheads,proto3" json:"bulkheads,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetOpsMetricsResponse) Reset() {
 	*x = GetOpsMetricsResponse{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +977,7 @@ func (x *GetOpsMetricsResponse) String() string {
 func (*GetOpsMetricsResponse) ProtoMessage() {}
 
 func (x *GetOpsMetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[17]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +990,7 @@ func (x *GetOpsMetricsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpsMetricsResponse.ProtoReflect.Descriptor instead.
 func (*GetOpsMetricsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetOpsMetricsResponse) GetWindowMinutes() int32 {
@@ -957,6 +1021,13 @@ func (x *GetOpsMetricsResponse) GetBreakers() map[string]*BreakerState {
 	return nil
 }
 
+func (x *GetOpsMetricsResponse) GetBulkheads() map[string]*BulkheadState {
+	if x != nil {
+		return x.Bulkheads
+	}
+	return nil
+}
+
 type GetSloRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -965,7 +1036,7 @@ type GetSloRequest struct {
 
 func (x *GetSloRequest) Reset() {
 	*x = GetSloRequest{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1048,7 @@ func (x *GetSloRequest) String() string {
 func (*GetSloRequest) ProtoMessage() {}
 
 func (x *GetSloRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[18]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1061,7 @@ func (x *GetSloRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSloRequest.ProtoReflect.Descriptor instead.
 func (*GetSloRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{18}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{19}
 }
 
 type ErrorBudget struct {
@@ -1005,7 +1076,7 @@ type ErrorBudget struct {
 
 func (x *ErrorBudget) Reset() {
 	*x = ErrorBudget{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1088,7 @@ func (x *ErrorBudget) String() string {
 func (*ErrorBudget) ProtoMessage() {}
 
 func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[19]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1101,7 @@ func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBudget.ProtoReflect.Descriptor instead.
 func (*ErrorBudget) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{19}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ErrorBudget) GetRemainingPct() float64 {
@@ -1070,7 +1141,7 @@ type GetSloResponse struct {
 
 func (x *GetSloResponse) Reset() {
 	*x = GetSloResponse{}
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1153,7 @@ func (x *GetSloResponse) String() string {
 func (*GetSloResponse) ProtoMessage() {}
 
 func (x *GetSloResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[20]
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1166,7 @@ func (x *GetSloResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSloResponse.ProtoReflect.Descriptor instead.
 func (*GetSloResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{20}
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetSloResponse) GetWindow() string {
@@ -1239,18 +1310,26 @@ const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\tcompleted\x18\x03 \x01(\x03R\tcompleted\x12\x18\n" +
 	"\aerrored\x18\x04 \x01(\x03R\aerrored\"$\n" +
 	"\fBreakerState\x12\x14\n" +
-	"\x05state\x18\x01 \x01(\tR\x05state\"\xdd\x03\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\"^\n" +
+	"\rBulkheadState\x12\x15\n" +
+	"\x06in_use\x18\x01 \x01(\x03R\x05inUse\x12\x1a\n" +
+	"\bcapacity\x18\x02 \x01(\x03R\bcapacity\x12\x1a\n" +
+	"\brejected\x18\x03 \x01(\x03R\brejected\"\x90\x05\n" +
 	"\x15GetOpsMetricsResponse\x12%\n" +
 	"\x0ewindow_minutes\x18\x01 \x01(\x05R\rwindowMinutes\x12]\n" +
 	"\rroute_classes\x18\x02 \x03(\v28.nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntryR\frouteClasses\x120\n" +
 	"\x04runs\x18\x03 \x01(\v2\x1c.nexusrag.ops.v1.StreamStatsR\x04runs\x12P\n" +
-	"\bbreakers\x18\x04 \x03(\v24.nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntryR\bbreakers\x1a^\n" +
+	"\bbreakers\x18\x04 \x03(\v24.nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntryR\bbreakers\x12S\n" +
+	"\tbulkheads\x18\x05 \x03(\v25.nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntryR\tbulkheads\x1a^\n" +
 	"\x11RouteClassesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x123\n" +
 	"\x05value\x18\x02 \x01(\v2\x1d.nexusrag.ops.v1.RequestStatsR\x05value:\x028\x01\x1aZ\n" +
 	"\rBreakersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x123\n" +
-	"\x05value\x18\x02 \x01(\v2\x1d.nexusrag.ops.v1.BreakerStateR\x05value:\x028\x01\"\x0f\n" +
+	"\x05value\x18\x02 \x01(\v2\x1d.nexusrag.ops.v1.BreakerStateR\x05value:\x028\x01\x1a\\\n" +
+	"\x0eBulkheadsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.nexusrag.ops.v1.BulkheadStateR\x05value:\x028\x01\"\x0f\n" +
 	"\rGetSloRequest\"T\n" +
 	"\vErrorBudget\x12#\n" +
 	"\rremaining_pct\x18\x01 \x01(\x01R\fremainingPct\x12 \n" +
@@ -1297,7 +1376,7 @@ func file_nexusrag_ops_v1_ops_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ops_v1_ops_proto_rawDescData
 }
 
-var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_nexusrag_ops_v1_ops_proto_goTypes = []any{
 	(*GetKillSwitchesRequest)(nil),     // 0: nexusrag.ops.v1.GetKillSwitchesRequest
 	(*GetKillSwitchesResponse)(nil),    // 1: nexusrag.ops.v1.GetKillSwitchesResponse
@@ -1316,70 +1395,74 @@ var file_nexusrag_ops_v1_ops_proto_goTypes = []any{
 	(*RequestStats)(nil),               // 14: nexusrag.ops.v1.RequestStats
 	(*StreamStats)(nil),                // 15: nexusrag.ops.v1.StreamStats
 	(*BreakerState)(nil),               // 16: nexusrag.ops.v1.BreakerState
-	(*GetOpsMetricsResponse)(nil),      // 17: nexusrag.ops.v1.GetOpsMetricsResponse
-	(*GetSloRequest)(nil),              // 18: nexusrag.ops.v1.GetSloRequest
-	(*ErrorBudget)(nil),                // 19: nexusrag.ops.v1.ErrorBudget
-	(*GetSloResponse)(nil),             // 20: nexusrag.ops.v1.GetSloResponse
-	nil,                                // 21: nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
-	nil,                                // 22: nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
-	nil,                                // 23: nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
-	nil,                                // 24: nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
-	nil,                                // 25: nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
-	nil,                                // 26: nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
-	nil,                                // 27: nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
-	nil,                                // 28: nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
-	nil,                                // 29: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	nil,                                // 30: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
-	nil,                                // 31: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
-	nil,                                // 32: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	nil,                                // 33: nexusrag.ops.v1.GetSloResponse.P95Entry
-	nil,                                // 34: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(*BulkheadState)(nil),              // 17: nexusrag.ops.v1.BulkheadState
+	(*GetOpsMetricsResponse)(nil),      // 18: nexusrag.ops.v1.GetOpsMetricsResponse
+	(*GetSloRequest)(nil),              // 19: nexusrag.ops.v1.GetSloRequest
+	(*ErrorBudget)(nil),                // 20: nexusrag.ops.v1.ErrorBudget
+	(*GetSloResponse)(nil),             // 21: nexusrag.ops.v1.GetSloResponse
+	nil,                                // 22: nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 23: nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	nil,                                // 24: nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 25: nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 26: nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	nil,                                // 27: nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 28: nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	nil,                                // 29: nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	nil,                                // 30: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	nil,                                // 31: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	nil,                                // 32: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	nil,                                // 33: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	nil,                                // 34: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
+	nil,                                // 35: nexusrag.ops.v1.GetSloResponse.P95Entry
+	nil,                                // 36: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
 }
 var file_nexusrag_ops_v1_ops_proto_depIdxs = []int32{
-	21, // 0: nexusrag.ops.v1.GetKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
-	22, // 1: nexusrag.ops.v1.UpdateKillSwitchesRequest.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
-	23, // 2: nexusrag.ops.v1.UpdateKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
-	24, // 3: nexusrag.ops.v1.GetCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
-	25, // 4: nexusrag.ops.v1.UpdateCanaryRequest.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
-	26, // 5: nexusrag.ops.v1.UpdateCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
-	27, // 6: nexusrag.ops.v1.GetRolloutStateResponse.kill_switches:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
-	28, // 7: nexusrag.ops.v1.GetRolloutStateResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
-	29, // 8: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	30, // 9: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	22, // 0: nexusrag.ops.v1.GetKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	23, // 1: nexusrag.ops.v1.UpdateKillSwitchesRequest.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	24, // 2: nexusrag.ops.v1.UpdateKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	25, // 3: nexusrag.ops.v1.GetCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	26, // 4: nexusrag.ops.v1.UpdateCanaryRequest.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	27, // 5: nexusrag.ops.v1.UpdateCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	28, // 6: nexusrag.ops.v1.GetRolloutStateResponse.kill_switches:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	29, // 7: nexusrag.ops.v1.GetRolloutStateResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	30, // 8: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	31, // 9: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
 	11, // 10: nexusrag.ops.v1.GetOpsHealthResponse.worker:type_name -> nexusrag.ops.v1.Component
-	35, // 11: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
-	31, // 12: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	37, // 11: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
+	32, // 12: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
 	15, // 13: nexusrag.ops.v1.GetOpsMetricsResponse.runs:type_name -> nexusrag.ops.v1.StreamStats
-	32, // 14: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	33, // 15: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
-	19, // 16: nexusrag.ops.v1.GetSloResponse.error_budget:type_name -> nexusrag.ops.v1.ErrorBudget
-	34, // 17: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	11, // 18: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
-	11, // 19: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
-	14, // 20: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
-	16, // 21: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
-	10, // 22: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
-	13, // 23: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
-	18, // 24: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
-	0,  // 25: nexusrag.ops.v1.OpsService.GetKillSwitches:input_type -> nexusrag.ops.v1.GetKillSwitchesRequest
-	2,  // 26: nexusrag.ops.v1.OpsService.UpdateKillSwitches:input_type -> nexusrag.ops.v1.UpdateKillSwitchesRequest
-	4,  // 27: nexusrag.ops.v1.OpsService.GetCanary:input_type -> nexusrag.ops.v1.GetCanaryRequest
-	6,  // 28: nexusrag.ops.v1.OpsService.UpdateCanary:input_type -> nexusrag.ops.v1.UpdateCanaryRequest
-	8,  // 29: nexusrag.ops.v1.OpsService.GetRolloutState:input_type -> nexusrag.ops.v1.GetRolloutStateRequest
-	12, // 30: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
-	17, // 31: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
-	20, // 32: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
-	1,  // 33: nexusrag.ops.v1.OpsService.GetKillSwitches:output_type -> nexusrag.ops.v1.GetKillSwitchesResponse
-	3,  // 34: nexusrag.ops.v1.OpsService.UpdateKillSwitches:output_type -> nexusrag.ops.v1.UpdateKillSwitchesResponse
-	5,  // 35: nexusrag.ops.v1.OpsService.GetCanary:output_type -> nexusrag.ops.v1.GetCanaryResponse
-	7,  // 36: nexusrag.ops.v1.OpsService.UpdateCanary:output_type -> nexusrag.ops.v1.UpdateCanaryResponse
-	9,  // 37: nexusrag.ops.v1.OpsService.GetRolloutState:output_type -> nexusrag.ops.v1.GetRolloutStateResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	33, // 14: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	34, // 15: nexusrag.ops.v1.GetOpsMetricsResponse.bulkheads:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
+	35, // 16: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
+	20, // 17: nexusrag.ops.v1.GetSloResponse.error_budget:type_name -> nexusrag.ops.v1.ErrorBudget
+	36, // 18: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	11, // 19: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
+	11, // 20: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
+	14, // 21: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
+	16, // 22: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
+	17, // 23: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry.value:type_name -> nexusrag.ops.v1.BulkheadState
+	10, // 24: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
+	13, // 25: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
+	19, // 26: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
+	0,  // 27: nexusrag.ops.v1.OpsService.GetKillSwitches:input_type -> nexusrag.ops.v1.GetKillSwitchesRequest
+	2,  // 28: nexusrag.ops.v1.OpsService.UpdateKillSwitches:input_type -> nexusrag.ops.v1.UpdateKillSwitchesRequest
+	4,  // 29: nexusrag.ops.v1.OpsService.GetCanary:input_type -> nexusrag.ops.v1.GetCanaryRequest
+	6,  // 30: nexusrag.ops.v1.OpsService.UpdateCanary:input_type -> nexusrag.ops.v1.UpdateCanaryRequest
+	8,  // 31: nexusrag.ops.v1.OpsService.GetRolloutState:input_type -> nexusrag.ops.v1.GetRolloutStateRequest
+	12, // 32: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
+	18, // 33: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
+	21, // 34: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
+	1,  // 35: nexusrag.ops.v1.OpsService.GetKillSwitches:output_type -> nexusrag.ops.v1.GetKillSwitchesResponse
+	3,  // 36: nexusrag.ops.v1.OpsService.UpdateKillSwitches:output_type -> nexusrag.ops.v1.UpdateKillSwitchesResponse
+	5,  // 37: nexusrag.ops.v1.OpsService.GetCanary:output_type -> nexusrag.ops.v1.GetCanaryResponse
+	7,  // 38: nexusrag.ops.v1.OpsService.UpdateCanary:output_type -> nexusrag.ops.v1.UpdateCanaryResponse
+	9,  // 39: nexusrag.ops.v1.OpsService.GetRolloutState:output_type -> nexusrag.ops.v1.GetRolloutStateResponse
+	32, // [32:40] is the sub-list for method output_type
+	24, // [24:32] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ops_v1_ops_proto_init() }
@@ -1394,7 +1477,7 @@ func file_nexusrag_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ops_v1_ops_proto_rawDesc), len(file_nexusrag_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
