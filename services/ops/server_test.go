@@ -115,7 +115,10 @@ func TestBulkheadsAreReported(t *testing.T) {
 	require.Error(t, err, "full")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); ops.PublishBulkheads(ctx, stats, map[string]*bulkhead.Bulkhead{"run": b}, 10*time.Millisecond) }()
+	go func() {
+		defer close(done)
+		ops.PublishBulkheads(ctx, stats, map[string]*bulkhead.Bulkhead{"run": b}, 10*time.Millisecond)
+	}()
 	defer func() { cancel(); <-done }()
 
 	srv := ops.NewServer(objectives, nil, nil, stats, nil, nil, &audittest.Recorder{}, logging.Discard())
