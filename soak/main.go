@@ -239,8 +239,8 @@ func (p *platform) startWorker() error {
 	if err != nil {
 		return err
 	}
-	p.worker, err = p.env.Serve([]string{"--services=ingest"}, logs,
-		"GOVERNANCE_GRPC_ADDR="+p.main.GRPCAddr, "RETRIEVAL_GRPC_ADDR="+p.main.GRPCAddr)
+	p.worker, err = p.env.Serve([]string{"--services=ingest"}, logs, "GOVERNANCE_GRPC_ADDR="+p.main.GRPCAddr,
+		"RETRIEVAL_GRPC_ADDR="+p.main.GRPCAddr, "BILLING_GRPC_ADDR="+p.main.GRPCAddr, "OPS_GRPC_ADDR="+p.main.GRPCAddr)
 	return err
 }
 
