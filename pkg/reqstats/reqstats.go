@@ -110,17 +110,8 @@ func (s *Stats) Observe(elapsed time.Duration, failed bool, dims ...string) {
 	minute := s.now().Unix() / 60
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.pending[minute]
-	if m == nil {
-		m = map[string]*Counts{}
-		s.pending[minute] = m
-	}
 	for _, d := range dims {
-		c := m[d]
-		if c == nil {
-			c = &Counts{Buckets: make([]int64, len(BoundsMS)+1)}
-			m[d] = c
-		}
+		c := s.counts(minute, d)
 		c.Requests++
 		if failed {
 			c.Errors++
@@ -134,6 +125,11 @@ func (s *Stats) Count(dim string, n int64) {
 	minute := s.now().Unix() / 60
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.counts(minute, dim).Requests += n
+}
+
+// counts is the pending counts of dim in minute, made when missing; s.mu is held.
+func (s *Stats) counts(minute int64, dim string) *Counts {
 	m := s.pending[minute]
 	if m == nil {
 		m = map[string]*Counts{}
@@ -144,7 +140,7 @@ func (s *Stats) Count(dim string, n int64) {
 		c = &Counts{Buckets: make([]int64, len(BoundsMS)+1)}
 		m[dim] = c
 	}
-	c.Requests += n
+	return c
 }
 
 // Gauge adds delta to this replica's gauge name (for example open run streams).
@@ -200,16 +196,8 @@ func (s *Stats) Flush(ctx context.Context) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.mu.Lock()
 		for minute, dims := range pending { // back, for the next flush
-			m := s.pending[minute]
-			if m == nil {
-				m = map[string]*Counts{}
-				s.pending[minute] = m
-			}
 			for d, c := range dims {
-				if m[d] == nil {
-					m[d] = &Counts{Buckets: make([]int64, len(BoundsMS)+1)}
-				}
-				m[d].add(*c)
+				s.counts(minute, d).add(*c)
 			}
 		}
 		s.mu.Unlock()

@@ -145,11 +145,7 @@ func (s *Server) ListDocuments(ctx context.Context, req *uiv1.ListDocumentsReque
 	if req.GetStatus() != "" && !slices.Contains(documentStatuses, req.GetStatus()) {
 		return nil, apierr.InvalidArgument("status", "status must be one of "+strings.Join(documentStatuses, ", "))
 	}
-	from, err := timeParam("created_from", req.GetCreatedFrom())
-	if err != nil {
-		return nil, err
-	}
-	to, err := timeParam("created_to", req.GetCreatedTo())
+	from, to, err := createdRange(req.GetCreatedFrom(), req.GetCreatedTo())
 	if err != nil {
 		return nil, err
 	}
@@ -196,11 +192,7 @@ func (s *Server) ListActivity(ctx context.Context, req *uiv1.ListActivityRequest
 	if req.GetActorType() != "" && !audit.KnownActorType(req.GetActorType()) {
 		return nil, apierr.InvalidArgument("actor_type", "actor_type must be api_key, system, cli or anonymous")
 	}
-	from, err := timeParam("created_from", req.GetCreatedFrom())
-	if err != nil {
-		return nil, err
-	}
-	to, err := timeParam("created_to", req.GetCreatedTo())
+	from, to, err := createdRange(req.GetCreatedFrom(), req.GetCreatedTo())
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +272,16 @@ func sortOf(sort string, allowed []string) ([]*ingestv1.SortKey, error) {
 		keys = append(keys, &ingestv1.SortKey{Field: f, Descending: desc})
 	}
 	return keys, nil
+}
+
+// createdRange parses the created_from and created_to filters.
+func createdRange(from, to string) (*timestamppb.Timestamp, *timestamppb.Timestamp, error) {
+	f, err := timeParam("created_from", from)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := timeParam("created_to", to)
+	return f, t, err
 }
 
 // timeParam parses an RFC 3339 time (nil when empty).
