@@ -94,8 +94,8 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService",
-		"nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
+		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService",
+		"nexusrag.governance.v1.PolicyService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
 	}, names)
 
 	for _, svc := range []string{"", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService"} {
@@ -230,7 +230,12 @@ func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
 					if m == "{tenant_id}" {
 						value = "t1"
 					}
-					req.Set(md.Input().Fields().ByName(protoreflect.Name(m[1:len(m)-1])), protoreflect.ValueOfString(value))
+					fd := md.Input().Fields().ByName(protoreflect.Name(m[1 : len(m)-1]))
+					if fd.Kind() == protoreflect.Int64Kind { // an id: one that names nothing
+						req.Set(fd, protoreflect.ValueOfInt64(987654321))
+						return "987654321"
+					}
+					req.Set(fd, protoreflect.ValueOfString(value))
 					return value
 				})
 				got := invoke(withKey(ctx, admin), conn, md, req)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,6 +17,7 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
+	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
@@ -50,7 +52,8 @@ func modules() registry {
 		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
 		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
-			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations}},
+			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
+			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler}}}},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
@@ -77,7 +80,22 @@ func modules() registry {
 
 func initGovernance(_ context.Context, a *app) error {
 	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log))
+	// Governance is where audit events go, so it starts before the audit recorder: its
+	// own events are recorded through the app once the recorder exists.
+	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, appRecorder{a}, a.log))
 	return nil
+}
+
+// appRecorder records through the app's audit recorder, made after the modules that
+// audit through it are.
+type appRecorder struct{ a *app }
+
+func (r appRecorder) Record(ctx context.Context, e audit.Event) {
+	if r.a.rec == nil {
+		r.a.log.WarnContext(ctx, "no audit recorder in this process; event not recorded", "type", e.Type)
+		return
+	}
+	r.a.rec.Record(ctx, e)
 }
 
 // initBilling serves tenants' plans, the entitlements they grant and their quotas; it
@@ -213,8 +231,14 @@ func initGateway(ctx context.Context, a *app) error {
 	}
 	stats := reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log)
 	a.goBackground("request stats", func(ctx context.Context) error { stats.Run(ctx, cfg.StatsFlushInterval); return nil })
+	govConn, err := a.conn("governance")
+	if err != nil {
+		return err
+	}
+	policies := gateway.NewPolicies(governancev1.NewPolicyServiceClient(govConn), a.log)
+	a.goBackground("policy rules", func(ctx context.Context) error { policies.Run(ctx, cfg.PolicySyncInterval); return nil })
 	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
-		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, a.rec, a.tel, a.log)
+		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}
@@ -236,6 +260,10 @@ func (a *app) backends() ([]gateway.Backend, error) {
 			return nil, err
 		}
 		out = append(out, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
+		for _, more := range m.service.also {
+			short := more.desc.ServiceName[strings.LastIndex(more.desc.ServiceName, ".")+1:]
+			out = append(out, gateway.Backend{Name: m.name + "/" + short, Desc: more.desc, Conn: conn, RegisterREST: more.rest})
+		}
 	}
 	return out, nil
 }

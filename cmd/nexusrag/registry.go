@@ -44,6 +44,8 @@ type service struct {
 	desc       *grpc.ServiceDesc
 	rest       func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error // nil: no REST routes
 	migrations func() pgstore.Migrations
+	// also are more gRPC services of the same module (same process, same address).
+	also []*service
 }
 
 // registry is an ordered set of modules.

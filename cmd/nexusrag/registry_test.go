@@ -197,7 +197,11 @@ func TestRegistryDrivesProbesMigrationsAndAddresses(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &health))
 	require.Equal(t, "ok", health.Data.Services["echo"].Status)
-	require.Len(t, health.Data.Services, len(reg.services()))
+	probes := 0
+	for _, m := range reg.services() {
+		probes += 1 + len(m.service.also)
+	}
+	require.Len(t, health.Data.Services, probes, "every gRPC service of every module is probed")
 
 	// Addresses: a gateway alone needs ECHO_GRPC_ADDR like the others.
 	alone, err := reg.plan(serveTargets([]string{"gateway"}))

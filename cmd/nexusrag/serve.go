@@ -138,10 +138,16 @@ func printModules(w io.Writer, reg registry) error {
 	for _, m := range reg {
 		kind, serves, addr := "infrastructure", "-", "-"
 		if m.service != nil {
-			kind, serves, addr = "service", m.service.desc.ServiceName, addrVariable(m.name)
-			if m.service.rest != nil {
-				serves += " (+REST)"
+			kind, addr = "service", addrVariable(m.name)
+			var names []string
+			for _, sv := range append([]*service{m.service}, m.service.also...) {
+				n := sv.desc.ServiceName
+				if sv.rest != nil {
+					n += " (+REST)"
+				}
+				names = append(names, n)
 			}
+			serves = strings.Join(names, ", ")
 		}
 		deps := reg.depsOf(m, map[string]bool{})
 		if m.servesAll {

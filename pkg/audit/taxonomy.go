@@ -83,6 +83,10 @@ const (
 	TypeWorkerHeartbeatMissed = "system.worker.heartbeat.missed"
 	// TypeRolloutChanged: a platform admin turned kill switches or canary percentages.
 	TypeRolloutChanged = "rollout.changed"
+	// TypePolicyChanged: a tenant's policy rule was created, updated or deleted.
+	TypePolicyChanged = "policy.changed"
+	// TypePolicyDenied: a request was denied by a policy rule (sampled).
+	TypePolicyDenied = "policy.denied"
 )
 
 // Types lists every known event type.
@@ -94,7 +98,7 @@ func Types() []string {
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
-		TypeRolloutChanged,
+		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied,
 	}
 }
 

@@ -71,16 +71,18 @@ type Edge struct {
 	requests       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	stats          *reqstats.Stats
+	policies       *Policies // nil: no policy rules
 }
 
 // NewEdge builds the HTTP edge over the services it fronts (backends, each with its
 // connection): keys authenticate, limiter (nil: off) and idem guard the protected
 // routes, health answers /v1/health, rec records the edge's audit events, stats (nil:
-// none) counts request outcomes for the SLO and the ops metrics.
+// none) counts request outcomes for the SLO and the ops metrics, policies (nil: none)
+// holds the tenants' policy rules.
 func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache, limiter *RateLimiter, idem *Idempotency,
-	health *Health, stats *reqstats.Stats, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
+	health *Health, stats *reqstats.Stats, policies *Policies, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats,
+		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats, policies: policies,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

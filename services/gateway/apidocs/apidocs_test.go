@@ -246,6 +246,10 @@ func TestPaths(t *testing.T) {
 	got, err := apidocs.Paths(build(t, extraRoutes()))
 	require.NoError(t, err)
 	require.Equal(t, []apidocs.RouteInfo{
+		{Method: "GET", Path: "/v1/admin/governance/policies"},
+		{Method: "POST", Path: "/v1/admin/governance/policies"},
+		{Method: "DELETE", Path: "/v1/admin/governance/policies/{policy_id}"},
+		{Method: "PATCH", Path: "/v1/admin/governance/policies/{policy_id}"},
 		{Method: "GET", Path: "/v1/admin/plans"},
 		{Method: "GET", Path: "/v1/admin/plans/{tenant_id}"},
 		{Method: "PATCH", Path: "/v1/admin/plans/{tenant_id}"},
