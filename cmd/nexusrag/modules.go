@@ -53,7 +53,8 @@ func modules() registry {
 
 		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
-			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler}}}},
+			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
+				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler}}}},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
@@ -83,6 +84,7 @@ func initGovernance(_ context.Context, a *app) error {
 	// Governance is where audit events go, so it starts before the audit recorder: its
 	// own events are recorded through the app once the recorder exists.
 	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, appRecorder{a}, a.log))
+	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, appRecorder{a}, a.log))
 	return nil
 }
 
@@ -160,7 +162,12 @@ func initIngest(_ context.Context, a *app) error {
 		return err
 	}
 	store, queue, client := ingest.NewStore(a.pool), ingest.NewQueue(a.rdb, a.cfg.RedisKeyPrefix), retrievalv1.NewRetrievalServiceClient(conn)
-	isrv := ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).WithRollouts(a.rollouts)
+	govConn, err := a.conn("governance")
+	if err != nil {
+		return err
+	}
+	isrv := ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).
+		WithRollouts(a.rollouts).WithLegalHolds(governancev1.NewLegalHoldServiceClient(govConn))
 	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, isrv)
 	if b := isrv.Bulkhead(); b != nil {
 		a.publishBulkhead("ingest", b)

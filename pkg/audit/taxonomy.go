@@ -87,6 +87,9 @@ const (
 	TypePolicyChanged = "policy.changed"
 	// TypePolicyDenied: a request was denied by a policy rule (sampled).
 	TypePolicyDenied = "policy.denied"
+	// TypeLegalHoldCreated and TypeLegalHoldReleased: a legal hold was placed or ended.
+	TypeLegalHoldCreated  = "legal_hold.created"
+	TypeLegalHoldReleased = "legal_hold.released"
 )
 
 // Types lists every known event type.
@@ -98,7 +101,7 @@ func Types() []string {
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
-		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied,
+		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -64,6 +65,8 @@ type Server struct {
 	writes    *bulkhead.Bulkhead
 	// rollouts holds kill.ingest.
 	rollouts rollouts.Checker
+	// holds answers legal holds before a delete (nil: none are checked).
+	holds governancev1.LegalHoldServiceClient
 	// staleAfter is the heartbeat age past which the worker counts as missing;
 	// maxAttempts the attempts after which a failed document is a dead letter.
 	staleAfter  time.Duration
@@ -288,6 +291,18 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 		return nil, err
 	}
 	defer release()
+	if s.holds != nil { // a held document (or tenant) is not deleted; unknown: not deleted either
+		res, err := s.holds.CheckLegalHold(ctx, &governancev1.CheckLegalHoldRequest{TenantId: p.TenantID,
+			Scopes: []*governancev1.HoldScope{{ScopeType: "document", ScopeId: req.GetDocumentId()}}})
+		if err != nil {
+			return nil, err
+		}
+		if h := res.GetHeld(); h != nil {
+			return nil, apierr.New(codes.FailedPrecondition, "LEGAL_HOLD_ACTIVE",
+				fmt.Sprintf("a legal hold (%d, on %s %s) keeps this document from being deleted; release the hold first", h.GetHoldId(), h.GetScopeType(), h.GetScopeId()),
+				"hold_id", fmt.Sprint(h.GetHoldId()), "scope_type", h.GetScopeType())
+		}
+	}
 	var removed int32
 	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
 		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID, DocumentId: d.DocumentID})
@@ -355,3 +370,9 @@ func (s *Server) WithRollouts(c rollouts.Checker) *Server {
 
 // Bulkhead is the bulkhead of concurrent writes (INGEST_MAX_CONCURRENCY; nil: none).
 func (s *Server) Bulkhead() *bulkhead.Bulkhead { return s.writes }
+
+// WithLegalHolds makes deletes check governance's legal holds first.
+func (s *Server) WithLegalHolds(c governancev1.LegalHoldServiceClient) *Server {
+	s.holds = c
+	return s
+}

@@ -246,6 +246,9 @@ func TestPaths(t *testing.T) {
 	got, err := apidocs.Paths(build(t, extraRoutes()))
 	require.NoError(t, err)
 	require.Equal(t, []apidocs.RouteInfo{
+		{Method: "GET", Path: "/v1/admin/governance/legal-holds"},
+		{Method: "POST", Path: "/v1/admin/governance/legal-holds"},
+		{Method: "POST", Path: "/v1/admin/governance/legal-holds/{hold_id}/release"},
 		{Method: "GET", Path: "/v1/admin/governance/policies"},
 		{Method: "POST", Path: "/v1/admin/governance/policies"},
 		{Method: "DELETE", Path: "/v1/admin/governance/policies/{policy_id}"},
