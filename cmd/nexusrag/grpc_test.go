@@ -95,7 +95,8 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
 		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService",
-		"nexusrag.governance.v1.LegalHoldService", "nexusrag.governance.v1.PolicyService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
+		"nexusrag.governance.v1.LegalHoldService", "nexusrag.governance.v1.PolicyService",
+		"nexusrag.governance.v1.RetentionService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
 	}, names)
 
 	for _, svc := range []string{"", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService"} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -69,4 +70,43 @@ func TestLegalHolds(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.do(http.MethodDelete, "/v1/documents/d1", admin, "").Status)
 	require.Len(t, p.do(http.MethodGet, "/v1/admin/governance/legal-holds?include_released=true", admin, "").data()["legal_holds"], 2)
 	require.Empty(t, p.do(http.MethodGet, "/v1/admin/governance/legal-holds", admin, "").data()["legal_holds"])
+}
+
+// TestRetentionPolicy: a tenant's retention policy: unset ttls keep forever, 0 unsets,
+// bad values are 400 naming the field, each tenant has its own.
+func TestRetentionPolicy(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, nil)
+	_, admin := p.createKey("t-r", "admin")
+	_, other := p.createKey("t-s", "admin")
+	r := p.do(http.MethodGet, "/v1/admin/governance/retention/policy", admin, "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, map[string]any{"tenant_id": "t-r", "hard_delete_enabled": false, "anonymize_instead_of_delete": false, "updated_at": nil}, r.data()["policy"],
+		"nothing set: everything is kept")
+
+	r = p.do(http.MethodPatch, "/v1/admin/governance/retention/policy", admin, `{"messages_ttl_days": 30, "audit_ttl_days": 400, "hard_delete_enabled": true}`)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	pol := r.data()["policy"].(map[string]any)
+	require.EqualValues(t, 30, pol["messages_ttl_days"])
+	require.EqualValues(t, 400, pol["audit_ttl_days"])
+	require.Equal(t, true, pol["hard_delete_enabled"])
+	require.NotContains(t, pol, "documents_ttl_days")
+
+	r = p.do(http.MethodPatch, "/v1/admin/governance/retention/policy", admin, `{"messages_ttl_days": 0, "anonymize_instead_of_delete": true}`)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	pol = r.data()["policy"].(map[string]any)
+	require.NotContains(t, pol, "messages_ttl_days", "0 unsets: kept forever")
+	require.EqualValues(t, 400, pol["audit_ttl_days"], "the others keep their value")
+	require.Equal(t, true, pol["anonymize_instead_of_delete"])
+
+	for _, c := range []struct{ body, field string }{
+		{`{"audit_ttl_days": -1}`, "audit_ttl_days"}, {`{"documents_ttl_days": 40000}`, "documents_ttl_days"}, {`{}`, "messages_ttl_days"},
+	} {
+		r = p.do(http.MethodPatch, "/v1/admin/governance/retention/policy", admin, c.body)
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
+		require.Equal(t, c.field, r.fieldOf(), c.body)
+	}
+	r = p.do(http.MethodGet, "/v1/admin/governance/retention/policy", other, "")
+	require.NotContains(t, r.data()["policy"], "audit_ttl_days", "another tenant's policy is its own")
+	require.Eventually(t, func() bool { return len(p.auditEvents(admin, "event_type=retention.policy_changed")) == 2 }, 5*time.Second, 50*time.Millisecond)
 }

@@ -54,7 +54,8 @@ func modules() registry {
 		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
 			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
-				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler}}}},
+				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler},
+				{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler}}}},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
@@ -85,6 +86,7 @@ func initGovernance(_ context.Context, a *app) error {
 	// own events are recorded through the app once the recorder exists.
 	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, appRecorder{a}, a.log))
 	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, appRecorder{a}, a.log))
+	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, appRecorder{a}, a.log))
 	return nil
 }
 

@@ -90,6 +90,8 @@ const (
 	// TypeLegalHoldCreated and TypeLegalHoldReleased: a legal hold was placed or ended.
 	TypeLegalHoldCreated  = "legal_hold.created"
 	TypeLegalHoldReleased = "legal_hold.released"
+	// TypeRetentionPolicyChanged: a tenant's retention policy was changed.
+	TypeRetentionPolicyChanged = "retention.policy_changed"
 )
 
 // Types lists every known event type.
@@ -102,6 +104,7 @@ func Types() []string {
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
 		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
+		TypeRetentionPolicyChanged,
 	}
 }
 

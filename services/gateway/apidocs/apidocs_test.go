@@ -253,6 +253,8 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/admin/governance/policies"},
 		{Method: "DELETE", Path: "/v1/admin/governance/policies/{policy_id}"},
 		{Method: "PATCH", Path: "/v1/admin/governance/policies/{policy_id}"},
+		{Method: "GET", Path: "/v1/admin/governance/retention/policy"},
+		{Method: "PATCH", Path: "/v1/admin/governance/retention/policy"},
 		{Method: "GET", Path: "/v1/admin/plans"},
 		{Method: "GET", Path: "/v1/admin/plans/{tenant_id}"},
 		{Method: "PATCH", Path: "/v1/admin/plans/{tenant_id}"},
