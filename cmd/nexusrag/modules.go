@@ -17,7 +17,6 @@ import (
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
-	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
@@ -47,11 +46,12 @@ func modules() registry {
 		{name: modServiceKeys, init: initServiceKeys},
 		{name: modAPIKeys, deps: []string{modPostgres, modServiceKeys}, init: initAPIKeys},
 		{name: modGRPCServer, deps: []string{modServiceKeys, modAPIKeys}, init: initGRPCServer},
-		{name: modAudit, deps: []string{modGRPCServer, "governance"}, init: initAudit},
+		// Audit events go to governance, which audits its own changes too: a call, not a start order.
+		{name: modAudit, deps: []string{modGRPCServer}, calls: []string{"governance"}, init: initAudit},
 		{name: modEntitlements, deps: []string{modGRPCServer}, calls: []string{"billing"}, init: initEntitlements},
 		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
-		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements}, init: initGovernance, service: &service{
+		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements, modAudit}, init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
 			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
 				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler},
@@ -82,24 +82,12 @@ func modules() registry {
 
 func initGovernance(_ context.Context, a *app) error {
 	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log))
-	// Governance is where audit events go, so it starts before the audit recorder: its
-	// own events are recorded through the app once the recorder exists.
-	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, appRecorder{a}, a.log))
-	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, appRecorder{a}, a.log))
-	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, appRecorder{a}, a.log))
+	// Governance's own changes are audited like any service's: the recorder sends them to
+	// governance (in this process) in its batches.
+	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, a.rec, a.log))
+	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, a.rec, a.log))
+	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, a.rec, a.log))
 	return nil
-}
-
-// appRecorder records through the app's audit recorder, made after the modules that
-// audit through it are.
-type appRecorder struct{ a *app }
-
-func (r appRecorder) Record(ctx context.Context, e audit.Event) {
-	if r.a.rec == nil {
-		r.a.log.WarnContext(ctx, "no audit recorder in this process; event not recorded", "type", e.Type)
-		return
-	}
-	r.a.rec.Record(ctx, e)
 }
 
 // initBilling serves tenants' plans, the entitlements they grant and their quotas; it
