@@ -172,20 +172,9 @@ func (s *PolicyServer) UpdatePolicy(ctx context.Context, req *governancev1.Updat
 			return nil, err
 		}
 	}
-	var out *governancev1.Policy
-	err = s.changePolicies(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE governance.policies SET enabled = coalesce($3, enabled), priority = coalesce($4, priority),
-				condition_json = coalesce($5, condition_json), action_json = coalesce($6, action_json), updated_at = now()
-			WHERE tenant_id = $1 AND policy_id = $2 RETURNING `+policyColumns, p.TenantID, req.GetPolicyId(), req.Enabled, req.Priority, cj, aj)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectExactlyOneRow(rows, scanPolicy)
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound(req.GetPolicyId())
-	}
+	out, err := s.changeOne(ctx, req.GetPolicyId(), `UPDATE governance.policies SET enabled = coalesce($3, enabled), priority = coalesce($4, priority),
+			condition_json = coalesce($5, condition_json), action_json = coalesce($6, action_json), updated_at = now()
+		WHERE tenant_id = $1 AND policy_id = $2 RETURNING `+policyColumns, p.TenantID, req.GetPolicyId(), req.Enabled, req.Priority, cj, aj)
 	if err != nil {
 		return nil, err
 	}
@@ -199,9 +188,21 @@ func (s *PolicyServer) DeletePolicy(ctx context.Context, req *governancev1.Delet
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.changeOne(ctx, req.GetPolicyId(), `DELETE FROM governance.policies WHERE tenant_id = $1 AND policy_id = $2 RETURNING `+policyColumns,
+		p.TenantID, req.GetPolicyId())
+	if err != nil {
+		return nil, err
+	}
+	s.changed(ctx, "deleted", out)
+	return &governancev1.DeletePolicyResponse{}, nil
+}
+
+// changeOne runs a statement that returns the one rule it changed, with the revision
+// bump; no rule: POLICY_NOT_FOUND.
+func (s *PolicyServer) changeOne(ctx context.Context, id int64, sql string, args ...any) (*governancev1.Policy, error) {
 	var out *governancev1.Policy
-	err = s.changePolicies(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `DELETE FROM governance.policies WHERE tenant_id = $1 AND policy_id = $2 RETURNING `+policyColumns, p.TenantID, req.GetPolicyId())
+	err := s.changePolicies(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
 		}
@@ -209,13 +210,9 @@ func (s *PolicyServer) DeletePolicy(ctx context.Context, req *governancev1.Delet
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound(req.GetPolicyId())
+		return nil, notFound(id)
 	}
-	if err != nil {
-		return nil, err
-	}
-	s.changed(ctx, "deleted", out)
-	return &governancev1.DeletePolicyResponse{}, nil
+	return out, err
 }
 
 func (s *PolicyServer) get(ctx context.Context, tenant string, id int64) (*governancev1.Policy, error) {
