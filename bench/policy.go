@@ -17,11 +17,12 @@ func policySuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	for _, n := range []int{0, 10, 100} {
 		rules := make([]policy.Rule, 0, n)
 		for i := range n {
-			c, err := policy.ParseCondition([]byte(`{"methods": ["DELETE"], "endpoint_prefix": "/v1/documents", "roles": ["admin"], "client_cidrs": ["10.0.0.0/8"]}`))
+			c, err := policy.Condition{Methods: []string{"DELETE"}, EndpointPrefix: "/v1/documents", Roles: []string{"admin"},
+				ClientCIDRs: []string{"10.0.0.0/8"}}.Compile()
 			if err != nil {
 				return nil, err
 			}
-			a, _ := policy.ParseAction([]byte(`{"type": "deny"}`))
+			a, _ := policy.Action{Type: "deny"}.Compile()
 			rules = append(rules, policy.Rule{ID: int64(i), Key: fmt.Sprintf("r%d", i), Priority: int32(i % 7), Condition: c, Action: a})
 		}
 		policy.Sort(rules)

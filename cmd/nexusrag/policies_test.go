@@ -65,8 +65,13 @@ func TestPolicies(t *testing.T) {
 	require.Equal(t, []string{"admin-may", "freeze-deletes", "readers-no-run"}, order, "evaluation order")
 	require.Empty(t, a.do(http.MethodGet, "/v1/admin/governance/policies", other, "").data()["policies"])
 
+	// The contract is typed: an unknown field is refused before the service, naming it.
+	r = a.do(http.MethodPost, "/v1/admin/governance/policies", admin, `{"rule_key": "x", "condition_json": {"method": ["GET"]}, "action_json": {"type": "deny"}}`)
+	require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
+	require.Equal(t, "MALFORMED_REQUEST", r.errorCode())
+	require.Contains(t, string(r.Body), `unknown field \"method\"`)
 	for _, c := range []struct{ body, field string }{
-		{`{"rule_key": "x", "condition_json": {"method": ["GET"]}, "action_json": {"type": "deny"}}`, "condition_json"},
+		{`{"rule_key": "x", "condition_json": {"methods": ["FETCH"]}, "action_json": {"type": "deny"}}`, "condition_json.methods"},
 		{`{"rule_key": "x", "condition_json": {}, "action_json": {"type": "block"}}`, "action_json.type"},
 		{`{"rule_key": "no spaces", "action_json": {"type": "deny"}}`, "rule_key"},
 		{`{"rule_key": "freeze-deletes", "action_json": {"type": "deny"}}`, "rule_key"},

@@ -4,8 +4,6 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -14,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
@@ -21,18 +20,13 @@ import (
 const CodePolicyDenied = "POLICY_DENIED"
 
 // Condition is what a request must be for the rule to apply; every field given must
-// match (an empty condition matches every request).
+// match (an empty condition matches every request). Compile it before use.
 type Condition struct {
-	// Methods are HTTP methods (GET, POST, ...), any of which matches.
-	Methods []string `json:"methods,omitempty"`
-	// EndpointPrefix matches a path that starts with it (for example /v1/documents).
-	EndpointPrefix string `json:"endpoint_prefix,omitempty"`
-	// Roles are the caller's roles (reader, editor, admin), any of which matches.
-	Roles []string `json:"roles,omitempty"`
-	// KeyIDs are API key ids, any of which matches.
-	KeyIDs []string `json:"key_ids,omitempty"`
-	// ClientCIDRs are networks (10.0.0.0/8, 2001:db8::/32) the client address is in.
-	ClientCIDRs []string `json:"client_cidrs,omitempty"`
+	Methods        []string // HTTP methods, any of which matches
+	EndpointPrefix string   // a path that starts with it matches
+	Roles          []string // reader, editor, admin: any of which matches
+	KeyIDs         []string // API key ids, any of which matches
+	ClientCIDRs    []string // networks the client address is in
 
 	prefixes []netip.Prefix
 }
@@ -40,10 +34,9 @@ type Condition struct {
 // Action is what a matching rule does.
 type Action struct {
 	// Type is deny or allow (allow ends the evaluation: later rules do not apply).
-	Type string `json:"type"`
+	Type string
 	// Code and Message are a deny's answer (code default POLICY_DENIED).
-	Code    string `json:"code,omitempty"`
-	Message string `json:"message,omitempty"`
+	Code, Message string
 }
 
 // Rule is one policy rule.
@@ -71,13 +64,10 @@ var (
 // ValidKey reports whether k can name a rule.
 func ValidKey(k string) bool { return ruleKeys.MatchString(k) }
 
-// ParseCondition decodes a condition strictly: an unknown field or a bad value is an
-// error naming it (field condition_json.<name>).
-func ParseCondition(raw []byte) (Condition, error) {
-	var c Condition
-	if err := strictJSON(raw, &c); err != nil {
-		return c, apierr.InvalidArgument("condition_json", "condition_json: "+err.Error()+" (fields: methods, endpoint_prefix, roles, key_ids, client_cidrs)")
-	}
+// Compile checks c and returns it normalized (methods upper-cased, networks parsed); an
+// error names the field (condition_json.<name>).
+func (c Condition) Compile() (Condition, error) {
+	c.Methods = slices.Clone(c.Methods)
 	for i, m := range c.Methods {
 		c.Methods[i] = strings.ToUpper(m)
 		if !slices.Contains(methods, c.Methods[i]) {
@@ -92,6 +82,7 @@ func ParseCondition(raw []byte) (Condition, error) {
 			return c, apierr.InvalidArgument("condition_json.roles", fmt.Sprintf("%q is not a role (reader, editor, admin)", r))
 		}
 	}
+	c.prefixes = nil
 	for _, s := range c.ClientCIDRs {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -102,12 +93,9 @@ func ParseCondition(raw []byte) (Condition, error) {
 	return c, nil
 }
 
-// ParseAction decodes an action strictly.
-func ParseAction(raw []byte) (Action, error) {
-	var a Action
-	if err := strictJSON(raw, &a); err != nil {
-		return a, apierr.InvalidArgument("action_json", "action_json: "+err.Error()+` (fields: type, code, message)`)
-	}
+// Compile checks a and returns it normalized (a deny's default code); an error names the
+// field (action_json.<name>).
+func (a Action) Compile() (Action, error) {
 	switch a.Type {
 	case "allow":
 		if a.Code != "" || a.Message != "" {
@@ -129,13 +117,21 @@ func ParseAction(raw []byte) (Action, error) {
 	return a, nil
 }
 
-func strictJSON(raw []byte, v any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
+// FromProto compiles the contract's condition and action (nil: empty).
+func FromProto(c *governancev1.PolicyCondition, a *governancev1.PolicyAction) (Condition, Action, error) {
+	cond, err := Condition{Methods: c.GetMethods(), EndpointPrefix: c.GetEndpointPrefix(), Roles: c.GetRoles(), KeyIDs: c.GetKeyIds(),
+		ClientCIDRs: c.GetClientCidrs()}.Compile()
+	if err != nil {
+		return cond, Action{}, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	act, err := Action{Type: a.GetType(), Code: a.GetCode(), Message: a.GetMessage()}.Compile()
+	return cond, act, err
+}
+
+// ToProto is the contract's form of a compiled condition and action.
+func ToProto(c Condition, a Action) (*governancev1.PolicyCondition, *governancev1.PolicyAction) {
+	return &governancev1.PolicyCondition{Methods: c.Methods, EndpointPrefix: c.EndpointPrefix, Roles: c.Roles, KeyIds: c.KeyIDs, ClientCidrs: c.ClientCIDRs},
+		&governancev1.PolicyAction{Type: a.Type, Code: a.Code, Message: a.Message}
 }
 
 // Sort puts rules in evaluation order: priority descending, then id ascending.

@@ -10,23 +10,28 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/policy"
 )
 
-func rule(t *testing.T, id int64, key string, prio int32, cond, action string) policy.Rule {
+func rule(t *testing.T, id int64, key string, prio int32, cond policy.Condition, action policy.Action) policy.Rule {
 	t.Helper()
-	c, err := policy.ParseCondition([]byte(cond))
+	c, err := cond.Compile()
 	require.NoError(t, err)
-	a, err := policy.ParseAction([]byte(action))
+	a, err := action.Compile()
 	require.NoError(t, err)
 	return policy.Rule{ID: id, Key: key, Priority: prio, Condition: c, Action: a}
 }
 
+type (
+	cond = policy.Condition
+	act  = policy.Action
+)
+
 func TestEvaluate(t *testing.T) {
 	rules := []policy.Rule{
-		rule(t, 1, "no-deletes", 10, `{"methods": ["delete"], "endpoint_prefix": "/v1/documents"}`, `{"type": "deny", "message": "deletes are frozen"}`),
-		rule(t, 2, "ops-team", 20, `{"key_ids": ["k-ops"]}`, `{"type": "allow"}`),
-		rule(t, 3, "readers-no-run", 10, `{"roles": ["reader"], "endpoint_prefix": "/v1/run"}`, `{"type": "deny", "code": "RUN_NOT_FOR_READERS"}`),
-		rule(t, 4, "office-only", 5, `{"endpoint_prefix": "/v1/admin", "client_cidrs": ["10.0.0.0/8", "2001:db8::/32"]}`, `{"type": "allow"}`),
-		rule(t, 5, "admin-elsewhere", 4, `{"endpoint_prefix": "/v1/admin"}`, `{"type": "deny"}`),
-		rule(t, 6, "tie-later", 10, `{"methods": ["DELETE"]}`, `{"type": "allow"}`),
+		rule(t, 1, "no-deletes", 10, cond{Methods: []string{"delete"}, EndpointPrefix: "/v1/documents"}, act{Type: "deny", Message: "deletes are frozen"}),
+		rule(t, 2, "ops-team", 20, cond{KeyIDs: []string{"k-ops"}}, act{Type: "allow"}),
+		rule(t, 3, "readers-no-run", 10, cond{Roles: []string{"reader"}, EndpointPrefix: "/v1/run"}, act{Type: "deny", Code: "RUN_NOT_FOR_READERS"}),
+		rule(t, 4, "office-only", 5, cond{EndpointPrefix: "/v1/admin", ClientCIDRs: []string{"10.0.0.0/8", "2001:db8::/32"}}, act{Type: "allow"}),
+		rule(t, 5, "admin-elsewhere", 4, cond{EndpointPrefix: "/v1/admin"}, act{Type: "deny"}),
+		rule(t, 6, "tie-later", 10, cond{Methods: []string{"DELETE"}}, act{Type: "allow"}),
 	}
 	policy.Sort(rules)
 	ip := netip.MustParseAddr
@@ -56,32 +61,41 @@ func TestEvaluate(t *testing.T) {
 	require.Equal(t, "no-deletes", e.Details["rule_key"])
 }
 
-func TestParseNamesTheField(t *testing.T) {
-	for _, tt := range []struct{ cond, action, field string }{
-		{`{"method": ["GET"]}`, `{"type": "deny"}`, "condition_json"},
-		{`{"methods": ["FETCH"]}`, `{"type": "deny"}`, "condition_json.methods"},
-		{`{"roles": ["owner"]}`, `{"type": "deny"}`, "condition_json.roles"},
-		{`{"endpoint_prefix": "v1"}`, `{"type": "deny"}`, "condition_json.endpoint_prefix"},
-		{`{"client_cidrs": ["10.0.0.0/33"]}`, `{"type": "deny"}`, "condition_json.client_cidrs"},
-		{`{}`, `{"type": "block"}`, "action_json.type"},
-		{`{}`, `{"type": "deny", "code": "lower"}`, "action_json.code"},
-		{`{}`, `{"type": "allow", "code": "X_Y"}`, "action_json"},
+// An unknown field is the contract's to refuse (protojson at the edge); values are
+// checked here, naming the field.
+func TestCompileNamesTheField(t *testing.T) {
+	deny := act{Type: "deny"}
+	for _, tt := range []struct {
+		cond  cond
+		act   act
+		field string
+	}{
+		{cond{Methods: []string{"FETCH"}}, deny, "condition_json.methods"},
+		{cond{Roles: []string{"owner"}}, deny, "condition_json.roles"},
+		{cond{EndpointPrefix: "v1"}, deny, "condition_json.endpoint_prefix"},
+		{cond{ClientCIDRs: []string{"10.0.0.0/33"}}, deny, "condition_json.client_cidrs"},
+		{cond{}, act{Type: "block"}, "action_json.type"},
+		{cond{}, act{Type: "deny", Code: "lower"}, "action_json.code"},
+		{cond{}, act{Type: "allow", Code: "X_Y"}, "action_json"},
 	} {
-		_, err := policy.ParseCondition([]byte(tt.cond))
+		_, err := tt.cond.Compile()
 		if err == nil {
-			_, err = policy.ParseAction([]byte(tt.action))
+			_, err = tt.act.Compile()
 		}
 		e, ok := apierr.From(err)
-		require.True(t, ok, "%s %s", tt.cond, tt.action)
-		require.Equal(t, tt.field, e.Details["field"], "%s %s", tt.cond, tt.action)
+		require.True(t, ok, "%+v %+v", tt.cond, tt.act)
+		require.Equal(t, tt.field, e.Details["field"], "%+v %+v", tt.cond, tt.act)
 	}
+	a, err := deny.Compile()
+	require.NoError(t, err)
+	require.Equal(t, policy.CodePolicyDenied, a.Code, "a deny's default code")
 }
 
 func BenchmarkEvaluate100Rules(b *testing.B) {
 	var rules []policy.Rule
 	for i := range 100 {
-		c, _ := policy.ParseCondition([]byte(`{"methods": ["DELETE"], "endpoint_prefix": "/v1/never", "roles": ["admin"]}`))
-		a, _ := policy.ParseAction([]byte(`{"type": "deny"}`))
+		c, _ := cond{Methods: []string{"DELETE"}, EndpointPrefix: "/v1/never", Roles: []string{"admin"}}.Compile()
+		a, _ := act{Type: "deny"}.Compile()
 		rules = append(rules, policy.Rule{ID: int64(i), Key: "r", Priority: int32(i), Condition: c, Action: a})
 	}
 	policy.Sort(rules)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -45,18 +44,13 @@ func (p *Policies) Sync(ctx context.Context) error {
 	}
 	byTenant := map[string][]policy.Rule{}
 	for _, pr := range res.GetPolicies() {
-		cj, _ := json.Marshal(pr.GetConditionJson().AsMap())
-		aj, _ := json.Marshal(pr.GetActionJson().AsMap())
-		c, err := policy.ParseCondition(cj)
-		if err == nil {
-			var a policy.Action
-			if a, err = policy.ParseAction(aj); err == nil {
-				byTenant[pr.GetTenantId()] = append(byTenant[pr.GetTenantId()], policy.Rule{ID: pr.GetPolicyId(), Key: pr.GetRuleKey(),
-					Priority: pr.GetPriority(), Condition: c, Action: a})
-				continue
-			}
+		c, a, err := policy.FromProto(pr.GetConditionJson(), pr.GetActionJson())
+		if err != nil {
+			p.log.WarnContext(ctx, "policy rule not understood; skipped", "tenant_id", pr.GetTenantId(), "rule_key", pr.GetRuleKey(), "error", err)
+			continue
 		}
-		p.log.WarnContext(ctx, "policy rule not understood; skipped", "tenant_id", pr.GetTenantId(), "rule_key", pr.GetRuleKey(), "error", err)
+		byTenant[pr.GetTenantId()] = append(byTenant[pr.GetTenantId()], policy.Rule{ID: pr.GetPolicyId(), Key: pr.GetRuleKey(),
+			Priority: pr.GetPriority(), Condition: c, Action: a})
 	}
 	for _, rules := range byTenant {
 		policy.Sort(rules)

@@ -2,7 +2,6 @@ package governance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -55,28 +54,37 @@ func scanPolicy(r pgx.CollectableRow) (*governancev1.Policy, error) {
 	if err := r.Scan(&p.PolicyId, &p.TenantId, &p.RuleKey, &p.Enabled, &p.Priority, &cond, &act, &created, &updated); err != nil {
 		return nil, err
 	}
-	p.ConditionJson, p.ActionJson = &structpb.Struct{}, &structpb.Struct{}
-	_ = p.ConditionJson.UnmarshalJSON(cond)
-	_ = p.ActionJson.UnmarshalJSON(act)
+	p.ConditionJson, p.ActionJson = &governancev1.PolicyCondition{}, &governancev1.PolicyAction{}
+	if err := storedJSON.Unmarshal(cond, p.ConditionJson); err != nil {
+		return nil, fmt.Errorf("policy %d condition: %w", p.PolicyId, err)
+	}
+	if err := storedJSON.Unmarshal(act, p.ActionJson); err != nil {
+		return nil, fmt.Errorf("policy %d action: %w", p.PolicyId, err)
+	}
 	p.CreatedAt, p.UpdatedAt = timestamppb.New(created), timestamppb.New(updated)
 	return &p, nil
 }
 
-// normalized validates condition and action and returns them as stored JSON.
-func normalized(cond, act *structpb.Struct) ([]byte, []byte, error) {
-	cj, _ := json.Marshal(cond.AsMap())
-	aj, _ := json.Marshal(act.AsMap())
-	c, err := policy.ParseCondition(cj)
+// storedJSON is how conditions and actions are kept in their jsonb columns: the
+// contract's messages with its field names.
+var storedJSON = struct {
+	protojson.MarshalOptions
+	protojson.UnmarshalOptions
+}{protojson.MarshalOptions{UseProtoNames: true}, protojson.UnmarshalOptions{DiscardUnknown: true}}
+
+// normalized validates condition and action and returns them, normalized, as stored JSON.
+func normalized(cond *governancev1.PolicyCondition, act *governancev1.PolicyAction) ([]byte, []byte, error) {
+	c, a, err := policy.FromProto(cond, act)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := policy.ParseAction(aj)
+	pc, pa := policy.ToProto(c, a)
+	cj, err := storedJSON.Marshal(pc)
 	if err != nil {
 		return nil, nil, err
 	}
-	cj, _ = json.Marshal(c)
-	aj, _ = json.Marshal(a)
-	return cj, aj, nil
+	aj, err := storedJSON.Marshal(pa)
+	return cj, aj, err
 }
 
 // changePolicies runs fn and bumps the revision in one transaction.

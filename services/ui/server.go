@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
@@ -238,9 +237,8 @@ func (s *Server) ReindexDocument(ctx context.Context, req *uiv1.ReindexDocumentR
 	if err != nil {
 		return nil, err
 	}
-	patch, _ := structpb.NewStruct(map[string]any{"status": ingest.StatusQueued})
 	return &uiv1.ReindexDocumentResponse{ActionId: a.id, Status: "accepted", AcceptedAt: timestamppb.New(a.acceptedAt),
-		Optimistic: &uiv1.Optimistic{Entity: "document", Id: req.GetDocumentId(), Patch: patch},
+		Optimistic: &uiv1.Optimistic{Entity: "document", Id: req.GetDocumentId(), Patch: &uiv1.DocumentPatch{Status: ingest.StatusQueued}},
 		PollUrl:    "/v1/documents/" + req.GetDocumentId()}, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -24,6 +23,152 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PolicyCondition is what a request must be for a rule to apply: every field given must match (an empty
+// condition matches every request).
+type PolicyCondition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// methods are HTTP methods (GET, HEAD, POST, PUT, PATCH, DELETE), any of which matches.
+	Methods []string `protobuf:"bytes,1,rep,name=methods,proto3" json:"methods,omitempty"`
+	// endpoint_prefix matches a path that starts with it (e.g. /v1/documents).
+	EndpointPrefix string `protobuf:"bytes,2,opt,name=endpoint_prefix,json=endpointPrefix,proto3" json:"endpoint_prefix,omitempty"`
+	// roles are reader, editor or admin, any of which matches.
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// key_ids are API key ids, any of which matches.
+	KeyIds []string `protobuf:"bytes,4,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	// client_cidrs are networks (10.0.0.0/8, 2001:db8::/32) the client address is in, any of which matches.
+	ClientCidrs   []string `protobuf:"bytes,5,rep,name=client_cidrs,json=clientCidrs,proto3" json:"client_cidrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyCondition) Reset() {
+	*x = PolicyCondition{}
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyCondition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyCondition) ProtoMessage() {}
+
+func (x *PolicyCondition) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyCondition.ProtoReflect.Descriptor instead.
+func (*PolicyCondition) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PolicyCondition) GetMethods() []string {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
+func (x *PolicyCondition) GetEndpointPrefix() string {
+	if x != nil {
+		return x.EndpointPrefix
+	}
+	return ""
+}
+
+func (x *PolicyCondition) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *PolicyCondition) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
+	}
+	return nil
+}
+
+func (x *PolicyCondition) GetClientCidrs() []string {
+	if x != nil {
+		return x.ClientCidrs
+	}
+	return nil
+}
+
+// PolicyAction is what a matching rule does.
+type PolicyAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is deny or allow (allow ends the evaluation).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// code is a deny's error code (default POLICY_DENIED); message its message.
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyAction) Reset() {
+	*x = PolicyAction{}
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyAction) ProtoMessage() {}
+
+func (x *PolicyAction) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyAction.ProtoReflect.Descriptor instead.
+func (*PolicyAction) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PolicyAction) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PolicyAction) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *PolicyAction) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type Policy struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	PolicyId int64                  `protobuf:"varint,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
@@ -32,11 +177,9 @@ type Policy struct {
 	RuleKey string `protobuf:"bytes,3,opt,name=rule_key,json=ruleKey,proto3" json:"rule_key,omitempty"`
 	Enabled bool   `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// priority orders the rules: higher first.
-	Priority int32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
-	// condition_json: methods, endpoint_prefix, roles, key_ids, client_cidrs (all optional; every one given must match).
-	ConditionJson *structpb.Struct `protobuf:"bytes,6,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
-	// action_json: {"type": "deny", "code", "message"} or {"type": "allow"}.
-	ActionJson    *structpb.Struct       `protobuf:"bytes,7,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
+	Priority      int32                  `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
+	ConditionJson *PolicyCondition       `protobuf:"bytes,6,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
+	ActionJson    *PolicyAction          `protobuf:"bytes,7,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -45,7 +188,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[0]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -57,7 +200,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[0]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -70,7 +213,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{0}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Policy) GetPolicyId() int64 {
@@ -108,14 +251,14 @@ func (x *Policy) GetPriority() int32 {
 	return 0
 }
 
-func (x *Policy) GetConditionJson() *structpb.Struct {
+func (x *Policy) GetConditionJson() *PolicyCondition {
 	if x != nil {
 		return x.ConditionJson
 	}
 	return nil
 }
 
-func (x *Policy) GetActionJson() *structpb.Struct {
+func (x *Policy) GetActionJson() *PolicyAction {
 	if x != nil {
 		return x.ActionJson
 	}
@@ -142,15 +285,15 @@ type CreatePolicyRequest struct {
 	// enabled defaults to true.
 	Enabled       *bool            `protobuf:"varint,2,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	Priority      int32            `protobuf:"varint,3,opt,name=priority,proto3" json:"priority,omitempty"`
-	ConditionJson *structpb.Struct `protobuf:"bytes,4,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
-	ActionJson    *structpb.Struct `protobuf:"bytes,5,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
+	ConditionJson *PolicyCondition `protobuf:"bytes,4,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
+	ActionJson    *PolicyAction    `protobuf:"bytes,5,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[1]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -162,7 +305,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[1]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -175,7 +318,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{1}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreatePolicyRequest) GetRuleKey() string {
@@ -199,14 +342,14 @@ func (x *CreatePolicyRequest) GetPriority() int32 {
 	return 0
 }
 
-func (x *CreatePolicyRequest) GetConditionJson() *structpb.Struct {
+func (x *CreatePolicyRequest) GetConditionJson() *PolicyCondition {
 	if x != nil {
 		return x.ConditionJson
 	}
 	return nil
 }
 
-func (x *CreatePolicyRequest) GetActionJson() *structpb.Struct {
+func (x *CreatePolicyRequest) GetActionJson() *PolicyAction {
 	if x != nil {
 		return x.ActionJson
 	}
@@ -222,7 +365,7 @@ type CreatePolicyResponse struct {
 
 func (x *CreatePolicyResponse) Reset() {
 	*x = CreatePolicyResponse{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[2]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +377,7 @@ func (x *CreatePolicyResponse) String() string {
 func (*CreatePolicyResponse) ProtoMessage() {}
 
 func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[2]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +390,7 @@ func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*CreatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreatePolicyResponse) GetPolicy() *Policy {
@@ -265,7 +408,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[3]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +420,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[3]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +433,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 type ListPoliciesResponse struct {
@@ -302,7 +445,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[4]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +457,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[4]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +470,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -338,19 +481,20 @@ func (x *ListPoliciesResponse) GetPolicies() []*Policy {
 }
 
 type UpdatePolicyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PolicyId      int64                  `protobuf:"varint,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
-	Enabled       *bool                  `protobuf:"varint,2,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
-	Priority      *int32                 `protobuf:"varint,3,opt,name=priority,proto3,oneof" json:"priority,omitempty"`
-	ConditionJson *structpb.Struct       `protobuf:"bytes,4,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
-	ActionJson    *structpb.Struct       `protobuf:"bytes,5,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PolicyId int64                  `protobuf:"varint,1,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Enabled  *bool                  `protobuf:"varint,2,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	Priority *int32                 `protobuf:"varint,3,opt,name=priority,proto3,oneof" json:"priority,omitempty"`
+	// condition_json and action_json, when given, replace the rule's.
+	ConditionJson *PolicyCondition `protobuf:"bytes,4,opt,name=condition_json,json=conditionJson,proto3" json:"condition_json,omitempty"`
+	ActionJson    *PolicyAction    `protobuf:"bytes,5,opt,name=action_json,json=actionJson,proto3" json:"action_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[5]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +506,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[5]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +519,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdatePolicyRequest) GetPolicyId() int64 {
@@ -399,14 +543,14 @@ func (x *UpdatePolicyRequest) GetPriority() int32 {
 	return 0
 }
 
-func (x *UpdatePolicyRequest) GetConditionJson() *structpb.Struct {
+func (x *UpdatePolicyRequest) GetConditionJson() *PolicyCondition {
 	if x != nil {
 		return x.ConditionJson
 	}
 	return nil
 }
 
-func (x *UpdatePolicyRequest) GetActionJson() *structpb.Struct {
+func (x *UpdatePolicyRequest) GetActionJson() *PolicyAction {
 	if x != nil {
 		return x.ActionJson
 	}
@@ -422,7 +566,7 @@ type UpdatePolicyResponse struct {
 
 func (x *UpdatePolicyResponse) Reset() {
 	*x = UpdatePolicyResponse{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[6]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +578,7 @@ func (x *UpdatePolicyResponse) String() string {
 func (*UpdatePolicyResponse) ProtoMessage() {}
 
 func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[6]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +591,7 @@ func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdatePolicyResponse) GetPolicy() *Policy {
@@ -466,7 +610,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[7]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +622,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[7]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +635,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeletePolicyRequest) GetPolicyId() int64 {
@@ -509,7 +653,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[8]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +665,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[8]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +678,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 type GetPolicySnapshotRequest struct {
@@ -546,7 +690,7 @@ type GetPolicySnapshotRequest struct {
 
 func (x *GetPolicySnapshotRequest) Reset() {
 	*x = GetPolicySnapshotRequest{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[9]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +702,7 @@ func (x *GetPolicySnapshotRequest) String() string {
 func (*GetPolicySnapshotRequest) ProtoMessage() {}
 
 func (x *GetPolicySnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[9]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +715,7 @@ func (x *GetPolicySnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicySnapshotRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicySnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetPolicySnapshotRequest) GetKnownRevision() int64 {
@@ -593,7 +737,7 @@ type GetPolicySnapshotResponse struct {
 
 func (x *GetPolicySnapshotResponse) Reset() {
 	*x = GetPolicySnapshotResponse{}
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[10]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +749,7 @@ func (x *GetPolicySnapshotResponse) String() string {
 func (*GetPolicySnapshotResponse) ProtoMessage() {}
 
 func (x *GetPolicySnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[10]
+	mi := &file_nexusrag_governance_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +762,7 @@ func (x *GetPolicySnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicySnapshotResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicySnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_nexusrag_governance_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPolicySnapshotResponse) GetRevision() int64 {
@@ -646,26 +790,36 @@ var File_nexusrag_governance_v1_policy_proto protoreflect.FileDescriptor
 
 const file_nexusrag_governance_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"#nexusrag/governance/v1/policy.proto\x12\x16nexusrag.governance.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x83\x03\n" +
+	"#nexusrag/governance/v1/policy.proto\x12\x16nexusrag.governance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\xa6\x01\n" +
+	"\x0fPolicyCondition\x12\x18\n" +
+	"\amethods\x18\x01 \x03(\tR\amethods\x12'\n" +
+	"\x0fendpoint_prefix\x18\x02 \x01(\tR\x0eendpointPrefix\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x17\n" +
+	"\akey_ids\x18\x04 \x03(\tR\x06keyIds\x12!\n" +
+	"\fclient_cidrs\x18\x05 \x03(\tR\vclientCidrs\"P\n" +
+	"\fPolicyAction\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xa0\x03\n" +
 	"\x06Policy\x12\x1b\n" +
 	"\tpolicy_id\x18\x01 \x01(\x03R\bpolicyId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x19\n" +
 	"\brule_key\x18\x03 \x01(\tR\aruleKey\x12\x18\n" +
 	"\aenabled\x18\x04 \x01(\bR\aenabled\x12\x1a\n" +
-	"\bpriority\x18\x05 \x01(\x05R\bpriority\x12>\n" +
-	"\x0econdition_json\x18\x06 \x01(\v2\x17.google.protobuf.StructR\rconditionJson\x128\n" +
-	"\vaction_json\x18\a \x01(\v2\x17.google.protobuf.StructR\n" +
+	"\bpriority\x18\x05 \x01(\x05R\bpriority\x12N\n" +
+	"\x0econdition_json\x18\x06 \x01(\v2'.nexusrag.governance.v1.PolicyConditionR\rconditionJson\x12E\n" +
+	"\vaction_json\x18\a \x01(\v2$.nexusrag.governance.v1.PolicyActionR\n" +
 	"actionJson\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xf1\x01\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8e\x02\n" +
 	"\x13CreatePolicyRequest\x12\x19\n" +
 	"\brule_key\x18\x01 \x01(\tR\aruleKey\x12\x1d\n" +
 	"\aenabled\x18\x02 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\x1a\n" +
-	"\bpriority\x18\x03 \x01(\x05R\bpriority\x12>\n" +
-	"\x0econdition_json\x18\x04 \x01(\v2\x17.google.protobuf.StructR\rconditionJson\x128\n" +
-	"\vaction_json\x18\x05 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"\bpriority\x18\x03 \x01(\x05R\bpriority\x12N\n" +
+	"\x0econdition_json\x18\x04 \x01(\v2'.nexusrag.governance.v1.PolicyConditionR\rconditionJson\x12E\n" +
+	"\vaction_json\x18\x05 \x01(\v2$.nexusrag.governance.v1.PolicyActionR\n" +
 	"actionJsonB\n" +
 	"\n" +
 	"\b_enabled\"N\n" +
@@ -673,13 +827,13 @@ const file_nexusrag_governance_v1_policy_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\v2\x1e.nexusrag.governance.v1.PolicyR\x06policy\"\x15\n" +
 	"\x13ListPoliciesRequest\"R\n" +
 	"\x14ListPoliciesResponse\x12:\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x1e.nexusrag.governance.v1.PolicyR\bpolicies\"\x85\x02\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x1e.nexusrag.governance.v1.PolicyR\bpolicies\"\xa2\x02\n" +
 	"\x13UpdatePolicyRequest\x12\x1b\n" +
 	"\tpolicy_id\x18\x01 \x01(\x03R\bpolicyId\x12\x1d\n" +
 	"\aenabled\x18\x02 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\x1f\n" +
-	"\bpriority\x18\x03 \x01(\x05H\x01R\bpriority\x88\x01\x01\x12>\n" +
-	"\x0econdition_json\x18\x04 \x01(\v2\x17.google.protobuf.StructR\rconditionJson\x128\n" +
-	"\vaction_json\x18\x05 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"\bpriority\x18\x03 \x01(\x05H\x01R\bpriority\x88\x01\x01\x12N\n" +
+	"\x0econdition_json\x18\x04 \x01(\v2'.nexusrag.governance.v1.PolicyConditionR\rconditionJson\x12E\n" +
+	"\vaction_json\x18\x05 \x01(\v2$.nexusrag.governance.v1.PolicyActionR\n" +
 	"actionJsonB\n" +
 	"\n" +
 	"\b_enabledB\v\n" +
@@ -715,45 +869,46 @@ func file_nexusrag_governance_v1_policy_proto_rawDescGZIP() []byte {
 	return file_nexusrag_governance_v1_policy_proto_rawDescData
 }
 
-var file_nexusrag_governance_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_nexusrag_governance_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_nexusrag_governance_v1_policy_proto_goTypes = []any{
-	(*Policy)(nil),                    // 0: nexusrag.governance.v1.Policy
-	(*CreatePolicyRequest)(nil),       // 1: nexusrag.governance.v1.CreatePolicyRequest
-	(*CreatePolicyResponse)(nil),      // 2: nexusrag.governance.v1.CreatePolicyResponse
-	(*ListPoliciesRequest)(nil),       // 3: nexusrag.governance.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 4: nexusrag.governance.v1.ListPoliciesResponse
-	(*UpdatePolicyRequest)(nil),       // 5: nexusrag.governance.v1.UpdatePolicyRequest
-	(*UpdatePolicyResponse)(nil),      // 6: nexusrag.governance.v1.UpdatePolicyResponse
-	(*DeletePolicyRequest)(nil),       // 7: nexusrag.governance.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),      // 8: nexusrag.governance.v1.DeletePolicyResponse
-	(*GetPolicySnapshotRequest)(nil),  // 9: nexusrag.governance.v1.GetPolicySnapshotRequest
-	(*GetPolicySnapshotResponse)(nil), // 10: nexusrag.governance.v1.GetPolicySnapshotResponse
-	(*structpb.Struct)(nil),           // 11: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(*PolicyCondition)(nil),           // 0: nexusrag.governance.v1.PolicyCondition
+	(*PolicyAction)(nil),              // 1: nexusrag.governance.v1.PolicyAction
+	(*Policy)(nil),                    // 2: nexusrag.governance.v1.Policy
+	(*CreatePolicyRequest)(nil),       // 3: nexusrag.governance.v1.CreatePolicyRequest
+	(*CreatePolicyResponse)(nil),      // 4: nexusrag.governance.v1.CreatePolicyResponse
+	(*ListPoliciesRequest)(nil),       // 5: nexusrag.governance.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 6: nexusrag.governance.v1.ListPoliciesResponse
+	(*UpdatePolicyRequest)(nil),       // 7: nexusrag.governance.v1.UpdatePolicyRequest
+	(*UpdatePolicyResponse)(nil),      // 8: nexusrag.governance.v1.UpdatePolicyResponse
+	(*DeletePolicyRequest)(nil),       // 9: nexusrag.governance.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),      // 10: nexusrag.governance.v1.DeletePolicyResponse
+	(*GetPolicySnapshotRequest)(nil),  // 11: nexusrag.governance.v1.GetPolicySnapshotRequest
+	(*GetPolicySnapshotResponse)(nil), // 12: nexusrag.governance.v1.GetPolicySnapshotResponse
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
 }
 var file_nexusrag_governance_v1_policy_proto_depIdxs = []int32{
-	11, // 0: nexusrag.governance.v1.Policy.condition_json:type_name -> google.protobuf.Struct
-	11, // 1: nexusrag.governance.v1.Policy.action_json:type_name -> google.protobuf.Struct
-	12, // 2: nexusrag.governance.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
-	12, // 3: nexusrag.governance.v1.Policy.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 4: nexusrag.governance.v1.CreatePolicyRequest.condition_json:type_name -> google.protobuf.Struct
-	11, // 5: nexusrag.governance.v1.CreatePolicyRequest.action_json:type_name -> google.protobuf.Struct
-	0,  // 6: nexusrag.governance.v1.CreatePolicyResponse.policy:type_name -> nexusrag.governance.v1.Policy
-	0,  // 7: nexusrag.governance.v1.ListPoliciesResponse.policies:type_name -> nexusrag.governance.v1.Policy
-	11, // 8: nexusrag.governance.v1.UpdatePolicyRequest.condition_json:type_name -> google.protobuf.Struct
-	11, // 9: nexusrag.governance.v1.UpdatePolicyRequest.action_json:type_name -> google.protobuf.Struct
-	0,  // 10: nexusrag.governance.v1.UpdatePolicyResponse.policy:type_name -> nexusrag.governance.v1.Policy
-	0,  // 11: nexusrag.governance.v1.GetPolicySnapshotResponse.policies:type_name -> nexusrag.governance.v1.Policy
-	1,  // 12: nexusrag.governance.v1.PolicyService.CreatePolicy:input_type -> nexusrag.governance.v1.CreatePolicyRequest
-	3,  // 13: nexusrag.governance.v1.PolicyService.ListPolicies:input_type -> nexusrag.governance.v1.ListPoliciesRequest
-	5,  // 14: nexusrag.governance.v1.PolicyService.UpdatePolicy:input_type -> nexusrag.governance.v1.UpdatePolicyRequest
-	7,  // 15: nexusrag.governance.v1.PolicyService.DeletePolicy:input_type -> nexusrag.governance.v1.DeletePolicyRequest
-	9,  // 16: nexusrag.governance.v1.PolicyService.GetPolicySnapshot:input_type -> nexusrag.governance.v1.GetPolicySnapshotRequest
-	2,  // 17: nexusrag.governance.v1.PolicyService.CreatePolicy:output_type -> nexusrag.governance.v1.CreatePolicyResponse
-	4,  // 18: nexusrag.governance.v1.PolicyService.ListPolicies:output_type -> nexusrag.governance.v1.ListPoliciesResponse
-	6,  // 19: nexusrag.governance.v1.PolicyService.UpdatePolicy:output_type -> nexusrag.governance.v1.UpdatePolicyResponse
-	8,  // 20: nexusrag.governance.v1.PolicyService.DeletePolicy:output_type -> nexusrag.governance.v1.DeletePolicyResponse
-	10, // 21: nexusrag.governance.v1.PolicyService.GetPolicySnapshot:output_type -> nexusrag.governance.v1.GetPolicySnapshotResponse
+	0,  // 0: nexusrag.governance.v1.Policy.condition_json:type_name -> nexusrag.governance.v1.PolicyCondition
+	1,  // 1: nexusrag.governance.v1.Policy.action_json:type_name -> nexusrag.governance.v1.PolicyAction
+	13, // 2: nexusrag.governance.v1.Policy.created_at:type_name -> google.protobuf.Timestamp
+	13, // 3: nexusrag.governance.v1.Policy.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: nexusrag.governance.v1.CreatePolicyRequest.condition_json:type_name -> nexusrag.governance.v1.PolicyCondition
+	1,  // 5: nexusrag.governance.v1.CreatePolicyRequest.action_json:type_name -> nexusrag.governance.v1.PolicyAction
+	2,  // 6: nexusrag.governance.v1.CreatePolicyResponse.policy:type_name -> nexusrag.governance.v1.Policy
+	2,  // 7: nexusrag.governance.v1.ListPoliciesResponse.policies:type_name -> nexusrag.governance.v1.Policy
+	0,  // 8: nexusrag.governance.v1.UpdatePolicyRequest.condition_json:type_name -> nexusrag.governance.v1.PolicyCondition
+	1,  // 9: nexusrag.governance.v1.UpdatePolicyRequest.action_json:type_name -> nexusrag.governance.v1.PolicyAction
+	2,  // 10: nexusrag.governance.v1.UpdatePolicyResponse.policy:type_name -> nexusrag.governance.v1.Policy
+	2,  // 11: nexusrag.governance.v1.GetPolicySnapshotResponse.policies:type_name -> nexusrag.governance.v1.Policy
+	3,  // 12: nexusrag.governance.v1.PolicyService.CreatePolicy:input_type -> nexusrag.governance.v1.CreatePolicyRequest
+	5,  // 13: nexusrag.governance.v1.PolicyService.ListPolicies:input_type -> nexusrag.governance.v1.ListPoliciesRequest
+	7,  // 14: nexusrag.governance.v1.PolicyService.UpdatePolicy:input_type -> nexusrag.governance.v1.UpdatePolicyRequest
+	9,  // 15: nexusrag.governance.v1.PolicyService.DeletePolicy:input_type -> nexusrag.governance.v1.DeletePolicyRequest
+	11, // 16: nexusrag.governance.v1.PolicyService.GetPolicySnapshot:input_type -> nexusrag.governance.v1.GetPolicySnapshotRequest
+	4,  // 17: nexusrag.governance.v1.PolicyService.CreatePolicy:output_type -> nexusrag.governance.v1.CreatePolicyResponse
+	6,  // 18: nexusrag.governance.v1.PolicyService.ListPolicies:output_type -> nexusrag.governance.v1.ListPoliciesResponse
+	8,  // 19: nexusrag.governance.v1.PolicyService.UpdatePolicy:output_type -> nexusrag.governance.v1.UpdatePolicyResponse
+	10, // 20: nexusrag.governance.v1.PolicyService.DeletePolicy:output_type -> nexusrag.governance.v1.DeletePolicyResponse
+	12, // 21: nexusrag.governance.v1.PolicyService.GetPolicySnapshot:output_type -> nexusrag.governance.v1.GetPolicySnapshotResponse
 	17, // [17:22] is the sub-list for method output_type
 	12, // [12:17] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
@@ -766,15 +921,15 @@ func file_nexusrag_governance_v1_policy_proto_init() {
 	if File_nexusrag_governance_v1_policy_proto != nil {
 		return
 	}
-	file_nexusrag_governance_v1_policy_proto_msgTypes[1].OneofWrappers = []any{}
-	file_nexusrag_governance_v1_policy_proto_msgTypes[5].OneofWrappers = []any{}
+	file_nexusrag_governance_v1_policy_proto_msgTypes[3].OneofWrappers = []any{}
+	file_nexusrag_governance_v1_policy_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_governance_v1_policy_proto_rawDesc), len(file_nexusrag_governance_v1_policy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -13,7 +13,6 @@ import (
 	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1164,19 +1163,64 @@ func (x *ReindexDocumentRequest) GetDocumentId() string {
 	return ""
 }
 
+// DocumentPatch is the part of a document an action changes.
+type DocumentPatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DocumentPatch) Reset() {
+	*x = DocumentPatch{}
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DocumentPatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DocumentPatch) ProtoMessage() {}
+
+func (x *DocumentPatch) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DocumentPatch.ProtoReflect.Descriptor instead.
+func (*DocumentPatch) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DocumentPatch) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 type Optimistic struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Entity string                 `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
 	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	// patch is what the app may show at once.
-	Patch         *structpb.Struct `protobuf:"bytes,3,opt,name=patch,proto3" json:"patch,omitempty"`
+	Patch         *DocumentPatch `protobuf:"bytes,3,opt,name=patch,proto3" json:"patch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Optimistic) Reset() {
 	*x = Optimistic{}
-	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[17]
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1232,7 @@ func (x *Optimistic) String() string {
 func (*Optimistic) ProtoMessage() {}
 
 func (x *Optimistic) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[17]
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1245,7 @@ func (x *Optimistic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Optimistic.ProtoReflect.Descriptor instead.
 func (*Optimistic) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Optimistic) GetEntity() string {
@@ -1218,7 +1262,7 @@ func (x *Optimistic) GetId() string {
 	return ""
 }
 
-func (x *Optimistic) GetPatch() *structpb.Struct {
+func (x *Optimistic) GetPatch() *DocumentPatch {
 	if x != nil {
 		return x.Patch
 	}
@@ -1240,7 +1284,7 @@ type ReindexDocumentResponse struct {
 
 func (x *ReindexDocumentResponse) Reset() {
 	*x = ReindexDocumentResponse{}
-	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[18]
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1296,7 @@ func (x *ReindexDocumentResponse) String() string {
 func (*ReindexDocumentResponse) ProtoMessage() {}
 
 func (x *ReindexDocumentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[18]
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1309,7 @@ func (x *ReindexDocumentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReindexDocumentResponse.ProtoReflect.Descriptor instead.
 func (*ReindexDocumentResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{18}
+	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReindexDocumentResponse) GetActionId() string {
@@ -1307,7 +1351,7 @@ var File_nexusrag_ui_v1_ui_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ui_v1_ui_proto_rawDesc = "" +
 	"\n" +
-	"\x17nexusrag/ui/v1/ui.proto\x12\x0enexusrag.ui.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x15\n" +
+	"\x17nexusrag/ui/v1/ui.proto\x12\x0enexusrag.ui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x15\n" +
 	"\x13GetBootstrapRequest\"U\n" +
 	"\x06Corpus\x12\x1b\n" +
 	"\tcorpus_id\x18\x01 \x01(\tR\bcorpusId\x12\x12\n" +
@@ -1408,12 +1452,14 @@ const file_nexusrag_ui_v1_ui_proto_rawDesc = "" +
 	"\x06facets\x18\x03 \x01(\v2\x1e.nexusrag.ui.v1.ActivityFacetsR\x06facets\"9\n" +
 	"\x16ReindexDocumentRequest\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
-	"documentId\"c\n" +
+	"documentId\"'\n" +
+	"\rDocumentPatch\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"i\n" +
 	"\n" +
 	"Optimistic\x12\x16\n" +
 	"\x06entity\x18\x01 \x01(\tR\x06entity\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12-\n" +
-	"\x05patch\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x05patch\"\xe2\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x123\n" +
+	"\x05patch\x18\x03 \x01(\v2\x1d.nexusrag.ui.v1.DocumentPatchR\x05patch\"\xe2\x01\n" +
 	"\x17ReindexDocumentResponse\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12;\n" +
@@ -1443,7 +1489,7 @@ func file_nexusrag_ui_v1_ui_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ui_v1_ui_proto_rawDescData
 }
 
-var file_nexusrag_ui_v1_ui_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_nexusrag_ui_v1_ui_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_nexusrag_ui_v1_ui_proto_goTypes = []any{
 	(*GetBootstrapRequest)(nil),         // 0: nexusrag.ui.v1.GetBootstrapRequest
 	(*Corpus)(nil),                      // 1: nexusrag.ui.v1.Corpus
@@ -1462,30 +1508,30 @@ var file_nexusrag_ui_v1_ui_proto_goTypes = []any{
 	(*ActivityFacets)(nil),              // 14: nexusrag.ui.v1.ActivityFacets
 	(*ListActivityResponse)(nil),        // 15: nexusrag.ui.v1.ListActivityResponse
 	(*ReindexDocumentRequest)(nil),      // 16: nexusrag.ui.v1.ReindexDocumentRequest
-	(*Optimistic)(nil),                  // 17: nexusrag.ui.v1.Optimistic
-	(*ReindexDocumentResponse)(nil),     // 18: nexusrag.ui.v1.ReindexDocumentResponse
-	nil,                                 // 19: nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
-	(*timestamppb.Timestamp)(nil),       // 20: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),             // 21: google.protobuf.Struct
+	(*DocumentPatch)(nil),               // 17: nexusrag.ui.v1.DocumentPatch
+	(*Optimistic)(nil),                  // 18: nexusrag.ui.v1.Optimistic
+	(*ReindexDocumentResponse)(nil),     // 19: nexusrag.ui.v1.ReindexDocumentResponse
+	nil,                                 // 20: nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_nexusrag_ui_v1_ui_proto_depIdxs = []int32{
 	1,  // 0: nexusrag.ui.v1.GetBootstrapResponse.corpora:type_name -> nexusrag.ui.v1.Corpus
 	2,  // 1: nexusrag.ui.v1.GetBootstrapResponse.limits:type_name -> nexusrag.ui.v1.Limits
-	19, // 2: nexusrag.ui.v1.GetDashboardSummaryResponse.documents_by_status:type_name -> nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
+	20, // 2: nexusrag.ui.v1.GetDashboardSummaryResponse.documents_by_status:type_name -> nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
 	2,  // 3: nexusrag.ui.v1.GetDashboardSummaryResponse.limits:type_name -> nexusrag.ui.v1.Limits
-	20, // 4: nexusrag.ui.v1.DocumentItem.created_at:type_name -> google.protobuf.Timestamp
-	20, // 5: nexusrag.ui.v1.DocumentItem.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 4: nexusrag.ui.v1.DocumentItem.created_at:type_name -> google.protobuf.Timestamp
+	21, // 5: nexusrag.ui.v1.DocumentItem.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 6: nexusrag.ui.v1.DocumentFacets.status:type_name -> nexusrag.ui.v1.FacetValue
 	9,  // 7: nexusrag.ui.v1.ListDocumentsResponse.items:type_name -> nexusrag.ui.v1.DocumentItem
 	6,  // 8: nexusrag.ui.v1.ListDocumentsResponse.page:type_name -> nexusrag.ui.v1.Page
 	10, // 9: nexusrag.ui.v1.ListDocumentsResponse.facets:type_name -> nexusrag.ui.v1.DocumentFacets
-	20, // 10: nexusrag.ui.v1.ActivityItem.created_at:type_name -> google.protobuf.Timestamp
+	21, // 10: nexusrag.ui.v1.ActivityItem.created_at:type_name -> google.protobuf.Timestamp
 	13, // 11: nexusrag.ui.v1.ListActivityResponse.items:type_name -> nexusrag.ui.v1.ActivityItem
 	6,  // 12: nexusrag.ui.v1.ListActivityResponse.page:type_name -> nexusrag.ui.v1.Page
 	14, // 13: nexusrag.ui.v1.ListActivityResponse.facets:type_name -> nexusrag.ui.v1.ActivityFacets
-	21, // 14: nexusrag.ui.v1.Optimistic.patch:type_name -> google.protobuf.Struct
-	20, // 15: nexusrag.ui.v1.ReindexDocumentResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	17, // 16: nexusrag.ui.v1.ReindexDocumentResponse.optimistic:type_name -> nexusrag.ui.v1.Optimistic
+	17, // 14: nexusrag.ui.v1.Optimistic.patch:type_name -> nexusrag.ui.v1.DocumentPatch
+	21, // 15: nexusrag.ui.v1.ReindexDocumentResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	18, // 16: nexusrag.ui.v1.ReindexDocumentResponse.optimistic:type_name -> nexusrag.ui.v1.Optimistic
 	0,  // 17: nexusrag.ui.v1.UIService.GetBootstrap:input_type -> nexusrag.ui.v1.GetBootstrapRequest
 	4,  // 18: nexusrag.ui.v1.UIService.GetDashboardSummary:input_type -> nexusrag.ui.v1.GetDashboardSummaryRequest
 	8,  // 19: nexusrag.ui.v1.UIService.ListDocuments:input_type -> nexusrag.ui.v1.ListDocumentsRequest
@@ -1495,7 +1541,7 @@ var file_nexusrag_ui_v1_ui_proto_depIdxs = []int32{
 	5,  // 23: nexusrag.ui.v1.UIService.GetDashboardSummary:output_type -> nexusrag.ui.v1.GetDashboardSummaryResponse
 	11, // 24: nexusrag.ui.v1.UIService.ListDocuments:output_type -> nexusrag.ui.v1.ListDocumentsResponse
 	15, // 25: nexusrag.ui.v1.UIService.ListActivity:output_type -> nexusrag.ui.v1.ListActivityResponse
-	18, // 26: nexusrag.ui.v1.UIService.ReindexDocument:output_type -> nexusrag.ui.v1.ReindexDocumentResponse
+	19, // 26: nexusrag.ui.v1.UIService.ReindexDocument:output_type -> nexusrag.ui.v1.ReindexDocumentResponse
 	22, // [22:27] is the sub-list for method output_type
 	17, // [17:22] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
@@ -1514,7 +1560,7 @@ func file_nexusrag_ui_v1_ui_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ui_v1_ui_proto_rawDesc), len(file_nexusrag_ui_v1_ui_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
