@@ -267,29 +267,33 @@ func (s *Stats) Window(ctx context.Context, d time.Duration) (map[string]Counts,
 	return out, nil
 }
 
-// GaugeSum sums gauge name over the replicas that flushed it within the last minute.
-func (s *Stats) GaugeSum(ctx context.Context, name string) (int64, error) {
-	var sum int64
-	iter := s.rdb.Scan(ctx, 0, s.prefix+"gauge:"+name+":*", 100).Iterator()
+// Gauges sums every gauge over the replicas that flushed it within the last minute, in
+// one scan: name -> sum.
+func (s *Stats) Gauges(ctx context.Context) (map[string]int64, error) {
+	prefix := s.prefix + "gauge:"
 	var keys []string
+	iter := s.rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
-		return 0, fmt.Errorf("read gauge %s: %w", name, err)
+		return nil, fmt.Errorf("read gauges: %w", err)
 	}
+	out := map[string]int64{}
 	if len(keys) == 0 {
-		return 0, nil
+		return out, nil
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return 0, fmt.Errorf("read gauge %s: %w", name, err)
+		return nil, fmt.Errorf("read gauges: %w", err)
 	}
-	for _, v := range vals {
-		if str, ok := v.(string); ok {
+	for i, v := range vals {
+		str, ok := v.(string)
+		name := strings.TrimPrefix(keys[i], prefix)
+		if j := strings.LastIndex(name, ":"); ok && j > 0 { // name:replica
 			n, _ := strconv.ParseInt(str, 10, 64)
-			sum += n
+			out[name[:j]] += n
 		}
 	}
-	return sum, nil
+	return out, nil
 }

@@ -193,10 +193,11 @@ func (s *Server) GetOpsMetrics(ctx context.Context, req *opsv1.GetOpsMetricsRequ
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	open, err := s.stats.GaugeSum(ctx, "runs_open")
+	gauges, err := s.stats.Gauges(ctx)
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	open := gauges["runs_open"]
 	out := &opsv1.GetOpsMetricsResponse{WindowMinutes: minutes, RouteClasses: map[string]*opsv1.RequestStats{}, Breakers: map[string]*opsv1.BreakerState{},
 		Runs: &opsv1.StreamStats{Open: max(0, open), Started: w["runs:started"].Requests, Completed: w["runs:completed"].Requests, Errored: w["runs:errored"].Requests}}
 	for _, class := range routeClasses {
@@ -205,15 +206,8 @@ func (s *Server) GetOpsMetrics(ctx context.Context, req *opsv1.GetOpsMetricsRequ
 	}
 	out.Bulkheads = map[string]*opsv1.BulkheadState{}
 	for _, name := range Bulkheads {
-		inUse, err := s.stats.GaugeSum(ctx, "bulkhead:"+name+":in_use")
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		capacity, err := s.stats.GaugeSum(ctx, "bulkhead:"+name+":capacity")
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		out.Bulkheads[name] = &opsv1.BulkheadState{InUse: inUse, Capacity: capacity, Rejected: w["bulkhead:"+name+":rejected"].Requests}
+		out.Bulkheads[name] = &opsv1.BulkheadState{InUse: gauges["bulkhead:"+name+":in_use"], Capacity: gauges["bulkhead:"+name+":capacity"],
+			Rejected: w["bulkhead:"+name+":rejected"].Requests}
 	}
 	for name, state := range s.breakers {
 		st, err := state(ctx)
