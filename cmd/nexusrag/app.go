@@ -21,6 +21,7 @@ import (
 
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/breaker"
+	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/extcall"
@@ -63,6 +64,8 @@ type app struct {
 	conns        map[string]*grpc.ClientConn
 	// replica names this process among its service's replicas (its gauges in Redis).
 	replica string
+	// bulkheads are the process's bulkheads, reported to the ops metrics.
+	bulkheads map[string]*bulkhead.Bulkhead
 
 	extCfg         *extcall.Config
 	breakerMetrics *breaker.Metrics

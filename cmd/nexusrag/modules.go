@@ -321,11 +321,17 @@ func initUI(_ context.Context, a *app) error {
 	return nil
 }
 
-// publishBulkhead reports a bulkhead's occupancy and refusals to /v1/ops/metrics, every second.
+// publishBulkhead adds a bulkhead to those the process reports to /v1/ops/metrics every
+// second: one publisher per process, started with the first (loops start after every
+// module is initialized, so the map is complete before it is read).
 func (a *app) publishBulkhead(name string, b *bulkhead.Bulkhead) {
-	stats := reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log)
-	a.goBackground("bulkhead stats ("+name+")", func(ctx context.Context) error {
-		ops.PublishBulkheads(ctx, stats, map[string]*bulkhead.Bulkhead{name: b}, time.Second)
-		return nil
-	})
+	if a.bulkheads == nil {
+		a.bulkheads = map[string]*bulkhead.Bulkhead{}
+		stats := reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log)
+		a.goBackground("bulkhead stats", func(ctx context.Context) error {
+			ops.PublishBulkheads(ctx, stats, a.bulkheads, time.Second)
+			return nil
+		})
+	}
+	a.bulkheads[name] = b
 }
