@@ -51,11 +51,15 @@ func modules() registry {
 		{name: modEntitlements, deps: []string{modGRPCServer}, calls: []string{"billing"}, init: initEntitlements},
 		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
-		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements, modAudit}, init: initGovernance, service: &service{
+		// Retention runs and DSARs select and purge rows through the services that own them.
+		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements, modAudit}, calls: []string{"run", "ingest"},
+			init: initGovernance, service: &service{
 			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
 			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
 				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler},
-				{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler}}}},
+				{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler},
+				{desc: &governancev1.DsarService_ServiceDesc, rest: governancev1.RegisterDsarServiceHandler},
+				{desc: &governancev1.GovernanceReportService_ServiceDesc, rest: governancev1.RegisterGovernanceReportServiceHandler}}}},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
@@ -86,7 +90,19 @@ func initGovernance(_ context.Context, a *app) error {
 	// governance (in this process) in its batches.
 	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, a.rec, a.log))
 	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, a.rec, a.log))
-	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, a.rec, a.log))
+	owners := governance.Owners{"governance": governance.AuditOwner(a.pool)}
+	for name, adapt := range map[string]func(grpc.ClientConnInterface) governance.Owner{"run": governance.RunOwner, "ingest": governance.IngestOwner} {
+		conn, err := a.conn(name)
+		if err != nil {
+			return err
+		}
+		owners[name] = adapt(conn)
+	}
+	engine := governance.NewEngine(a.pool, owners, a.rec, a.log)
+	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, engine, a.rec, a.log))
+	a.grpc.Register(&governancev1.DsarService_ServiceDesc, governance.NewDsarServer(a.pool, engine, a.rec, a.log))
+	a.grpc.Register(&governancev1.GovernanceReportService_ServiceDesc, governance.NewReportServer(a.pool, a.log))
+	a.goBackground("governance engine", func(ctx context.Context) error { engine.Run(ctx, 15*time.Second); return nil })
 	return nil
 }
 

@@ -92,6 +92,17 @@ const (
 	TypeLegalHoldReleased = "legal_hold.released"
 	// TypeRetentionPolicyChanged: a tenant's retention policy was changed.
 	TypeRetentionPolicyChanged = "retention.policy_changed"
+	// TypeRetentionRunStarted and TypeRetentionRunCompleted: a retention run was started and
+	// finished (outcome failure: it gave up), with its counts by outcome.
+	TypeRetentionRunStarted   = "retention.run_started"
+	TypeRetentionRunCompleted = "retention.run_completed"
+	// TypeDsarRequested, TypeDsarApproved, TypeDsarCompleted: a data subject access request
+	// was made, approved by a second admin, and finished (outcome failure: it failed).
+	TypeDsarRequested = "dsar.requested"
+	TypeDsarApproved  = "dsar.approved"
+	TypeDsarCompleted = "dsar.completed"
+	// TypeMaintenanceRun: a maintenance task ran, on demand or on its schedule.
+	TypeMaintenanceRun = "maintenance.run"
 )
 
 // Types lists every known event type.
@@ -104,7 +115,8 @@ func Types() []string {
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
 		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
-		TypeRetentionPolicyChanged,
+		TypeRetentionPolicyChanged, TypeRetentionRunStarted, TypeRetentionRunCompleted, TypeDsarRequested, TypeDsarApproved,
+		TypeDsarCompleted, TypeMaintenanceRun,
 	}
 }
 

@@ -22,14 +22,15 @@ const maxTTLDays = 36500
 // RetentionServer implements nexusrag.governance.v1.RetentionService.
 type RetentionServer struct {
 	governancev1.UnimplementedRetentionServiceServer
-	pool  *pgxpool.Pool
-	audit Recorder
-	log   *slog.Logger
+	pool   *pgxpool.Pool
+	engine *Engine // nil: runs are recorded but nothing carries them out
+	audit  Recorder
+	log    *slog.Logger
 }
 
-// NewRetentionServer returns the RetentionService over pool.
-func NewRetentionServer(pool *pgxpool.Pool, rec Recorder, log *slog.Logger) *RetentionServer {
-	return &RetentionServer{pool: pool, audit: rec, log: log}
+// NewRetentionServer returns the RetentionService over pool; engine carries runs out.
+func NewRetentionServer(pool *pgxpool.Pool, engine *Engine, rec Recorder, log *slog.Logger) *RetentionServer {
+	return &RetentionServer{pool: pool, engine: engine, audit: rec, log: log}
 }
 
 const retentionColumns = `messages_ttl_days, checkpoints_ttl_days, audit_ttl_days, documents_ttl_days, backups_ttl_days,

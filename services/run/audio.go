@@ -41,3 +41,14 @@ func (a AudioStore) Load(id string) ([]byte, error) {
 	}
 	return os.ReadFile(filepath.Join(a.Dir, id+".mp3"))
 }
+
+// Remove deletes the audio of id; audio already gone is not an error.
+func (a AudioStore) Remove(id string) error {
+	if !audioIDPattern.MatchString(id) {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(a.Dir, id+".mp3")); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove audio %s: %w", id, err)
+	}
+	return nil
+}

@@ -351,6 +351,513 @@ func (x *UpdateRetentionPolicyResponse) GetPolicy() *RetentionPolicy {
 	return nil
 }
 
+type StartRetentionRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant_id defaults to the caller's; another tenant's answers FORBIDDEN.
+	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRetentionRunRequest) Reset() {
+	*x = StartRetentionRunRequest{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRetentionRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRetentionRunRequest) ProtoMessage() {}
+
+func (x *StartRetentionRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRetentionRunRequest.ProtoReflect.Descriptor instead.
+func (*StartRetentionRunRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StartRetentionRunRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type StartRetentionRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Run   *RetentionRun          `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	// started is false when an unfinished run of the tenant was answered instead.
+	Started       bool `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRetentionRunResponse) Reset() {
+	*x = StartRetentionRunResponse{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRetentionRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRetentionRunResponse) ProtoMessage() {}
+
+func (x *StartRetentionRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRetentionRunResponse.ProtoReflect.Descriptor instead.
+func (*StartRetentionRunResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StartRetentionRunResponse) GetRun() *RetentionRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *StartRetentionRunResponse) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+type GetRetentionReportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// run_id 0 reports the tenant's latest run.
+	RunId         int64 `protobuf:"varint,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRetentionReportRequest) Reset() {
+	*x = GetRetentionReportRequest{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRetentionReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRetentionReportRequest) ProtoMessage() {}
+
+func (x *GetRetentionReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRetentionReportRequest.ProtoReflect.Descriptor instead.
+func (*GetRetentionReportRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetRetentionReportRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetRetentionReportRequest) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+type GetRetentionReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *RetentionRun          `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRetentionReportResponse) Reset() {
+	*x = GetRetentionReportResponse{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRetentionReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRetentionReportResponse) ProtoMessage() {}
+
+func (x *GetRetentionReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRetentionReportResponse.ProtoReflect.Descriptor instead.
+func (*GetRetentionReportResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetRetentionReportResponse) GetRun() *RetentionRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// RetentionRun is one application of a tenant's policy.
+type RetentionRun struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RunId    int64                  `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// status: planning, running, completed or failed.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// mode: delete (hard_delete_enabled), anonymize (anonymize_instead_of_delete) or report_only (neither:
+	// expired rows are listed as kept).
+	Mode string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// policy is the policy as it was when the run started.
+	Policy      *RetentionPolicy           `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	Categories  []*RetentionCategoryReport `protobuf:"bytes,6,rep,name=categories,proto3" json:"categories,omitempty"`
+	RequestedBy string                     `protobuf:"bytes,7,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	CreatedAt   *timestamppb.Timestamp     `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	FinishedAt  *timestamppb.Timestamp     `protobuf:"bytes,9,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// error says why a run failed; a failed run can be started again.
+	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionRun) Reset() {
+	*x = RetentionRun{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionRun) ProtoMessage() {}
+
+func (x *RetentionRun) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionRun.ProtoReflect.Descriptor instead.
+func (*RetentionRun) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RetentionRun) GetRunId() int64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *RetentionRun) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RetentionRun) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RetentionRun) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *RetentionRun) GetPolicy() *RetentionPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *RetentionRun) GetCategories() []*RetentionCategoryReport {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *RetentionRun) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *RetentionRun) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *RetentionRun) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *RetentionRun) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// RetentionCategoryReport is what a run did to one kind of data.
+type RetentionCategoryReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// category: messages, checkpoints, audit_events, documents, backups.
+	Category string `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	// ttl_days is the policy's; absent: kept forever (nothing expires).
+	TtlDays *int32 `protobuf:"varint,2,opt,name=ttl_days,json=ttlDays,proto3,oneof" json:"ttl_days,omitempty"`
+	// cutoff: rows created before it had expired.
+	Cutoff *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=cutoff,proto3" json:"cutoff,omitempty"`
+	// status: skipped (no ttl), unavailable (its owner is not built; see note), pending, done.
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	Note   string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	// Counts of the expired rows by what became of them; pending ones are not done yet.
+	Deleted    int64 `protobuf:"varint,6,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Anonymized int64 `protobuf:"varint,7,opt,name=anonymized,proto3" json:"anonymized,omitempty"`
+	Held       int64 `protobuf:"varint,8,opt,name=held,proto3" json:"held,omitempty"`
+	Kept       int64 `protobuf:"varint,9,opt,name=kept,proto3" json:"kept,omitempty"`
+	Pending    int64 `protobuf:"varint,10,opt,name=pending,proto3" json:"pending,omitempty"`
+	// The rows' ids by outcome, at most 1000 each (ids_truncated says more were cut).
+	DeletedIds    []string `protobuf:"bytes,11,rep,name=deleted_ids,json=deletedIds,proto3" json:"deleted_ids,omitempty"`
+	AnonymizedIds []string `protobuf:"bytes,12,rep,name=anonymized_ids,json=anonymizedIds,proto3" json:"anonymized_ids,omitempty"`
+	HeldIds       []string `protobuf:"bytes,13,rep,name=held_ids,json=heldIds,proto3" json:"held_ids,omitempty"`
+	KeptIds       []string `protobuf:"bytes,14,rep,name=kept_ids,json=keptIds,proto3" json:"kept_ids,omitempty"`
+	IdsTruncated  bool     `protobuf:"varint,15,opt,name=ids_truncated,json=idsTruncated,proto3" json:"ids_truncated,omitempty"`
+	// more_expired: the run planned its cap (100000 rows per category); run again for the rest.
+	MoreExpired bool `protobuf:"varint,16,opt,name=more_expired,json=moreExpired,proto3" json:"more_expired,omitempty"`
+	// deferred: expired rows their owner could not purge now (a document being ingested); the next run
+	// takes them.
+	Deferred      int64    `protobuf:"varint,17,opt,name=deferred,proto3" json:"deferred,omitempty"`
+	DeferredIds   []string `protobuf:"bytes,18,rep,name=deferred_ids,json=deferredIds,proto3" json:"deferred_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionCategoryReport) Reset() {
+	*x = RetentionCategoryReport{}
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionCategoryReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionCategoryReport) ProtoMessage() {}
+
+func (x *RetentionCategoryReport) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_retention_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionCategoryReport.ProtoReflect.Descriptor instead.
+func (*RetentionCategoryReport) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_retention_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RetentionCategoryReport) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *RetentionCategoryReport) GetTtlDays() int32 {
+	if x != nil && x.TtlDays != nil {
+		return *x.TtlDays
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetCutoff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Cutoff
+	}
+	return nil
+}
+
+func (x *RetentionCategoryReport) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RetentionCategoryReport) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *RetentionCategoryReport) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetAnonymized() int64 {
+	if x != nil {
+		return x.Anonymized
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetHeld() int64 {
+	if x != nil {
+		return x.Held
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetKept() int64 {
+	if x != nil {
+		return x.Kept
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetPending() int64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetDeletedIds() []string {
+	if x != nil {
+		return x.DeletedIds
+	}
+	return nil
+}
+
+func (x *RetentionCategoryReport) GetAnonymizedIds() []string {
+	if x != nil {
+		return x.AnonymizedIds
+	}
+	return nil
+}
+
+func (x *RetentionCategoryReport) GetHeldIds() []string {
+	if x != nil {
+		return x.HeldIds
+	}
+	return nil
+}
+
+func (x *RetentionCategoryReport) GetKeptIds() []string {
+	if x != nil {
+		return x.KeptIds
+	}
+	return nil
+}
+
+func (x *RetentionCategoryReport) GetIdsTruncated() bool {
+	if x != nil {
+		return x.IdsTruncated
+	}
+	return false
+}
+
+func (x *RetentionCategoryReport) GetMoreExpired() bool {
+	if x != nil {
+		return x.MoreExpired
+	}
+	return false
+}
+
+func (x *RetentionCategoryReport) GetDeferred() int64 {
+	if x != nil {
+		return x.Deferred
+	}
+	return 0
+}
+
+func (x *RetentionCategoryReport) GetDeferredIds() []string {
+	if x != nil {
+		return x.DeferredIds
+	}
+	return nil
+}
+
 var File_nexusrag_governance_v1_retention_proto protoreflect.FileDescriptor
 
 const file_nexusrag_governance_v1_retention_proto_rawDesc = "" +
@@ -391,10 +898,62 @@ const file_nexusrag_governance_v1_retention_proto_rawDesc = "" +
 	"\x14_hard_delete_enabledB\x1e\n" +
 	"\x1c_anonymize_instead_of_delete\"`\n" +
 	"\x1dUpdateRetentionPolicyResponse\x12?\n" +
-	"\x06policy\x18\x01 \x01(\v2'.nexusrag.governance.v1.RetentionPolicyR\x06policy2\xa7\x02\n" +
+	"\x06policy\x18\x01 \x01(\v2'.nexusrag.governance.v1.RetentionPolicyR\x06policy\"7\n" +
+	"\x18StartRetentionRunRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"m\n" +
+	"\x19StartRetentionRunResponse\x126\n" +
+	"\x03run\x18\x01 \x01(\v2$.nexusrag.governance.v1.RetentionRunR\x03run\x12\x18\n" +
+	"\astarted\x18\x02 \x01(\bR\astarted\"O\n" +
+	"\x19GetRetentionReportRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\x03R\x05runId\"T\n" +
+	"\x1aGetRetentionReportResponse\x126\n" +
+	"\x03run\x18\x01 \x01(\v2$.nexusrag.governance.v1.RetentionRunR\x03run\"\xb1\x03\n" +
+	"\fRetentionRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\x03R\x05runId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12?\n" +
+	"\x06policy\x18\x05 \x01(\v2'.nexusrag.governance.v1.RetentionPolicyR\x06policy\x12O\n" +
+	"\n" +
+	"categories\x18\x06 \x03(\v2/.nexusrag.governance.v1.RetentionCategoryReportR\n" +
+	"categories\x12!\n" +
+	"\frequested_by\x18\a \x01(\tR\vrequestedBy\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vfinished_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error\"\xc3\x04\n" +
+	"\x17RetentionCategoryReport\x12\x1a\n" +
+	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x1e\n" +
+	"\bttl_days\x18\x02 \x01(\x05H\x00R\attlDays\x88\x01\x01\x122\n" +
+	"\x06cutoff\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutoff\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12\x18\n" +
+	"\adeleted\x18\x06 \x01(\x03R\adeleted\x12\x1e\n" +
+	"\n" +
+	"anonymized\x18\a \x01(\x03R\n" +
+	"anonymized\x12\x12\n" +
+	"\x04held\x18\b \x01(\x03R\x04held\x12\x12\n" +
+	"\x04kept\x18\t \x01(\x03R\x04kept\x12\x18\n" +
+	"\apending\x18\n" +
+	" \x01(\x03R\apending\x12\x1f\n" +
+	"\vdeleted_ids\x18\v \x03(\tR\n" +
+	"deletedIds\x12%\n" +
+	"\x0eanonymized_ids\x18\f \x03(\tR\ranonymizedIds\x12\x19\n" +
+	"\bheld_ids\x18\r \x03(\tR\aheldIds\x12\x19\n" +
+	"\bkept_ids\x18\x0e \x03(\tR\akeptIds\x12#\n" +
+	"\rids_truncated\x18\x0f \x01(\bR\fidsTruncated\x12!\n" +
+	"\fmore_expired\x18\x10 \x01(\bR\vmoreExpired\x12\x1a\n" +
+	"\bdeferred\x18\x11 \x01(\x03R\bdeferred\x12!\n" +
+	"\fdeferred_ids\x18\x12 \x03(\tR\vdeferredIdsB\v\n" +
+	"\t_ttl_days2\xb0\x04\n" +
 	"\x10RetentionService\x12\x83\x01\n" +
 	"\x12GetRetentionPolicy\x121.nexusrag.governance.v1.GetRetentionPolicyRequest\x1a2.nexusrag.governance.v1.GetRetentionPolicyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x8c\x01\n" +
-	"\x15UpdateRetentionPolicy\x124.nexusrag.governance.v1.UpdateRetentionPolicyRequest\x1a5.nexusrag.governance.v1.UpdateRetentionPolicyResponse\"\x06\xca\xf3\x18\x02\b\x03B\xef\x01\n" +
+	"\x15UpdateRetentionPolicy\x124.nexusrag.governance.v1.UpdateRetentionPolicyRequest\x1a5.nexusrag.governance.v1.UpdateRetentionPolicyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x80\x01\n" +
+	"\x11StartRetentionRun\x120.nexusrag.governance.v1.StartRetentionRunRequest\x1a1.nexusrag.governance.v1.StartRetentionRunResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x83\x01\n" +
+	"\x12GetRetentionReport\x121.nexusrag.governance.v1.GetRetentionReportRequest\x1a2.nexusrag.governance.v1.GetRetentionReportResponse\"\x06\xca\xf3\x18\x02\b\x03B\xef\x01\n" +
 	"\x1acom.nexusrag.governance.v1B\x0eRetentionProtoP\x01ZGgithub.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1;governancev1\xa2\x02\x03NGX\xaa\x02\x16Nexusrag.Governance.V1\xca\x02\x16Nexusrag\\Governance\\V1\xe2\x02\"Nexusrag\\Governance\\V1\\GPBMetadata\xea\x02\x18Nexusrag::Governance::V1b\x06proto3"
 
 var (
@@ -409,28 +968,45 @@ func file_nexusrag_governance_v1_retention_proto_rawDescGZIP() []byte {
 	return file_nexusrag_governance_v1_retention_proto_rawDescData
 }
 
-var file_nexusrag_governance_v1_retention_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_nexusrag_governance_v1_retention_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_nexusrag_governance_v1_retention_proto_goTypes = []any{
 	(*RetentionPolicy)(nil),               // 0: nexusrag.governance.v1.RetentionPolicy
 	(*GetRetentionPolicyRequest)(nil),     // 1: nexusrag.governance.v1.GetRetentionPolicyRequest
 	(*GetRetentionPolicyResponse)(nil),    // 2: nexusrag.governance.v1.GetRetentionPolicyResponse
 	(*UpdateRetentionPolicyRequest)(nil),  // 3: nexusrag.governance.v1.UpdateRetentionPolicyRequest
 	(*UpdateRetentionPolicyResponse)(nil), // 4: nexusrag.governance.v1.UpdateRetentionPolicyResponse
-	(*timestamppb.Timestamp)(nil),         // 5: google.protobuf.Timestamp
+	(*StartRetentionRunRequest)(nil),      // 5: nexusrag.governance.v1.StartRetentionRunRequest
+	(*StartRetentionRunResponse)(nil),     // 6: nexusrag.governance.v1.StartRetentionRunResponse
+	(*GetRetentionReportRequest)(nil),     // 7: nexusrag.governance.v1.GetRetentionReportRequest
+	(*GetRetentionReportResponse)(nil),    // 8: nexusrag.governance.v1.GetRetentionReportResponse
+	(*RetentionRun)(nil),                  // 9: nexusrag.governance.v1.RetentionRun
+	(*RetentionCategoryReport)(nil),       // 10: nexusrag.governance.v1.RetentionCategoryReport
+	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
 }
 var file_nexusrag_governance_v1_retention_proto_depIdxs = []int32{
-	5, // 0: nexusrag.governance.v1.RetentionPolicy.updated_at:type_name -> google.protobuf.Timestamp
-	0, // 1: nexusrag.governance.v1.GetRetentionPolicyResponse.policy:type_name -> nexusrag.governance.v1.RetentionPolicy
-	0, // 2: nexusrag.governance.v1.UpdateRetentionPolicyResponse.policy:type_name -> nexusrag.governance.v1.RetentionPolicy
-	1, // 3: nexusrag.governance.v1.RetentionService.GetRetentionPolicy:input_type -> nexusrag.governance.v1.GetRetentionPolicyRequest
-	3, // 4: nexusrag.governance.v1.RetentionService.UpdateRetentionPolicy:input_type -> nexusrag.governance.v1.UpdateRetentionPolicyRequest
-	2, // 5: nexusrag.governance.v1.RetentionService.GetRetentionPolicy:output_type -> nexusrag.governance.v1.GetRetentionPolicyResponse
-	4, // 6: nexusrag.governance.v1.RetentionService.UpdateRetentionPolicy:output_type -> nexusrag.governance.v1.UpdateRetentionPolicyResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	11, // 0: nexusrag.governance.v1.RetentionPolicy.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 1: nexusrag.governance.v1.GetRetentionPolicyResponse.policy:type_name -> nexusrag.governance.v1.RetentionPolicy
+	0,  // 2: nexusrag.governance.v1.UpdateRetentionPolicyResponse.policy:type_name -> nexusrag.governance.v1.RetentionPolicy
+	9,  // 3: nexusrag.governance.v1.StartRetentionRunResponse.run:type_name -> nexusrag.governance.v1.RetentionRun
+	9,  // 4: nexusrag.governance.v1.GetRetentionReportResponse.run:type_name -> nexusrag.governance.v1.RetentionRun
+	0,  // 5: nexusrag.governance.v1.RetentionRun.policy:type_name -> nexusrag.governance.v1.RetentionPolicy
+	10, // 6: nexusrag.governance.v1.RetentionRun.categories:type_name -> nexusrag.governance.v1.RetentionCategoryReport
+	11, // 7: nexusrag.governance.v1.RetentionRun.created_at:type_name -> google.protobuf.Timestamp
+	11, // 8: nexusrag.governance.v1.RetentionRun.finished_at:type_name -> google.protobuf.Timestamp
+	11, // 9: nexusrag.governance.v1.RetentionCategoryReport.cutoff:type_name -> google.protobuf.Timestamp
+	1,  // 10: nexusrag.governance.v1.RetentionService.GetRetentionPolicy:input_type -> nexusrag.governance.v1.GetRetentionPolicyRequest
+	3,  // 11: nexusrag.governance.v1.RetentionService.UpdateRetentionPolicy:input_type -> nexusrag.governance.v1.UpdateRetentionPolicyRequest
+	5,  // 12: nexusrag.governance.v1.RetentionService.StartRetentionRun:input_type -> nexusrag.governance.v1.StartRetentionRunRequest
+	7,  // 13: nexusrag.governance.v1.RetentionService.GetRetentionReport:input_type -> nexusrag.governance.v1.GetRetentionReportRequest
+	2,  // 14: nexusrag.governance.v1.RetentionService.GetRetentionPolicy:output_type -> nexusrag.governance.v1.GetRetentionPolicyResponse
+	4,  // 15: nexusrag.governance.v1.RetentionService.UpdateRetentionPolicy:output_type -> nexusrag.governance.v1.UpdateRetentionPolicyResponse
+	6,  // 16: nexusrag.governance.v1.RetentionService.StartRetentionRun:output_type -> nexusrag.governance.v1.StartRetentionRunResponse
+	8,  // 17: nexusrag.governance.v1.RetentionService.GetRetentionReport:output_type -> nexusrag.governance.v1.GetRetentionReportResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_governance_v1_retention_proto_init() }
@@ -440,13 +1016,14 @@ func file_nexusrag_governance_v1_retention_proto_init() {
 	}
 	file_nexusrag_governance_v1_retention_proto_msgTypes[0].OneofWrappers = []any{}
 	file_nexusrag_governance_v1_retention_proto_msgTypes[3].OneofWrappers = []any{}
+	file_nexusrag_governance_v1_retention_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_governance_v1_retention_proto_rawDesc), len(file_nexusrag_governance_v1_retention_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,19 +21,27 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	RetentionService_GetRetentionPolicy_FullMethodName    = "/nexusrag.governance.v1.RetentionService/GetRetentionPolicy"
 	RetentionService_UpdateRetentionPolicy_FullMethodName = "/nexusrag.governance.v1.RetentionService/UpdateRetentionPolicy"
+	RetentionService_StartRetentionRun_FullMethodName     = "/nexusrag.governance.v1.RetentionService/StartRetentionRun"
+	RetentionService_GetRetentionReport_FullMethodName    = "/nexusrag.governance.v1.RetentionService/GetRetentionReport"
 )
 
 // RetentionServiceClient is the client API for RetentionService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// RetentionService holds each tenant's retention policy: how long each kind of data is kept. The caller's
-// tenant only.
+// RetentionService holds each tenant's retention policy (how long each kind of data is kept) and runs it.
+// The caller's tenant only: another tenant's id answers FORBIDDEN.
 type RetentionServiceClient interface {
 	// GetRetentionPolicy returns the tenant's policy (unset ttls keep forever).
 	GetRetentionPolicy(ctx context.Context, in *GetRetentionPolicyRequest, opts ...grpc.CallOption) (*GetRetentionPolicyResponse, error)
 	// UpdateRetentionPolicy changes the fields given; a ttl of 0 unsets it (keep forever).
 	UpdateRetentionPolicy(ctx context.Context, in *UpdateRetentionPolicyRequest, opts ...grpc.CallOption) (*UpdateRetentionPolicyResponse, error)
+	// StartRetentionRun plans a run (which rows the policy expires, which a hold keeps) and carries it out in
+	// the background; poll GetRetentionReport. At most one run per tenant is unfinished at a time: starting
+	// another answers that one.
+	StartRetentionRun(ctx context.Context, in *StartRetentionRunRequest, opts ...grpc.CallOption) (*StartRetentionRunResponse, error)
+	// GetRetentionReport reports a run per category: counts and ids, never content. run_id 0: the latest.
+	GetRetentionReport(ctx context.Context, in *GetRetentionReportRequest, opts ...grpc.CallOption) (*GetRetentionReportResponse, error)
 }
 
 type retentionServiceClient struct {
@@ -64,17 +72,43 @@ func (c *retentionServiceClient) UpdateRetentionPolicy(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *retentionServiceClient) StartRetentionRun(ctx context.Context, in *StartRetentionRunRequest, opts ...grpc.CallOption) (*StartRetentionRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartRetentionRunResponse)
+	err := c.cc.Invoke(ctx, RetentionService_StartRetentionRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *retentionServiceClient) GetRetentionReport(ctx context.Context, in *GetRetentionReportRequest, opts ...grpc.CallOption) (*GetRetentionReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRetentionReportResponse)
+	err := c.cc.Invoke(ctx, RetentionService_GetRetentionReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RetentionServiceServer is the server API for RetentionService service.
 // All implementations must embed UnimplementedRetentionServiceServer
 // for forward compatibility.
 //
-// RetentionService holds each tenant's retention policy: how long each kind of data is kept. The caller's
-// tenant only.
+// RetentionService holds each tenant's retention policy (how long each kind of data is kept) and runs it.
+// The caller's tenant only: another tenant's id answers FORBIDDEN.
 type RetentionServiceServer interface {
 	// GetRetentionPolicy returns the tenant's policy (unset ttls keep forever).
 	GetRetentionPolicy(context.Context, *GetRetentionPolicyRequest) (*GetRetentionPolicyResponse, error)
 	// UpdateRetentionPolicy changes the fields given; a ttl of 0 unsets it (keep forever).
 	UpdateRetentionPolicy(context.Context, *UpdateRetentionPolicyRequest) (*UpdateRetentionPolicyResponse, error)
+	// StartRetentionRun plans a run (which rows the policy expires, which a hold keeps) and carries it out in
+	// the background; poll GetRetentionReport. At most one run per tenant is unfinished at a time: starting
+	// another answers that one.
+	StartRetentionRun(context.Context, *StartRetentionRunRequest) (*StartRetentionRunResponse, error)
+	// GetRetentionReport reports a run per category: counts and ids, never content. run_id 0: the latest.
+	GetRetentionReport(context.Context, *GetRetentionReportRequest) (*GetRetentionReportResponse, error)
 	mustEmbedUnimplementedRetentionServiceServer()
 }
 
@@ -90,6 +124,12 @@ func (UnimplementedRetentionServiceServer) GetRetentionPolicy(context.Context, *
 }
 func (UnimplementedRetentionServiceServer) UpdateRetentionPolicy(context.Context, *UpdateRetentionPolicyRequest) (*UpdateRetentionPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateRetentionPolicy not implemented")
+}
+func (UnimplementedRetentionServiceServer) StartRetentionRun(context.Context, *StartRetentionRunRequest) (*StartRetentionRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartRetentionRun not implemented")
+}
+func (UnimplementedRetentionServiceServer) GetRetentionReport(context.Context, *GetRetentionReportRequest) (*GetRetentionReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRetentionReport not implemented")
 }
 func (UnimplementedRetentionServiceServer) mustEmbedUnimplementedRetentionServiceServer() {}
 func (UnimplementedRetentionServiceServer) testEmbeddedByValue()                          {}
@@ -148,6 +188,42 @@ func _RetentionService_UpdateRetentionPolicy_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RetentionService_StartRetentionRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartRetentionRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetentionServiceServer).StartRetentionRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetentionService_StartRetentionRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetentionServiceServer).StartRetentionRun(ctx, req.(*StartRetentionRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RetentionService_GetRetentionReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRetentionReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetentionServiceServer).GetRetentionReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetentionService_GetRetentionReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetentionServiceServer).GetRetentionReport(ctx, req.(*GetRetentionReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RetentionService_ServiceDesc is the grpc.ServiceDesc for RetentionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +238,14 @@ var RetentionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateRetentionPolicy",
 			Handler:    _RetentionService_UpdateRetentionPolicy_Handler,
+		},
+		{
+			MethodName: "StartRetentionRun",
+			Handler:    _RetentionService_StartRetentionRun_Handler,
+		},
+		{
+			MethodName: "GetRetentionReport",
+			Handler:    _RetentionService_GetRetentionReport_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

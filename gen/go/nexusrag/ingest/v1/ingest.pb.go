@@ -10,6 +10,7 @@ package ingestv1
 
 import (
 	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1390,11 +1391,187 @@ func (x *QueryDocumentsResponse) GetStatusCounts() map[string]int32 {
 	return nil
 }
 
+type SelectDocumentDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Query         *v1.DataQuery          `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelectDocumentDataRequest) Reset() {
+	*x = SelectDocumentDataRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelectDocumentDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelectDocumentDataRequest) ProtoMessage() {}
+
+func (x *SelectDocumentDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelectDocumentDataRequest.ProtoReflect.Descriptor instead.
+func (*SelectDocumentDataRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SelectDocumentDataRequest) GetQuery() *v1.DataQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+type SelectDocumentDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Selection     *v1.DataSelection      `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelectDocumentDataResponse) Reset() {
+	*x = SelectDocumentDataResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelectDocumentDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelectDocumentDataResponse) ProtoMessage() {}
+
+func (x *SelectDocumentDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelectDocumentDataResponse.ProtoReflect.Descriptor instead.
+func (*SelectDocumentDataResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SelectDocumentDataResponse) GetSelection() *v1.DataSelection {
+	if x != nil {
+		return x.Selection
+	}
+	return nil
+}
+
+type PurgeDocumentDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Purge         *v1.DataPurge          `protobuf:"bytes,1,opt,name=purge,proto3" json:"purge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeDocumentDataRequest) Reset() {
+	*x = PurgeDocumentDataRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeDocumentDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeDocumentDataRequest) ProtoMessage() {}
+
+func (x *PurgeDocumentDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeDocumentDataRequest.ProtoReflect.Descriptor instead.
+func (*PurgeDocumentDataRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PurgeDocumentDataRequest) GetPurge() *v1.DataPurge {
+	if x != nil {
+		return x.Purge
+	}
+	return nil
+}
+
+type PurgeDocumentDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *v1.DataPurgeResult    `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeDocumentDataResponse) Reset() {
+	*x = PurgeDocumentDataResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeDocumentDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeDocumentDataResponse) ProtoMessage() {}
+
+func (x *PurgeDocumentDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeDocumentDataResponse.ProtoReflect.Descriptor instead.
+func (*PurgeDocumentDataResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PurgeDocumentDataResponse) GetResult() *v1.DataPurgeResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 var File_nexusrag_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x1fnexusrag/ingest/v1/ingest.proto\x12\x12nexusrag.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\xba\x05\n" +
+	"\x1fnexusrag/ingest/v1/ingest.proto\x12\x12nexusrag.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/governance/v1/data.proto\"\xba\x05\n" +
 	"\bDocument\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x12\x1b\n" +
@@ -1528,7 +1705,15 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\rstatus_counts\x18\x04 \x03(\v2<.nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntryR\fstatusCounts\x1a?\n" +
 	"\x11StatusCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x012\xbd\a\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"T\n" +
+	"\x19SelectDocumentDataRequest\x127\n" +
+	"\x05query\x18\x01 \x01(\v2!.nexusrag.governance.v1.DataQueryR\x05query\"a\n" +
+	"\x1aSelectDocumentDataResponse\x12C\n" +
+	"\tselection\x18\x01 \x01(\v2%.nexusrag.governance.v1.DataSelectionR\tselection\"S\n" +
+	"\x18PurgeDocumentDataRequest\x127\n" +
+	"\x05purge\x18\x01 \x01(\v2!.nexusrag.governance.v1.DataPurgeR\x05purge\"\\\n" +
+	"\x19PurgeDocumentDataResponse\x12?\n" +
+	"\x06result\x18\x01 \x01(\v2'.nexusrag.governance.v1.DataPurgeResultR\x06result2\xb4\t\n" +
 	"\rIngestService\x12s\n" +
 	"\x0eCreateDocument\x12).nexusrag.ingest.v1.CreateDocumentRequest\x1a*.nexusrag.ingest.v1.CreateDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12f\n" +
@@ -1539,7 +1724,9 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12\x92\x01\n" +
 	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12o\n" +
 	"\x0eQueryDocuments\x12).nexusrag.ingest.v1.QueryDocumentsRequest\x1a*.nexusrag.ingest.v1.QueryDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12r\n" +
-	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd0\x01\n" +
+	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12{\n" +
+	"\x12SelectDocumentData\x12-.nexusrag.ingest.v1.SelectDocumentDataRequest\x1a..nexusrag.ingest.v1.SelectDocumentDataResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12x\n" +
+	"\x11PurgeDocumentData\x12,.nexusrag.ingest.v1.PurgeDocumentDataRequest\x1a-.nexusrag.ingest.v1.PurgeDocumentDataResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd0\x01\n" +
 	"\x16com.nexusrag.ingest.v1B\vIngestProtoP\x01Z?github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1;ingestv1\xa2\x02\x03NIX\xaa\x02\x12Nexusrag.Ingest.V1\xca\x02\x12Nexusrag\\Ingest\\V1\xe2\x02\x1eNexusrag\\Ingest\\V1\\GPBMetadata\xea\x02\x14Nexusrag::Ingest::V1b\x06proto3"
 
 var (
@@ -1554,67 +1741,83 @@ func file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
-	(*Document)(nil),                  // 0: nexusrag.ingest.v1.Document
-	(*CreateDocumentRequest)(nil),     // 1: nexusrag.ingest.v1.CreateDocumentRequest
-	(*CreateDocumentResponse)(nil),    // 2: nexusrag.ingest.v1.CreateDocumentResponse
-	(*GetDocumentRequest)(nil),        // 3: nexusrag.ingest.v1.GetDocumentRequest
-	(*GetDocumentResponse)(nil),       // 4: nexusrag.ingest.v1.GetDocumentResponse
-	(*ListDocumentsRequest)(nil),      // 5: nexusrag.ingest.v1.ListDocumentsRequest
-	(*ListDocumentsResponse)(nil),     // 6: nexusrag.ingest.v1.ListDocumentsResponse
-	(*ReindexDocumentRequest)(nil),    // 7: nexusrag.ingest.v1.ReindexDocumentRequest
-	(*ReindexDocumentResponse)(nil),   // 8: nexusrag.ingest.v1.ReindexDocumentResponse
-	(*DeleteDocumentRequest)(nil),     // 9: nexusrag.ingest.v1.DeleteDocumentRequest
-	(*DeleteDocumentResponse)(nil),    // 10: nexusrag.ingest.v1.DeleteDocumentResponse
-	(*GetWorkerStatusRequest)(nil),    // 11: nexusrag.ingest.v1.GetWorkerStatusRequest
-	(*GetWorkerStatusResponse)(nil),   // 12: nexusrag.ingest.v1.GetWorkerStatusResponse
-	(*GetIngestionStatsRequest)(nil),  // 13: nexusrag.ingest.v1.GetIngestionStatsRequest
-	(*FailureCount)(nil),              // 14: nexusrag.ingest.v1.FailureCount
-	(*GetIngestionStatsResponse)(nil), // 15: nexusrag.ingest.v1.GetIngestionStatsResponse
-	(*SortKey)(nil),                   // 16: nexusrag.ingest.v1.SortKey
-	(*QueryDocumentsRequest)(nil),     // 17: nexusrag.ingest.v1.QueryDocumentsRequest
-	(*QueryDocumentsResponse)(nil),    // 18: nexusrag.ingest.v1.QueryDocumentsResponse
-	nil,                               // 19: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
-	nil,                               // 20: nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
-	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
+	(*Document)(nil),                   // 0: nexusrag.ingest.v1.Document
+	(*CreateDocumentRequest)(nil),      // 1: nexusrag.ingest.v1.CreateDocumentRequest
+	(*CreateDocumentResponse)(nil),     // 2: nexusrag.ingest.v1.CreateDocumentResponse
+	(*GetDocumentRequest)(nil),         // 3: nexusrag.ingest.v1.GetDocumentRequest
+	(*GetDocumentResponse)(nil),        // 4: nexusrag.ingest.v1.GetDocumentResponse
+	(*ListDocumentsRequest)(nil),       // 5: nexusrag.ingest.v1.ListDocumentsRequest
+	(*ListDocumentsResponse)(nil),      // 6: nexusrag.ingest.v1.ListDocumentsResponse
+	(*ReindexDocumentRequest)(nil),     // 7: nexusrag.ingest.v1.ReindexDocumentRequest
+	(*ReindexDocumentResponse)(nil),    // 8: nexusrag.ingest.v1.ReindexDocumentResponse
+	(*DeleteDocumentRequest)(nil),      // 9: nexusrag.ingest.v1.DeleteDocumentRequest
+	(*DeleteDocumentResponse)(nil),     // 10: nexusrag.ingest.v1.DeleteDocumentResponse
+	(*GetWorkerStatusRequest)(nil),     // 11: nexusrag.ingest.v1.GetWorkerStatusRequest
+	(*GetWorkerStatusResponse)(nil),    // 12: nexusrag.ingest.v1.GetWorkerStatusResponse
+	(*GetIngestionStatsRequest)(nil),   // 13: nexusrag.ingest.v1.GetIngestionStatsRequest
+	(*FailureCount)(nil),               // 14: nexusrag.ingest.v1.FailureCount
+	(*GetIngestionStatsResponse)(nil),  // 15: nexusrag.ingest.v1.GetIngestionStatsResponse
+	(*SortKey)(nil),                    // 16: nexusrag.ingest.v1.SortKey
+	(*QueryDocumentsRequest)(nil),      // 17: nexusrag.ingest.v1.QueryDocumentsRequest
+	(*QueryDocumentsResponse)(nil),     // 18: nexusrag.ingest.v1.QueryDocumentsResponse
+	(*SelectDocumentDataRequest)(nil),  // 19: nexusrag.ingest.v1.SelectDocumentDataRequest
+	(*SelectDocumentDataResponse)(nil), // 20: nexusrag.ingest.v1.SelectDocumentDataResponse
+	(*PurgeDocumentDataRequest)(nil),   // 21: nexusrag.ingest.v1.PurgeDocumentDataRequest
+	(*PurgeDocumentDataResponse)(nil),  // 22: nexusrag.ingest.v1.PurgeDocumentDataResponse
+	nil,                                // 23: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	nil,                                // 24: nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*v1.DataQuery)(nil),               // 26: nexusrag.governance.v1.DataQuery
+	(*v1.DataSelection)(nil),           // 27: nexusrag.governance.v1.DataSelection
+	(*v1.DataPurge)(nil),               // 28: nexusrag.governance.v1.DataPurge
+	(*v1.DataPurgeResult)(nil),         // 29: nexusrag.governance.v1.DataPurgeResult
 }
 var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
-	21, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
-	21, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
-	21, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
-	21, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
-	21, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
+	25, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
+	25, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
+	25, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
+	25, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: nexusrag.ingest.v1.GetDocumentResponse.document:type_name -> nexusrag.ingest.v1.Document
 	0,  // 6: nexusrag.ingest.v1.ListDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	19, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	23, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
 	14, // 8: nexusrag.ingest.v1.GetIngestionStatsResponse.failures:type_name -> nexusrag.ingest.v1.FailureCount
 	16, // 9: nexusrag.ingest.v1.QueryDocumentsRequest.sort:type_name -> nexusrag.ingest.v1.SortKey
-	21, // 10: nexusrag.ingest.v1.QueryDocumentsRequest.created_from:type_name -> google.protobuf.Timestamp
-	21, // 11: nexusrag.ingest.v1.QueryDocumentsRequest.created_to:type_name -> google.protobuf.Timestamp
+	25, // 10: nexusrag.ingest.v1.QueryDocumentsRequest.created_from:type_name -> google.protobuf.Timestamp
+	25, // 11: nexusrag.ingest.v1.QueryDocumentsRequest.created_to:type_name -> google.protobuf.Timestamp
 	0,  // 12: nexusrag.ingest.v1.QueryDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	20, // 13: nexusrag.ingest.v1.QueryDocumentsResponse.status_counts:type_name -> nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
-	1,  // 14: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
-	3,  // 15: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
-	5,  // 16: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
-	7,  // 17: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
-	9,  // 18: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
-	13, // 19: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
-	17, // 20: nexusrag.ingest.v1.IngestService.QueryDocuments:input_type -> nexusrag.ingest.v1.QueryDocumentsRequest
-	11, // 21: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
-	2,  // 22: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
-	4,  // 23: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
-	6,  // 24: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
-	8,  // 25: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
-	10, // 26: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
-	15, // 27: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
-	18, // 28: nexusrag.ingest.v1.IngestService.QueryDocuments:output_type -> nexusrag.ingest.v1.QueryDocumentsResponse
-	12, // 29: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	24, // 13: nexusrag.ingest.v1.QueryDocumentsResponse.status_counts:type_name -> nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	26, // 14: nexusrag.ingest.v1.SelectDocumentDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
+	27, // 15: nexusrag.ingest.v1.SelectDocumentDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
+	28, // 16: nexusrag.ingest.v1.PurgeDocumentDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
+	29, // 17: nexusrag.ingest.v1.PurgeDocumentDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
+	1,  // 18: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
+	3,  // 19: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
+	5,  // 20: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
+	7,  // 21: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
+	9,  // 22: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
+	13, // 23: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
+	17, // 24: nexusrag.ingest.v1.IngestService.QueryDocuments:input_type -> nexusrag.ingest.v1.QueryDocumentsRequest
+	11, // 25: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
+	19, // 26: nexusrag.ingest.v1.IngestService.SelectDocumentData:input_type -> nexusrag.ingest.v1.SelectDocumentDataRequest
+	21, // 27: nexusrag.ingest.v1.IngestService.PurgeDocumentData:input_type -> nexusrag.ingest.v1.PurgeDocumentDataRequest
+	2,  // 28: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
+	4,  // 29: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
+	6,  // 30: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
+	8,  // 31: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
+	10, // 32: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
+	15, // 33: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
+	18, // 34: nexusrag.ingest.v1.IngestService.QueryDocuments:output_type -> nexusrag.ingest.v1.QueryDocumentsResponse
+	12, // 35: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
+	20, // 36: nexusrag.ingest.v1.IngestService.SelectDocumentData:output_type -> nexusrag.ingest.v1.SelectDocumentDataResponse
+	22, // 37: nexusrag.ingest.v1.IngestService.PurgeDocumentData:output_type -> nexusrag.ingest.v1.PurgeDocumentDataResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ingest_v1_ingest_proto_init() }
@@ -1631,7 +1834,7 @@ func file_nexusrag_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ingest_v1_ingest_proto_rawDesc), len(file_nexusrag_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,14 +21,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IngestService_CreateDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/CreateDocument"
-	IngestService_GetDocument_FullMethodName       = "/nexusrag.ingest.v1.IngestService/GetDocument"
-	IngestService_ListDocuments_FullMethodName     = "/nexusrag.ingest.v1.IngestService/ListDocuments"
-	IngestService_ReindexDocument_FullMethodName   = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
-	IngestService_DeleteDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
-	IngestService_GetIngestionStats_FullMethodName = "/nexusrag.ingest.v1.IngestService/GetIngestionStats"
-	IngestService_QueryDocuments_FullMethodName    = "/nexusrag.ingest.v1.IngestService/QueryDocuments"
-	IngestService_GetWorkerStatus_FullMethodName   = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
+	IngestService_CreateDocument_FullMethodName     = "/nexusrag.ingest.v1.IngestService/CreateDocument"
+	IngestService_GetDocument_FullMethodName        = "/nexusrag.ingest.v1.IngestService/GetDocument"
+	IngestService_ListDocuments_FullMethodName      = "/nexusrag.ingest.v1.IngestService/ListDocuments"
+	IngestService_ReindexDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
+	IngestService_DeleteDocument_FullMethodName     = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
+	IngestService_GetIngestionStats_FullMethodName  = "/nexusrag.ingest.v1.IngestService/GetIngestionStats"
+	IngestService_QueryDocuments_FullMethodName     = "/nexusrag.ingest.v1.IngestService/QueryDocuments"
+	IngestService_GetWorkerStatus_FullMethodName    = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
+	IngestService_SelectDocumentData_FullMethodName = "/nexusrag.ingest.v1.IngestService/SelectDocumentData"
+	IngestService_PurgeDocumentData_FullMethodName  = "/nexusrag.ingest.v1.IngestService/PurgeDocumentData"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -61,6 +63,11 @@ type IngestServiceClient interface {
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(ctx context.Context, in *GetWorkerStatusRequest, opts ...grpc.CallOption) (*GetWorkerStatusResponse, error)
+	// SelectDocumentData lists the documents (with their chunks in retrieval) a retention run or DSAR touches (internal: governance; the data-owner
+	// contract of nexusrag.governance.v1).
+	SelectDocumentData(ctx context.Context, in *SelectDocumentDataRequest, opts ...grpc.CallOption) (*SelectDocumentDataResponse, error)
+	// PurgeDocumentData deletes or anonymizes the documents (with their chunks in retrieval) by id, idempotently (internal: governance).
+	PurgeDocumentData(ctx context.Context, in *PurgeDocumentDataRequest, opts ...grpc.CallOption) (*PurgeDocumentDataResponse, error)
 }
 
 type ingestServiceClient struct {
@@ -151,6 +158,26 @@ func (c *ingestServiceClient) GetWorkerStatus(ctx context.Context, in *GetWorker
 	return out, nil
 }
 
+func (c *ingestServiceClient) SelectDocumentData(ctx context.Context, in *SelectDocumentDataRequest, opts ...grpc.CallOption) (*SelectDocumentDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SelectDocumentDataResponse)
+	err := c.cc.Invoke(ctx, IngestService_SelectDocumentData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingestServiceClient) PurgeDocumentData(ctx context.Context, in *PurgeDocumentDataRequest, opts ...grpc.CallOption) (*PurgeDocumentDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeDocumentDataResponse)
+	err := c.cc.Invoke(ctx, IngestService_PurgeDocumentData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngestServiceServer is the server API for IngestService service.
 // All implementations must embed UnimplementedIngestServiceServer
 // for forward compatibility.
@@ -181,6 +208,11 @@ type IngestServiceServer interface {
 	// GetWorkerStatus says when an ingest worker last reported and how many jobs are queued (internal: the
 	// ops health of the gateway).
 	GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error)
+	// SelectDocumentData lists the documents (with their chunks in retrieval) a retention run or DSAR touches (internal: governance; the data-owner
+	// contract of nexusrag.governance.v1).
+	SelectDocumentData(context.Context, *SelectDocumentDataRequest) (*SelectDocumentDataResponse, error)
+	// PurgeDocumentData deletes or anonymizes the documents (with their chunks in retrieval) by id, idempotently (internal: governance).
+	PurgeDocumentData(context.Context, *PurgeDocumentDataRequest) (*PurgeDocumentDataResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }
 
@@ -214,6 +246,12 @@ func (UnimplementedIngestServiceServer) QueryDocuments(context.Context, *QueryDo
 }
 func (UnimplementedIngestServiceServer) GetWorkerStatus(context.Context, *GetWorkerStatusRequest) (*GetWorkerStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkerStatus not implemented")
+}
+func (UnimplementedIngestServiceServer) SelectDocumentData(context.Context, *SelectDocumentDataRequest) (*SelectDocumentDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SelectDocumentData not implemented")
+}
+func (UnimplementedIngestServiceServer) PurgeDocumentData(context.Context, *PurgeDocumentDataRequest) (*PurgeDocumentDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeDocumentData not implemented")
 }
 func (UnimplementedIngestServiceServer) mustEmbedUnimplementedIngestServiceServer() {}
 func (UnimplementedIngestServiceServer) testEmbeddedByValue()                       {}
@@ -380,6 +418,42 @@ func _IngestService_GetWorkerStatus_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_SelectDocumentData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SelectDocumentDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).SelectDocumentData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_SelectDocumentData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).SelectDocumentData(ctx, req.(*SelectDocumentDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngestService_PurgeDocumentData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeDocumentDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).PurgeDocumentData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_PurgeDocumentData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).PurgeDocumentData(ctx, req.(*PurgeDocumentDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +492,14 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetWorkerStatus",
 			Handler:    _IngestService_GetWorkerStatus_Handler,
+		},
+		{
+			MethodName: "SelectDocumentData",
+			Handler:    _IngestService_SelectDocumentData_Handler,
+		},
+		{
+			MethodName: "PurgeDocumentData",
+			Handler:    _IngestService_PurgeDocumentData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

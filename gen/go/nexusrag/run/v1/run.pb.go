@@ -11,6 +11,7 @@ package runv1
 
 import (
 	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -945,11 +946,187 @@ func (x *GetAudioResponse) GetMp3() []byte {
 	return nil
 }
 
+type SelectSessionDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Query         *v1.DataQuery          `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelectSessionDataRequest) Reset() {
+	*x = SelectSessionDataRequest{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelectSessionDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelectSessionDataRequest) ProtoMessage() {}
+
+func (x *SelectSessionDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelectSessionDataRequest.ProtoReflect.Descriptor instead.
+func (*SelectSessionDataRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SelectSessionDataRequest) GetQuery() *v1.DataQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+type SelectSessionDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Selection     *v1.DataSelection      `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelectSessionDataResponse) Reset() {
+	*x = SelectSessionDataResponse{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelectSessionDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelectSessionDataResponse) ProtoMessage() {}
+
+func (x *SelectSessionDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelectSessionDataResponse.ProtoReflect.Descriptor instead.
+func (*SelectSessionDataResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SelectSessionDataResponse) GetSelection() *v1.DataSelection {
+	if x != nil {
+		return x.Selection
+	}
+	return nil
+}
+
+type PurgeSessionDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Purge         *v1.DataPurge          `protobuf:"bytes,1,opt,name=purge,proto3" json:"purge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSessionDataRequest) Reset() {
+	*x = PurgeSessionDataRequest{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSessionDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSessionDataRequest) ProtoMessage() {}
+
+func (x *PurgeSessionDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSessionDataRequest.ProtoReflect.Descriptor instead.
+func (*PurgeSessionDataRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PurgeSessionDataRequest) GetPurge() *v1.DataPurge {
+	if x != nil {
+		return x.Purge
+	}
+	return nil
+}
+
+type PurgeSessionDataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *v1.DataPurgeResult    `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSessionDataResponse) Reset() {
+	*x = PurgeSessionDataResponse{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSessionDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSessionDataResponse) ProtoMessage() {}
+
+func (x *PurgeSessionDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSessionDataResponse.ProtoReflect.Descriptor instead.
+func (*PurgeSessionDataResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PurgeSessionDataResponse) GetResult() *v1.DataPurgeResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 var File_nexusrag_run_v1_run_proto protoreflect.FileDescriptor
 
 const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\n" +
-	"\x19nexusrag/run/v1/run.proto\x12\x0fnexusrag.run.v1\x1a\x1cnexusrag/api/v1/access.proto\"\x8d\x01\n" +
+	"\x19nexusrag/run/v1/run.proto\x12\x0fnexusrag.run.v1\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/governance/v1/data.proto\"\x8d\x01\n" +
 	"\n" +
 	"RunRequest\x12\x1d\n" +
 	"\n" +
@@ -1017,11 +1194,21 @@ const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\x0fGetAudioRequest\x12\x19\n" +
 	"\baudio_id\x18\x01 \x01(\tR\aaudioId\"$\n" +
 	"\x10GetAudioResponse\x12\x10\n" +
-	"\x03mp3\x18\x01 \x01(\fR\x03mp32\xb1\x01\n" +
+	"\x03mp3\x18\x01 \x01(\fR\x03mp3\"S\n" +
+	"\x18SelectSessionDataRequest\x127\n" +
+	"\x05query\x18\x01 \x01(\v2!.nexusrag.governance.v1.DataQueryR\x05query\"`\n" +
+	"\x19SelectSessionDataResponse\x12C\n" +
+	"\tselection\x18\x01 \x01(\v2%.nexusrag.governance.v1.DataSelectionR\tselection\"R\n" +
+	"\x17PurgeSessionDataRequest\x127\n" +
+	"\x05purge\x18\x01 \x01(\v2!.nexusrag.governance.v1.DataPurgeR\x05purge\"[\n" +
+	"\x18PurgeSessionDataResponse\x12?\n" +
+	"\x06result\x18\x01 \x01(\v2'.nexusrag.governance.v1.DataPurgeResultR\x06result2\x96\x03\n" +
 	"\n" +
 	"RunService\x12J\n" +
 	"\x03Run\x12\x1b.nexusrag.run.v1.RunRequest\x1a\x1c.nexusrag.run.v1.RunResponse\"\x06\xca\xf3\x18\x02\b\x010\x01\x12W\n" +
-	"\bGetAudio\x12 .nexusrag.run.v1.GetAudioRequest\x1a!.nexusrag.run.v1.GetAudioResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xb8\x01\n" +
+	"\bGetAudio\x12 .nexusrag.run.v1.GetAudioRequest\x1a!.nexusrag.run.v1.GetAudioResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12r\n" +
+	"\x11SelectSessionData\x12).nexusrag.run.v1.SelectSessionDataRequest\x1a*.nexusrag.run.v1.SelectSessionDataResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12o\n" +
+	"\x10PurgeSessionData\x12(.nexusrag.run.v1.PurgeSessionDataRequest\x1a).nexusrag.run.v1.PurgeSessionDataResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xb8\x01\n" +
 	"\x13com.nexusrag.run.v1B\bRunProtoP\x01Z9github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1;runv1\xa2\x02\x03NRX\xaa\x02\x0fNexusrag.Run.V1\xca\x02\x0fNexusrag\\Run\\V1\xe2\x02\x1bNexusrag\\Run\\V1\\GPBMetadata\xea\x02\x11Nexusrag::Run::V1b\x06proto3"
 
 var (
@@ -1036,22 +1223,30 @@ func file_nexusrag_run_v1_run_proto_rawDescGZIP() []byte {
 	return file_nexusrag_run_v1_run_proto_rawDescData
 }
 
-var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_nexusrag_run_v1_run_proto_goTypes = []any{
-	(*RunRequest)(nil),       // 0: nexusrag.run.v1.RunRequest
-	(*RunResponse)(nil),      // 1: nexusrag.run.v1.RunResponse
-	(*Accepted)(nil),         // 2: nexusrag.run.v1.Accepted
-	(*DebugRetrieval)(nil),   // 3: nexusrag.run.v1.DebugRetrieval
-	(*DebugChunk)(nil),       // 4: nexusrag.run.v1.DebugChunk
-	(*TokenDelta)(nil),       // 5: nexusrag.run.v1.TokenDelta
-	(*Final)(nil),            // 6: nexusrag.run.v1.Final
-	(*Citation)(nil),         // 7: nexusrag.run.v1.Citation
-	(*AudioReady)(nil),       // 8: nexusrag.run.v1.AudioReady
-	(*AudioError)(nil),       // 9: nexusrag.run.v1.AudioError
-	(*Failure)(nil),          // 10: nexusrag.run.v1.Failure
-	(*Done)(nil),             // 11: nexusrag.run.v1.Done
-	(*GetAudioRequest)(nil),  // 12: nexusrag.run.v1.GetAudioRequest
-	(*GetAudioResponse)(nil), // 13: nexusrag.run.v1.GetAudioResponse
+	(*RunRequest)(nil),                // 0: nexusrag.run.v1.RunRequest
+	(*RunResponse)(nil),               // 1: nexusrag.run.v1.RunResponse
+	(*Accepted)(nil),                  // 2: nexusrag.run.v1.Accepted
+	(*DebugRetrieval)(nil),            // 3: nexusrag.run.v1.DebugRetrieval
+	(*DebugChunk)(nil),                // 4: nexusrag.run.v1.DebugChunk
+	(*TokenDelta)(nil),                // 5: nexusrag.run.v1.TokenDelta
+	(*Final)(nil),                     // 6: nexusrag.run.v1.Final
+	(*Citation)(nil),                  // 7: nexusrag.run.v1.Citation
+	(*AudioReady)(nil),                // 8: nexusrag.run.v1.AudioReady
+	(*AudioError)(nil),                // 9: nexusrag.run.v1.AudioError
+	(*Failure)(nil),                   // 10: nexusrag.run.v1.Failure
+	(*Done)(nil),                      // 11: nexusrag.run.v1.Done
+	(*GetAudioRequest)(nil),           // 12: nexusrag.run.v1.GetAudioRequest
+	(*GetAudioResponse)(nil),          // 13: nexusrag.run.v1.GetAudioResponse
+	(*SelectSessionDataRequest)(nil),  // 14: nexusrag.run.v1.SelectSessionDataRequest
+	(*SelectSessionDataResponse)(nil), // 15: nexusrag.run.v1.SelectSessionDataResponse
+	(*PurgeSessionDataRequest)(nil),   // 16: nexusrag.run.v1.PurgeSessionDataRequest
+	(*PurgeSessionDataResponse)(nil),  // 17: nexusrag.run.v1.PurgeSessionDataResponse
+	(*v1.DataQuery)(nil),              // 18: nexusrag.governance.v1.DataQuery
+	(*v1.DataSelection)(nil),          // 19: nexusrag.governance.v1.DataSelection
+	(*v1.DataPurge)(nil),              // 20: nexusrag.governance.v1.DataPurge
+	(*v1.DataPurgeResult)(nil),        // 21: nexusrag.governance.v1.DataPurgeResult
 }
 var file_nexusrag_run_v1_run_proto_depIdxs = []int32{
 	2,  // 0: nexusrag.run.v1.RunResponse.accepted:type_name -> nexusrag.run.v1.Accepted
@@ -1064,15 +1259,23 @@ var file_nexusrag_run_v1_run_proto_depIdxs = []int32{
 	11, // 7: nexusrag.run.v1.RunResponse.done:type_name -> nexusrag.run.v1.Done
 	4,  // 8: nexusrag.run.v1.DebugRetrieval.chunks:type_name -> nexusrag.run.v1.DebugChunk
 	7,  // 9: nexusrag.run.v1.Final.citations:type_name -> nexusrag.run.v1.Citation
-	0,  // 10: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
-	12, // 11: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
-	1,  // 12: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
-	13, // 13: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 10: nexusrag.run.v1.SelectSessionDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
+	19, // 11: nexusrag.run.v1.SelectSessionDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
+	20, // 12: nexusrag.run.v1.PurgeSessionDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
+	21, // 13: nexusrag.run.v1.PurgeSessionDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
+	0,  // 14: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
+	12, // 15: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
+	14, // 16: nexusrag.run.v1.RunService.SelectSessionData:input_type -> nexusrag.run.v1.SelectSessionDataRequest
+	16, // 17: nexusrag.run.v1.RunService.PurgeSessionData:input_type -> nexusrag.run.v1.PurgeSessionDataRequest
+	1,  // 18: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
+	13, // 19: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
+	15, // 20: nexusrag.run.v1.RunService.SelectSessionData:output_type -> nexusrag.run.v1.SelectSessionDataResponse
+	17, // 21: nexusrag.run.v1.RunService.PurgeSessionData:output_type -> nexusrag.run.v1.PurgeSessionDataResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_run_v1_run_proto_init() }
@@ -1096,7 +1299,7 @@ func file_nexusrag_run_v1_run_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_run_v1_run_proto_rawDesc), len(file_nexusrag_run_v1_run_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,8 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RunService_Run_FullMethodName      = "/nexusrag.run.v1.RunService/Run"
-	RunService_GetAudio_FullMethodName = "/nexusrag.run.v1.RunService/GetAudio"
+	RunService_Run_FullMethodName               = "/nexusrag.run.v1.RunService/Run"
+	RunService_GetAudio_FullMethodName          = "/nexusrag.run.v1.RunService/GetAudio"
+	RunService_SelectSessionData_FullMethodName = "/nexusrag.run.v1.RunService/SelectSessionData"
+	RunService_PurgeSessionData_FullMethodName  = "/nexusrag.run.v1.RunService/PurgeSessionData"
 )
 
 // RunServiceClient is the client API for RunService service.
@@ -44,6 +46,11 @@ type RunServiceClient interface {
 	// GetAudio returns a spoken answer. Audio ids cannot be guessed; the gateway serves
 	// them publicly at GET /v1/audio/{audio_id}.mp3.
 	GetAudio(ctx context.Context, in *GetAudioRequest, opts ...grpc.CallOption) (*GetAudioResponse, error)
+	// SelectSessionData lists the sessions, messages, checkpoints and audio rows a retention run or DSAR touches (internal: governance; the data-owner
+	// contract of nexusrag.governance.v1).
+	SelectSessionData(ctx context.Context, in *SelectSessionDataRequest, opts ...grpc.CallOption) (*SelectSessionDataResponse, error)
+	// PurgeSessionData deletes or anonymizes the sessions, messages, checkpoints and audio rows by id, idempotently (internal: governance).
+	PurgeSessionData(ctx context.Context, in *PurgeSessionDataRequest, opts ...grpc.CallOption) (*PurgeSessionDataResponse, error)
 }
 
 type runServiceClient struct {
@@ -83,6 +90,26 @@ func (c *runServiceClient) GetAudio(ctx context.Context, in *GetAudioRequest, op
 	return out, nil
 }
 
+func (c *runServiceClient) SelectSessionData(ctx context.Context, in *SelectSessionDataRequest, opts ...grpc.CallOption) (*SelectSessionDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SelectSessionDataResponse)
+	err := c.cc.Invoke(ctx, RunService_SelectSessionData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runServiceClient) PurgeSessionData(ctx context.Context, in *PurgeSessionDataRequest, opts ...grpc.CallOption) (*PurgeSessionDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeSessionDataResponse)
+	err := c.cc.Invoke(ctx, RunService_PurgeSessionData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RunServiceServer is the server API for RunService service.
 // All implementations must embed UnimplementedRunServiceServer
 // for forward compatibility.
@@ -101,6 +128,11 @@ type RunServiceServer interface {
 	// GetAudio returns a spoken answer. Audio ids cannot be guessed; the gateway serves
 	// them publicly at GET /v1/audio/{audio_id}.mp3.
 	GetAudio(context.Context, *GetAudioRequest) (*GetAudioResponse, error)
+	// SelectSessionData lists the sessions, messages, checkpoints and audio rows a retention run or DSAR touches (internal: governance; the data-owner
+	// contract of nexusrag.governance.v1).
+	SelectSessionData(context.Context, *SelectSessionDataRequest) (*SelectSessionDataResponse, error)
+	// PurgeSessionData deletes or anonymizes the sessions, messages, checkpoints and audio rows by id, idempotently (internal: governance).
+	PurgeSessionData(context.Context, *PurgeSessionDataRequest) (*PurgeSessionDataResponse, error)
 	mustEmbedUnimplementedRunServiceServer()
 }
 
@@ -116,6 +148,12 @@ func (UnimplementedRunServiceServer) Run(*RunRequest, grpc.ServerStreamingServer
 }
 func (UnimplementedRunServiceServer) GetAudio(context.Context, *GetAudioRequest) (*GetAudioResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAudio not implemented")
+}
+func (UnimplementedRunServiceServer) SelectSessionData(context.Context, *SelectSessionDataRequest) (*SelectSessionDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SelectSessionData not implemented")
+}
+func (UnimplementedRunServiceServer) PurgeSessionData(context.Context, *PurgeSessionDataRequest) (*PurgeSessionDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeSessionData not implemented")
 }
 func (UnimplementedRunServiceServer) mustEmbedUnimplementedRunServiceServer() {}
 func (UnimplementedRunServiceServer) testEmbeddedByValue()                    {}
@@ -167,6 +205,42 @@ func _RunService_GetAudio_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RunService_SelectSessionData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SelectSessionDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).SelectSessionData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_SelectSessionData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).SelectSessionData(ctx, req.(*SelectSessionDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RunService_PurgeSessionData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeSessionDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).PurgeSessionData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_PurgeSessionData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).PurgeSessionData(ctx, req.(*PurgeSessionDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RunService_ServiceDesc is the grpc.ServiceDesc for RunService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -177,6 +251,14 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAudio",
 			Handler:    _RunService_GetAudio_Handler,
+		},
+		{
+			MethodName: "SelectSessionData",
+			Handler:    _RunService_SelectSessionData_Handler,
+		},
+		{
+			MethodName: "PurgeSessionData",
+			Handler:    _RunService_PurgeSessionData_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
