@@ -54,12 +54,12 @@ func modules() registry {
 		// Retention runs and DSARs select and purge rows through the services that own them.
 		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements, modAudit}, calls: []string{"run", "ingest"},
 			init: initGovernance, service: &service{
-			desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
-			also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
-				{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler},
-				{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler},
-				{desc: &governancev1.DsarService_ServiceDesc, rest: governancev1.RegisterDsarServiceHandler},
-				{desc: &governancev1.GovernanceReportService_ServiceDesc, rest: governancev1.RegisterGovernanceReportServiceHandler}}}},
+				desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
+				also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
+					{desc: &governancev1.LegalHoldService_ServiceDesc, rest: governancev1.RegisterLegalHoldServiceHandler},
+					{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler},
+					{desc: &governancev1.DsarService_ServiceDesc, rest: governancev1.RegisterDsarServiceHandler},
+					{desc: &governancev1.GovernanceReportService_ServiceDesc, rest: governancev1.RegisterGovernanceReportServiceHandler}}}},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{

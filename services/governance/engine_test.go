@@ -192,7 +192,7 @@ func (h *engineHarness) policy(t *testing.T, ctx context.Context, req *governanc
 }
 
 func days(n int32) *int32 { return &n }
-func yes() *bool        { b := true; return &b }
+func yes() *bool          { b := true; return &b }
 
 func category(t *testing.T, run *governancev1.RetentionRun, name string) *governancev1.RetentionCategoryReport {
 	t.Helper()

@@ -57,7 +57,9 @@ func (o runOwner) Purge(ctx context.Context, p *governancev1.DataPurge) (*govern
 }
 
 // IngestOwner adapts the ingest service's client.
-func IngestOwner(cc grpc.ClientConnInterface) Owner { return ingestOwner{ingestv1.NewIngestServiceClient(cc)} }
+func IngestOwner(cc grpc.ClientConnInterface) Owner {
+	return ingestOwner{ingestv1.NewIngestServiceClient(cc)}
+}
 
 type ingestOwner struct{ c ingestv1.IngestServiceClient }
 

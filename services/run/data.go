@@ -40,8 +40,8 @@ const (
 var dataCategories = []string{catSessions, catMessages, catCheckpoints, catAudio}
 
 // Each selection takes $1 tenant, $2 cutoff (NULL: any age), $3 session (NULL: the whole
-// tenant), $4 after id ('' from the start), $5 limit, $6 whether to return rows; it returns
-// id, session id, row JSON ('' unless asked).
+// tenant), $4 after id (” from the start), $5 limit, $6 whether to return rows; it returns
+// id, session id, row JSON (” unless asked).
 var selectData = map[string]string{
 	catSessions: `SELECT s.session_id, s.session_id, CASE WHEN $6 THEN to_jsonb(s.*)::text ELSE '' END FROM run.sessions s
 		WHERE s.tenant_id = $1 AND ($2::timestamptz IS NULL OR s.updated_at < $2) AND ($3::text IS NULL OR s.session_id = $3)
