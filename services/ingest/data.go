@@ -98,9 +98,6 @@ func (s *Server) removeChunks(ctx context.Context) func(Document) error {
 // row unanonymized, and the next purge does both again (removing no chunks twice).
 func (s *Server) anonymizeDocument(ctx context.Context, tenant, id string) (bool, error) {
 	d, err := scanDocument(s.store.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents WHERE tenant_id = $1 AND document_id = $2`, tenant, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, errNotFound
-	}
 	if err != nil {
 		return false, err
 	}
