@@ -95,7 +95,7 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
 		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService",
-		"nexusrag.governance.v1.LegalHoldService", "nexusrag.governance.v1.PolicyService",
+		"nexusrag.governance.v1.DsarService", "nexusrag.governance.v1.GovernanceReportService", "nexusrag.governance.v1.LegalHoldService", "nexusrag.governance.v1.PolicyService",
 		"nexusrag.governance.v1.RetentionService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
 	}, names)
 
@@ -278,7 +278,10 @@ var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEv
 	// Latencies, ages and counts measured at each call.
 	"/nexusrag.ops.v1.OpsService/GetOpsHealth": true, "/nexusrag.ops.v1.OpsService/GetOpsMetrics": true, "/nexusrag.ops.v1.OpsService/GetSlo": true,
 	// The REST call itself counts against the quota the summary reports.
-	"/nexusrag.ui.v1.UIService/GetDashboardSummary": true}
+	"/nexusrag.ui.v1.UIService/GetDashboardSummary": true,
+	// Stamped with the time of each call; a run started by the first call is answered to the second.
+	"/nexusrag.governance.v1.GovernanceReportService/GetGovernanceStatus": true, "/nexusrag.governance.v1.GovernanceReportService/GetGovernanceEvidence": true,
+	"/nexusrag.governance.v1.RetentionService/StartRetentionRun": true}
 
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.

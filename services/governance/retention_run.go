@@ -103,11 +103,19 @@ func (s *RetentionServer) StartRetentionRun(ctx context.Context, req *governance
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, `INSERT INTO governance.retention_runs (tenant_id, status, mode, policy, requested_by)
-			VALUES ($1, 'planning', $2, $3, $4) ON CONFLICT (tenant_id) WHERE status IN ('planning', 'running') DO NOTHING RETURNING run_id`,
-			p.TenantID, mode, snapshot, p.KeyID).Scan(&runID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return tx.QueryRow(ctx, `SELECT run_id FROM governance.retention_runs WHERE tenant_id = $1 AND status IN ('planning', 'running')`, p.TenantID).Scan(&runID)
+		// Either this run starts, or the tenant's unfinished one is answered; one that
+		// finishes between the two statements lets the insert be tried again.
+		for attempt := 0; ; attempt++ {
+			err = tx.QueryRow(ctx, `INSERT INTO governance.retention_runs (tenant_id, status, mode, policy, requested_by)
+				VALUES ($1, 'planning', $2, $3, $4) ON CONFLICT (tenant_id) WHERE status IN ('planning', 'running') DO NOTHING RETURNING run_id`,
+				p.TenantID, mode, snapshot, p.KeyID).Scan(&runID)
+			if !errors.Is(err, pgx.ErrNoRows) {
+				break
+			}
+			err = tx.QueryRow(ctx, `SELECT run_id FROM governance.retention_runs WHERE tenant_id = $1 AND status IN ('planning', 'running')`, p.TenantID).Scan(&runID)
+			if !errors.Is(err, pgx.ErrNoRows) || attempt == 3 {
+				return err
+			}
 		}
 		if err != nil {
 			return err

@@ -246,6 +246,11 @@ func TestPaths(t *testing.T) {
 	got, err := apidocs.Paths(build(t, extraRoutes()))
 	require.NoError(t, err)
 	require.Equal(t, []apidocs.RouteInfo{
+		{Method: "GET", Path: "/v1/admin/governance/dsar"},
+		{Method: "POST", Path: "/v1/admin/governance/dsar"},
+		{Method: "GET", Path: "/v1/admin/governance/dsar/{dsar_id}"},
+		{Method: "POST", Path: "/v1/admin/governance/dsar/{dsar_id}/approve"},
+		{Method: "GET", Path: "/v1/admin/governance/dsar/{dsar_id}/artifact"},
 		{Method: "GET", Path: "/v1/admin/governance/legal-holds"},
 		{Method: "POST", Path: "/v1/admin/governance/legal-holds"},
 		{Method: "POST", Path: "/v1/admin/governance/legal-holds/{hold_id}/release"},
@@ -255,6 +260,8 @@ func TestPaths(t *testing.T) {
 		{Method: "PATCH", Path: "/v1/admin/governance/policies/{policy_id}"},
 		{Method: "GET", Path: "/v1/admin/governance/retention/policy"},
 		{Method: "PATCH", Path: "/v1/admin/governance/retention/policy"},
+		{Method: "GET", Path: "/v1/admin/governance/retention/report"},
+		{Method: "POST", Path: "/v1/admin/governance/retention/run"},
 		{Method: "GET", Path: "/v1/admin/plans"},
 		{Method: "GET", Path: "/v1/admin/plans/{tenant_id}"},
 		{Method: "PATCH", Path: "/v1/admin/plans/{tenant_id}"},
@@ -281,6 +288,8 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/documents/{document_id}/reindex"},
 		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
+		{Method: "GET", Path: "/v1/ops/governance/evidence"},
+		{Method: "GET", Path: "/v1/ops/governance/status"},
 		{Method: "GET", Path: "/v1/ops/health"},
 		{Method: "GET", Path: "/v1/ops/ingestion"},
 		{Method: "GET", Path: "/v1/ops/metrics"},
