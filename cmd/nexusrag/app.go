@@ -26,6 +26,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
 	"github.com/nexusrag/nexusrag/pkg/extcall"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/rollouts"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
@@ -196,6 +197,14 @@ func (a *app) stop() error {
 }
 
 // goBackground runs a loop of the module being initialized while the process serves.
+// maintenance returns the runner of a service's maintenance tasks and schedules them every
+// MAINTENANCE_INTERVAL.
+func (a *app) maintenance(owner string, tasks ...maintenance.Task) *maintenance.Runner {
+	r := maintenance.NewRunner(owner, a.rdb, a.cfg.RedisKeyPrefix, a.rec, a.log, tasks...)
+	a.goBackground(owner+" maintenance", func(ctx context.Context) error { r.Schedule(ctx, a.cfg.MaintenanceInterval); return nil })
+	return r
+}
+
 func (a *app) goBackground(name string, run func(context.Context) error) {
 	a.current.loops = append(a.current.loops, loop{name: name, run: run})
 }

@@ -48,6 +48,9 @@ type platformConfig struct {
 	EntitlementsSyncInterval time.Duration `env:"ENTITLEMENTS_SYNC_INTERVAL" envDefault:"1s"`
 	// RolloutSyncInterval is how often a process reads the kill switches and canaries.
 	RolloutSyncInterval time.Duration `env:"ROLLOUT_SYNC_INTERVAL" envDefault:"1s"`
+	// MaintenanceInterval is how often each maintenance task runs on its schedule (one
+	// replica per round).
+	MaintenanceInterval time.Duration `env:"MAINTENANCE_INTERVAL" envDefault:"1h"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"25s"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -19,6 +20,7 @@ import (
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
 	"github.com/nexusrag/nexusrag/services/gateway"
@@ -52,7 +54,7 @@ func modules() registry {
 		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
 		// Retention runs and DSARs select and purge rows through the services that own them.
-		{name: "governance", deps: []string{modPostgres, modGRPCServer, modEntitlements, modAudit}, calls: []string{"run", "ingest"},
+		{name: "governance", deps: []string{modPostgres, modRedis, modGRPCServer, modEntitlements, modAudit}, calls: []string{"run", "ingest"},
 			init: initGovernance, service: &service{
 				desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
 				also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
@@ -71,7 +73,7 @@ func modules() registry {
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
 		// Ops reads what every service and gateway replica reports; it calls them all, in no
 		// start order (the gateway fronts it like the others).
-		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway"},
+		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway", "ui"},
 			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler, migrations: ops.Migrations}},
 		// The web apps' backend: one call per screen over the services that own the data.
 		{name: "ui", deps: infra(modEntitlements), calls: []string{"ingest", "retrieval", "governance", "billing"},
@@ -85,7 +87,12 @@ func modules() registry {
 }
 
 func initGovernance(_ context.Context, a *app) error {
-	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log))
+	cfg, err := config.Parse[governance.Config](nil)
+	if err != nil {
+		return err
+	}
+	a.grpc.Register(&governancev1.AuditService_ServiceDesc, governance.NewServer(governance.NewStore(a.pool), a.log).
+		WithMaintenance(a.maintenance("governance", governance.PruneAuditTask(a.pool, cfg.AuditRetentionDays))))
 	// Governance's own changes are audited like any service's: the recorder sends them to
 	// governance (in this process) in its batches.
 	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, a.rec, a.log))
@@ -124,7 +131,8 @@ func initBilling(_ context.Context, a *app) error {
 		webhooks = billing.NewDispatcher(store, cfg.Webhook, br, a.rec, a.log)
 		a.goBackground("billing webhooks", func(ctx context.Context) error { webhooks.Run(ctx); return nil })
 	}
-	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log).WithWebhooks(webhooks))
+	a.grpc.Register(&billingv1.BillingService_ServiceDesc, billing.NewServer(cfg, store, usage, a.rec, a.log).WithWebhooks(webhooks).
+		WithMaintenance(a.maintenance("billing", usage.PruneTask())))
 	a.goBackground("usage rollup", func(ctx context.Context) error { usage.Run(ctx, cfg.UsageRollupInterval); return nil })
 	return nil
 }
@@ -227,7 +235,9 @@ func initGateway(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(a.pool), keys, a.rec))
+	idempotency := gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log)
+	a.grpc.Register(&gatewayv1.AuthService_ServiceDesc, gateway.NewServer(gateway.NewStore(a.pool), keys, a.rec).
+		WithMaintenance(a.maintenance("gateway", maintenance.Task{Name: "prune_idempotency", Run: idempotency.Prune})))
 
 	backends, err := a.backends()
 	if err != nil {
@@ -250,7 +260,7 @@ func initGateway(ctx context.Context, a *app) error {
 	}
 	policies := gateway.NewPolicies(governancev1.NewPolicyServiceClient(govConn), a.log)
 	a.goBackground("policy rules", func(ctx context.Context) error { policies.Run(ctx, cfg.PolicySyncInterval); return nil })
-	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, gateway.NewIdempotency(a.rdb, a.cfg.RedisKeyPrefix, cfg.IdempotencyTTL, a.log),
+	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, idempotency,
 		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
@@ -296,6 +306,38 @@ func initOps(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	// Each maintenance task runs in the service that owns its data.
+	owners := map[string]ops.MaintenanceFunc{}
+	for name, call := range map[string]func(*grpc.ClientConn) ops.MaintenanceFunc{
+		"gateway": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
+			return maintenanceCall(gatewayv1.NewAuthServiceClient(cc).RunGatewayMaintenance,
+				func(t string) *gatewayv1.RunGatewayMaintenanceRequest {
+					return &gatewayv1.RunGatewayMaintenanceRequest{Task: t}
+				})
+		},
+		"governance": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
+			return maintenanceCall(governancev1.NewAuditServiceClient(cc).RunAuditMaintenance,
+				func(t string) *governancev1.RunAuditMaintenanceRequest {
+					return &governancev1.RunAuditMaintenanceRequest{Task: t}
+				})
+		},
+		"ui": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
+			return maintenanceCall(uiv1.NewUIServiceClient(cc).RunUiMaintenance,
+				func(t string) *uiv1.RunUiMaintenanceRequest { return &uiv1.RunUiMaintenanceRequest{Task: t} })
+		},
+		"billing": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
+			return maintenanceCall(billingv1.NewBillingServiceClient(cc).RunBillingMaintenance,
+				func(t string) *billingv1.RunBillingMaintenanceRequest {
+					return &billingv1.RunBillingMaintenanceRequest{Task: t}
+				})
+		},
+	} {
+		cc, err := a.conn(name)
+		if err != nil {
+			return err
+		}
+		owners[name] = call(cc)
+	}
 	breakers := map[string]ops.BreakerState{}
 	for _, name := range []string{"bedrock", "vertex-search", "llm", "tts", "billing-webhook"} {
 		b, err := a.breaker(name)
@@ -305,8 +347,21 @@ func initOps(_ context.Context, a *app) error {
 		breakers[name] = b.State
 	}
 	a.grpc.Register(&opsv1.OpsService_ServiceDesc, ops.NewServer(cfg, ops.NewStore(a.pool), gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second),
-		reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log), ingestv1.NewIngestServiceClient(ingestConn), breakers, a.rec, a.log))
+		reqstats.New(a.rdb, a.cfg.RedisKeyPrefix, a.replica, a.log), ingestv1.NewIngestServiceClient(ingestConn), breakers, a.rec, a.log).
+		WithMaintenance(owners))
 	return nil
+}
+
+// maintenanceCall adapts a service's Run*Maintenance client method to ops.
+func maintenanceCall[Req any, Res interface{ GetRun() *apiv1.MaintenanceRun }](call func(context.Context, Req, ...grpc.CallOption) (Res, error),
+	request func(task string) Req) ops.MaintenanceFunc {
+	return func(ctx context.Context, task string) (*apiv1.MaintenanceRun, error) {
+		res, err := call(ctx, request(task))
+		if err != nil {
+			return nil, err
+		}
+		return res.GetRun(), nil
+	}
 }
 
 // initUI serves the web apps' backend (/v1/ui/*).
@@ -329,11 +384,8 @@ func initUI(_ context.Context, a *app) error {
 		set(cc)
 	}
 	store := ui.NewStore(a.pool)
-	a.grpc.Register(&uiv1.UIService_ServiceDesc, ui.NewServer(store, a.keys, c, a.rdb, a.cfg.RedisKeyPrefix, a.log))
-	a.goBackground("ui action pruning", func(ctx context.Context) error {
-		store.RunPruning(ctx, time.Duration(cfg.ActionRetentionDays)*24*time.Hour, a.log)
-		return nil
-	})
+	a.grpc.Register(&uiv1.UIService_ServiceDesc, ui.NewServer(store, a.keys, c, a.rdb, a.cfg.RedisKeyPrefix, a.log).
+		WithMaintenance(a.maintenance("ui", store.PruneTask(time.Duration(cfg.ActionRetentionDays)*24*time.Hour))))
 	return nil
 }
 

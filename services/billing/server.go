@@ -16,6 +16,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/entitlements"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/quota"
 )
@@ -28,12 +29,13 @@ type Recorder interface {
 // Server implements nexusrag.billing.v1.BillingService.
 type Server struct {
 	billingv1.UnimplementedBillingServiceServer
-	cfg      Config
-	store    *Store
-	usage    *Usage
-	webhooks *Dispatcher // nil: webhooks are off
-	audit    Recorder
-	log      *slog.Logger
+	maintenance *maintenance.Runner // nil: RunBillingMaintenance answers unavailable
+	cfg         Config
+	store       *Store
+	usage       *Usage
+	webhooks    *Dispatcher // nil: webhooks are off
+	audit       Recorder
+	log         *slog.Logger
 }
 
 // NewServer returns the BillingService implementation; usage reads the request counters.
@@ -385,4 +387,19 @@ func (s *Server) tenantPlan(rec tenantRecord) *billingv1.TenantPlan {
 		out.Features = append(out.Features, pf)
 	}
 	return out
+}
+
+// WithMaintenance sets the runner of this service's maintenance tasks.
+func (s *Server) WithMaintenance(r *maintenance.Runner) *Server {
+	s.maintenance = r
+	return s
+}
+
+// RunBillingMaintenance runs one of this service's maintenance tasks now (internal: ops).
+func (s *Server) RunBillingMaintenance(ctx context.Context, req *billingv1.RunBillingMaintenanceRequest) (*billingv1.RunBillingMaintenanceResponse, error) {
+	run, err := s.maintenance.OnDemand(ctx, req.GetTask())
+	if err != nil {
+		return nil, err
+	}
+	return &billingv1.RunBillingMaintenanceResponse{Run: run}, nil
 }

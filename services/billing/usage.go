@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/quota"
 )
 
@@ -58,7 +59,8 @@ func (u *Usage) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Rollup rebuilds the counters of a Redis that lost them, copies the counts of the
-// current and the previous hour into Postgres, and forgets counts past retention.
+// current and the previous hour into Postgres (the prune_usage task forgets counts past
+// retention).
 func (u *Usage) Rollup(ctx context.Context) error {
 	now := u.now()
 	if err := u.rebuild(ctx, now); err != nil {
@@ -78,11 +80,6 @@ func (u *Usage) Rollup(ctx context.Context) error {
 					ActorType: audit.ActorSystem, ResourceType: "tenant", ResourceID: c.tenant,
 					Metadata: map[string]any{"hour": c.hour.Format(time.RFC3339), "requests": c.requests}})
 			}
-		}
-	}
-	if u.retention > 0 {
-		if _, err := u.store.ForgetUsageBefore(ctx, now.Add(-u.retention)); err != nil {
-			return fmt.Errorf("forget old usage: %w", err)
 		}
 	}
 	if _, err := u.store.ForgetWebhooksBefore(ctx, now.Add(-finishedRetention)); err != nil {
@@ -181,4 +178,14 @@ func (u *Usage) Used(ctx context.Context, tenant string) (day, month int64, err 
 		return day, month, nil
 	}
 	return max(day, live.Day), max(month, live.Month), nil
+}
+
+// PruneTask is the prune_usage maintenance task: it deletes the hourly counts older than
+// USAGE_COUNTER_RETENTION_DAYS.
+func (u *Usage) PruneTask() maintenance.Task {
+	return maintenance.Task{Name: "prune_usage", Run: func(ctx context.Context) (maintenance.Result, error) {
+		n, err := u.store.ForgetUsageBefore(ctx, u.now().Add(-u.retention))
+		return maintenance.Result{Affected: n, Detail: fmt.Sprintf("deleted hourly usage counts older than USAGE_COUNTER_RETENTION_DAYS (%d days)",
+			int(u.retention.Hours()/24))}, err
+	}}
 }

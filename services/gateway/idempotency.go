@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -198,4 +200,27 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return c.statusWriter.Write(p)
+}
+
+// Prune is the prune_idempotency maintenance task. Records expire by themselves in Redis
+// after IDEMPOTENCY_TTL; the task finds those that lost their expiry (a PERSIST, or a
+// restore from a snapshot without TTLs) and gives it back, so that none is kept forever.
+func (m *Idempotency) Prune(ctx context.Context) (maintenance.Result, error) {
+	var scanned, repaired int64
+	iter := m.rdb.Scan(ctx, 0, m.prefix+"idem:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		scanned++
+		ttl, err := m.rdb.TTL(ctx, iter.Val()).Result()
+		if err != nil {
+			return maintenance.Result{Affected: repaired}, err
+		}
+		if ttl == -1 { // no expiry (-2: gone meanwhile)
+			if err := m.rdb.Expire(ctx, iter.Val(), m.ttl).Err(); err != nil {
+				return maintenance.Result{Affected: repaired}, err
+			}
+			repaired++
+		}
+	}
+	return maintenance.Result{Affected: repaired, Detail: fmt.Sprintf("scanned %d idempotency records; %d had no expiry and now expire after IDEMPOTENCY_TTL (%s)",
+		scanned, repaired, m.ttl)}, iter.Err()
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,3 +135,22 @@ func TestIdempotencyWithoutRedisRefusesClearly(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func TestPruneGivesRecordsTheirExpiryBack(t *testing.T) {
+	rdb, prefix := redistest.New(t)
+	m := NewIdempotency(rdb, prefix, time.Hour, logging.Discard())
+	ctx := context.Background()
+	require.NoError(t, rdb.Set(ctx, prefix+"idem:t1:persisted", "{}", 0).Err())
+	require.NoError(t, rdb.Set(ctx, prefix+"idem:t1:fine", "{}", time.Minute).Err())
+	require.NoError(t, rdb.Set(ctx, prefix+"other", "{}", 0).Err())
+	res, err := m.Prune(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Affected)
+	require.Contains(t, res.Detail, "scanned 2")
+	ttl, err := rdb.TTL(ctx, prefix+"idem:t1:persisted").Result()
+	require.NoError(t, err)
+	require.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 5)
+	ttl, err = rdb.TTL(ctx, prefix+"other").Result()
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(-1), ttl, "not an idempotency record: left alone")
+}

@@ -11,6 +11,7 @@ import (
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
@@ -22,9 +23,10 @@ type Recorder interface {
 // Server implements nexusrag.gateway.v1.AuthService.
 type Server struct {
 	gatewayv1.UnimplementedAuthServiceServer
-	store *Store
-	cache *KeyCache
-	audit Recorder
+	maintenance *maintenance.Runner // nil: RunGatewayMaintenance answers unavailable
+	store       *Store
+	cache       *KeyCache
+	audit       Recorder
 }
 
 // NewServer returns the AuthService implementation.
@@ -127,4 +129,19 @@ func keyProto(k KeyRecord) *gatewayv1.ApiKey {
 		out.RevokedAt = timestamppb.New(*k.RevokedAt)
 	}
 	return out
+}
+
+// WithMaintenance sets the runner of this service's maintenance tasks.
+func (s *Server) WithMaintenance(r *maintenance.Runner) *Server {
+	s.maintenance = r
+	return s
+}
+
+// RunGatewayMaintenance runs one of this service's maintenance tasks now (internal: ops).
+func (s *Server) RunGatewayMaintenance(ctx context.Context, req *gatewayv1.RunGatewayMaintenanceRequest) (*gatewayv1.RunGatewayMaintenanceResponse, error) {
+	run, err := s.maintenance.OnDemand(ctx, req.GetTask())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.RunGatewayMaintenanceResponse{Run: run}, nil
 }

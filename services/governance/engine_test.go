@@ -543,3 +543,40 @@ func TestGovernanceStatusAndEvidence(t *testing.T) {
 	_, err = down.GetGovernanceEvidence(ctx, &governancev1.GetGovernanceEvidenceRequest{})
 	requireCode(t, err, governance.CodeReportUnavailable)
 }
+
+func TestPruneAuditKeepsHeldEvents(t *testing.T) {
+	t.Parallel()
+	h := newEngineHarness(t)
+	old := time.Now().Add(-500 * 24 * time.Hour)
+	heldActor := event("t1", audit.TypeRunInvoked, audit.OutcomeSuccess, "k-held", old)
+	heldSession := event("t1", audit.TypeRunInvoked, audit.OutcomeSuccess, "k-a", old)
+	heldSession.ResourceType, heldSession.ResourceId = "session", "s-held"
+	heldTenant := event("t2", audit.TypeRunInvoked, audit.OutcomeSuccess, "k-b", old)
+	gone := event("t1", audit.TypeRunInvoked, audit.OutcomeSuccess, "k-a", old)
+	fresh := event("t1", audit.TypeRunInvoked, audit.OutcomeSuccess, "k-a", time.Now())
+	_, err := governance.NewStore(h.pool).Insert(context.Background(), []*governancev1.AuditEvent{heldActor, heldSession, heldTenant, gone, fresh})
+	require.NoError(t, err)
+	h.hold(t, admin("t1"), "user_key", "k-held")
+	h.hold(t, admin("t1"), "session", "s-held")
+	h.hold(t, admin("t2"), "tenant", "")
+
+	res, err := governance.PruneAuditTask(h.pool, 400).Run(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Affected)
+	var left []string
+	rows, err := h.pool.Query(context.Background(), `SELECT id::text FROM governance.audit_events ORDER BY id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		left = append(left, id)
+	}
+	want := []string{heldActor.GetId(), heldSession.GetId(), heldTenant.GetId(), fresh.GetId()}
+	slices.Sort(want)
+	require.Equal(t, want, left)
+
+	res, err = governance.PruneAuditTask(h.pool, 0).Run(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, res.Affected)
+	require.Contains(t, res.Detail, "kept forever")
+}

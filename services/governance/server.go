@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/redact"
 )
@@ -12,8 +13,9 @@ import (
 // Server implements nexusrag.governance.v1.AuditService.
 type Server struct {
 	governancev1.UnimplementedAuditServiceServer
-	store *Store
-	log   *slog.Logger
+	maintenance *maintenance.Runner // nil: RunAuditMaintenance answers unavailable
+	store       *Store
+	log         *slog.Logger
 }
 
 // NewServer returns the AuditService implementation.
@@ -58,4 +60,19 @@ func (s *Server) ListAuditEvents(ctx context.Context, req *governancev1.ListAudi
 		out.NextCursor = encodeCursor(out.Events[q.Limit-1])
 	}
 	return out, nil
+}
+
+// WithMaintenance sets the runner of this service's maintenance tasks.
+func (s *Server) WithMaintenance(r *maintenance.Runner) *Server {
+	s.maintenance = r
+	return s
+}
+
+// RunAuditMaintenance runs one of this service's maintenance tasks now (internal: ops).
+func (s *Server) RunAuditMaintenance(ctx context.Context, req *governancev1.RunAuditMaintenanceRequest) (*governancev1.RunAuditMaintenanceResponse, error) {
+	run, err := s.maintenance.OnDemand(ctx, req.GetTask())
+	if err != nil {
+		return nil, err
+	}
+	return &governancev1.RunAuditMaintenanceResponse{Run: run}, nil
 }

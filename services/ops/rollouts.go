@@ -70,7 +70,7 @@ func (s *Server) platformAdmin(ctx context.Context) (principal.Principal, error)
 	}
 	if !slices.Contains(s.cfg.platformAdmins(), p.TenantID) {
 		return p, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"rollout controls are the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS change them")
+			"rollouts and maintenance are the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS change or run them")
 	}
 	return p, nil
 }

@@ -89,8 +89,10 @@ type Server struct {
 	stats    *reqstats.Stats
 	ingest   ingestv1.IngestServiceClient
 	breakers map[string]BreakerState
-	audit    Recorder
-	log      *slog.Logger
+	// maintenance runs a task in the service that owns it, by owner name.
+	maintenance map[string]MaintenanceFunc
+	audit       Recorder
+	log         *slog.Logger
 }
 
 // NewServer returns the OpsService: health probes every service and dependency, stats

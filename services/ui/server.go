@@ -27,6 +27,7 @@ import (
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/quota"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
@@ -53,12 +54,13 @@ type Clients struct {
 // Server implements nexusrag.ui.v1.UIService.
 type Server struct {
 	uiv1.UnimplementedUIServiceServer
-	store  *Store
-	keys   *svcauth.Keyring
-	c      Clients
-	rdb    redis.UniversalClient
-	prefix string
-	log    *slog.Logger
+	maintenance *maintenance.Runner // nil: RunUiMaintenance answers unavailable
+	store       *Store
+	keys        *svcauth.Keyring
+	c           Clients
+	rdb         redis.UniversalClient
+	prefix      string
+	log         *slog.Logger
 }
 
 // NewServer returns the UIService: keys sign its cursors, rdb (under prefix) holds the
@@ -337,4 +339,19 @@ func (s *Server) openCursor(cursor, binding string) ([]string, error) {
 		return nil, invalid
 	}
 	return c.After, nil
+}
+
+// WithMaintenance sets the runner of this service's maintenance tasks.
+func (s *Server) WithMaintenance(r *maintenance.Runner) *Server {
+	s.maintenance = r
+	return s
+}
+
+// RunUiMaintenance runs one of this service's maintenance tasks now (internal: ops).
+func (s *Server) RunUiMaintenance(ctx context.Context, req *uiv1.RunUiMaintenanceRequest) (*uiv1.RunUiMaintenanceResponse, error) {
+	run, err := s.maintenance.OnDemand(ctx, req.GetTask())
+	if err != nil {
+		return nil, err
+	}
+	return &uiv1.RunUiMaintenanceResponse{Run: run}, nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 )
 
@@ -61,20 +61,11 @@ func (s *Store) Prune(ctx context.Context, t time.Time) (int64, error) {
 	return tag.RowsAffected(), err
 }
 
-// RunPruning deletes actions older than retention every hour until ctx ends.
-func (s *Store) RunPruning(ctx context.Context, retention time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		if n, err := s.Prune(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
-			log.WarnContext(ctx, "pruning UI action records failed; the next hour retries", "error", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "pruned UI action records", "deleted", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+// PruneTask is the cleanup_actions maintenance task: it deletes the actions accepted more
+// than retention ago (UI_ACTION_RETENTION_DAYS).
+func (s *Store) PruneTask(retention time.Duration) maintenance.Task {
+	return maintenance.Task{Name: "cleanup_actions", Run: func(ctx context.Context) (maintenance.Result, error) {
+		n, err := s.Prune(ctx, time.Now().Add(-retention))
+		return maintenance.Result{Affected: n, Detail: fmt.Sprintf("deleted UI action records older than UI_ACTION_RETENTION_DAYS (%d days)", int(retention.Hours()/24))}, err
+	}}
 }

@@ -262,6 +262,7 @@ func TestPaths(t *testing.T) {
 		{Method: "PATCH", Path: "/v1/admin/governance/retention/policy"},
 		{Method: "GET", Path: "/v1/admin/governance/retention/report"},
 		{Method: "POST", Path: "/v1/admin/governance/retention/run"},
+		{Method: "POST", Path: "/v1/admin/maintenance/run"},
 		{Method: "GET", Path: "/v1/admin/plans"},
 		{Method: "GET", Path: "/v1/admin/plans/{tenant_id}"},
 		{Method: "PATCH", Path: "/v1/admin/plans/{tenant_id}"},

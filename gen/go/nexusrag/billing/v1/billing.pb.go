@@ -9,7 +9,7 @@
 package billingv1
 
 import (
-	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -2308,11 +2308,99 @@ func (x *ListEntitlementChangesResponse) GetDefaultPlanId() string {
 	return ""
 }
 
+type RunBillingMaintenanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBillingMaintenanceRequest) Reset() {
+	*x = RunBillingMaintenanceRequest{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBillingMaintenanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBillingMaintenanceRequest) ProtoMessage() {}
+
+func (x *RunBillingMaintenanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBillingMaintenanceRequest.ProtoReflect.Descriptor instead.
+func (*RunBillingMaintenanceRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RunBillingMaintenanceRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type RunBillingMaintenanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *v1.MaintenanceRun     `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBillingMaintenanceResponse) Reset() {
+	*x = RunBillingMaintenanceResponse{}
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBillingMaintenanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBillingMaintenanceResponse) ProtoMessage() {}
+
+func (x *RunBillingMaintenanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_billing_v1_billing_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBillingMaintenanceResponse.ProtoReflect.Descriptor instead.
+func (*RunBillingMaintenanceResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_billing_v1_billing_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RunBillingMaintenanceResponse) GetRun() *v1.MaintenanceRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_nexusrag_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"!nexusrag/billing/v1/billing.proto\x12\x13nexusrag.billing.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"O\n" +
+	"!nexusrag/billing/v1/billing.proto\x12\x13nexusrag.billing.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"O\n" +
 	"\x04Plan\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -2477,7 +2565,11 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\achanged\x18\x01 \x03(\v2!.nexusrag.billing.v1.EntitlementsR\achanged\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12&\n" +
-	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId2\x85\x0e\n" +
+	"\x0fdefault_plan_id\x18\x04 \x01(\tR\rdefaultPlanId\"2\n" +
+	"\x1cRunBillingMaintenanceRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"R\n" +
+	"\x1dRunBillingMaintenanceResponse\x121\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\x8e\x0f\n" +
 	"\x0eBillingService\x12b\n" +
 	"\tListPlans\x12%.nexusrag.billing.v1.ListPlansRequest\x1a&.nexusrag.billing.v1.ListPlansResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
 	"\rGetTenantPlan\x12).nexusrag.billing.v1.GetTenantPlanRequest\x1a*.nexusrag.billing.v1.GetTenantPlanResponse\"\x06\xca\xf3\x18\x02\b\x03\x12n\n" +
@@ -2493,7 +2585,8 @@ const file_nexusrag_billing_v1_billing_proto_rawDesc = "" +
 	"\x12TestBillingWebhook\x12..nexusrag.billing.v1.TestBillingWebhookRequest\x1a/.nexusrag.billing.v1.TestBillingWebhookResponse\"$\xca\xf3\x18 \b\x03\x1a\x1cfeature.billing_webhook_test\x12w\n" +
 	"\x10ReportQuotaEvent\x12,.nexusrag.billing.v1.ReportQuotaEventRequest\x1a-.nexusrag.billing.v1.ReportQuotaEventResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12t\n" +
 	"\x0fGetEntitlements\x12+.nexusrag.billing.v1.GetEntitlementsRequest\x1a,.nexusrag.billing.v1.GetEntitlementsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x89\x01\n" +
-	"\x16ListEntitlementChanges\x122.nexusrag.billing.v1.ListEntitlementChangesRequest\x1a3.nexusrag.billing.v1.ListEntitlementChangesResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd8\x01\n" +
+	"\x16ListEntitlementChanges\x122.nexusrag.billing.v1.ListEntitlementChangesRequest\x1a3.nexusrag.billing.v1.ListEntitlementChangesResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x86\x01\n" +
+	"\x15RunBillingMaintenance\x121.nexusrag.billing.v1.RunBillingMaintenanceRequest\x1a2.nexusrag.billing.v1.RunBillingMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd8\x01\n" +
 	"\x17com.nexusrag.billing.v1B\fBillingProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1;billingv1\xa2\x02\x03NBX\xaa\x02\x13Nexusrag.Billing.V1\xca\x02\x13Nexusrag\\Billing\\V1\xe2\x02\x1fNexusrag\\Billing\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Billing::V1b\x06proto3"
 
 var (
@@ -2508,7 +2601,7 @@ func file_nexusrag_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_nexusrag_billing_v1_billing_proto_rawDescData
 }
 
-var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_nexusrag_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*Plan)(nil),                           // 0: nexusrag.billing.v1.Plan
 	(*ListPlansRequest)(nil),               // 1: nexusrag.billing.v1.ListPlansRequest
@@ -2549,17 +2642,20 @@ var file_nexusrag_billing_v1_billing_proto_goTypes = []any{
 	(*GetEntitlementsResponse)(nil),        // 36: nexusrag.billing.v1.GetEntitlementsResponse
 	(*ListEntitlementChangesRequest)(nil),  // 37: nexusrag.billing.v1.ListEntitlementChangesRequest
 	(*ListEntitlementChangesResponse)(nil), // 38: nexusrag.billing.v1.ListEntitlementChangesResponse
-	(*structpb.Struct)(nil),                // 39: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 40: google.protobuf.Timestamp
+	(*RunBillingMaintenanceRequest)(nil),   // 39: nexusrag.billing.v1.RunBillingMaintenanceRequest
+	(*RunBillingMaintenanceResponse)(nil),  // 40: nexusrag.billing.v1.RunBillingMaintenanceResponse
+	(*structpb.Struct)(nil),                // 41: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 42: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),              // 43: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_billing_v1_billing_proto_depIdxs = []int32{
 	0,  // 0: nexusrag.billing.v1.ListPlansResponse.plans:type_name -> nexusrag.billing.v1.Plan
-	39, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
+	41, // 1: nexusrag.billing.v1.Feature.config_json:type_name -> google.protobuf.Struct
 	3,  // 2: nexusrag.billing.v1.TenantPlan.features:type_name -> nexusrag.billing.v1.Feature
-	40, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
+	42, // 3: nexusrag.billing.v1.TenantPlan.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: nexusrag.billing.v1.GetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	4,  // 5: nexusrag.billing.v1.SetTenantPlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
-	39, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
+	41, // 6: nexusrag.billing.v1.SetFeatureOverrideRequest.config_json:type_name -> google.protobuf.Struct
 	4,  // 7: nexusrag.billing.v1.SetFeatureOverrideResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	12, // 8: nexusrag.billing.v1.Entitlements.quota:type_name -> nexusrag.billing.v1.Quota
 	12, // 9: nexusrag.billing.v1.QuotaSettings.quota:type_name -> nexusrag.billing.v1.Quota
@@ -2567,50 +2663,53 @@ var file_nexusrag_billing_v1_billing_proto_depIdxs = []int32{
 	13, // 11: nexusrag.billing.v1.UpdateQuotaResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
 	19, // 12: nexusrag.billing.v1.GetUsageResponse.buckets:type_name -> nexusrag.billing.v1.UsageBucket
 	13, // 13: nexusrag.billing.v1.GetUsageSummaryResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
-	40, // 14: nexusrag.billing.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	42, // 14: nexusrag.billing.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
 	24, // 15: nexusrag.billing.v1.GetUsageTimeseriesResponse.points:type_name -> nexusrag.billing.v1.UsagePoint
-	40, // 16: nexusrag.billing.v1.UpgradeRequest.created_at:type_name -> google.protobuf.Timestamp
+	42, // 16: nexusrag.billing.v1.UpgradeRequest.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 17: nexusrag.billing.v1.GetSelfServePlanResponse.plan:type_name -> nexusrag.billing.v1.TenantPlan
 	13, // 18: nexusrag.billing.v1.GetSelfServePlanResponse.quota:type_name -> nexusrag.billing.v1.QuotaSettings
 	27, // 19: nexusrag.billing.v1.GetSelfServePlanResponse.upgrade_requests:type_name -> nexusrag.billing.v1.UpgradeRequest
 	27, // 20: nexusrag.billing.v1.RequestPlanUpgradeResponse.upgrade_request:type_name -> nexusrag.billing.v1.UpgradeRequest
 	11, // 21: nexusrag.billing.v1.GetEntitlementsResponse.entitlements:type_name -> nexusrag.billing.v1.Entitlements
 	11, // 22: nexusrag.billing.v1.ListEntitlementChangesResponse.changed:type_name -> nexusrag.billing.v1.Entitlements
-	1,  // 23: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
-	5,  // 24: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
-	7,  // 25: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
-	9,  // 26: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
-	14, // 27: nexusrag.billing.v1.BillingService.GetQuota:input_type -> nexusrag.billing.v1.GetQuotaRequest
-	16, // 28: nexusrag.billing.v1.BillingService.UpdateQuota:input_type -> nexusrag.billing.v1.UpdateQuotaRequest
-	18, // 29: nexusrag.billing.v1.BillingService.GetUsage:input_type -> nexusrag.billing.v1.GetUsageRequest
-	21, // 30: nexusrag.billing.v1.BillingService.GetUsageSummary:input_type -> nexusrag.billing.v1.GetUsageSummaryRequest
-	23, // 31: nexusrag.billing.v1.BillingService.GetUsageTimeseries:input_type -> nexusrag.billing.v1.GetUsageTimeseriesRequest
-	26, // 32: nexusrag.billing.v1.BillingService.GetSelfServePlan:input_type -> nexusrag.billing.v1.GetSelfServePlanRequest
-	29, // 33: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:input_type -> nexusrag.billing.v1.RequestPlanUpgradeRequest
-	31, // 34: nexusrag.billing.v1.BillingService.TestBillingWebhook:input_type -> nexusrag.billing.v1.TestBillingWebhookRequest
-	33, // 35: nexusrag.billing.v1.BillingService.ReportQuotaEvent:input_type -> nexusrag.billing.v1.ReportQuotaEventRequest
-	35, // 36: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
-	37, // 37: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
-	2,  // 38: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
-	6,  // 39: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
-	8,  // 40: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
-	10, // 41: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
-	15, // 42: nexusrag.billing.v1.BillingService.GetQuota:output_type -> nexusrag.billing.v1.GetQuotaResponse
-	17, // 43: nexusrag.billing.v1.BillingService.UpdateQuota:output_type -> nexusrag.billing.v1.UpdateQuotaResponse
-	20, // 44: nexusrag.billing.v1.BillingService.GetUsage:output_type -> nexusrag.billing.v1.GetUsageResponse
-	22, // 45: nexusrag.billing.v1.BillingService.GetUsageSummary:output_type -> nexusrag.billing.v1.GetUsageSummaryResponse
-	25, // 46: nexusrag.billing.v1.BillingService.GetUsageTimeseries:output_type -> nexusrag.billing.v1.GetUsageTimeseriesResponse
-	28, // 47: nexusrag.billing.v1.BillingService.GetSelfServePlan:output_type -> nexusrag.billing.v1.GetSelfServePlanResponse
-	30, // 48: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:output_type -> nexusrag.billing.v1.RequestPlanUpgradeResponse
-	32, // 49: nexusrag.billing.v1.BillingService.TestBillingWebhook:output_type -> nexusrag.billing.v1.TestBillingWebhookResponse
-	34, // 50: nexusrag.billing.v1.BillingService.ReportQuotaEvent:output_type -> nexusrag.billing.v1.ReportQuotaEventResponse
-	36, // 51: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
-	38, // 52: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	43, // 23: nexusrag.billing.v1.RunBillingMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	1,  // 24: nexusrag.billing.v1.BillingService.ListPlans:input_type -> nexusrag.billing.v1.ListPlansRequest
+	5,  // 25: nexusrag.billing.v1.BillingService.GetTenantPlan:input_type -> nexusrag.billing.v1.GetTenantPlanRequest
+	7,  // 26: nexusrag.billing.v1.BillingService.SetTenantPlan:input_type -> nexusrag.billing.v1.SetTenantPlanRequest
+	9,  // 27: nexusrag.billing.v1.BillingService.SetFeatureOverride:input_type -> nexusrag.billing.v1.SetFeatureOverrideRequest
+	14, // 28: nexusrag.billing.v1.BillingService.GetQuota:input_type -> nexusrag.billing.v1.GetQuotaRequest
+	16, // 29: nexusrag.billing.v1.BillingService.UpdateQuota:input_type -> nexusrag.billing.v1.UpdateQuotaRequest
+	18, // 30: nexusrag.billing.v1.BillingService.GetUsage:input_type -> nexusrag.billing.v1.GetUsageRequest
+	21, // 31: nexusrag.billing.v1.BillingService.GetUsageSummary:input_type -> nexusrag.billing.v1.GetUsageSummaryRequest
+	23, // 32: nexusrag.billing.v1.BillingService.GetUsageTimeseries:input_type -> nexusrag.billing.v1.GetUsageTimeseriesRequest
+	26, // 33: nexusrag.billing.v1.BillingService.GetSelfServePlan:input_type -> nexusrag.billing.v1.GetSelfServePlanRequest
+	29, // 34: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:input_type -> nexusrag.billing.v1.RequestPlanUpgradeRequest
+	31, // 35: nexusrag.billing.v1.BillingService.TestBillingWebhook:input_type -> nexusrag.billing.v1.TestBillingWebhookRequest
+	33, // 36: nexusrag.billing.v1.BillingService.ReportQuotaEvent:input_type -> nexusrag.billing.v1.ReportQuotaEventRequest
+	35, // 37: nexusrag.billing.v1.BillingService.GetEntitlements:input_type -> nexusrag.billing.v1.GetEntitlementsRequest
+	37, // 38: nexusrag.billing.v1.BillingService.ListEntitlementChanges:input_type -> nexusrag.billing.v1.ListEntitlementChangesRequest
+	39, // 39: nexusrag.billing.v1.BillingService.RunBillingMaintenance:input_type -> nexusrag.billing.v1.RunBillingMaintenanceRequest
+	2,  // 40: nexusrag.billing.v1.BillingService.ListPlans:output_type -> nexusrag.billing.v1.ListPlansResponse
+	6,  // 41: nexusrag.billing.v1.BillingService.GetTenantPlan:output_type -> nexusrag.billing.v1.GetTenantPlanResponse
+	8,  // 42: nexusrag.billing.v1.BillingService.SetTenantPlan:output_type -> nexusrag.billing.v1.SetTenantPlanResponse
+	10, // 43: nexusrag.billing.v1.BillingService.SetFeatureOverride:output_type -> nexusrag.billing.v1.SetFeatureOverrideResponse
+	15, // 44: nexusrag.billing.v1.BillingService.GetQuota:output_type -> nexusrag.billing.v1.GetQuotaResponse
+	17, // 45: nexusrag.billing.v1.BillingService.UpdateQuota:output_type -> nexusrag.billing.v1.UpdateQuotaResponse
+	20, // 46: nexusrag.billing.v1.BillingService.GetUsage:output_type -> nexusrag.billing.v1.GetUsageResponse
+	22, // 47: nexusrag.billing.v1.BillingService.GetUsageSummary:output_type -> nexusrag.billing.v1.GetUsageSummaryResponse
+	25, // 48: nexusrag.billing.v1.BillingService.GetUsageTimeseries:output_type -> nexusrag.billing.v1.GetUsageTimeseriesResponse
+	28, // 49: nexusrag.billing.v1.BillingService.GetSelfServePlan:output_type -> nexusrag.billing.v1.GetSelfServePlanResponse
+	30, // 50: nexusrag.billing.v1.BillingService.RequestPlanUpgrade:output_type -> nexusrag.billing.v1.RequestPlanUpgradeResponse
+	32, // 51: nexusrag.billing.v1.BillingService.TestBillingWebhook:output_type -> nexusrag.billing.v1.TestBillingWebhookResponse
+	34, // 52: nexusrag.billing.v1.BillingService.ReportQuotaEvent:output_type -> nexusrag.billing.v1.ReportQuotaEventResponse
+	36, // 53: nexusrag.billing.v1.BillingService.GetEntitlements:output_type -> nexusrag.billing.v1.GetEntitlementsResponse
+	38, // 54: nexusrag.billing.v1.BillingService.ListEntitlementChanges:output_type -> nexusrag.billing.v1.ListEntitlementChangesResponse
+	40, // 55: nexusrag.billing.v1.BillingService.RunBillingMaintenance:output_type -> nexusrag.billing.v1.RunBillingMaintenanceResponse
+	40, // [40:56] is the sub-list for method output_type
+	24, // [24:40] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_billing_v1_billing_proto_init() }
@@ -2626,7 +2725,7 @@ func file_nexusrag_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_billing_v1_billing_proto_rawDesc), len(file_nexusrag_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	BillingService_ReportQuotaEvent_FullMethodName       = "/nexusrag.billing.v1.BillingService/ReportQuotaEvent"
 	BillingService_GetEntitlements_FullMethodName        = "/nexusrag.billing.v1.BillingService/GetEntitlements"
 	BillingService_ListEntitlementChanges_FullMethodName = "/nexusrag.billing.v1.BillingService/ListEntitlementChanges"
+	BillingService_RunBillingMaintenance_FullMethodName  = "/nexusrag.billing.v1.BillingService/RunBillingMaintenance"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -83,6 +84,9 @@ type BillingServiceClient interface {
 	// ListEntitlementChanges returns the tenants whose entitlements changed after a revision, so that caches
 	// refresh them; a cache starts from the current revision (current_only).
 	ListEntitlementChanges(ctx context.Context, in *ListEntitlementChangesRequest, opts ...grpc.CallOption) (*ListEntitlementChangesResponse, error)
+	// RunBillingMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunBillingMaintenance(ctx context.Context, in *RunBillingMaintenanceRequest, opts ...grpc.CallOption) (*RunBillingMaintenanceResponse, error)
 }
 
 type billingServiceClient struct {
@@ -243,6 +247,16 @@ func (c *billingServiceClient) ListEntitlementChanges(ctx context.Context, in *L
 	return out, nil
 }
 
+func (c *billingServiceClient) RunBillingMaintenance(ctx context.Context, in *RunBillingMaintenanceRequest, opts ...grpc.CallOption) (*RunBillingMaintenanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunBillingMaintenanceResponse)
+	err := c.cc.Invoke(ctx, BillingService_RunBillingMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -288,6 +302,9 @@ type BillingServiceServer interface {
 	// ListEntitlementChanges returns the tenants whose entitlements changed after a revision, so that caches
 	// refresh them; a cache starts from the current revision (current_only).
 	ListEntitlementChanges(context.Context, *ListEntitlementChangesRequest) (*ListEntitlementChangesResponse, error)
+	// RunBillingMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunBillingMaintenance(context.Context, *RunBillingMaintenanceRequest) (*RunBillingMaintenanceResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -342,6 +359,9 @@ func (UnimplementedBillingServiceServer) GetEntitlements(context.Context, *GetEn
 }
 func (UnimplementedBillingServiceServer) ListEntitlementChanges(context.Context, *ListEntitlementChangesRequest) (*ListEntitlementChangesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEntitlementChanges not implemented")
+}
+func (UnimplementedBillingServiceServer) RunBillingMaintenance(context.Context, *RunBillingMaintenanceRequest) (*RunBillingMaintenanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunBillingMaintenance not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -634,6 +654,24 @@ func _BillingService_ListEntitlementChanges_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_RunBillingMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunBillingMaintenanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).RunBillingMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_RunBillingMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).RunBillingMaintenance(ctx, req.(*RunBillingMaintenanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -700,6 +738,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEntitlementChanges",
 			Handler:    _BillingService_ListEntitlementChanges_Handler,
+		},
+		{
+			MethodName: "RunBillingMaintenance",
+			Handler:    _BillingService_RunBillingMaintenance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,7 +9,7 @@
 package gatewayv1
 
 import (
-	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -881,11 +881,99 @@ func (x *AuthenticateApiKeyResponse) GetRole() string {
 	return ""
 }
 
+type RunGatewayMaintenanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunGatewayMaintenanceRequest) Reset() {
+	*x = RunGatewayMaintenanceRequest{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunGatewayMaintenanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunGatewayMaintenanceRequest) ProtoMessage() {}
+
+func (x *RunGatewayMaintenanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunGatewayMaintenanceRequest.ProtoReflect.Descriptor instead.
+func (*RunGatewayMaintenanceRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RunGatewayMaintenanceRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type RunGatewayMaintenanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *v1.MaintenanceRun     `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunGatewayMaintenanceResponse) Reset() {
+	*x = RunGatewayMaintenanceResponse{}
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunGatewayMaintenanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunGatewayMaintenanceResponse) ProtoMessage() {}
+
+func (x *RunGatewayMaintenanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_gateway_v1_auth_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunGatewayMaintenanceResponse.ProtoReflect.Descriptor instead.
+func (*RunGatewayMaintenanceResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_gateway_v1_auth_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RunGatewayMaintenanceResponse) GetRun() *v1.MaintenanceRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_nexusrag_gateway_v1_auth_proto protoreflect.FileDescriptor
 
 const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1enexusrag/gateway/v1/auth.proto\x12\x13nexusrag.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x0f\n" +
+	"\x1enexusrag/gateway/v1/auth.proto\x12\x13nexusrag.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"X\n" +
 	"\x0eWhoAmIResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
@@ -933,7 +1021,11 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\x1aAuthenticateApiKeyResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role2\xa7\a\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"2\n" +
+	"\x1cRunGatewayMaintenanceRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"R\n" +
+	"\x1dRunGatewayMaintenanceResponse\x121\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\xb0\b\n" +
 	"\vAuthService\x12Y\n" +
 	"\x06WhoAmI\x12\".nexusrag.gateway.v1.WhoAmIRequest\x1a#.nexusrag.gateway.v1.WhoAmIResponse\"\x06\xca\xf3\x18\x02\b\x01\x12h\n" +
 	"\vListApiKeys\x12'.nexusrag.gateway.v1.ListApiKeysRequest\x1a(.nexusrag.gateway.v1.ListApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12k\n" +
@@ -942,7 +1034,8 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\fCreateApiKey\x12(.nexusrag.gateway.v1.CreateApiKeyRequest\x1a).nexusrag.gateway.v1.CreateApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x83\x01\n" +
 	"\x14ListSelfServeApiKeys\x120.nexusrag.gateway.v1.ListSelfServeApiKeysRequest\x1a1.nexusrag.gateway.v1.ListSelfServeApiKeysResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x86\x01\n" +
 	"\x15RevokeSelfServeApiKey\x121.nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest\x1a2.nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
-	"\x12AuthenticateApiKey\x12..nexusrag.gateway.v1.AuthenticateApiKeyRequest\x1a/.nexusrag.gateway.v1.AuthenticateApiKeyResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd5\x01\n" +
+	"\x12AuthenticateApiKey\x12..nexusrag.gateway.v1.AuthenticateApiKeyRequest\x1a/.nexusrag.gateway.v1.AuthenticateApiKeyResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x86\x01\n" +
+	"\x15RunGatewayMaintenance\x121.nexusrag.gateway.v1.RunGatewayMaintenanceRequest\x1a2.nexusrag.gateway.v1.RunGatewayMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xd5\x01\n" +
 	"\x17com.nexusrag.gateway.v1B\tAuthProtoP\x01ZAgithub.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1;gatewayv1\xa2\x02\x03NGX\xaa\x02\x13Nexusrag.Gateway.V1\xca\x02\x13Nexusrag\\Gateway\\V1\xe2\x02\x1fNexusrag\\Gateway\\V1\\GPBMetadata\xea\x02\x15Nexusrag::Gateway::V1b\x06proto3"
 
 var (
@@ -957,7 +1050,7 @@ func file_nexusrag_gateway_v1_auth_proto_rawDescGZIP() []byte {
 	return file_nexusrag_gateway_v1_auth_proto_rawDescData
 }
 
-var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_nexusrag_gateway_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_nexusrag_gateway_v1_auth_proto_goTypes = []any{
 	(*WhoAmIRequest)(nil),                 // 0: nexusrag.gateway.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),                // 1: nexusrag.gateway.v1.WhoAmIResponse
@@ -976,38 +1069,44 @@ var file_nexusrag_gateway_v1_auth_proto_goTypes = []any{
 	(*RevokeSelfServeApiKeyResponse)(nil), // 14: nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse
 	(*AuthenticateApiKeyRequest)(nil),     // 15: nexusrag.gateway.v1.AuthenticateApiKeyRequest
 	(*AuthenticateApiKeyResponse)(nil),    // 16: nexusrag.gateway.v1.AuthenticateApiKeyResponse
-	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(*RunGatewayMaintenanceRequest)(nil),  // 17: nexusrag.gateway.v1.RunGatewayMaintenanceRequest
+	(*RunGatewayMaintenanceResponse)(nil), // 18: nexusrag.gateway.v1.RunGatewayMaintenanceResponse
+	(*timestamppb.Timestamp)(nil),         // 19: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),             // 20: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_gateway_v1_auth_proto_depIdxs = []int32{
-	17, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	17, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	19, // 0: nexusrag.gateway.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	19, // 1: nexusrag.gateway.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: nexusrag.gateway.v1.ListApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 3: nexusrag.gateway.v1.UpdateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 4: nexusrag.gateway.v1.RevokeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 5: nexusrag.gateway.v1.CreateApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 6: nexusrag.gateway.v1.ListSelfServeApiKeysResponse.api_keys:type_name -> nexusrag.gateway.v1.ApiKey
 	2,  // 7: nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse.api_key:type_name -> nexusrag.gateway.v1.ApiKey
-	0,  // 8: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
-	3,  // 9: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
-	5,  // 10: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
-	7,  // 11: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
-	9,  // 12: nexusrag.gateway.v1.AuthService.CreateApiKey:input_type -> nexusrag.gateway.v1.CreateApiKeyRequest
-	11, // 13: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:input_type -> nexusrag.gateway.v1.ListSelfServeApiKeysRequest
-	13, // 14: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:input_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest
-	15, // 15: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:input_type -> nexusrag.gateway.v1.AuthenticateApiKeyRequest
-	1,  // 16: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
-	4,  // 17: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
-	6,  // 18: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
-	8,  // 19: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
-	10, // 20: nexusrag.gateway.v1.AuthService.CreateApiKey:output_type -> nexusrag.gateway.v1.CreateApiKeyResponse
-	12, // 21: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:output_type -> nexusrag.gateway.v1.ListSelfServeApiKeysResponse
-	14, // 22: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:output_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse
-	16, // 23: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:output_type -> nexusrag.gateway.v1.AuthenticateApiKeyResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	20, // 8: nexusrag.gateway.v1.RunGatewayMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	0,  // 9: nexusrag.gateway.v1.AuthService.WhoAmI:input_type -> nexusrag.gateway.v1.WhoAmIRequest
+	3,  // 10: nexusrag.gateway.v1.AuthService.ListApiKeys:input_type -> nexusrag.gateway.v1.ListApiKeysRequest
+	5,  // 11: nexusrag.gateway.v1.AuthService.UpdateApiKey:input_type -> nexusrag.gateway.v1.UpdateApiKeyRequest
+	7,  // 12: nexusrag.gateway.v1.AuthService.RevokeApiKey:input_type -> nexusrag.gateway.v1.RevokeApiKeyRequest
+	9,  // 13: nexusrag.gateway.v1.AuthService.CreateApiKey:input_type -> nexusrag.gateway.v1.CreateApiKeyRequest
+	11, // 14: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:input_type -> nexusrag.gateway.v1.ListSelfServeApiKeysRequest
+	13, // 15: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:input_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyRequest
+	15, // 16: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:input_type -> nexusrag.gateway.v1.AuthenticateApiKeyRequest
+	17, // 17: nexusrag.gateway.v1.AuthService.RunGatewayMaintenance:input_type -> nexusrag.gateway.v1.RunGatewayMaintenanceRequest
+	1,  // 18: nexusrag.gateway.v1.AuthService.WhoAmI:output_type -> nexusrag.gateway.v1.WhoAmIResponse
+	4,  // 19: nexusrag.gateway.v1.AuthService.ListApiKeys:output_type -> nexusrag.gateway.v1.ListApiKeysResponse
+	6,  // 20: nexusrag.gateway.v1.AuthService.UpdateApiKey:output_type -> nexusrag.gateway.v1.UpdateApiKeyResponse
+	8,  // 21: nexusrag.gateway.v1.AuthService.RevokeApiKey:output_type -> nexusrag.gateway.v1.RevokeApiKeyResponse
+	10, // 22: nexusrag.gateway.v1.AuthService.CreateApiKey:output_type -> nexusrag.gateway.v1.CreateApiKeyResponse
+	12, // 23: nexusrag.gateway.v1.AuthService.ListSelfServeApiKeys:output_type -> nexusrag.gateway.v1.ListSelfServeApiKeysResponse
+	14, // 24: nexusrag.gateway.v1.AuthService.RevokeSelfServeApiKey:output_type -> nexusrag.gateway.v1.RevokeSelfServeApiKeyResponse
+	16, // 25: nexusrag.gateway.v1.AuthService.AuthenticateApiKey:output_type -> nexusrag.gateway.v1.AuthenticateApiKeyResponse
+	18, // 26: nexusrag.gateway.v1.AuthService.RunGatewayMaintenance:output_type -> nexusrag.gateway.v1.RunGatewayMaintenanceResponse
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_gateway_v1_auth_proto_init() }
@@ -1021,7 +1120,7 @@ func file_nexusrag_gateway_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_gateway_v1_auth_proto_rawDesc), len(file_nexusrag_gateway_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

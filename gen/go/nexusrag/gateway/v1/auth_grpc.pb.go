@@ -29,6 +29,7 @@ const (
 	AuthService_ListSelfServeApiKeys_FullMethodName  = "/nexusrag.gateway.v1.AuthService/ListSelfServeApiKeys"
 	AuthService_RevokeSelfServeApiKey_FullMethodName = "/nexusrag.gateway.v1.AuthService/RevokeSelfServeApiKey"
 	AuthService_AuthenticateApiKey_FullMethodName    = "/nexusrag.gateway.v1.AuthService/AuthenticateApiKey"
+	AuthService_RunGatewayMaintenance_FullMethodName = "/nexusrag.gateway.v1.AuthService/RunGatewayMaintenance"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -57,6 +58,9 @@ type AuthServiceClient interface {
 	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
 	// a revoked key AUTH_REVOKED.
 	AuthenticateApiKey(ctx context.Context, in *AuthenticateApiKeyRequest, opts ...grpc.CallOption) (*AuthenticateApiKeyResponse, error)
+	// RunGatewayMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunGatewayMaintenance(ctx context.Context, in *RunGatewayMaintenanceRequest, opts ...grpc.CallOption) (*RunGatewayMaintenanceResponse, error)
 }
 
 type authServiceClient struct {
@@ -147,6 +151,16 @@ func (c *authServiceClient) AuthenticateApiKey(ctx context.Context, in *Authenti
 	return out, nil
 }
 
+func (c *authServiceClient) RunGatewayMaintenance(ctx context.Context, in *RunGatewayMaintenanceRequest, opts ...grpc.CallOption) (*RunGatewayMaintenanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunGatewayMaintenanceResponse)
+	err := c.cc.Invoke(ctx, AuthService_RunGatewayMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -173,6 +187,9 @@ type AuthServiceServer interface {
 	// SHA-256 of the secret, never the secret. An unknown key or a wrong secret answers AUTH_INVALID,
 	// a revoked key AUTH_REVOKED.
 	AuthenticateApiKey(context.Context, *AuthenticateApiKeyRequest) (*AuthenticateApiKeyResponse, error)
+	// RunGatewayMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunGatewayMaintenance(context.Context, *RunGatewayMaintenanceRequest) (*RunGatewayMaintenanceResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -206,6 +223,9 @@ func (UnimplementedAuthServiceServer) RevokeSelfServeApiKey(context.Context, *Re
 }
 func (UnimplementedAuthServiceServer) AuthenticateApiKey(context.Context, *AuthenticateApiKeyRequest) (*AuthenticateApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateApiKey not implemented")
+}
+func (UnimplementedAuthServiceServer) RunGatewayMaintenance(context.Context, *RunGatewayMaintenanceRequest) (*RunGatewayMaintenanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunGatewayMaintenance not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -372,6 +392,24 @@ func _AuthService_AuthenticateApiKey_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_RunGatewayMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunGatewayMaintenanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RunGatewayMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RunGatewayMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RunGatewayMaintenance(ctx, req.(*RunGatewayMaintenanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -410,6 +448,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuthenticateApiKey",
 			Handler:    _AuthService_AuthenticateApiKey_Handler,
+		},
+		{
+			MethodName: "RunGatewayMaintenance",
+			Handler:    _AuthService_RunGatewayMaintenance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,7 +9,7 @@
 package governancev1
 
 import (
-	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -412,11 +412,99 @@ func (x *ListAuditEventsResponse) GetNextCursor() string {
 	return ""
 }
 
+type RunAuditMaintenanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunAuditMaintenanceRequest) Reset() {
+	*x = RunAuditMaintenanceRequest{}
+	mi := &file_nexusrag_governance_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunAuditMaintenanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunAuditMaintenanceRequest) ProtoMessage() {}
+
+func (x *RunAuditMaintenanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunAuditMaintenanceRequest.ProtoReflect.Descriptor instead.
+func (*RunAuditMaintenanceRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RunAuditMaintenanceRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type RunAuditMaintenanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *v1.MaintenanceRun     `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunAuditMaintenanceResponse) Reset() {
+	*x = RunAuditMaintenanceResponse{}
+	mi := &file_nexusrag_governance_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunAuditMaintenanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunAuditMaintenanceResponse) ProtoMessage() {}
+
+func (x *RunAuditMaintenanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunAuditMaintenanceResponse.ProtoReflect.Descriptor instead.
+func (*RunAuditMaintenanceResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RunAuditMaintenanceResponse) GetRun() *v1.MaintenanceRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_nexusrag_governance_v1_audit_proto protoreflect.FileDescriptor
 
 const file_nexusrag_governance_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\"nexusrag/governance/v1/audit.proto\x12\x16nexusrag.governance.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\xa0\x03\n" +
+	"\"nexusrag/governance/v1/audit.proto\x12\x16nexusrag.governance.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"\xa0\x03\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
@@ -456,10 +544,15 @@ const file_nexusrag_governance_v1_audit_proto_rawDesc = "" +
 	"\x17ListAuditEventsResponse\x12:\n" +
 	"\x06events\x18\x01 \x03(\v2\".nexusrag.governance.v1.AuditEventR\x06events\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor2\x94\x02\n" +
+	"nextCursor\"0\n" +
+	"\x1aRunAuditMaintenanceRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"P\n" +
+	"\x1bRunAuditMaintenanceResponse\x121\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\x9d\x03\n" +
 	"\fAuditService\x12q\n" +
 	"\fRecordEvents\x12+.nexusrag.governance.v1.RecordEventsRequest\x1a,.nexusrag.governance.v1.RecordEventsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x90\x01\n" +
-	"\x0fListAuditEvents\x12..nexusrag.governance.v1.ListAuditEventsRequest\x1a/.nexusrag.governance.v1.ListAuditEventsResponse\"\x1c\xca\xf3\x18\x18\b\x03\x1a\x14feature.audit_accessB\xeb\x01\n" +
+	"\x0fListAuditEvents\x12..nexusrag.governance.v1.ListAuditEventsRequest\x1a/.nexusrag.governance.v1.ListAuditEventsResponse\"\x1c\xca\xf3\x18\x18\b\x03\x1a\x14feature.audit_access\x12\x86\x01\n" +
+	"\x13RunAuditMaintenance\x122.nexusrag.governance.v1.RunAuditMaintenanceRequest\x1a3.nexusrag.governance.v1.RunAuditMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xeb\x01\n" +
 	"\x1acom.nexusrag.governance.v1B\n" +
 	"AuditProtoP\x01ZGgithub.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1;governancev1\xa2\x02\x03NGX\xaa\x02\x16Nexusrag.Governance.V1\xca\x02\x16Nexusrag\\Governance\\V1\xe2\x02\"Nexusrag\\Governance\\V1\\GPBMetadata\xea\x02\x18Nexusrag::Governance::V1b\x06proto3"
 
@@ -475,32 +568,38 @@ func file_nexusrag_governance_v1_audit_proto_rawDescGZIP() []byte {
 	return file_nexusrag_governance_v1_audit_proto_rawDescData
 }
 
-var file_nexusrag_governance_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_nexusrag_governance_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_nexusrag_governance_v1_audit_proto_goTypes = []any{
-	(*AuditEvent)(nil),              // 0: nexusrag.governance.v1.AuditEvent
-	(*RecordEventsRequest)(nil),     // 1: nexusrag.governance.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),    // 2: nexusrag.governance.v1.RecordEventsResponse
-	(*ListAuditEventsRequest)(nil),  // 3: nexusrag.governance.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 4: nexusrag.governance.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 5: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),         // 6: google.protobuf.Struct
+	(*AuditEvent)(nil),                  // 0: nexusrag.governance.v1.AuditEvent
+	(*RecordEventsRequest)(nil),         // 1: nexusrag.governance.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),        // 2: nexusrag.governance.v1.RecordEventsResponse
+	(*ListAuditEventsRequest)(nil),      // 3: nexusrag.governance.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 4: nexusrag.governance.v1.ListAuditEventsResponse
+	(*RunAuditMaintenanceRequest)(nil),  // 5: nexusrag.governance.v1.RunAuditMaintenanceRequest
+	(*RunAuditMaintenanceResponse)(nil), // 6: nexusrag.governance.v1.RunAuditMaintenanceResponse
+	(*timestamppb.Timestamp)(nil),       // 7: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),             // 8: google.protobuf.Struct
+	(*v1.MaintenanceRun)(nil),           // 9: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_governance_v1_audit_proto_depIdxs = []int32{
-	5, // 0: nexusrag.governance.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 1: nexusrag.governance.v1.AuditEvent.metadata:type_name -> google.protobuf.Struct
-	0, // 2: nexusrag.governance.v1.RecordEventsRequest.events:type_name -> nexusrag.governance.v1.AuditEvent
-	5, // 3: nexusrag.governance.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	5, // 4: nexusrag.governance.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	0, // 5: nexusrag.governance.v1.ListAuditEventsResponse.events:type_name -> nexusrag.governance.v1.AuditEvent
-	1, // 6: nexusrag.governance.v1.AuditService.RecordEvents:input_type -> nexusrag.governance.v1.RecordEventsRequest
-	3, // 7: nexusrag.governance.v1.AuditService.ListAuditEvents:input_type -> nexusrag.governance.v1.ListAuditEventsRequest
-	2, // 8: nexusrag.governance.v1.AuditService.RecordEvents:output_type -> nexusrag.governance.v1.RecordEventsResponse
-	4, // 9: nexusrag.governance.v1.AuditService.ListAuditEvents:output_type -> nexusrag.governance.v1.ListAuditEventsResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7,  // 0: nexusrag.governance.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	8,  // 1: nexusrag.governance.v1.AuditEvent.metadata:type_name -> google.protobuf.Struct
+	0,  // 2: nexusrag.governance.v1.RecordEventsRequest.events:type_name -> nexusrag.governance.v1.AuditEvent
+	7,  // 3: nexusrag.governance.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: nexusrag.governance.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: nexusrag.governance.v1.ListAuditEventsResponse.events:type_name -> nexusrag.governance.v1.AuditEvent
+	9,  // 6: nexusrag.governance.v1.RunAuditMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	1,  // 7: nexusrag.governance.v1.AuditService.RecordEvents:input_type -> nexusrag.governance.v1.RecordEventsRequest
+	3,  // 8: nexusrag.governance.v1.AuditService.ListAuditEvents:input_type -> nexusrag.governance.v1.ListAuditEventsRequest
+	5,  // 9: nexusrag.governance.v1.AuditService.RunAuditMaintenance:input_type -> nexusrag.governance.v1.RunAuditMaintenanceRequest
+	2,  // 10: nexusrag.governance.v1.AuditService.RecordEvents:output_type -> nexusrag.governance.v1.RecordEventsResponse
+	4,  // 11: nexusrag.governance.v1.AuditService.ListAuditEvents:output_type -> nexusrag.governance.v1.ListAuditEventsResponse
+	6,  // 12: nexusrag.governance.v1.AuditService.RunAuditMaintenance:output_type -> nexusrag.governance.v1.RunAuditMaintenanceResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_governance_v1_audit_proto_init() }
@@ -514,7 +613,7 @@ func file_nexusrag_governance_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_governance_v1_audit_proto_rawDesc), len(file_nexusrag_governance_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

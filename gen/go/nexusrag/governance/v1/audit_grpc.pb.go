@@ -21,8 +21,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_RecordEvents_FullMethodName    = "/nexusrag.governance.v1.AuditService/RecordEvents"
-	AuditService_ListAuditEvents_FullMethodName = "/nexusrag.governance.v1.AuditService/ListAuditEvents"
+	AuditService_RecordEvents_FullMethodName        = "/nexusrag.governance.v1.AuditService/RecordEvents"
+	AuditService_ListAuditEvents_FullMethodName     = "/nexusrag.governance.v1.AuditService/ListAuditEvents"
+	AuditService_RunAuditMaintenance_FullMethodName = "/nexusrag.governance.v1.AuditService/RunAuditMaintenance"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -37,6 +38,9 @@ type AuditServiceClient interface {
 	RecordEvents(ctx context.Context, in *RecordEventsRequest, opts ...grpc.CallOption) (*RecordEventsResponse, error)
 	// ListAuditEvents lists the caller's tenant's events, newest first, with cursor pagination.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// RunAuditMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunAuditMaintenance(ctx context.Context, in *RunAuditMaintenanceRequest, opts ...grpc.CallOption) (*RunAuditMaintenanceResponse, error)
 }
 
 type auditServiceClient struct {
@@ -67,6 +71,16 @@ func (c *auditServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *auditServiceClient) RunAuditMaintenance(ctx context.Context, in *RunAuditMaintenanceRequest, opts ...grpc.CallOption) (*RunAuditMaintenanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunAuditMaintenanceResponse)
+	err := c.cc.Invoke(ctx, AuditService_RunAuditMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -79,6 +93,9 @@ type AuditServiceServer interface {
 	RecordEvents(context.Context, *RecordEventsRequest) (*RecordEventsResponse, error)
 	// ListAuditEvents lists the caller's tenant's events, newest first, with cursor pagination.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// RunAuditMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunAuditMaintenance(context.Context, *RunAuditMaintenanceRequest) (*RunAuditMaintenanceResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -94,6 +111,9 @@ func (UnimplementedAuditServiceServer) RecordEvents(context.Context, *RecordEven
 }
 func (UnimplementedAuditServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAuditServiceServer) RunAuditMaintenance(context.Context, *RunAuditMaintenanceRequest) (*RunAuditMaintenanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunAuditMaintenance not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -152,6 +172,24 @@ func _AuditService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_RunAuditMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunAuditMaintenanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).RunAuditMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_RunAuditMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).RunAuditMaintenance(ctx, req.(*RunAuditMaintenanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +204,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AuditService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "RunAuditMaintenance",
+			Handler:    _AuditService_RunAuditMaintenance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,7 +10,7 @@
 package opsv1
 
 import (
-	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1225,11 +1225,99 @@ func (x *GetSloResponse) GetReasons() []string {
 	return nil
 }
 
+type RunMaintenanceTaskRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunMaintenanceTaskRequest) Reset() {
+	*x = RunMaintenanceTaskRequest{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunMaintenanceTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunMaintenanceTaskRequest) ProtoMessage() {}
+
+func (x *RunMaintenanceTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunMaintenanceTaskRequest.ProtoReflect.Descriptor instead.
+func (*RunMaintenanceTaskRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RunMaintenanceTaskRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type RunMaintenanceTaskResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *v1.MaintenanceRun     `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunMaintenanceTaskResponse) Reset() {
+	*x = RunMaintenanceTaskResponse{}
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunMaintenanceTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunMaintenanceTaskResponse) ProtoMessage() {}
+
+func (x *RunMaintenanceTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ops_v1_ops_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunMaintenanceTaskResponse.ProtoReflect.Descriptor instead.
+func (*RunMaintenanceTaskResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ops_v1_ops_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RunMaintenanceTaskResponse) GetRun() *v1.MaintenanceRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_nexusrag_ops_v1_ops_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x19nexusrag/ops/v1/ops.proto\x12\x0fnexusrag.ops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x18\n" +
+	"\x19nexusrag/ops/v1/ops.proto\x12\x0fnexusrag.ops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"\x18\n" +
 	"\x16GetKillSwitchesRequest\"\xbb\x01\n" +
 	"\x17GetKillSwitchesResponse\x12_\n" +
 	"\rkill_switches\x18\x01 \x03(\v2:.nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntryR\fkillSwitches\x1a?\n" +
@@ -1351,7 +1439,11 @@ const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a=\n" +
 	"\x0fObjectivesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x012\x8f\a\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"/\n" +
+	"\x19RunMaintenanceTaskRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"O\n" +
+	"\x1aRunMaintenanceTaskResponse\x121\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\x86\b\n" +
 	"\n" +
 	"OpsService\x12}\n" +
 	"\fGetOpsHealth\x12$.nexusrag.ops.v1.GetOpsHealthRequest\x1a%.nexusrag.ops.v1.GetOpsHealthResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12\x80\x01\n" +
@@ -1361,7 +1453,8 @@ const file_nexusrag_ops_v1_ops_proto_rawDesc = "" +
 	"\x12UpdateKillSwitches\x12*.nexusrag.ops.v1.UpdateKillSwitchesRequest\x1a+.nexusrag.ops.v1.UpdateKillSwitchesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12Z\n" +
 	"\tGetCanary\x12!.nexusrag.ops.v1.GetCanaryRequest\x1a\".nexusrag.ops.v1.GetCanaryResponse\"\x06\xca\xf3\x18\x02\b\x03\x12c\n" +
 	"\fUpdateCanary\x12$.nexusrag.ops.v1.UpdateCanaryRequest\x1a%.nexusrag.ops.v1.UpdateCanaryResponse\"\x06\xca\xf3\x18\x02\b\x03\x12l\n" +
-	"\x0fGetRolloutState\x12'.nexusrag.ops.v1.GetRolloutStateRequest\x1a(.nexusrag.ops.v1.GetRolloutStateResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xb8\x01\n" +
+	"\x0fGetRolloutState\x12'.nexusrag.ops.v1.GetRolloutStateRequest\x1a(.nexusrag.ops.v1.GetRolloutStateResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12u\n" +
+	"\x12RunMaintenanceTask\x12*.nexusrag.ops.v1.RunMaintenanceTaskRequest\x1a+.nexusrag.ops.v1.RunMaintenanceTaskResponse\"\x06\xca\xf3\x18\x02\b\x03B\xb8\x01\n" +
 	"\x13com.nexusrag.ops.v1B\bOpsProtoP\x01Z9github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1;opsv1\xa2\x02\x03NOX\xaa\x02\x0fNexusrag.Ops.V1\xca\x02\x0fNexusrag\\Ops\\V1\xe2\x02\x1bNexusrag\\Ops\\V1\\GPBMetadata\xea\x02\x11Nexusrag::Ops::V1b\x06proto3"
 
 var (
@@ -1376,7 +1469,7 @@ func file_nexusrag_ops_v1_ops_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ops_v1_ops_proto_rawDescData
 }
 
-var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_nexusrag_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_nexusrag_ops_v1_ops_proto_goTypes = []any{
 	(*GetKillSwitchesRequest)(nil),     // 0: nexusrag.ops.v1.GetKillSwitchesRequest
 	(*GetKillSwitchesResponse)(nil),    // 1: nexusrag.ops.v1.GetKillSwitchesResponse
@@ -1400,69 +1493,75 @@ var file_nexusrag_ops_v1_ops_proto_goTypes = []any{
 	(*GetSloRequest)(nil),              // 19: nexusrag.ops.v1.GetSloRequest
 	(*ErrorBudget)(nil),                // 20: nexusrag.ops.v1.ErrorBudget
 	(*GetSloResponse)(nil),             // 21: nexusrag.ops.v1.GetSloResponse
-	nil,                                // 22: nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
-	nil,                                // 23: nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
-	nil,                                // 24: nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
-	nil,                                // 25: nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
-	nil,                                // 26: nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
-	nil,                                // 27: nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
-	nil,                                // 28: nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
-	nil,                                // 29: nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
-	nil,                                // 30: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	nil,                                // 31: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
-	nil,                                // 32: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
-	nil,                                // 33: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	nil,                                // 34: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
-	nil,                                // 35: nexusrag.ops.v1.GetSloResponse.P95Entry
-	nil,                                // 36: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
+	(*RunMaintenanceTaskRequest)(nil),  // 22: nexusrag.ops.v1.RunMaintenanceTaskRequest
+	(*RunMaintenanceTaskResponse)(nil), // 23: nexusrag.ops.v1.RunMaintenanceTaskResponse
+	nil,                                // 24: nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 25: nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	nil,                                // 26: nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	nil,                                // 27: nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 28: nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	nil,                                // 29: nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	nil,                                // 30: nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	nil,                                // 31: nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	nil,                                // 32: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	nil,                                // 33: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	nil,                                // 34: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	nil,                                // 35: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	nil,                                // 36: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
+	nil,                                // 37: nexusrag.ops.v1.GetSloResponse.P95Entry
+	nil,                                // 38: nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	(*timestamppb.Timestamp)(nil),      // 39: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),          // 40: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_ops_v1_ops_proto_depIdxs = []int32{
-	22, // 0: nexusrag.ops.v1.GetKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
-	23, // 1: nexusrag.ops.v1.UpdateKillSwitchesRequest.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
-	24, // 2: nexusrag.ops.v1.UpdateKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
-	25, // 3: nexusrag.ops.v1.GetCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
-	26, // 4: nexusrag.ops.v1.UpdateCanaryRequest.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
-	27, // 5: nexusrag.ops.v1.UpdateCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
-	28, // 6: nexusrag.ops.v1.GetRolloutStateResponse.kill_switches:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
-	29, // 7: nexusrag.ops.v1.GetRolloutStateResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
-	30, // 8: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
-	31, // 9: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
+	24, // 0: nexusrag.ops.v1.GetKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.GetKillSwitchesResponse.KillSwitchesEntry
+	25, // 1: nexusrag.ops.v1.UpdateKillSwitchesRequest.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesRequest.KillSwitchesEntry
+	26, // 2: nexusrag.ops.v1.UpdateKillSwitchesResponse.kill_switches:type_name -> nexusrag.ops.v1.UpdateKillSwitchesResponse.KillSwitchesEntry
+	27, // 3: nexusrag.ops.v1.GetCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetCanaryResponse.CanaryPercentagesEntry
+	28, // 4: nexusrag.ops.v1.UpdateCanaryRequest.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryRequest.CanaryPercentagesEntry
+	29, // 5: nexusrag.ops.v1.UpdateCanaryResponse.canary_percentages:type_name -> nexusrag.ops.v1.UpdateCanaryResponse.CanaryPercentagesEntry
+	30, // 6: nexusrag.ops.v1.GetRolloutStateResponse.kill_switches:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.KillSwitchesEntry
+	31, // 7: nexusrag.ops.v1.GetRolloutStateResponse.canary_percentages:type_name -> nexusrag.ops.v1.GetRolloutStateResponse.CanaryPercentagesEntry
+	32, // 8: nexusrag.ops.v1.GetOpsHealthResponse.dependencies:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry
+	33, // 9: nexusrag.ops.v1.GetOpsHealthResponse.services:type_name -> nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry
 	11, // 10: nexusrag.ops.v1.GetOpsHealthResponse.worker:type_name -> nexusrag.ops.v1.Component
-	37, // 11: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
-	32, // 12: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
+	39, // 11: nexusrag.ops.v1.GetOpsHealthResponse.checked_at:type_name -> google.protobuf.Timestamp
+	34, // 12: nexusrag.ops.v1.GetOpsMetricsResponse.route_classes:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry
 	15, // 13: nexusrag.ops.v1.GetOpsMetricsResponse.runs:type_name -> nexusrag.ops.v1.StreamStats
-	33, // 14: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
-	34, // 15: nexusrag.ops.v1.GetOpsMetricsResponse.bulkheads:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
-	35, // 16: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
+	35, // 14: nexusrag.ops.v1.GetOpsMetricsResponse.breakers:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry
+	36, // 15: nexusrag.ops.v1.GetOpsMetricsResponse.bulkheads:type_name -> nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry
+	37, // 16: nexusrag.ops.v1.GetSloResponse.p95:type_name -> nexusrag.ops.v1.GetSloResponse.P95Entry
 	20, // 17: nexusrag.ops.v1.GetSloResponse.error_budget:type_name -> nexusrag.ops.v1.ErrorBudget
-	36, // 18: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
-	11, // 19: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
-	11, // 20: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
-	14, // 21: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
-	16, // 22: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
-	17, // 23: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry.value:type_name -> nexusrag.ops.v1.BulkheadState
-	10, // 24: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
-	13, // 25: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
-	19, // 26: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
-	0,  // 27: nexusrag.ops.v1.OpsService.GetKillSwitches:input_type -> nexusrag.ops.v1.GetKillSwitchesRequest
-	2,  // 28: nexusrag.ops.v1.OpsService.UpdateKillSwitches:input_type -> nexusrag.ops.v1.UpdateKillSwitchesRequest
-	4,  // 29: nexusrag.ops.v1.OpsService.GetCanary:input_type -> nexusrag.ops.v1.GetCanaryRequest
-	6,  // 30: nexusrag.ops.v1.OpsService.UpdateCanary:input_type -> nexusrag.ops.v1.UpdateCanaryRequest
-	8,  // 31: nexusrag.ops.v1.OpsService.GetRolloutState:input_type -> nexusrag.ops.v1.GetRolloutStateRequest
-	12, // 32: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
-	18, // 33: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
-	21, // 34: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
-	1,  // 35: nexusrag.ops.v1.OpsService.GetKillSwitches:output_type -> nexusrag.ops.v1.GetKillSwitchesResponse
-	3,  // 36: nexusrag.ops.v1.OpsService.UpdateKillSwitches:output_type -> nexusrag.ops.v1.UpdateKillSwitchesResponse
-	5,  // 37: nexusrag.ops.v1.OpsService.GetCanary:output_type -> nexusrag.ops.v1.GetCanaryResponse
-	7,  // 38: nexusrag.ops.v1.OpsService.UpdateCanary:output_type -> nexusrag.ops.v1.UpdateCanaryResponse
-	9,  // 39: nexusrag.ops.v1.OpsService.GetRolloutState:output_type -> nexusrag.ops.v1.GetRolloutStateResponse
-	32, // [32:40] is the sub-list for method output_type
-	24, // [24:32] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	38, // 18: nexusrag.ops.v1.GetSloResponse.objectives:type_name -> nexusrag.ops.v1.GetSloResponse.ObjectivesEntry
+	40, // 19: nexusrag.ops.v1.RunMaintenanceTaskResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	11, // 20: nexusrag.ops.v1.GetOpsHealthResponse.DependenciesEntry.value:type_name -> nexusrag.ops.v1.Component
+	11, // 21: nexusrag.ops.v1.GetOpsHealthResponse.ServicesEntry.value:type_name -> nexusrag.ops.v1.Component
+	14, // 22: nexusrag.ops.v1.GetOpsMetricsResponse.RouteClassesEntry.value:type_name -> nexusrag.ops.v1.RequestStats
+	16, // 23: nexusrag.ops.v1.GetOpsMetricsResponse.BreakersEntry.value:type_name -> nexusrag.ops.v1.BreakerState
+	17, // 24: nexusrag.ops.v1.GetOpsMetricsResponse.BulkheadsEntry.value:type_name -> nexusrag.ops.v1.BulkheadState
+	10, // 25: nexusrag.ops.v1.OpsService.GetOpsHealth:input_type -> nexusrag.ops.v1.GetOpsHealthRequest
+	13, // 26: nexusrag.ops.v1.OpsService.GetOpsMetrics:input_type -> nexusrag.ops.v1.GetOpsMetricsRequest
+	19, // 27: nexusrag.ops.v1.OpsService.GetSlo:input_type -> nexusrag.ops.v1.GetSloRequest
+	0,  // 28: nexusrag.ops.v1.OpsService.GetKillSwitches:input_type -> nexusrag.ops.v1.GetKillSwitchesRequest
+	2,  // 29: nexusrag.ops.v1.OpsService.UpdateKillSwitches:input_type -> nexusrag.ops.v1.UpdateKillSwitchesRequest
+	4,  // 30: nexusrag.ops.v1.OpsService.GetCanary:input_type -> nexusrag.ops.v1.GetCanaryRequest
+	6,  // 31: nexusrag.ops.v1.OpsService.UpdateCanary:input_type -> nexusrag.ops.v1.UpdateCanaryRequest
+	8,  // 32: nexusrag.ops.v1.OpsService.GetRolloutState:input_type -> nexusrag.ops.v1.GetRolloutStateRequest
+	22, // 33: nexusrag.ops.v1.OpsService.RunMaintenanceTask:input_type -> nexusrag.ops.v1.RunMaintenanceTaskRequest
+	12, // 34: nexusrag.ops.v1.OpsService.GetOpsHealth:output_type -> nexusrag.ops.v1.GetOpsHealthResponse
+	18, // 35: nexusrag.ops.v1.OpsService.GetOpsMetrics:output_type -> nexusrag.ops.v1.GetOpsMetricsResponse
+	21, // 36: nexusrag.ops.v1.OpsService.GetSlo:output_type -> nexusrag.ops.v1.GetSloResponse
+	1,  // 37: nexusrag.ops.v1.OpsService.GetKillSwitches:output_type -> nexusrag.ops.v1.GetKillSwitchesResponse
+	3,  // 38: nexusrag.ops.v1.OpsService.UpdateKillSwitches:output_type -> nexusrag.ops.v1.UpdateKillSwitchesResponse
+	5,  // 39: nexusrag.ops.v1.OpsService.GetCanary:output_type -> nexusrag.ops.v1.GetCanaryResponse
+	7,  // 40: nexusrag.ops.v1.OpsService.UpdateCanary:output_type -> nexusrag.ops.v1.UpdateCanaryResponse
+	9,  // 41: nexusrag.ops.v1.OpsService.GetRolloutState:output_type -> nexusrag.ops.v1.GetRolloutStateResponse
+	23, // 42: nexusrag.ops.v1.OpsService.RunMaintenanceTask:output_type -> nexusrag.ops.v1.RunMaintenanceTaskResponse
+	34, // [34:43] is the sub-list for method output_type
+	25, // [25:34] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ops_v1_ops_proto_init() }
@@ -1477,7 +1576,7 @@ func file_nexusrag_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ops_v1_ops_proto_rawDesc), len(file_nexusrag_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

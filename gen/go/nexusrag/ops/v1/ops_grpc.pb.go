@@ -30,6 +30,7 @@ const (
 	OpsService_GetCanary_FullMethodName          = "/nexusrag.ops.v1.OpsService/GetCanary"
 	OpsService_UpdateCanary_FullMethodName       = "/nexusrag.ops.v1.OpsService/UpdateCanary"
 	OpsService_GetRolloutState_FullMethodName    = "/nexusrag.ops.v1.OpsService/GetRolloutState"
+	OpsService_RunMaintenanceTask_FullMethodName = "/nexusrag.ops.v1.OpsService/RunMaintenanceTask"
 )
 
 // OpsServiceClient is the client API for OpsService service.
@@ -56,6 +57,9 @@ type OpsServiceClient interface {
 	UpdateCanary(ctx context.Context, in *UpdateCanaryRequest, opts ...grpc.CallOption) (*UpdateCanaryResponse, error)
 	// GetRolloutState is the whole state, for the caches of every process (internal).
 	GetRolloutState(ctx context.Context, in *GetRolloutStateRequest, opts ...grpc.CallOption) (*GetRolloutStateResponse, error)
+	// RunMaintenanceTask runs a maintenance task now, in the service that owns it; platform admins only
+	// (PLATFORM_ADMIN_TENANTS). A task whose owner is not built answers MAINTENANCE_TASK_UNAVAILABLE.
+	RunMaintenanceTask(ctx context.Context, in *RunMaintenanceTaskRequest, opts ...grpc.CallOption) (*RunMaintenanceTaskResponse, error)
 }
 
 type opsServiceClient struct {
@@ -146,6 +150,16 @@ func (c *opsServiceClient) GetRolloutState(ctx context.Context, in *GetRolloutSt
 	return out, nil
 }
 
+func (c *opsServiceClient) RunMaintenanceTask(ctx context.Context, in *RunMaintenanceTaskRequest, opts ...grpc.CallOption) (*RunMaintenanceTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunMaintenanceTaskResponse)
+	err := c.cc.Invoke(ctx, OpsService_RunMaintenanceTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OpsServiceServer is the server API for OpsService service.
 // All implementations must embed UnimplementedOpsServiceServer
 // for forward compatibility.
@@ -170,6 +184,9 @@ type OpsServiceServer interface {
 	UpdateCanary(context.Context, *UpdateCanaryRequest) (*UpdateCanaryResponse, error)
 	// GetRolloutState is the whole state, for the caches of every process (internal).
 	GetRolloutState(context.Context, *GetRolloutStateRequest) (*GetRolloutStateResponse, error)
+	// RunMaintenanceTask runs a maintenance task now, in the service that owns it; platform admins only
+	// (PLATFORM_ADMIN_TENANTS). A task whose owner is not built answers MAINTENANCE_TASK_UNAVAILABLE.
+	RunMaintenanceTask(context.Context, *RunMaintenanceTaskRequest) (*RunMaintenanceTaskResponse, error)
 	mustEmbedUnimplementedOpsServiceServer()
 }
 
@@ -203,6 +220,9 @@ func (UnimplementedOpsServiceServer) UpdateCanary(context.Context, *UpdateCanary
 }
 func (UnimplementedOpsServiceServer) GetRolloutState(context.Context, *GetRolloutStateRequest) (*GetRolloutStateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRolloutState not implemented")
+}
+func (UnimplementedOpsServiceServer) RunMaintenanceTask(context.Context, *RunMaintenanceTaskRequest) (*RunMaintenanceTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunMaintenanceTask not implemented")
 }
 func (UnimplementedOpsServiceServer) mustEmbedUnimplementedOpsServiceServer() {}
 func (UnimplementedOpsServiceServer) testEmbeddedByValue()                    {}
@@ -369,6 +389,24 @@ func _OpsService_GetRolloutState_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OpsService_RunMaintenanceTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunMaintenanceTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OpsServiceServer).RunMaintenanceTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OpsService_RunMaintenanceTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OpsServiceServer).RunMaintenanceTask(ctx, req.(*RunMaintenanceTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OpsService_ServiceDesc is the grpc.ServiceDesc for OpsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -407,6 +445,10 @@ var OpsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRolloutState",
 			Handler:    _OpsService_GetRolloutState_Handler,
+		},
+		{
+			MethodName: "RunMaintenanceTask",
+			Handler:    _OpsService_RunMaintenanceTask_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,7 +10,7 @@
 package uiv1
 
 import (
-	_ "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
+	v1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1347,11 +1347,99 @@ func (x *ReindexDocumentResponse) GetPollUrl() string {
 	return ""
 }
 
+type RunUiMaintenanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunUiMaintenanceRequest) Reset() {
+	*x = RunUiMaintenanceRequest{}
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunUiMaintenanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunUiMaintenanceRequest) ProtoMessage() {}
+
+func (x *RunUiMaintenanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunUiMaintenanceRequest.ProtoReflect.Descriptor instead.
+func (*RunUiMaintenanceRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RunUiMaintenanceRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type RunUiMaintenanceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *v1.MaintenanceRun     `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunUiMaintenanceResponse) Reset() {
+	*x = RunUiMaintenanceResponse{}
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunUiMaintenanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunUiMaintenanceResponse) ProtoMessage() {}
+
+func (x *RunUiMaintenanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ui_v1_ui_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunUiMaintenanceResponse.ProtoReflect.Descriptor instead.
+func (*RunUiMaintenanceResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ui_v1_ui_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RunUiMaintenanceResponse) GetRun() *v1.MaintenanceRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_nexusrag_ui_v1_ui_proto protoreflect.FileDescriptor
 
 const file_nexusrag_ui_v1_ui_proto_rawDesc = "" +
 	"\n" +
-	"\x17nexusrag/ui/v1/ui.proto\x12\x0enexusrag.ui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\"\x15\n" +
+	"\x17nexusrag/ui/v1/ui.proto\x12\x0enexusrag.ui.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"\x15\n" +
 	"\x13GetBootstrapRequest\"U\n" +
 	"\x06Corpus\x12\x1b\n" +
 	"\tcorpus_id\x18\x01 \x01(\tR\bcorpusId\x12\x12\n" +
@@ -1468,13 +1556,18 @@ const file_nexusrag_ui_v1_ui_proto_rawDesc = "" +
 	"\n" +
 	"optimistic\x18\x04 \x01(\v2\x1a.nexusrag.ui.v1.OptimisticR\n" +
 	"optimistic\x12\x19\n" +
-	"\bpoll_url\x18\x05 \x01(\tR\apollUrl2\xb1\x04\n" +
+	"\bpoll_url\x18\x05 \x01(\tR\apollUrl\"-\n" +
+	"\x17RunUiMaintenanceRequest\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\"M\n" +
+	"\x18RunUiMaintenanceResponse\x121\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\xa0\x05\n" +
 	"\tUIService\x12a\n" +
 	"\fGetBootstrap\x12#.nexusrag.ui.v1.GetBootstrapRequest\x1a$.nexusrag.ui.v1.GetBootstrapResponse\"\x06\xca\xf3\x18\x02\b\x01\x12v\n" +
 	"\x13GetDashboardSummary\x12*.nexusrag.ui.v1.GetDashboardSummaryRequest\x1a+.nexusrag.ui.v1.GetDashboardSummaryResponse\"\x06\xca\xf3\x18\x02\b\x01\x12d\n" +
 	"\rListDocuments\x12$.nexusrag.ui.v1.ListDocumentsRequest\x1a%.nexusrag.ui.v1.ListDocumentsResponse\"\x06\xca\xf3\x18\x02\b\x01\x12w\n" +
 	"\fListActivity\x12#.nexusrag.ui.v1.ListActivityRequest\x1a$.nexusrag.ui.v1.ListActivityResponse\"\x1c\xca\xf3\x18\x18\b\x03\x1a\x14feature.audit_access\x12j\n" +
-	"\x0fReindexDocument\x12&.nexusrag.ui.v1.ReindexDocumentRequest\x1a'.nexusrag.ui.v1.ReindexDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02B\xb0\x01\n" +
+	"\x0fReindexDocument\x12&.nexusrag.ui.v1.ReindexDocumentRequest\x1a'.nexusrag.ui.v1.ReindexDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12m\n" +
+	"\x10RunUiMaintenance\x12'.nexusrag.ui.v1.RunUiMaintenanceRequest\x1a(.nexusrag.ui.v1.RunUiMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xb0\x01\n" +
 	"\x12com.nexusrag.ui.v1B\aUiProtoP\x01Z7github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1;uiv1\xa2\x02\x03NUX\xaa\x02\x0eNexusrag.Ui.V1\xca\x02\x0eNexusrag\\Ui\\V1\xe2\x02\x1aNexusrag\\Ui\\V1\\GPBMetadata\xea\x02\x10Nexusrag::Ui::V1b\x06proto3"
 
 var (
@@ -1489,7 +1582,7 @@ func file_nexusrag_ui_v1_ui_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ui_v1_ui_proto_rawDescData
 }
 
-var file_nexusrag_ui_v1_ui_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_nexusrag_ui_v1_ui_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_nexusrag_ui_v1_ui_proto_goTypes = []any{
 	(*GetBootstrapRequest)(nil),         // 0: nexusrag.ui.v1.GetBootstrapRequest
 	(*Corpus)(nil),                      // 1: nexusrag.ui.v1.Corpus
@@ -1511,42 +1604,48 @@ var file_nexusrag_ui_v1_ui_proto_goTypes = []any{
 	(*DocumentPatch)(nil),               // 17: nexusrag.ui.v1.DocumentPatch
 	(*Optimistic)(nil),                  // 18: nexusrag.ui.v1.Optimistic
 	(*ReindexDocumentResponse)(nil),     // 19: nexusrag.ui.v1.ReindexDocumentResponse
-	nil,                                 // 20: nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*RunUiMaintenanceRequest)(nil),     // 20: nexusrag.ui.v1.RunUiMaintenanceRequest
+	(*RunUiMaintenanceResponse)(nil),    // 21: nexusrag.ui.v1.RunUiMaintenanceResponse
+	nil,                                 // 22: nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
+	(*timestamppb.Timestamp)(nil),       // 23: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),           // 24: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_ui_v1_ui_proto_depIdxs = []int32{
 	1,  // 0: nexusrag.ui.v1.GetBootstrapResponse.corpora:type_name -> nexusrag.ui.v1.Corpus
 	2,  // 1: nexusrag.ui.v1.GetBootstrapResponse.limits:type_name -> nexusrag.ui.v1.Limits
-	20, // 2: nexusrag.ui.v1.GetDashboardSummaryResponse.documents_by_status:type_name -> nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
+	22, // 2: nexusrag.ui.v1.GetDashboardSummaryResponse.documents_by_status:type_name -> nexusrag.ui.v1.GetDashboardSummaryResponse.DocumentsByStatusEntry
 	2,  // 3: nexusrag.ui.v1.GetDashboardSummaryResponse.limits:type_name -> nexusrag.ui.v1.Limits
-	21, // 4: nexusrag.ui.v1.DocumentItem.created_at:type_name -> google.protobuf.Timestamp
-	21, // 5: nexusrag.ui.v1.DocumentItem.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 4: nexusrag.ui.v1.DocumentItem.created_at:type_name -> google.protobuf.Timestamp
+	23, // 5: nexusrag.ui.v1.DocumentItem.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 6: nexusrag.ui.v1.DocumentFacets.status:type_name -> nexusrag.ui.v1.FacetValue
 	9,  // 7: nexusrag.ui.v1.ListDocumentsResponse.items:type_name -> nexusrag.ui.v1.DocumentItem
 	6,  // 8: nexusrag.ui.v1.ListDocumentsResponse.page:type_name -> nexusrag.ui.v1.Page
 	10, // 9: nexusrag.ui.v1.ListDocumentsResponse.facets:type_name -> nexusrag.ui.v1.DocumentFacets
-	21, // 10: nexusrag.ui.v1.ActivityItem.created_at:type_name -> google.protobuf.Timestamp
+	23, // 10: nexusrag.ui.v1.ActivityItem.created_at:type_name -> google.protobuf.Timestamp
 	13, // 11: nexusrag.ui.v1.ListActivityResponse.items:type_name -> nexusrag.ui.v1.ActivityItem
 	6,  // 12: nexusrag.ui.v1.ListActivityResponse.page:type_name -> nexusrag.ui.v1.Page
 	14, // 13: nexusrag.ui.v1.ListActivityResponse.facets:type_name -> nexusrag.ui.v1.ActivityFacets
 	17, // 14: nexusrag.ui.v1.Optimistic.patch:type_name -> nexusrag.ui.v1.DocumentPatch
-	21, // 15: nexusrag.ui.v1.ReindexDocumentResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	23, // 15: nexusrag.ui.v1.ReindexDocumentResponse.accepted_at:type_name -> google.protobuf.Timestamp
 	18, // 16: nexusrag.ui.v1.ReindexDocumentResponse.optimistic:type_name -> nexusrag.ui.v1.Optimistic
-	0,  // 17: nexusrag.ui.v1.UIService.GetBootstrap:input_type -> nexusrag.ui.v1.GetBootstrapRequest
-	4,  // 18: nexusrag.ui.v1.UIService.GetDashboardSummary:input_type -> nexusrag.ui.v1.GetDashboardSummaryRequest
-	8,  // 19: nexusrag.ui.v1.UIService.ListDocuments:input_type -> nexusrag.ui.v1.ListDocumentsRequest
-	12, // 20: nexusrag.ui.v1.UIService.ListActivity:input_type -> nexusrag.ui.v1.ListActivityRequest
-	16, // 21: nexusrag.ui.v1.UIService.ReindexDocument:input_type -> nexusrag.ui.v1.ReindexDocumentRequest
-	3,  // 22: nexusrag.ui.v1.UIService.GetBootstrap:output_type -> nexusrag.ui.v1.GetBootstrapResponse
-	5,  // 23: nexusrag.ui.v1.UIService.GetDashboardSummary:output_type -> nexusrag.ui.v1.GetDashboardSummaryResponse
-	11, // 24: nexusrag.ui.v1.UIService.ListDocuments:output_type -> nexusrag.ui.v1.ListDocumentsResponse
-	15, // 25: nexusrag.ui.v1.UIService.ListActivity:output_type -> nexusrag.ui.v1.ListActivityResponse
-	19, // 26: nexusrag.ui.v1.UIService.ReindexDocument:output_type -> nexusrag.ui.v1.ReindexDocumentResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	24, // 17: nexusrag.ui.v1.RunUiMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	0,  // 18: nexusrag.ui.v1.UIService.GetBootstrap:input_type -> nexusrag.ui.v1.GetBootstrapRequest
+	4,  // 19: nexusrag.ui.v1.UIService.GetDashboardSummary:input_type -> nexusrag.ui.v1.GetDashboardSummaryRequest
+	8,  // 20: nexusrag.ui.v1.UIService.ListDocuments:input_type -> nexusrag.ui.v1.ListDocumentsRequest
+	12, // 21: nexusrag.ui.v1.UIService.ListActivity:input_type -> nexusrag.ui.v1.ListActivityRequest
+	16, // 22: nexusrag.ui.v1.UIService.ReindexDocument:input_type -> nexusrag.ui.v1.ReindexDocumentRequest
+	20, // 23: nexusrag.ui.v1.UIService.RunUiMaintenance:input_type -> nexusrag.ui.v1.RunUiMaintenanceRequest
+	3,  // 24: nexusrag.ui.v1.UIService.GetBootstrap:output_type -> nexusrag.ui.v1.GetBootstrapResponse
+	5,  // 25: nexusrag.ui.v1.UIService.GetDashboardSummary:output_type -> nexusrag.ui.v1.GetDashboardSummaryResponse
+	11, // 26: nexusrag.ui.v1.UIService.ListDocuments:output_type -> nexusrag.ui.v1.ListDocumentsResponse
+	15, // 27: nexusrag.ui.v1.UIService.ListActivity:output_type -> nexusrag.ui.v1.ListActivityResponse
+	19, // 28: nexusrag.ui.v1.UIService.ReindexDocument:output_type -> nexusrag.ui.v1.ReindexDocumentResponse
+	21, // 29: nexusrag.ui.v1.UIService.RunUiMaintenance:output_type -> nexusrag.ui.v1.RunUiMaintenanceResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ui_v1_ui_proto_init() }
@@ -1560,7 +1659,7 @@ func file_nexusrag_ui_v1_ui_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ui_v1_ui_proto_rawDesc), len(file_nexusrag_ui_v1_ui_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

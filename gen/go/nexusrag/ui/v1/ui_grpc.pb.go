@@ -27,6 +27,7 @@ const (
 	UIService_ListDocuments_FullMethodName       = "/nexusrag.ui.v1.UIService/ListDocuments"
 	UIService_ListActivity_FullMethodName        = "/nexusrag.ui.v1.UIService/ListActivity"
 	UIService_ReindexDocument_FullMethodName     = "/nexusrag.ui.v1.UIService/ReindexDocument"
+	UIService_RunUiMaintenance_FullMethodName    = "/nexusrag.ui.v1.UIService/RunUiMaintenance"
 )
 
 // UIServiceClient is the client API for UIService service.
@@ -48,6 +49,9 @@ type UIServiceClient interface {
 	ListActivity(ctx context.Context, in *ListActivityRequest, opts ...grpc.CallOption) (*ListActivityResponse, error)
 	// ReindexDocument queues a document's reindexing and answers the action with its optimistic patch.
 	ReindexDocument(ctx context.Context, in *ReindexDocumentRequest, opts ...grpc.CallOption) (*ReindexDocumentResponse, error)
+	// RunUiMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunUiMaintenance(ctx context.Context, in *RunUiMaintenanceRequest, opts ...grpc.CallOption) (*RunUiMaintenanceResponse, error)
 }
 
 type uIServiceClient struct {
@@ -108,6 +112,16 @@ func (c *uIServiceClient) ReindexDocument(ctx context.Context, in *ReindexDocume
 	return out, nil
 }
 
+func (c *uIServiceClient) RunUiMaintenance(ctx context.Context, in *RunUiMaintenanceRequest, opts ...grpc.CallOption) (*RunUiMaintenanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunUiMaintenanceResponse)
+	err := c.cc.Invoke(ctx, UIService_RunUiMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UIServiceServer is the server API for UIService service.
 // All implementations must embed UnimplementedUIServiceServer
 // for forward compatibility.
@@ -127,6 +141,9 @@ type UIServiceServer interface {
 	ListActivity(context.Context, *ListActivityRequest) (*ListActivityResponse, error)
 	// ReindexDocument queues a document's reindexing and answers the action with its optimistic patch.
 	ReindexDocument(context.Context, *ReindexDocumentRequest) (*ReindexDocumentResponse, error)
+	// RunUiMaintenance runs one of this service's maintenance tasks now (internal: ops, for POST
+	// /v1/admin/maintenance/run). MAINTENANCE_TASK_RUNNING while another replica runs it.
+	RunUiMaintenance(context.Context, *RunUiMaintenanceRequest) (*RunUiMaintenanceResponse, error)
 	mustEmbedUnimplementedUIServiceServer()
 }
 
@@ -151,6 +168,9 @@ func (UnimplementedUIServiceServer) ListActivity(context.Context, *ListActivityR
 }
 func (UnimplementedUIServiceServer) ReindexDocument(context.Context, *ReindexDocumentRequest) (*ReindexDocumentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReindexDocument not implemented")
+}
+func (UnimplementedUIServiceServer) RunUiMaintenance(context.Context, *RunUiMaintenanceRequest) (*RunUiMaintenanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunUiMaintenance not implemented")
 }
 func (UnimplementedUIServiceServer) mustEmbedUnimplementedUIServiceServer() {}
 func (UnimplementedUIServiceServer) testEmbeddedByValue()                   {}
@@ -263,6 +283,24 @@ func _UIService_ReindexDocument_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UIService_RunUiMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunUiMaintenanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UIServiceServer).RunUiMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UIService_RunUiMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UIServiceServer).RunUiMaintenance(ctx, req.(*RunUiMaintenanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UIService_ServiceDesc is the grpc.ServiceDesc for UIService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,6 +327,10 @@ var UIService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReindexDocument",
 			Handler:    _UIService_ReindexDocument_Handler,
+		},
+		{
+			MethodName: "RunUiMaintenance",
+			Handler:    _UIService_RunUiMaintenance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
