@@ -31,6 +31,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
 	"github.com/nexusrag/nexusrag/services/gateway"
+	"github.com/nexusrag/nexusrag/services/governance"
 )
 
 // app is one process: the modules it runs and what they share. The registry decides
@@ -65,6 +66,10 @@ type app struct {
 	conns        map[string]*grpc.ClientConn
 	// replica names this process among its service's replicas (its gauges in Redis).
 	replica string
+	// command marks an operator command's process (openApp): it runs no schedules.
+	command bool
+	// governance is the governance engine (retention runs, DSARs), when governance runs here.
+	governance *governance.Engine
 	// bulkheads are the process's bulkheads, reported to the ops metrics.
 	bulkheads map[string]*bulkhead.Bulkhead
 
@@ -197,11 +202,13 @@ func (a *app) stop() error {
 }
 
 // goBackground runs a loop of the module being initialized while the process serves.
-// maintenance returns the runner of a service's maintenance tasks and schedules them every
-// MAINTENANCE_INTERVAL.
+// maintenance returns the runner of a service's maintenance tasks and, in a serving
+// process, schedules them every MAINTENANCE_INTERVAL.
 func (a *app) maintenance(owner string, tasks ...maintenance.Task) *maintenance.Runner {
 	r := maintenance.NewRunner(owner, a.rdb, a.cfg.RedisKeyPrefix, a.rec, a.log, tasks...)
-	a.goBackground(owner+" maintenance", func(ctx context.Context) error { r.Schedule(ctx, a.cfg.MaintenanceInterval); return nil })
+	if !a.command {
+		a.goBackground(owner+" maintenance", func(ctx context.Context) error { r.Schedule(ctx, a.cfg.MaintenanceInterval); return nil })
+	}
 	return r
 }
 

@@ -38,6 +38,9 @@ const (
 	modEntitlements = "entitlements"
 	modRollouts     = "rollouts"
 	modGRPCListener = "grpc-listener"
+	// modGovernanceWork carries out retention runs and DSARs through the services that
+	// own the rows; it runs where governance serves, never in an operator command.
+	modGovernanceWork = "governance-work"
 	modHTTP         = "http"
 )
 

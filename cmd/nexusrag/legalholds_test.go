@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -33,7 +34,13 @@ func TestLegalHolds(t *testing.T) {
 	r = p.do(http.MethodDelete, "/v1/documents/d1", admin, "")
 	require.Equal(t, http.StatusConflict, r.Status, "%s", r.Body)
 	require.Equal(t, "LEGAL_HOLD_ACTIVE", r.errorCode())
+	r = p.do(http.MethodPost, "/v1/documents/text", admin, `{"corpus_id": "c1", "document_id": "d1", "text": "rewritten", "overwrite": true}`)
+	require.Equal(t, http.StatusConflict, r.Status, "replacing destroys the held text: %s", r.Body)
+	require.Equal(t, "LEGAL_HOLD_ACTIVE", r.errorCode())
 	p.waitDocument(admin, "d1", "succeeded") // untouched
+	var text string
+	require.NoError(t, p.DB().QueryRow(context.Background(), `SELECT content FROM ingest.documents WHERE tenant_id = 't-h' AND document_id = 'd1'`).Scan(&text))
+	require.Equal(t, "evidence d1", text)
 	require.Equal(t, http.StatusOK, p.do(http.MethodDelete, "/v1/documents/d1", other, "").Status, "another tenant's d1 is not held")
 
 	// A tenant hold covers every document of the tenant.

@@ -53,8 +53,7 @@ func modules() registry {
 		{name: modEntitlements, deps: []string{modGRPCServer}, calls: []string{"billing"}, init: initEntitlements},
 		{name: modRollouts, deps: []string{modGRPCServer}, calls: []string{"ops"}, init: initRollouts},
 
-		// Retention runs and DSARs select and purge rows through the services that own them.
-		{name: "governance", deps: []string{modPostgres, modRedis, modGRPCServer, modEntitlements, modAudit}, calls: []string{"run", "ingest"},
+		{name: "governance", deps: []string{modPostgres, modRedis, modGRPCServer, modEntitlements, modAudit},
 			init: initGovernance, service: &service{
 				desc: &governancev1.AuditService_ServiceDesc, rest: governancev1.RegisterAuditServiceHandler, migrations: governance.Migrations,
 				also: []*service{{desc: &governancev1.PolicyService_ServiceDesc, rest: governancev1.RegisterPolicyServiceHandler},
@@ -62,6 +61,8 @@ func modules() registry {
 					{desc: &governancev1.RetentionService_ServiceDesc, rest: governancev1.RegisterRetentionServiceHandler},
 					{desc: &governancev1.DsarService_ServiceDesc, rest: governancev1.RegisterDsarServiceHandler},
 					{desc: &governancev1.GovernanceReportService_ServiceDesc, rest: governancev1.RegisterGovernanceReportServiceHandler}}}},
+		// Retention runs and DSARs select and purge rows through the services that own them.
+		{name: modGovernanceWork, deps: []string{"governance"}, calls: []string{"run", "ingest"}, init: initGovernanceWork},
 		{name: "retrieval", deps: infra(modEntitlements, modRollouts), init: initRetrieval, service: &service{
 			desc: &retrievalv1.RetrievalService_ServiceDesc, rest: retrievalv1.RegisterRetrievalServiceHandler, migrations: retrieval.Migrations}},
 		{name: "ingest", deps: infra("retrieval", modEntitlements, modRollouts), init: initIngest, service: &service{
@@ -97,19 +98,24 @@ func initGovernance(_ context.Context, a *app) error {
 	// governance (in this process) in its batches.
 	a.grpc.Register(&governancev1.PolicyService_ServiceDesc, governance.NewPolicyServer(a.pool, a.rec, a.log))
 	a.grpc.Register(&governancev1.LegalHoldService_ServiceDesc, governance.NewLegalHoldServer(a.pool, a.rec, a.log))
-	owners := governance.Owners{"governance": governance.AuditOwner(a.pool)}
+	// The engine works once governance-work has given it the other owners (in serve only).
+	a.governance = governance.NewEngine(a.pool, governance.Owners{"governance": governance.AuditOwner(a.pool)}, a.rec, a.log)
+	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, a.governance, a.rec, a.log))
+	a.grpc.Register(&governancev1.DsarService_ServiceDesc, governance.NewDsarServer(a.pool, a.governance, a.rec, a.log))
+	a.grpc.Register(&governancev1.GovernanceReportService_ServiceDesc, governance.NewReportServer(a.pool, a.log))
+	return nil
+}
+
+// initGovernanceWork connects governance's engine to the data owners and runs it.
+func initGovernanceWork(_ context.Context, a *app) error {
 	for name, adapt := range map[string]func(grpc.ClientConnInterface) governance.Owner{"run": governance.RunOwner, "ingest": governance.IngestOwner} {
 		conn, err := a.conn(name)
 		if err != nil {
 			return err
 		}
-		owners[name] = adapt(conn)
+		a.governance.SetOwner(name, adapt(conn))
 	}
-	engine := governance.NewEngine(a.pool, owners, a.rec, a.log)
-	a.grpc.Register(&governancev1.RetentionService_ServiceDesc, governance.NewRetentionServer(a.pool, engine, a.rec, a.log))
-	a.grpc.Register(&governancev1.DsarService_ServiceDesc, governance.NewDsarServer(a.pool, engine, a.rec, a.log))
-	a.grpc.Register(&governancev1.GovernanceReportService_ServiceDesc, governance.NewReportServer(a.pool, a.log))
-	a.goBackground("governance engine", func(ctx context.Context) error { engine.Run(ctx, 15*time.Second); return nil })
+	a.goBackground("governance engine", func(ctx context.Context) error { a.governance.Run(ctx, 15*time.Second); return nil })
 	return nil
 }
 

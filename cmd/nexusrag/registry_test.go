@@ -79,10 +79,23 @@ func TestStartOrderFollowsDependencies(t *testing.T) {
 	// through governance; alone, each reaches the other by its address.
 	p, err = reg.plan(serveTargets([]string{"governance"}))
 	require.NoError(t, err)
-	require.Equal(t, []string{"billing"}, p.remote)
+	require.ElementsMatch(t, []string{"billing", "run", "ingest"}, p.remote, "run and ingest: the rows retention and DSARs purge")
 	p, err = reg.plan(serveTargets([]string{"billing"}))
 	require.NoError(t, err)
 	require.Equal(t, []string{"governance"}, p.remote)
+
+	// An operator command that audits runs governance, but not the services governance's
+	// background work calls (nor ingest's worker with them).
+	p, err = reg.planAlone([]string{modAudit})
+	require.NoError(t, err)
+	var names []string
+	for _, m := range p.order {
+		names = append(names, m.name)
+	}
+	require.Contains(t, names, "governance")
+	require.NotContains(t, names, "ingest")
+	require.NotContains(t, names, "run")
+	require.NotContains(t, names, modGovernanceWork)
 }
 
 // A service with a method that names a plan feature runs where the entitlement cache

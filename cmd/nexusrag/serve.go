@@ -39,8 +39,11 @@ service needs SERVICE_AUTH_KEYS_FILE, shared with the processes it talks to.
 func serveTargets(services []string) []string {
 	targets := append(append([]string{modMetrics}, services...), modAudit, modGRPCListener)
 	for _, s := range services {
-		if s == "gateway" {
+		switch s {
+		case "gateway":
 			targets = append(targets, modHTTP)
+		case "governance":
+			targets = append(targets, modGovernanceWork)
 		}
 	}
 	return targets
@@ -111,6 +114,7 @@ func openApp(ctx context.Context, targets ...string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.command = true
 	if err := a.start(ctx); err != nil {
 		return nil, err
 	}

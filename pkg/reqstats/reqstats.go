@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexusrag/nexusrag/pkg/redisscan"
 )
 
 // BoundsMS are the upper bounds of the latency buckets, in milliseconds; a last bucket
@@ -271,12 +273,8 @@ func (s *Stats) Window(ctx context.Context, d time.Duration) (map[string]Counts,
 // one scan: name -> sum.
 func (s *Stats) Gauges(ctx context.Context) (map[string]int64, error) {
 	prefix := s.prefix + "gauge:"
-	var keys []string
-	iter := s.rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	keys, err := redisscan.Keys(ctx, s.rdb, prefix+"*")
+	if err != nil {
 		return nil, fmt.Errorf("read gauges: %w", err)
 	}
 	out := map[string]int64{}

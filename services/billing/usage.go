@@ -15,6 +15,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/quota"
+	"github.com/nexusrag/nexusrag/pkg/redisscan"
 )
 
 // Usage keeps the request counters: the gateway counts in Redis, Rollup copies the
@@ -131,12 +132,8 @@ func (u *Usage) scanHour(ctx context.Context, hour time.Time) ([]hourCount, erro
 	suffix := strings.TrimPrefix(quota.KeysAt(u.prefix, "", hour).Hour, u.prefix+"quota:{}")
 	pattern := u.prefix + "quota:{*}" + suffix
 	var out []hourCount
-	iter := u.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	keys, err := redisscan.Keys(ctx, u.rdb, pattern)
+	if err != nil {
 		return nil, fmt.Errorf("scan quota counters: %w", err)
 	}
 	for len(keys) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/redisscan"
 )
 
 // Idempotency replays the stored response of a write request repeated with the same
@@ -206,21 +207,23 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 // after IDEMPOTENCY_TTL; the task finds those that lost their expiry (a PERSIST, or a
 // restore from a snapshot without TTLs) and gives it back, so that none is kept forever.
 func (m *Idempotency) Prune(ctx context.Context) (maintenance.Result, error) {
-	var scanned, repaired int64
-	iter := m.rdb.Scan(ctx, 0, m.prefix+"idem:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		scanned++
-		ttl, err := m.rdb.TTL(ctx, iter.Val()).Result()
+	keys, err := redisscan.Keys(ctx, m.rdb, m.prefix+"idem:*")
+	if err != nil {
+		return maintenance.Result{}, err
+	}
+	var repaired int64
+	for _, k := range keys {
+		ttl, err := m.rdb.TTL(ctx, k).Result()
 		if err != nil {
 			return maintenance.Result{Affected: repaired}, err
 		}
 		if ttl == -1 { // no expiry (-2: gone meanwhile)
-			if err := m.rdb.Expire(ctx, iter.Val(), m.ttl).Err(); err != nil {
+			if err := m.rdb.Expire(ctx, k, m.ttl).Err(); err != nil {
 				return maintenance.Result{Affected: repaired}, err
 			}
 			repaired++
 		}
 	}
 	return maintenance.Result{Affected: repaired, Detail: fmt.Sprintf("scanned %d idempotency records; %d had no expiry and now expire after IDEMPOTENCY_TTL (%s)",
-		scanned, repaired, m.ttl)}, iter.Err()
+		len(keys), repaired, m.ttl)}, nil
 }

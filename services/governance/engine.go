@@ -32,6 +32,9 @@ func NewEngine(pool *pgxpool.Pool, owners Owners, rec Recorder, log *slog.Logger
 	return &Engine{pool: pool, owners: owners, audit: rec, log: log, Lease: 2 * time.Minute, MaxAttempts: 5, wake: make(chan struct{}, 1)}
 }
 
+// SetOwner adds a data owner; call it before the process serves.
+func (e *Engine) SetOwner(name string, o Owner) { e.owners[name] = o }
+
 // Wake makes Run look for work now.
 func (e *Engine) Wake() {
 	select {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -579,4 +582,32 @@ func TestPruneAuditKeepsHeldEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, res.Affected)
 	require.Contains(t, res.Detail, "kept forever")
+}
+
+// TestEvidenceChecksumCanBeRecomputedFromTheAnswer: the lines of the runbook
+// (audit-evidence-export.md), built from the JSON answer, give the answer's sha256.
+func TestEvidenceChecksumCanBeRecomputedFromTheAnswer(t *testing.T) {
+	t.Parallel()
+	h := newEngineHarness(t)
+	ev := event("t1", audit.TypeDsarRequested, audit.OutcomeSuccess, "k", time.Now())
+	_, err := governance.NewStore(h.pool).Insert(context.Background(), []*governancev1.AuditEvent{ev})
+	require.NoError(t, err)
+	res, err := governance.NewReportServer(h.pool, logging.Discard()).GetGovernanceEvidence(admin("t1"), &governancev1.GetGovernanceEvidenceRequest{WindowDays: 7})
+	require.NoError(t, err)
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(res)
+	require.NoError(t, err)
+	var d map[string]any
+	require.NoError(t, json.Unmarshal(b, &d))
+	lines := []string{"tenant_id " + d["tenant_id"].(string), "window_start " + d["window_start"].(string), "window_end " + d["window_end"].(string)}
+	for _, k := range []string{"audit_events_total", "retention_runs", "retention_runs_failed", "rows_deleted_by_retention", "rows_anonymized_by_retention",
+		"legal_holds_created", "legal_holds_released", "legal_holds_active", "policy_rules"} {
+		lines = append(lines, fmt.Sprintf("%s %v", k, d[k]))
+	}
+	for _, c := range d["audit_events_by_type"].([]any) {
+		lines = append(lines, fmt.Sprintf("audit.%v %v", c.(map[string]any)["key"], c.(map[string]any)["count"]))
+	}
+	slices.Sort(lines)
+	text := strings.Join(lines, "\n") + "\n"
+	sum := sha256.Sum256([]byte(text))
+	require.Equal(t, hex.EncodeToString(sum[:]), d["sha256"], text)
 }

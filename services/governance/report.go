@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
@@ -134,13 +136,20 @@ func (s *ReportServer) GetGovernanceEvidence(ctx context.Context, req *governanc
 	return out, nil
 }
 
+// jsonTime is a timestamp as the JSON answer writes it, so that a reader can recompute the
+// checksum from the answer.
+func jsonTime(t *timestamppb.Timestamp) string {
+	b, _ := protojson.Marshal(t)
+	return strings.Trim(string(b), `"`)
+}
+
 // EvidenceSum is the checksum of an evidence bundle: SHA-256 over "key value\n" lines of
 // every figure, sorted by key.
 func EvidenceSum(e *governancev1.GetGovernanceEvidenceResponse) string {
 	lines := []string{
 		"tenant_id " + e.GetTenantId(),
-		fmt.Sprintf("window_start %s", e.GetWindowStart().AsTime().UTC().Format(time.RFC3339Nano)),
-		fmt.Sprintf("window_end %s", e.GetWindowEnd().AsTime().UTC().Format(time.RFC3339Nano)),
+		"window_start " + jsonTime(e.GetWindowStart()),
+		"window_end " + jsonTime(e.GetWindowEnd()),
 		fmt.Sprintf("audit_events_total %d", e.GetAuditEventsTotal()),
 		fmt.Sprintf("retention_runs %d", e.GetRetentionRuns()),
 		fmt.Sprintf("retention_runs_failed %d", e.GetRetentionRunsFailed()),

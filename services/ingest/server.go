@@ -111,6 +111,11 @@ func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumen
 	if err := s.requireLocalCorpus(ctx, n.CorpusID); err != nil {
 		return nil, err
 	}
+	if req.GetOverwrite() { // replacing a held document would destroy what the hold keeps
+		if err := s.checkHold(ctx, p.TenantID, n.DocumentID, "replaced"); err != nil {
+			return nil, err
+		}
+	}
 	d, outcome, err := s.store.Create(ctx, n, req.GetOverwrite())
 	if err != nil {
 		return nil, documentError(err, n.DocumentID, d)
@@ -291,17 +296,8 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 		return nil, err
 	}
 	defer release()
-	if s.holds != nil { // a held document (or tenant) is not deleted; unknown: not deleted either
-		res, err := s.holds.CheckLegalHold(ctx, &governancev1.CheckLegalHoldRequest{TenantId: p.TenantID,
-			Scopes: []*governancev1.HoldScope{{ScopeType: "document", ScopeId: req.GetDocumentId()}}})
-		if err != nil {
-			return nil, err
-		}
-		if h := res.GetHeld(); h != nil {
-			return nil, apierr.New(codes.FailedPrecondition, "LEGAL_HOLD_ACTIVE",
-				fmt.Sprintf("a legal hold (%d, on %s %s) keeps this document from being deleted; release the hold first", h.GetHoldId(), h.GetScopeType(), h.GetScopeId()),
-				"hold_id", fmt.Sprint(h.GetHoldId()), "scope_type", h.GetScopeType())
-		}
+	if err := s.checkHold(ctx, p.TenantID, req.GetDocumentId(), "deleted"); err != nil {
+		return nil, err
 	}
 	var removed int32
 	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
@@ -315,6 +311,25 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeDocumentDeleted, Outcome: audit.OutcomeSuccess, ResourceType: "document", ResourceID: d.DocumentID,
 		Metadata: map[string]any{"corpus_id": d.CorpusID, "chunks_deleted": removed}})
 	return &ingestv1.DeleteDocumentResponse{DocumentId: d.DocumentID, ChunksDeleted: removed}, nil
+}
+
+// checkHold refuses to destroy a held document (or one of a held tenant) with 409
+// LEGAL_HOLD_ACTIVE; when governance cannot say, nothing is destroyed either.
+func (s *Server) checkHold(ctx context.Context, tenant, id, what string) error {
+	if s.holds == nil || id == "" {
+		return nil
+	}
+	res, err := s.holds.CheckLegalHold(ctx, &governancev1.CheckLegalHoldRequest{TenantId: tenant,
+		Scopes: []*governancev1.HoldScope{{ScopeType: "document", ScopeId: id}}})
+	if err != nil {
+		return err
+	}
+	if h := res.GetHeld(); h != nil {
+		return apierr.New(codes.FailedPrecondition, "LEGAL_HOLD_ACTIVE",
+			fmt.Sprintf("a legal hold (%d, on %s %s) keeps this document from being %s; release the hold first", h.GetHoldId(), h.GetScopeType(), h.GetScopeId(), what),
+			"hold_id", fmt.Sprint(h.GetHoldId()), "scope_type", h.GetScopeType())
+	}
+	return nil
 }
 
 // documentError maps store errors to API errors; d is the document as found, when it was.
