@@ -41,7 +41,7 @@ const (
 	// modGovernanceWork carries out retention runs and DSARs through the services that
 	// own the rows; it runs where governance serves, never in an operator command.
 	modGovernanceWork = "governance-work"
-	modHTTP         = "http"
+	modHTTP           = "http"
 )
 
 // initMetrics opens the operator listener: /metrics, and /debug/pprof when PPROF_ENABLED
