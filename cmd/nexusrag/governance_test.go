@@ -243,6 +243,17 @@ func TestGovernanceScenario(t *testing.T) {
 	_, editor := p.createKey("t-g", "editor")
 	require.Equal(t, http.StatusForbidden, p.do(http.MethodGet, "/v1/ops/governance/status", editor, "").Status)
 
+	// A source governance cannot read (here: a table taken away) answers 503, never a partial report.
+	_, err = db.Exec(context.Background(), `ALTER TABLE governance.legal_holds RENAME TO legal_holds_offline`)
+	require.NoError(t, err)
+	for _, path := range []string{"/v1/ops/governance/status", "/v1/ops/governance/evidence"} {
+		r = p.do(http.MethodGet, path, admin, "")
+		require.Equal(t, http.StatusServiceUnavailable, r.Status, "%s: %s", path, r.Body)
+		require.Equal(t, "GOVERNANCE_REPORT_UNAVAILABLE", r.errorCode())
+	}
+	_, err = db.Exec(context.Background(), `ALTER TABLE governance.legal_holds_offline RENAME TO legal_holds`)
+	require.NoError(t, err)
+
 	// The same over gRPC with the key, as grpcurl sends it.
 	conn := bareConn(t, p.GRPC)
 	st, err := governancev1.NewGovernanceReportServiceClient(conn).GetGovernanceStatus(withKey(context.Background(), admin), &governancev1.GetGovernanceStatusRequest{})
