@@ -131,7 +131,7 @@ func (s *DsarServer) checkSubjectHold(ctx context.Context, tenant, subjectType, 
 	if err != nil {
 		return err
 	}
-	if id := h.covers([]string{subjectType}, []string{subject}); id != 0 {
+	if id := h.covers([]scope{{Type: subjectType, ID: subject}}); id != 0 {
 		return apierr.New(codes.FailedPrecondition, CodeLegalHoldActive,
 			fmt.Sprintf("a legal hold (%d) covers %s %s; release it before a destructive request", id, subjectType, subject), "hold_id", fmt.Sprint(id))
 	}
@@ -492,8 +492,7 @@ func (e *Engine) planDsar(ctx context.Context, d claimedDsar, tables []table) er
 				if withRows {
 					buf.WriteString(it.GetRowJson())
 				} else {
-					types, ids := scopeArrays(it)
-					if h := holds.covers(types, ids); h != 0 {
+					if h := holds.covers(scopesOf(it)); h != 0 {
 						return &dsarError{code: CodeLegalHoldActive, msg: fmt.Sprintf("legal hold %d covers %s row %s; nothing was changed", h, t.name, it.GetId())}
 					}
 					line, _ := json.Marshal(map[string]string{"id": it.GetId(), "action": map[string]string{dsarDelete: "delete", dsarAnonymize: "anonymize"}[d.requestType]})

@@ -118,22 +118,29 @@ func (e *Engine) holds(ctx context.Context, tenant string) (holdSet, error) {
 	return h, err
 }
 
+// scope is one thing a hold may cover (stored as JSON with a planned row).
+type scope struct {
+	Type string `json:"scope_type"`
+	ID   string `json:"scope_id"`
+}
+
 // covers answers the hold that keeps a row of these scopes, or 0.
-func (h holdSet) covers(types, ids []string) int64 {
+func (h holdSet) covers(scopes []scope) int64 {
 	if h.tenant != 0 {
 		return h.tenant
 	}
-	for i := range types {
-		if id := h.byScope[[2]string{types[i], ids[i]}]; id != 0 {
+	for _, s := range scopes {
+		if id := h.byScope[[2]string{s.Type, s.ID}]; id != 0 {
 			return id
 		}
 	}
 	return 0
 }
 
-func scopeArrays(it *governancev1.DataItem) (types, ids []string) {
+func scopesOf(it *governancev1.DataItem) []scope {
+	out := make([]scope, 0, len(it.GetScopes()))
 	for _, s := range it.GetScopes() {
-		types, ids = append(types, s.GetScopeType()), append(ids, s.GetScopeId())
+		out = append(out, scope{Type: s.GetScopeType(), ID: s.GetScopeId()})
 	}
-	return types, ids
+	return out
 }

@@ -611,3 +611,35 @@ func TestEvidenceChecksumCanBeRecomputedFromTheAnswer(t *testing.T) {
 	sum := sha256.Sum256([]byte(text))
 	require.Equal(t, hex.EncodeToString(sum[:]), d["sha256"], text)
 }
+
+// TestHoldPlacedAfterPlanningKeepsItsRows: holds are checked again before each batch.
+func TestHoldPlacedAfterPlanningKeepsItsRows(t *testing.T) {
+	t.Parallel()
+	h := newEngineHarness(t)
+	ctx := admin("t1")
+	for i := range 30 {
+		h.run.add("messages", fmt.Sprintf("%03d", i), 40*24*time.Hour, "session", fmt.Sprintf("s%d", i%3))
+	}
+	h.policy(t, ctx, &governancev1.UpdateRetentionPolicyRequest{MessagesTtlDays: days(30), HardDeleteEnabled: yes()})
+	_, err := h.retention.StartRetentionRun(ctx, &governancev1.StartRetentionRunRequest{})
+	require.NoError(t, err)
+	h.run.failing = true // planned, then the owner is unreachable
+	_, err = h.engine.Step(context.Background())
+	require.Error(t, err)
+	h.hold(t, ctx, "session", "s1")
+	_, err = h.pool.Exec(context.Background(), `UPDATE governance.retention_runs SET lease_until = now() - interval '1 second'`)
+	require.NoError(t, err)
+	h.run.failing = false
+	h.drain(t)
+
+	rep, err := h.retention.GetRetentionReport(ctx, &governancev1.GetRetentionReportRequest{})
+	require.NoError(t, err)
+	msgs := category(t, rep.GetRun(), "messages")
+	var want []string
+	for i := 1; i < 30; i += 3 {
+		want = append(want, fmt.Sprintf("%03d", i))
+	}
+	require.Equal(t, want, msgs.GetHeldIds())
+	require.EqualValues(t, 20, msgs.GetDeleted())
+	require.Equal(t, 10, h.run.count("messages"))
+}

@@ -2,6 +2,7 @@ package governance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -368,20 +369,25 @@ func (e *Engine) plan(ctx context.Context, r claimedRun, category string, cutoff
 		if err != nil {
 			return err
 		}
-		var batch pgx.Batch
+		var ids, actions, outcomes, scopes []string
 		for _, it := range sel.GetItems() {
-			types, sids := scopeArrays(it)
+			sc := scopesOf(it)
 			action, outcome := r.mode, ""
 			switch {
-			case holds.covers(types, sids) != 0:
+			case holds.covers(sc) != 0:
 				action, outcome = "held", "held"
 			case r.mode == modeReportOnly:
 				action, outcome = "kept", "kept"
 			}
-			batch.Queue(`INSERT INTO governance.retention_items (run_id, category, item_id, action, outcome, scope_types, scope_ids)
-				VALUES ($1, $2, $3, $4, nullif($5, ''), $6, $7) ON CONFLICT DO NOTHING`, r.id, category, it.GetId(), action, outcome, types, sids)
+			b, err := json.Marshal(sc)
+			if err != nil {
+				return err
+			}
+			ids, actions, outcomes, scopes = append(ids, it.GetId()), append(actions, action), append(outcomes, outcome), append(scopes, string(b))
 		}
-		if err := e.pool.SendBatch(ctx, &batch).Close(); err != nil {
+		if _, err := e.pool.Exec(ctx, `INSERT INTO governance.retention_items (run_id, category, item_id, action, outcome, scopes)
+			SELECT $1, $2, i, a, nullif(o, ''), s::jsonb FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS u(i, a, o, s)
+			ON CONFLICT DO NOTHING`, r.id, category, ids, actions, outcomes, scopes); err != nil {
 			return err
 		}
 		planned += len(sel.GetItems())
@@ -412,18 +418,22 @@ func (e *Engine) purgeCategory(ctx context.Context, r claimedRun, category strin
 		mode = governancev1.PurgeMode_PURGE_MODE_ANONYMIZE
 	}
 	for {
-		rows, err := e.pool.Query(ctx, `SELECT item_id, scope_types, scope_ids FROM governance.retention_items
+		rows, err := e.pool.Query(ctx, `SELECT item_id, scopes FROM governance.retention_items
 			WHERE run_id = $1 AND category = $2 AND outcome IS NULL ORDER BY item_id LIMIT $3`, r.id, category, purgeBatch)
 		if err != nil {
 			return err
 		}
 		type item struct {
-			id          string
-			types, sids []string
+			id     string
+			scopes []scope
 		}
 		var batch []item
 		var it item
-		if _, err := pgx.ForEachRow(rows, []any{&it.id, &it.types, &it.sids}, func() error { batch = append(batch, it); return nil }); err != nil {
+		if _, err := pgx.ForEachRow(rows, []any{&it.id, &it.scopes}, func() error {
+			batch = append(batch, it)
+			it.scopes = nil // the next row's scopes get their own slice
+			return nil
+		}); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
@@ -436,7 +446,7 @@ func (e *Engine) purgeCategory(ctx context.Context, r claimedRun, category strin
 		}
 		var purge, held []string
 		for _, it := range batch {
-			if holds.covers(it.types, it.sids) != 0 {
+			if holds.covers(it.scopes) != 0 {
 				held = append(held, it.id)
 			} else {
 				purge = append(purge, it.id)
@@ -451,10 +461,23 @@ func (e *Engine) purgeCategory(ctx context.Context, r claimedRun, category strin
 			deferred = res.GetDeferredIds()
 		}
 		done := map[string]string{modeDelete: "deleted", modeAnonymize: "anonymized"}[r.mode]
-		if _, err := e.pool.Exec(ctx, `UPDATE governance.retention_items SET outcome = CASE
-				WHEN item_id = ANY($4) THEN 'held' WHEN item_id = ANY($5) THEN 'deferred' ELSE $6 END
-			WHERE run_id = $1 AND category = $2 AND item_id = ANY($3) AND outcome IS NULL`,
-			r.id, category, append(purge, held...), held, deferred, done); err != nil {
+		ids, outcomes := make([]string, 0, len(batch)), make([]string, 0, len(batch))
+		for _, id := range held {
+			ids, outcomes = append(ids, id), append(outcomes, "held")
+		}
+		isDeferred := map[string]bool{}
+		for _, id := range deferred {
+			isDeferred[id] = true
+		}
+		for _, id := range purge {
+			o := done
+			if isDeferred[id] {
+				o = "deferred"
+			}
+			ids, outcomes = append(ids, id), append(outcomes, o)
+		}
+		if _, err := e.pool.Exec(ctx, `UPDATE governance.retention_items i SET outcome = u.o FROM unnest($3::text[], $4::text[]) AS u(id, o)
+			WHERE i.run_id = $1 AND i.category = $2 AND i.item_id = u.id AND i.outcome IS NULL`, r.id, category, ids, outcomes); err != nil {
 			return err
 		}
 		if err := e.renew(ctx, "retention_runs", "run_id", r.id); err != nil {
