@@ -89,3 +89,12 @@ func CheckPurge(p *governancev1.DataPurge, categories []string) error {
 func Scope(scopeType, id string) []*governancev1.HoldScope {
 	return []*governancev1.HoldScope{{ScopeType: scopeType, ScopeId: id}}
 }
+
+// Selection is a page of items: a full page names the last id to continue after.
+func Selection(items []*governancev1.DataItem, limit int) *governancev1.DataSelection {
+	sel := &governancev1.DataSelection{Items: items}
+	if len(items) == limit && limit > 0 {
+		sel.NextAfterId = items[len(items)-1].GetId()
+	}
+	return sel
+}

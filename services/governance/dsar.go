@@ -140,11 +140,7 @@ func (s *DsarServer) checkSubjectHold(ctx context.Context, tenant, subjectType, 
 
 // ApproveDsar approves a destructive request with a second admin key.
 func (s *DsarServer) ApproveDsar(ctx context.Context, req *governancev1.ApproveDsarRequest) (*governancev1.ApproveDsarResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.get(ctx, p.TenantID, req.GetDsarId())
+	p, d, err := s.callers(ctx, req.GetDsarId())
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +172,7 @@ func (s *DsarServer) ApproveDsar(ctx context.Context, req *governancev1.ApproveD
 
 // GetDsar answers a request of the tenant.
 func (s *DsarServer) GetDsar(ctx context.Context, req *governancev1.GetDsarRequest) (*governancev1.GetDsarResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.get(ctx, p.TenantID, req.GetDsarId())
+	_, d, err := s.callers(ctx, req.GetDsarId())
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +194,7 @@ func (s *DsarServer) ListDsars(ctx context.Context, _ *governancev1.ListDsarsReq
 
 // GetDsarArtifact returns a completed request's files and manifest.
 func (s *DsarServer) GetDsarArtifact(ctx context.Context, req *governancev1.GetDsarArtifactRequest) (*governancev1.GetDsarArtifactResponse, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d, err := s.get(ctx, p.TenantID, req.GetDsarId())
+	_, d, err := s.callers(ctx, req.GetDsarId())
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +266,16 @@ func ManifestSum(entries []*governancev1.DsarManifestEntry) string {
 		fmt.Fprintf(h, "%s %d %s\n", e.GetName(), e.GetRows(), e.GetSha256())
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// callers reads the caller and a request of the caller's tenant (DSAR_NOT_FOUND otherwise).
+func (s *DsarServer) callers(ctx context.Context, id int64) (principal.Principal, *governancev1.Dsar, error) {
+	p, err := principal.Require(ctx)
+	if err != nil {
+		return p, nil, err
+	}
+	d, err := s.get(ctx, p.TenantID, id)
+	return p, d, err
 }
 
 func (s *DsarServer) get(ctx context.Context, tenant string, id int64) (*governancev1.Dsar, error) {

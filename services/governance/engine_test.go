@@ -21,6 +21,7 @@ import (
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/audit/audittest"
 	"github.com/nexusrag/nexusrag/pkg/logging"
 	"github.com/nexusrag/nexusrag/pkg/pgstore/pgtest"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -126,28 +127,6 @@ func (o *fakeOwner) count(category string) int {
 	return len(o.rows[category])
 }
 
-// events records audit events.
-type events struct {
-	mu  sync.Mutex
-	all []audit.Event
-}
-
-func (e *events) Record(_ context.Context, ev audit.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *events) types() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.all {
-		out = append(out, ev.Type)
-	}
-	return out
-}
-
 type engineHarness struct {
 	pool       *pgxpool.Pool
 	run, ingst *fakeOwner
@@ -155,13 +134,13 @@ type engineHarness struct {
 	retention  *governance.RetentionServer
 	dsar       *governance.DsarServer
 	holds      *governance.LegalHoldServer
-	events     *events
+	events     *audittest.Recorder
 }
 
 func newEngineHarness(t *testing.T) *engineHarness {
 	t.Helper()
 	pool := pgtest.NewPool(t, governance.Migrations())
-	h := &engineHarness{pool: pool, run: newFakeOwner(), ingst: newFakeOwner(), events: &events{}}
+	h := &engineHarness{pool: pool, run: newFakeOwner(), ingst: newFakeOwner(), events: &audittest.Recorder{}}
 	h.engine = governance.NewEngine(pool, governance.Owners{"run": h.run, "ingest": h.ingst, "governance": governance.AuditOwner(pool)}, h.events, logging.Discard())
 	h.retention = governance.NewRetentionServer(pool, h.engine, h.events, logging.Discard())
 	h.dsar = governance.NewDsarServer(pool, h.engine, h.events, logging.Discard())
@@ -264,7 +243,7 @@ func TestRetentionRunDeletesExpiredRowsAndKeepsHeldOnes(t *testing.T) {
 	// The owners agree with the report: the expired rows went, the held and fresh stayed.
 	require.Equal(t, 2, h.run.count("messages"))
 	require.Equal(t, 3, h.ingst.count("documents"))
-	require.Contains(t, h.events.types(), audit.TypeRetentionRunCompleted)
+	require.Contains(t, h.events.Types(), audit.TypeRetentionRunCompleted)
 
 	// Safe to repeat: a second run finds only what a hold or ingestion kept.
 	again, err := h.retention.StartRetentionRun(ctx, &governancev1.StartRetentionRunRequest{})

@@ -122,11 +122,7 @@ func (o auditOwner) Select(ctx context.Context, req *governancev1.DataQuery) (*g
 	if err != nil {
 		return nil, fmt.Errorf("select audit events: %w", err)
 	}
-	sel := &governancev1.DataSelection{Items: items}
-	if len(items) == q.Limit {
-		sel.NextAfterId = items[len(items)-1].GetId()
-	}
-	return sel, nil
+	return dataowner.Selection(items, q.Limit), nil
 }
 
 func (o auditOwner) Purge(ctx context.Context, p *governancev1.DataPurge) (*governancev1.DataPurgeResult, error) {

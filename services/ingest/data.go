@@ -51,11 +51,7 @@ func (s *Server) SelectDocumentData(ctx context.Context, req *ingestv1.SelectDoc
 	if err != nil {
 		return nil, fmt.Errorf("select documents: %w", err)
 	}
-	sel := &governancev1.DataSelection{Items: items}
-	if len(items) == q.Limit {
-		sel.NextAfterId = items[len(items)-1].GetId()
-	}
-	return &ingestv1.SelectDocumentDataResponse{Selection: sel}, nil
+	return &ingestv1.SelectDocumentDataResponse{Selection: dataowner.Selection(items, q.Limit)}, nil
 }
 
 // PurgeDocumentData deletes or anonymizes documents by id, their chunks in retrieval first.

@@ -94,11 +94,7 @@ func (s *Server) SelectSessionData(ctx context.Context, req *runv1.SelectSession
 	if err != nil {
 		return nil, fmt.Errorf("select %s: %w", q.Category, err)
 	}
-	sel := &governancev1.DataSelection{Items: items}
-	if len(items) == q.Limit {
-		sel.NextAfterId = items[len(items)-1].GetId()
-	}
-	return &runv1.SelectSessionDataResponse{Selection: sel}, nil
+	return &runv1.SelectSessionDataResponse{Selection: dataowner.Selection(items, q.Limit)}, nil
 }
 
 // checkDataIDs refuses ids that are not of the category's form ("" is allowed: no id).
