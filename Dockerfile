@@ -24,6 +24,20 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/nexusrag ./cmd/nexusrag
 
+# The failover service's image (deploy/k8s/failover-deployment.yaml; a target of
+# its own, before the default image, which stays the last stage): the same binary with
+# the PostgreSQL 15 client tools it runs for backups and restores (pg_dump, pg_restore, psql).
+#   docker build --target failover -t nexusrag-failover:local .
+FROM debian:bookworm-slim AS failover
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/nexusrag /nexusrag
+USER 65532:65532
+ENV GRPC_ADDR=:9000 METRICS_ADDR=:9090
+EXPOSE 9000 9090
+ENTRYPOINT ["/nexusrag"]
+CMD ["serve", "--services=failover"]
+
 # static-debian12: no shell, no libc, CA certificates and tzdata included; nonroot = uid 65532.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/nexusrag /nexusrag
@@ -37,3 +51,4 @@ ENV GRPC_ADDR=:9000 METRICS_ADDR=:9090
 EXPOSE 8000 9000 9090
 ENTRYPOINT ["/nexusrag"]
 CMD ["serve"]
+

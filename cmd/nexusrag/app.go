@@ -30,6 +30,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/rollouts"
 	"github.com/nexusrag/nexusrag/pkg/svcauth"
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
+	"github.com/nexusrag/nexusrag/services/failover"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/governance"
 )
@@ -68,6 +69,8 @@ type app struct {
 	replica string
 	// command marks an operator command's process (openApp): it runs no schedules.
 	command bool
+	// failover is the failover service, when it runs here (the backup commands drive it).
+	failover *failover.Server
 	// governance is the governance engine (retention runs, DSARs), when governance runs here.
 	governance *governance.Engine
 	// bulkheads are the process's bulkheads, reported to the ops metrics.

@@ -94,7 +94,7 @@ func TestGRPCReflectionAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-		"nexusrag.billing.v1.BillingService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService",
+		"nexusrag.billing.v1.BillingService", "nexusrag.failover.v1.FailoverService", "nexusrag.gateway.v1.AuthService", "nexusrag.governance.v1.AuditService",
 		"nexusrag.governance.v1.DsarService", "nexusrag.governance.v1.GovernanceReportService", "nexusrag.governance.v1.LegalHoldService", "nexusrag.governance.v1.PolicyService",
 		"nexusrag.governance.v1.RetentionService", "nexusrag.ingest.v1.IngestService", "nexusrag.ops.v1.OpsService", "nexusrag.retrieval.v1.RetrievalService", "nexusrag.run.v1.RunService", "nexusrag.ui.v1.UIService",
 	}, names)
@@ -281,7 +281,9 @@ var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEv
 	"/nexusrag.ui.v1.UIService/GetDashboardSummary": true,
 	// Stamped with the time of each call; a run started by the first call is answered to the second.
 	"/nexusrag.governance.v1.GovernanceReportService/GetGovernanceStatus": true, "/nexusrag.governance.v1.GovernanceReportService/GetGovernanceEvidence": true,
-	"/nexusrag.governance.v1.RetentionService/StartRetentionRun": true}
+	"/nexusrag.governance.v1.RetentionService/StartRetentionRun": true, "/nexusrag.failover.v1.FailoverService/GetDrReadiness": true,
+	// The activity list grows with the audit events of this test's own refused calls.
+	"/nexusrag.ui.v1.UIService/ListActivity": true}
 
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.

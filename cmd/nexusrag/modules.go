@@ -11,6 +11,7 @@ import (
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
+	failoverv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/failover/v1"
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
+	"github.com/nexusrag/nexusrag/services/failover"
 	"github.com/nexusrag/nexusrag/services/gateway"
 	"github.com/nexusrag/nexusrag/services/gateway/console"
 	"github.com/nexusrag/nexusrag/services/governance"
@@ -70,11 +72,14 @@ func modules() registry {
 		// No grpc-gateway routes: POST /v1/run is the gateway's own Server-Sent Events handler.
 		{name: "run", deps: infra("retrieval", modEntitlements, modRollouts), init: initRun, service: &service{
 			desc: &runv1.RunService_ServiceDesc, migrations: run.Migrations}},
+		// Backups, restore drills and DR readiness; backup sets under a legal hold are asked of governance.
+		{name: "failover", deps: infra(), calls: []string{"governance"}, init: initFailover, service: &service{
+			desc: &failoverv1.FailoverService_ServiceDesc, rest: failoverv1.RegisterFailoverServiceHandler, migrations: failover.Migrations}},
 		{name: "billing", deps: infra(modEntitlements), init: initBilling, service: &service{
 			desc: &billingv1.BillingService_ServiceDesc, rest: billingv1.RegisterBillingServiceHandler, migrations: billing.Migrations}},
 		// Ops reads what every service and gateway replica reports; it calls them all, in no
 		// start order (the gateway fronts it like the others).
-		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway", "ui"},
+		{name: "ops", deps: infra(modEntitlements), calls: []string{"governance", "retrieval", "ingest", "run", "billing", "gateway", "ui", "failover"},
 			init: initOps, service: &service{desc: &opsv1.OpsService_ServiceDesc, rest: opsv1.RegisterOpsServiceHandler, migrations: ops.Migrations}},
 		// The web apps' backend: one call per screen over the services that own the data.
 		{name: "ui", deps: infra(modEntitlements), calls: []string{"ingest", "retrieval", "governance", "billing"},
@@ -116,6 +121,30 @@ func initGovernanceWork(_ context.Context, a *app) error {
 		a.governance.SetOwner(name, adapt(conn))
 	}
 	a.goBackground("governance engine", func(ctx context.Context) error { a.governance.Run(ctx, 15*time.Second); return nil })
+	return nil
+}
+
+// initFailover serves DR readiness and runs backups and drills on BACKUP_SCHEDULE_CRON.
+func initFailover(_ context.Context, a *app) error {
+	cfg, err := config.Parse[failover.Config](nil)
+	if err != nil {
+		return err
+	}
+	govConn, err := a.conn("governance")
+	if err != nil {
+		return err
+	}
+	srv, err := failover.NewServer(cfg, a.cfg.DatabaseURL, failover.NewStore(a.pool), governancev1.NewLegalHoldServiceClient(govConn), a.rec, a.log)
+	if err != nil {
+		return err
+	}
+	// The backup tasks follow BACKUP_SCHEDULE_CRON, not MAINTENANCE_INTERVAL.
+	srv.WithMaintenance(maintenance.NewRunner("failover", a.rdb, a.cfg.RedisKeyPrefix, a.rec, a.log, srv.Tasks()...))
+	a.failover = srv
+	a.grpc.Register(&failoverv1.FailoverService_ServiceDesc, srv)
+	if !a.command {
+		a.goBackground("backup schedule", func(ctx context.Context) error { srv.RunSchedule(ctx); return nil })
+	}
 	return nil
 }
 
@@ -330,6 +359,12 @@ func initOps(_ context.Context, a *app) error {
 		"ui": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
 			return maintenanceCall(uiv1.NewUIServiceClient(cc).RunUiMaintenance,
 				func(t string) *uiv1.RunUiMaintenanceRequest { return &uiv1.RunUiMaintenanceRequest{Task: t} })
+		},
+		"failover": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
+			return maintenanceCall(failoverv1.NewFailoverServiceClient(cc).RunFailoverMaintenance,
+				func(t string) *failoverv1.RunFailoverMaintenanceRequest {
+					return &failoverv1.RunFailoverMaintenanceRequest{Task: t}
+				})
 		},
 		"billing": func(cc *grpc.ClientConn) ops.MaintenanceFunc {
 			return maintenanceCall(billingv1.NewBillingServiceClient(cc).RunBillingMaintenance,

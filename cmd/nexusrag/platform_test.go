@@ -115,7 +115,9 @@ func newEnv(t *testing.T, extra ...string) (env []string, dbURL string) {
 		// No cloud here: cloud SDKs must find no credentials and never probe metadata servers.
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=",
 		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent/aws-credentials", "AWS_CONFIG_FILE=/nonexistent/aws-config",
-		"GOOGLE_APPLICATION_CREDENTIALS=/nonexistent/gcp-credentials.json")
+		"GOOGLE_APPLICATION_CREDENTIALS=/nonexistent/gcp-credentials.json",
+		// Backup sets of the test's own (never var/backups beside the package).
+		"BACKUP_LOCAL_DIR="+t.TempDir())
 	return append(env, extra...), dbURL
 }
 

@@ -103,6 +103,13 @@ const (
 	TypeDsarCompleted = "dsar.completed"
 	// TypeMaintenanceRun: a maintenance task ran, on demand or on its schedule.
 	TypeMaintenanceRun = "maintenance.run"
+	// TypeBackupCreated, TypeBackupRestored, TypeBackupPruned: a backup set was made,
+	// restored (or a restore refused: outcome failure), deleted by retention.
+	TypeBackupCreated  = "backup.created"
+	TypeBackupRestored = "backup.restored"
+	TypeBackupPruned   = "backup.pruned"
+	// TypeRestoreDrill: a restore drill ran (outcome failure: the restore or its checks failed).
+	TypeRestoreDrill = "backup.restore_drill"
 )
 
 // Types lists every known event type.
@@ -116,7 +123,7 @@ func Types() []string {
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,
 		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
 		TypeRetentionPolicyChanged, TypeRetentionRunStarted, TypeRetentionRunCompleted, TypeDsarRequested, TypeDsarApproved,
-		TypeDsarCompleted, TypeMaintenanceRun,
+		TypeDsarCompleted, TypeMaintenanceRun, TypeBackupCreated, TypeBackupRestored, TypeBackupPruned, TypeRestoreDrill,
 	}
 }
 

@@ -29,8 +29,7 @@ const (
 	CodeTaskUnavailable = "MAINTENANCE_TASK_UNAVAILABLE"
 )
 
-// Tasks, by the service that owns each. The backup tasks belong to the failover service,
-// which is not built yet: they answer MAINTENANCE_TASK_UNAVAILABLE.
+// Tasks, by the service that owns each.
 var Owners = map[string]string{
 	"prune_idempotency":       "gateway",
 	"prune_audit":             "governance",

@@ -622,3 +622,19 @@ func TestHoldPlacedAfterPlanningKeepsItsRows(t *testing.T) {
 	require.EqualValues(t, 20, msgs.GetDeleted())
 	require.Equal(t, 10, h.run.count("messages"))
 }
+
+func TestListHeldScopesAcrossTenants(t *testing.T) {
+	t.Parallel()
+	h := newEngineHarness(t)
+	h.hold(t, admin("t1"), "backup_set", "b1")
+	h.hold(t, admin("t2"), "backup_set", "b2")
+	released := h.hold(t, admin("t2"), "backup_set", "b3")
+	h.hold(t, admin("t2"), "document", "d1")
+	_, err := h.holds.ReleaseLegalHold(admin("t2"), &governancev1.ReleaseLegalHoldRequest{HoldId: released.GetHoldId()})
+	require.NoError(t, err)
+	res, err := h.holds.ListHeldScopes(context.Background(), &governancev1.ListHeldScopesRequest{ScopeType: "backup_set"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"b1", "b2"}, res.GetScopeIds())
+	_, err = h.holds.ListHeldScopes(context.Background(), &governancev1.ListHeldScopesRequest{ScopeType: "planet"})
+	requireCode(t, err, apierr.CodeInvalidArgument)
+}

@@ -161,3 +161,19 @@ func (s *LegalHoldServer) CheckLegalHold(ctx context.Context, req *governancev1.
 	}
 	return &governancev1.CheckLegalHoldResponse{Held: holds[0]}, nil
 }
+
+// ListHeldScopes lists the ids an active hold of the scope type keeps, in every tenant.
+func (s *LegalHoldServer) ListHeldScopes(ctx context.Context, req *governancev1.ListHeldScopesRequest) (*governancev1.ListHeldScopesResponse, error) {
+	if !slices.Contains(HoldScopes, req.GetScopeType()) {
+		return nil, apierr.InvalidArgument("scope_type", "scope_type must be tenant, document, session, user_key or backup_set")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT scope_id FROM governance.legal_holds WHERE scope_type = $1 AND released_at IS NULL ORDER BY 1`, req.GetScopeType())
+	if err != nil {
+		return nil, fmt.Errorf("held scopes: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("held scopes: %w", err)
+	}
+	return &governancev1.ListHeldScopesResponse{ScopeIds: ids}, nil
+}

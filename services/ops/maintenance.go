@@ -33,7 +33,7 @@ func (s *Server) RunMaintenanceTask(ctx context.Context, req *opsv1.RunMaintenan
 	run, ok := s.maintenance[owner]
 	if !ok {
 		return nil, apierr.New(codes.Unimplemented, maintenance.CodeTaskUnavailable,
-			fmt.Sprintf("task %s belongs to the %s service (backups and disaster recovery), which is not built yet: nothing ran", req.GetTask(), owner),
+			fmt.Sprintf("task %s belongs to the %s service, which ops is not connected to: nothing ran", req.GetTask(), owner),
 			"task", req.GetTask(), "owner", owner)
 	}
 	res, err := run(ctx, req.GetTask())

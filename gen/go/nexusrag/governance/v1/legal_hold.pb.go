@@ -575,6 +575,94 @@ func (x *CheckLegalHoldResponse) GetHeld() *LegalHold {
 	return nil
 }
 
+type ListHeldScopesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScopeType     string                 `protobuf:"bytes,1,opt,name=scope_type,json=scopeType,proto3" json:"scope_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldScopesRequest) Reset() {
+	*x = ListHeldScopesRequest{}
+	mi := &file_nexusrag_governance_v1_legal_hold_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldScopesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldScopesRequest) ProtoMessage() {}
+
+func (x *ListHeldScopesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_legal_hold_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldScopesRequest.ProtoReflect.Descriptor instead.
+func (*ListHeldScopesRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_legal_hold_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListHeldScopesRequest) GetScopeType() string {
+	if x != nil {
+		return x.ScopeType
+	}
+	return ""
+}
+
+type ListHeldScopesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScopeIds      []string               `protobuf:"bytes,1,rep,name=scope_ids,json=scopeIds,proto3" json:"scope_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHeldScopesResponse) Reset() {
+	*x = ListHeldScopesResponse{}
+	mi := &file_nexusrag_governance_v1_legal_hold_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHeldScopesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHeldScopesResponse) ProtoMessage() {}
+
+func (x *ListHeldScopesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_governance_v1_legal_hold_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHeldScopesResponse.ProtoReflect.Descriptor instead.
+func (*ListHeldScopesResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_governance_v1_legal_hold_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListHeldScopesResponse) GetScopeIds() []string {
+	if x != nil {
+		return x.ScopeIds
+	}
+	return nil
+}
+
 var File_nexusrag_governance_v1_legal_hold_proto protoreflect.FileDescriptor
 
 const file_nexusrag_governance_v1_legal_hold_proto_rawDesc = "" +
@@ -623,12 +711,18 @@ const file_nexusrag_governance_v1_legal_hold_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x129\n" +
 	"\x06scopes\x18\x02 \x03(\v2!.nexusrag.governance.v1.HoldScopeR\x06scopes\"O\n" +
 	"\x16CheckLegalHoldResponse\x125\n" +
-	"\x04held\x18\x01 \x01(\v2!.nexusrag.governance.v1.LegalHoldR\x04held2\xff\x03\n" +
+	"\x04held\x18\x01 \x01(\v2!.nexusrag.governance.v1.LegalHoldR\x04held\"6\n" +
+	"\x15ListHeldScopesRequest\x12\x1d\n" +
+	"\n" +
+	"scope_type\x18\x01 \x01(\tR\tscopeType\"5\n" +
+	"\x16ListHeldScopesResponse\x12\x1b\n" +
+	"\tscope_ids\x18\x01 \x03(\tR\bscopeIds2\xf8\x04\n" +
 	"\x10LegalHoldService\x12z\n" +
 	"\x0fCreateLegalHold\x12..nexusrag.governance.v1.CreateLegalHoldRequest\x1a/.nexusrag.governance.v1.CreateLegalHoldResponse\"\x06\xca\xf3\x18\x02\b\x03\x12}\n" +
 	"\x10ReleaseLegalHold\x12/.nexusrag.governance.v1.ReleaseLegalHoldRequest\x1a0.nexusrag.governance.v1.ReleaseLegalHoldResponse\"\x06\xca\xf3\x18\x02\b\x03\x12w\n" +
 	"\x0eListLegalHolds\x12-.nexusrag.governance.v1.ListLegalHoldsRequest\x1a..nexusrag.governance.v1.ListLegalHoldsResponse\"\x06\xca\xf3\x18\x02\b\x03\x12w\n" +
-	"\x0eCheckLegalHold\x12-.nexusrag.governance.v1.CheckLegalHoldRequest\x1a..nexusrag.governance.v1.CheckLegalHoldResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xef\x01\n" +
+	"\x0eCheckLegalHold\x12-.nexusrag.governance.v1.CheckLegalHoldRequest\x1a..nexusrag.governance.v1.CheckLegalHoldResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12w\n" +
+	"\x0eListHeldScopes\x12-.nexusrag.governance.v1.ListHeldScopesRequest\x1a..nexusrag.governance.v1.ListHeldScopesResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xef\x01\n" +
 	"\x1acom.nexusrag.governance.v1B\x0eLegalHoldProtoP\x01ZGgithub.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1;governancev1\xa2\x02\x03NGX\xaa\x02\x16Nexusrag.Governance.V1\xca\x02\x16Nexusrag\\Governance\\V1\xe2\x02\"Nexusrag\\Governance\\V1\\GPBMetadata\xea\x02\x18Nexusrag::Governance::V1b\x06proto3"
 
 var (
@@ -643,7 +737,7 @@ func file_nexusrag_governance_v1_legal_hold_proto_rawDescGZIP() []byte {
 	return file_nexusrag_governance_v1_legal_hold_proto_rawDescData
 }
 
-var file_nexusrag_governance_v1_legal_hold_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_nexusrag_governance_v1_legal_hold_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_nexusrag_governance_v1_legal_hold_proto_goTypes = []any{
 	(*LegalHold)(nil),                // 0: nexusrag.governance.v1.LegalHold
 	(*CreateLegalHoldRequest)(nil),   // 1: nexusrag.governance.v1.CreateLegalHoldRequest
@@ -655,11 +749,13 @@ var file_nexusrag_governance_v1_legal_hold_proto_goTypes = []any{
 	(*HoldScope)(nil),                // 7: nexusrag.governance.v1.HoldScope
 	(*CheckLegalHoldRequest)(nil),    // 8: nexusrag.governance.v1.CheckLegalHoldRequest
 	(*CheckLegalHoldResponse)(nil),   // 9: nexusrag.governance.v1.CheckLegalHoldResponse
-	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
+	(*ListHeldScopesRequest)(nil),    // 10: nexusrag.governance.v1.ListHeldScopesRequest
+	(*ListHeldScopesResponse)(nil),   // 11: nexusrag.governance.v1.ListHeldScopesResponse
+	(*timestamppb.Timestamp)(nil),    // 12: google.protobuf.Timestamp
 }
 var file_nexusrag_governance_v1_legal_hold_proto_depIdxs = []int32{
-	10, // 0: nexusrag.governance.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
-	10, // 1: nexusrag.governance.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
+	12, // 0: nexusrag.governance.v1.LegalHold.created_at:type_name -> google.protobuf.Timestamp
+	12, // 1: nexusrag.governance.v1.LegalHold.released_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: nexusrag.governance.v1.CreateLegalHoldResponse.legal_hold:type_name -> nexusrag.governance.v1.LegalHold
 	0,  // 3: nexusrag.governance.v1.ReleaseLegalHoldResponse.legal_hold:type_name -> nexusrag.governance.v1.LegalHold
 	0,  // 4: nexusrag.governance.v1.ListLegalHoldsResponse.legal_holds:type_name -> nexusrag.governance.v1.LegalHold
@@ -669,12 +765,14 @@ var file_nexusrag_governance_v1_legal_hold_proto_depIdxs = []int32{
 	3,  // 8: nexusrag.governance.v1.LegalHoldService.ReleaseLegalHold:input_type -> nexusrag.governance.v1.ReleaseLegalHoldRequest
 	5,  // 9: nexusrag.governance.v1.LegalHoldService.ListLegalHolds:input_type -> nexusrag.governance.v1.ListLegalHoldsRequest
 	8,  // 10: nexusrag.governance.v1.LegalHoldService.CheckLegalHold:input_type -> nexusrag.governance.v1.CheckLegalHoldRequest
-	2,  // 11: nexusrag.governance.v1.LegalHoldService.CreateLegalHold:output_type -> nexusrag.governance.v1.CreateLegalHoldResponse
-	4,  // 12: nexusrag.governance.v1.LegalHoldService.ReleaseLegalHold:output_type -> nexusrag.governance.v1.ReleaseLegalHoldResponse
-	6,  // 13: nexusrag.governance.v1.LegalHoldService.ListLegalHolds:output_type -> nexusrag.governance.v1.ListLegalHoldsResponse
-	9,  // 14: nexusrag.governance.v1.LegalHoldService.CheckLegalHold:output_type -> nexusrag.governance.v1.CheckLegalHoldResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
+	10, // 11: nexusrag.governance.v1.LegalHoldService.ListHeldScopes:input_type -> nexusrag.governance.v1.ListHeldScopesRequest
+	2,  // 12: nexusrag.governance.v1.LegalHoldService.CreateLegalHold:output_type -> nexusrag.governance.v1.CreateLegalHoldResponse
+	4,  // 13: nexusrag.governance.v1.LegalHoldService.ReleaseLegalHold:output_type -> nexusrag.governance.v1.ReleaseLegalHoldResponse
+	6,  // 14: nexusrag.governance.v1.LegalHoldService.ListLegalHolds:output_type -> nexusrag.governance.v1.ListLegalHoldsResponse
+	9,  // 15: nexusrag.governance.v1.LegalHoldService.CheckLegalHold:output_type -> nexusrag.governance.v1.CheckLegalHoldResponse
+	11, // 16: nexusrag.governance.v1.LegalHoldService.ListHeldScopes:output_type -> nexusrag.governance.v1.ListHeldScopesResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -691,7 +789,7 @@ func file_nexusrag_governance_v1_legal_hold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_governance_v1_legal_hold_proto_rawDesc), len(file_nexusrag_governance_v1_legal_hold_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	LegalHoldService_ReleaseLegalHold_FullMethodName = "/nexusrag.governance.v1.LegalHoldService/ReleaseLegalHold"
 	LegalHoldService_ListLegalHolds_FullMethodName   = "/nexusrag.governance.v1.LegalHoldService/ListLegalHolds"
 	LegalHoldService_CheckLegalHold_FullMethodName   = "/nexusrag.governance.v1.LegalHoldService/CheckLegalHold"
+	LegalHoldService_ListHeldScopes_FullMethodName   = "/nexusrag.governance.v1.LegalHoldService/ListHeldScopes"
 )
 
 // LegalHoldServiceClient is the client API for LegalHoldService service.
@@ -41,6 +42,9 @@ type LegalHoldServiceClient interface {
 	// CheckLegalHold answers the active hold covering any of the scopes, if one does (internal: the services
 	// that delete).
 	CheckLegalHold(ctx context.Context, in *CheckLegalHoldRequest, opts ...grpc.CallOption) (*CheckLegalHoldResponse, error)
+	// ListHeldScopes lists the ids held by an active hold of a scope type in any tenant (internal: the
+	// failover service keeps held backup sets, which hold every tenant's data).
+	ListHeldScopes(ctx context.Context, in *ListHeldScopesRequest, opts ...grpc.CallOption) (*ListHeldScopesResponse, error)
 }
 
 type legalHoldServiceClient struct {
@@ -91,6 +95,16 @@ func (c *legalHoldServiceClient) CheckLegalHold(ctx context.Context, in *CheckLe
 	return out, nil
 }
 
+func (c *legalHoldServiceClient) ListHeldScopes(ctx context.Context, in *ListHeldScopesRequest, opts ...grpc.CallOption) (*ListHeldScopesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHeldScopesResponse)
+	err := c.cc.Invoke(ctx, LegalHoldService_ListHeldScopes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LegalHoldServiceServer is the server API for LegalHoldService service.
 // All implementations must embed UnimplementedLegalHoldServiceServer
 // for forward compatibility.
@@ -107,6 +121,9 @@ type LegalHoldServiceServer interface {
 	// CheckLegalHold answers the active hold covering any of the scopes, if one does (internal: the services
 	// that delete).
 	CheckLegalHold(context.Context, *CheckLegalHoldRequest) (*CheckLegalHoldResponse, error)
+	// ListHeldScopes lists the ids held by an active hold of a scope type in any tenant (internal: the
+	// failover service keeps held backup sets, which hold every tenant's data).
+	ListHeldScopes(context.Context, *ListHeldScopesRequest) (*ListHeldScopesResponse, error)
 	mustEmbedUnimplementedLegalHoldServiceServer()
 }
 
@@ -128,6 +145,9 @@ func (UnimplementedLegalHoldServiceServer) ListLegalHolds(context.Context, *List
 }
 func (UnimplementedLegalHoldServiceServer) CheckLegalHold(context.Context, *CheckLegalHoldRequest) (*CheckLegalHoldResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckLegalHold not implemented")
+}
+func (UnimplementedLegalHoldServiceServer) ListHeldScopes(context.Context, *ListHeldScopesRequest) (*ListHeldScopesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListHeldScopes not implemented")
 }
 func (UnimplementedLegalHoldServiceServer) mustEmbedUnimplementedLegalHoldServiceServer() {}
 func (UnimplementedLegalHoldServiceServer) testEmbeddedByValue()                          {}
@@ -222,6 +242,24 @@ func _LegalHoldService_CheckLegalHold_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LegalHoldService_ListHeldScopes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHeldScopesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LegalHoldServiceServer).ListHeldScopes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LegalHoldService_ListHeldScopes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LegalHoldServiceServer).ListHeldScopes(ctx, req.(*ListHeldScopesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LegalHoldService_ServiceDesc is the grpc.ServiceDesc for LegalHoldService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +282,10 @@ var LegalHoldService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckLegalHold",
 			Handler:    _LegalHoldService_CheckLegalHold_Handler,
+		},
+		{
+			MethodName: "ListHeldScopes",
+			Handler:    _LegalHoldService_ListHeldScopes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
