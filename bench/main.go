@@ -28,7 +28,7 @@ type suite func(ctx context.Context, env *benchEnv) ([]row, error)
 func main() {
 	bare := flag.String("bare-server", "", "internal: serve the bare net/http baseline on this database URL")
 	bareRedis := flag.String("bare-redis", "", "internal: the Redis URL of the bare baseline")
-	only := flag.String("suites", "", "comma-separated suites to run (gateway, ratelimit, retrieval, ingest, run, policy); empty runs all")
+	only := flag.String("suites", "", "comma-separated suites to run (gateway, ratelimit, retrieval, ingest, run, policy, backup); empty runs all")
 	duration := flag.Duration("duration", 5*time.Second, "measuring time per benchmark")
 	clients := flag.Int("clients", 16, "concurrent clients")
 	flag.Parse()
@@ -51,7 +51,7 @@ func runAll(ctx context.Context, d time.Duration, clients int, only string) erro
 	all := []struct {
 		name string
 		run  suite
-	}{{"gateway", gatewayAuthSuite}, {"ratelimit", rateLimitSuite}, {"retrieval", retrievalSuite}, {"ingest", ingestSuite}, {"run", runSuite}, {"policy", policySuite}}
+	}{{"gateway", gatewayAuthSuite}, {"ratelimit", rateLimitSuite}, {"retrieval", retrievalSuite}, {"ingest", ingestSuite}, {"run", runSuite}, {"policy", policySuite}, {"backup", backupSuite}}
 	var suites []suite
 	for _, s := range all {
 		if only == "" || slices.Contains(strings.Split(only, ","), s.name) {
@@ -59,7 +59,7 @@ func runAll(ctx context.Context, d time.Duration, clients int, only string) erro
 		}
 	}
 	if len(suites) == 0 {
-		return fmt.Errorf("-suites %q names none of gateway, ratelimit, retrieval, ingest, run, policy", only)
+		return fmt.Errorf("-suites %q names none of gateway, ratelimit, retrieval, ingest, run, policy, backup", only)
 	}
 	env, err := setup(ctx)
 	if err != nil {

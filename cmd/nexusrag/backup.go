@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -157,10 +156,10 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// printPeakMemory prints this process's and its children's (pg_dump, pg_restore) peak RSS.
+// printPeakMemory prints this process's peak resident memory and that of the tools it
+// ran (pg_dump, pg_restore, psql), each its own (not getrusage's, which counts the parent's
+// memory at fork).
 func printPeakMemory() {
-	var self, children syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil && syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children) == nil {
-		fmt.Printf("peak memory: nexusrag %.1f MiB, largest child (pg_dump/pg_restore/psql) %.1f MiB\n", float64(self.Maxrss)/1024, float64(children.Maxrss)/1024)
-	}
+	fmt.Printf("peak memory: nexusrag %.1f MiB, largest child (pg_dump/pg_restore/psql) %.1f MiB\n",
+		float64(failover.SelfPeakKiB())/1024, float64(failover.ToolPeakKiB())/1024)
 }

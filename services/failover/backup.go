@@ -258,7 +258,7 @@ func (b *Backups) pgDump(ctx context.Context, w io.Writer, args ...string) error
 	cmd := exec.CommandContext(ctx, "pg_dump", append(args, "--no-owner", "--no-privileges", "--dbname="+b.dbURL)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, &limited{w: &stderr, n: 4096}
-	if err := cmd.Run(); err != nil {
+	if err := runSampled(cmd); err != nil {
 		return fmt.Errorf("pg_dump: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return nil

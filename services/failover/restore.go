@@ -231,7 +231,7 @@ func (b *Backups) feed(ctx context.Context, path string, encrypted bool, name st
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stdin, cmd.Stderr = r, &limited{w: &stderr, n: 4096}
-	if err := cmd.Run(); err != nil {
+	if err := runSampled(cmd); err != nil {
 		return fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
