@@ -172,7 +172,14 @@ func (b *Backups) Restore(ctx context.Context, opts RestoreOptions) (RestoreRepo
 	destructive := restoresData && holding > 0
 	if opts.DryRun {
 		for _, c := range rep.Components {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("would restore %s into database %s", c, dbName))
+			switch {
+			case c == "metadata":
+				rep.Notes = append(rep.Notes, "would check every restored table against the metadata snapshot")
+			case c == "schema" && slices.Contains(rep.Components, "db"):
+				rep.Notes = append(rep.Notes, "schema: contained in db, would not be applied again")
+			default:
+				rep.Notes = append(rep.Notes, fmt.Sprintf("would restore %s into database %s", c, dbName))
+			}
 		}
 		if destructive {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("database %s holds data (%d tables with rows): the restore would replace it, and needs --allow-destructive", dbName, holding))
