@@ -345,9 +345,9 @@ func TestSplitProcessesReachEachOther(t *testing.T) {
 	// Each side calls the other (the backend reads kill switches from ops, beside the
 	// gateway): the gateway's address is chosen before either starts.
 	gwAddr := freeAddr(t)
-	backend := startWithEnv(t, append(env, "OPS_GRPC_ADDR="+gwAddr), dbURL, "--services=governance,retrieval,ingest,run,billing")
+	backend := startWithEnv(t, append(env, "OPS_GRPC_ADDR="+gwAddr), dbURL, "--services=governance,retrieval,ingest,run,billing,failover")
 	peers := []string{"GOVERNANCE_GRPC_ADDR=" + backend.GRPC, "RETRIEVAL_GRPC_ADDR=" + backend.GRPC, "INGEST_GRPC_ADDR=" + backend.GRPC,
-		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC}
+		"RUN_GRPC_ADDR=" + backend.GRPC, "BILLING_GRPC_ADDR=" + backend.GRPC, "FAILOVER_GRPC_ADDR=" + backend.GRPC}
 	gw := startWithEnv(t, append(env, append(peers, "GRPC_ADDR="+gwAddr)...), dbURL, "--services=gateway,ops,ui") // as in deploy/k8s
 	require.Empty(t, backend.HTTP, "no HTTP listener without the gateway")
 	keyID, admin := gw.createKey("t1", "admin")

@@ -141,7 +141,7 @@ func TestPlanNamesCyclesAndUnknownModules(t *testing.T) {
 	_, err := modules().plan([]string{"search"})
 	require.ErrorContains(t, err, `unknown module "search"`)
 	_, err = modules().selectServices("gateway,search")
-	require.ErrorContains(t, err, `unknown service "search" (available: all, governance, retrieval, ingest, run, billing, ops, ui, gateway)`)
+	require.ErrorContains(t, err, `unknown service "search" (available: all, governance, retrieval, ingest, run, failover, billing, ops, ui, gateway)`)
 	got, err := modules().selectServices(" Run,all ")
 	require.NoError(t, err)
 	require.Equal(t, modules().serviceNames(), got, "registry order, once each")

@@ -289,6 +289,7 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/documents/{document_id}/reindex"},
 		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
+		{Method: "GET", Path: "/v1/ops/dr/readiness"},
 		{Method: "GET", Path: "/v1/ops/governance/evidence"},
 		{Method: "GET", Path: "/v1/ops/governance/status"},
 		{Method: "GET", Path: "/v1/ops/health"},
