@@ -173,7 +173,8 @@ var httpOfGRPC = map[codes.Code]int{
 // and an admin key gets the same answer as through REST.
 func TestGRPCEveryMethodProvesItsCaller(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t, nil)
+	// t1's admin is a platform admin: the platform's methods answer it as such.
+	p := startPlatform(t, []string{"PLATFORM_ADMIN_TENANTS=t1"})
 	_, admin := p.createKey("t1", "admin")
 	_, reader := p.createKey("t1", "reader")
 	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing":true}`).Status)
@@ -283,7 +284,9 @@ var volatile = map[string]bool{"/nexusrag.governance.v1.AuditService/ListAuditEv
 	"/nexusrag.governance.v1.GovernanceReportService/GetGovernanceStatus": true, "/nexusrag.governance.v1.GovernanceReportService/GetGovernanceEvidence": true,
 	"/nexusrag.governance.v1.RetentionService/StartRetentionRun": true, "/nexusrag.failover.v1.FailoverService/GetDrReadiness": true,
 	// The activity list grows with the audit events of this test's own refused calls.
-	"/nexusrag.ui.v1.UIService/ListActivity": true}
+	"/nexusrag.ui.v1.UIService/ListActivity": true,
+	// Unfreezing stamps the region's row with the time of each call.
+	"/nexusrag.failover.v1.FailoverService/UpdateWriteFreeze": true}
 
 // TestServiceTokensOverTheWire: the running binary refuses expired tokens, tokens for
 // another service and tokens signed with other keys, and accepts a good one.

@@ -295,8 +295,14 @@ func initGateway(ctx context.Context, a *app) error {
 	}
 	policies := gateway.NewPolicies(governancev1.NewPolicyServiceClient(govConn), a.log)
 	a.goBackground("policy rules", func(ctx context.Context) error { policies.Run(ctx, cfg.PolicySyncInterval); return nil })
+	failoverConn, err := a.conn("failover")
+	if err != nil {
+		return err
+	}
+	writes := gateway.NewWriteGate(failoverv1.NewFailoverServiceClient(failoverConn), a.log)
+	a.goBackground("write gate", func(ctx context.Context) error { writes.Run(ctx, cfg.WriteGateSyncInterval); return nil })
 	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, idempotency,
-		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, a.rec, a.tel, a.log)
+		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, writes, a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}

@@ -110,6 +110,8 @@ const (
 	TypeBackupPruned   = "backup.pruned"
 	// TypeRestoreDrill: a restore drill ran (outcome failure: the restore or its checks failed).
 	TypeRestoreDrill = "backup.restore_drill"
+	// TypeWriteFreezeChanged: an operator froze or unfroze a region's writes.
+	TypeWriteFreezeChanged = "failover.write_freeze_changed"
 )
 
 // Types lists every known event type.
@@ -124,6 +126,7 @@ func Types() []string {
 		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
 		TypeRetentionPolicyChanged, TypeRetentionRunStarted, TypeRetentionRunCompleted, TypeDsarRequested, TypeDsarApproved,
 		TypeDsarCompleted, TypeMaintenanceRun, TypeBackupCreated, TypeBackupRestored, TypeBackupPruned, TypeRestoreDrill,
+		TypeWriteFreezeChanged,
 	}
 }
 

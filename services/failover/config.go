@@ -30,6 +30,11 @@ type Config struct {
 	// The recovery objectives readiness is measured against.
 	RPOSeconds int64 `env:"DR_RPO_SECONDS" envDefault:"90000"`
 	RTOSeconds int64 `env:"DR_RTO_SECONDS" envDefault:"3600"`
+	// RegionID names this region; RegionRole is its role until a failover changes it.
+	RegionID   string `env:"REGION_ID" envDefault:"local"`
+	RegionRole string `env:"REGION_ROLE" envDefault:"primary"`
+	// PlatformAdminTenants may freeze writes (the platform's operators).
+	PlatformAdminTenants []string `env:"PLATFORM_ADMIN_TENANTS" envSeparator:","`
 }
 
 // Validate checks rules beyond types.
@@ -53,6 +58,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RPOSeconds < 60 || c.RTOSeconds < 60 {
 		errs = append(errs, errors.New("DR_RPO_SECONDS and DR_RTO_SECONDS: at least 60"))
+	}
+	if c.RegionRole != "primary" && c.RegionRole != "secondary" {
+		errs = append(errs, fmt.Errorf("REGION_ROLE: %q is not primary or secondary", c.RegionRole))
+	}
+	if c.RegionID == "" || len(c.RegionID) > 64 {
+		errs = append(errs, errors.New("REGION_ID: 1 to 64 characters"))
 	}
 	if strings.TrimSpace(c.LocalDir) == "" {
 		errs = append(errs, errors.New("BACKUP_LOCAL_DIR: empty"))

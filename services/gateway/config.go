@@ -24,6 +24,9 @@ type Config struct {
 	// PolicySyncInterval is how often the gateway checks governance for changed policy
 	// rules: a change reaches every replica within two intervals.
 	PolicySyncInterval time.Duration `env:"POLICY_SYNC_INTERVAL" envDefault:"1s"`
+	// WriteGateSyncInterval is how often the gateway asks failover whether this region takes
+	// writes (a freeze reaches every gateway within two intervals).
+	WriteGateSyncInterval time.Duration `env:"WRITE_GATE_SYNC_INTERVAL" envDefault:"1s"`
 	// StatsFlushInterval is how often request outcomes are added to every replica's
 	// counts in Redis (the SLO and ops metrics): what a crash can lose of them.
 	StatsFlushInterval time.Duration `env:"REQUEST_STATS_FLUSH_INTERVAL" envDefault:"5s"`
@@ -69,6 +72,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("AUTH_NEGATIVE_CACHE_TTL: %s is outside 0..1m", c.AuthNegativeCacheTTL)
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("HTTP_MAX_BODY_BYTES: %d is below 1024", c.MaxBodyBytes)
+	case c.WriteGateSyncInterval < 100*time.Millisecond || c.WriteGateSyncInterval > 5*time.Second:
+		return fmt.Errorf("WRITE_GATE_SYNC_INTERVAL: %s is outside 100ms..5s", c.WriteGateSyncInterval)
 	case c.PolicySyncInterval < 100*time.Millisecond || c.PolicySyncInterval > 2*time.Second:
 		return fmt.Errorf("POLICY_SYNC_INTERVAL: %s is outside 100ms..2s (policy changes must reach every replica within 5s)", c.PolicySyncInterval)
 	case c.StatsFlushInterval < 100*time.Millisecond || c.StatsFlushInterval > time.Minute:

@@ -71,7 +71,8 @@ type Edge struct {
 	requests       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	stats          *reqstats.Stats
-	policies       *Policies // nil: no policy rules
+	policies       *Policies  // nil: no policy rules
+	writes         *WriteGate // nil: writes are never refused by region
 }
 
 // NewEdge builds the HTTP edge over the services it fronts (backends, each with its
@@ -80,9 +81,9 @@ type Edge struct {
 // none) counts request outcomes for the SLO and the ops metrics, policies (nil: none)
 // holds the tenants' policy rules.
 func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache, limiter *RateLimiter, idem *Idempotency,
-	health *Health, stats *reqstats.Stats, policies *Policies, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
+	health *Health, stats *reqstats.Stats, policies *Policies, writes *WriteGate, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
 	e := &Edge{
-		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats, policies: policies,
+		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats, policies: policies, writes: writes,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
 		failureSampler: audit.NewSampler(cfg.AuditAccessFailureInterval, 100_000),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

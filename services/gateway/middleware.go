@@ -70,6 +70,9 @@ func (e *Edge) route(next http.Handler) http.Handler {
 	if e.limiter != nil {
 		inner = e.limiter.Middleware(inner)
 	}
+	if e.writes != nil {
+		inner = e.writes.Middleware(inner)
+	}
 	if e.policies != nil {
 		inner = e.policies.Middleware(e.audit, e.failureSampler, inner)
 	}

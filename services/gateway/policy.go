@@ -26,7 +26,6 @@ type Policies struct {
 	log      *slog.Logger
 	rules    atomic.Pointer[map[string][]policy.Rule]
 	revision int64
-	failing  bool
 }
 
 // NewPolicies is a cache over governance's PolicyService; call Run to follow it.
@@ -63,24 +62,7 @@ func (p *Policies) Sync(ctx context.Context) error {
 // Run syncs every interval until ctx ends; while governance is unreachable the last
 // rules stay (logged once).
 func (p *Policies) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := p.Sync(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !p.failing:
-			p.failing = true
-			p.log.WarnContext(ctx, "policy rules unavailable; keeping the last ones", "error", err)
-		case err == nil && p.failing:
-			p.failing = false
-			p.log.InfoContext(ctx, "policy rules available again")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	follow(ctx, interval, p.log, "policy rules", p.Sync)
 }
 
 // Middleware evaluates the tenant's rules after authentication: a deny answers its

@@ -290,6 +290,8 @@ func TestPaths(t *testing.T) {
 		{Method: "POST", Path: "/v1/echo"},
 		{Method: "GET", Path: "/v1/health", Public: true},
 		{Method: "GET", Path: "/v1/ops/dr/readiness"},
+		{Method: "PATCH", Path: "/v1/ops/failover/freeze-writes"},
+		{Method: "GET", Path: "/v1/ops/failover/status"},
 		{Method: "GET", Path: "/v1/ops/governance/evidence"},
 		{Method: "GET", Path: "/v1/ops/governance/status"},
 		{Method: "GET", Path: "/v1/ops/health"},

@@ -464,6 +464,432 @@ func (x *RunFailoverMaintenanceResponse) GetRun() *v1.MaintenanceRun {
 	return nil
 }
 
+type GetFailoverStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFailoverStatusRequest) Reset() {
+	*x = GetFailoverStatusRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFailoverStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFailoverStatusRequest) ProtoMessage() {}
+
+func (x *GetFailoverStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFailoverStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetFailoverStatusRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{6}
+}
+
+type GetFailoverStatusResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RegionId string                 `protobuf:"bytes,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// role: primary or secondary (REGION_ROLE until a failover changes it).
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// state: idle, freeze_writes, precheck, promoting, verification, completed, failed, rollback_pending,
+	// rolled_back.
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// database_in_recovery: this region's database is a streaming standby (pg_is_in_recovery()).
+	DatabaseInRecovery bool   `protobuf:"varint,4,opt,name=database_in_recovery,json=databaseInRecovery,proto3" json:"database_in_recovery,omitempty"`
+	Freeze             bool   `protobuf:"varint,5,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	FreezeReason       string `protobuf:"bytes,6,opt,name=freeze_reason,json=freezeReason,proto3" json:"freeze_reason,omitempty"`
+	// writes_allowed, and if not, why.
+	WritesAllowed       bool                   `protobuf:"varint,7,opt,name=writes_allowed,json=writesAllowed,proto3" json:"writes_allowed,omitempty"`
+	WritesRefusedReason string                 `protobuf:"bytes,8,opt,name=writes_refused_reason,json=writesRefusedReason,proto3" json:"writes_refused_reason,omitempty"`
+	RecentTransitions   []*Transition          `protobuf:"bytes,9,rep,name=recent_transitions,json=recentTransitions,proto3" json:"recent_transitions,omitempty"`
+	UpdatedAt           *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *GetFailoverStatusResponse) Reset() {
+	*x = GetFailoverStatusResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFailoverStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFailoverStatusResponse) ProtoMessage() {}
+
+func (x *GetFailoverStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFailoverStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetFailoverStatusResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetFailoverStatusResponse) GetRegionId() string {
+	if x != nil {
+		return x.RegionId
+	}
+	return ""
+}
+
+func (x *GetFailoverStatusResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GetFailoverStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GetFailoverStatusResponse) GetDatabaseInRecovery() bool {
+	if x != nil {
+		return x.DatabaseInRecovery
+	}
+	return false
+}
+
+func (x *GetFailoverStatusResponse) GetFreeze() bool {
+	if x != nil {
+		return x.Freeze
+	}
+	return false
+}
+
+func (x *GetFailoverStatusResponse) GetFreezeReason() string {
+	if x != nil {
+		return x.FreezeReason
+	}
+	return ""
+}
+
+func (x *GetFailoverStatusResponse) GetWritesAllowed() bool {
+	if x != nil {
+		return x.WritesAllowed
+	}
+	return false
+}
+
+func (x *GetFailoverStatusResponse) GetWritesRefusedReason() string {
+	if x != nil {
+		return x.WritesRefusedReason
+	}
+	return ""
+}
+
+func (x *GetFailoverStatusResponse) GetRecentTransitions() []*Transition {
+	if x != nil {
+		return x.RecentTransitions
+	}
+	return nil
+}
+
+func (x *GetFailoverStatusResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type Transition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromState     string                 `protobuf:"bytes,1,opt,name=from_state,json=fromState,proto3" json:"from_state,omitempty"`
+	ToState       string                 `protobuf:"bytes,2,opt,name=to_state,json=toState,proto3" json:"to_state,omitempty"`
+	Event         string                 `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transition) Reset() {
+	*x = Transition{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transition) ProtoMessage() {}
+
+func (x *Transition) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transition.ProtoReflect.Descriptor instead.
+func (*Transition) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Transition) GetFromState() string {
+	if x != nil {
+		return x.FromState
+	}
+	return ""
+}
+
+func (x *Transition) GetToState() string {
+	if x != nil {
+		return x.ToState
+	}
+	return ""
+}
+
+func (x *Transition) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *Transition) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Transition) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Transition) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type UpdateWriteFreezeRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Freeze bool                   `protobuf:"varint,1,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	// reason: 1 to 500 characters when freezing (shown to refused writers and audited).
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWriteFreezeRequest) Reset() {
+	*x = UpdateWriteFreezeRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWriteFreezeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWriteFreezeRequest) ProtoMessage() {}
+
+func (x *UpdateWriteFreezeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWriteFreezeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWriteFreezeRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateWriteFreezeRequest) GetFreeze() bool {
+	if x != nil {
+		return x.Freeze
+	}
+	return false
+}
+
+func (x *UpdateWriteFreezeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type UpdateWriteFreezeResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Status        *GetFailoverStatusResponse `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWriteFreezeResponse) Reset() {
+	*x = UpdateWriteFreezeResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWriteFreezeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWriteFreezeResponse) ProtoMessage() {}
+
+func (x *UpdateWriteFreezeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWriteFreezeResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWriteFreezeResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateWriteFreezeResponse) GetStatus() *GetFailoverStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type GetWriteGateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWriteGateRequest) Reset() {
+	*x = GetWriteGateRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWriteGateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWriteGateRequest) ProtoMessage() {}
+
+func (x *GetWriteGateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWriteGateRequest.ProtoReflect.Descriptor instead.
+func (*GetWriteGateRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{11}
+}
+
+type GetWriteGateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WritesAllowed bool                   `protobuf:"varint,1,opt,name=writes_allowed,json=writesAllowed,proto3" json:"writes_allowed,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWriteGateResponse) Reset() {
+	*x = GetWriteGateResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWriteGateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWriteGateResponse) ProtoMessage() {}
+
+func (x *GetWriteGateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWriteGateResponse.ProtoReflect.Descriptor instead.
+func (*GetWriteGateResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetWriteGateResponse) GetWritesAllowed() bool {
+	if x != nil {
+		return x.WritesAllowed
+	}
+	return false
+}
+
+func (x *GetWriteGateResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_nexusrag_failover_v1_failover_proto protoreflect.FileDescriptor
 
 const file_nexusrag_failover_v1_failover_proto_rawDesc = "" +
@@ -509,9 +935,44 @@ const file_nexusrag_failover_v1_failover_proto_rawDesc = "" +
 	"\x1dRunFailoverMaintenanceRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\"S\n" +
 	"\x1eRunFailoverMaintenanceResponse\x121\n" +
-	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run2\x94\x02\n" +
+	"\x03run\x18\x01 \x01(\v2\x1f.nexusrag.api.v1.MaintenanceRunR\x03run\"\x1a\n" +
+	"\x18GetFailoverStatusRequest\"\xb8\x03\n" +
+	"\x19GetFailoverStatusResponse\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\tR\bregionId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x120\n" +
+	"\x14database_in_recovery\x18\x04 \x01(\bR\x12databaseInRecovery\x12\x16\n" +
+	"\x06freeze\x18\x05 \x01(\bR\x06freeze\x12#\n" +
+	"\rfreeze_reason\x18\x06 \x01(\tR\ffreezeReason\x12%\n" +
+	"\x0ewrites_allowed\x18\a \x01(\bR\rwritesAllowed\x122\n" +
+	"\x15writes_refused_reason\x18\b \x01(\tR\x13writesRefusedReason\x12O\n" +
+	"\x12recent_transitions\x18\t \x03(\v2 .nexusrag.failover.v1.TransitionR\x11recentTransitions\x129\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb6\x01\n" +
+	"\n" +
+	"Transition\x12\x1d\n" +
+	"\n" +
+	"from_state\x18\x01 \x01(\tR\tfromState\x12\x19\n" +
+	"\bto_state\x18\x02 \x01(\tR\atoState\x12\x14\n" +
+	"\x05event\x18\x03 \x01(\tR\x05event\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"J\n" +
+	"\x18UpdateWriteFreezeRequest\x12\x16\n" +
+	"\x06freeze\x18\x01 \x01(\bR\x06freeze\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"d\n" +
+	"\x19UpdateWriteFreezeResponse\x12G\n" +
+	"\x06status\x18\x01 \x01(\v2/.nexusrag.failover.v1.GetFailoverStatusResponseR\x06status\"\x15\n" +
+	"\x13GetWriteGateRequest\"U\n" +
+	"\x14GetWriteGateResponse\x12%\n" +
+	"\x0ewrites_allowed\x18\x01 \x01(\bR\rwritesAllowed\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\xff\x04\n" +
 	"\x0fFailoverService\x12s\n" +
-	"\x0eGetDrReadiness\x12+.nexusrag.failover.v1.GetDrReadinessRequest\x1a,.nexusrag.failover.v1.GetDrReadinessResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x8b\x01\n" +
+	"\x0eGetDrReadiness\x12+.nexusrag.failover.v1.GetDrReadinessRequest\x1a,.nexusrag.failover.v1.GetDrReadinessResponse\"\x06\xca\xf3\x18\x02\b\x03\x12|\n" +
+	"\x11GetFailoverStatus\x12..nexusrag.failover.v1.GetFailoverStatusRequest\x1a/.nexusrag.failover.v1.GetFailoverStatusResponse\"\x06\xca\xf3\x18\x02\b\x03\x12|\n" +
+	"\x11UpdateWriteFreeze\x12..nexusrag.failover.v1.UpdateWriteFreezeRequest\x1a/.nexusrag.failover.v1.UpdateWriteFreezeResponse\"\x06\xca\xf3\x18\x02\b\x03\x12m\n" +
+	"\fGetWriteGate\x12).nexusrag.failover.v1.GetWriteGateRequest\x1a*.nexusrag.failover.v1.GetWriteGateResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x8b\x01\n" +
 	"\x16RunFailoverMaintenance\x123.nexusrag.failover.v1.RunFailoverMaintenanceRequest\x1a4.nexusrag.failover.v1.RunFailoverMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xe0\x01\n" +
 	"\x18com.nexusrag.failover.v1B\rFailoverProtoP\x01ZCgithub.com/nexusrag/nexusrag/gen/go/nexusrag/failover/v1;failoverv1\xa2\x02\x03NFX\xaa\x02\x14Nexusrag.Failover.V1\xca\x02\x14Nexusrag\\Failover\\V1\xe2\x02 Nexusrag\\Failover\\V1\\GPBMetadata\xea\x02\x16Nexusrag::Failover::V1b\x06proto3"
 
@@ -527,7 +988,7 @@ func file_nexusrag_failover_v1_failover_proto_rawDescGZIP() []byte {
 	return file_nexusrag_failover_v1_failover_proto_rawDescData
 }
 
-var file_nexusrag_failover_v1_failover_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_nexusrag_failover_v1_failover_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_nexusrag_failover_v1_failover_proto_goTypes = []any{
 	(*GetDrReadinessRequest)(nil),          // 0: nexusrag.failover.v1.GetDrReadinessRequest
 	(*GetDrReadinessResponse)(nil),         // 1: nexusrag.failover.v1.GetDrReadinessResponse
@@ -535,25 +996,42 @@ var file_nexusrag_failover_v1_failover_proto_goTypes = []any{
 	(*DrillSummary)(nil),                   // 3: nexusrag.failover.v1.DrillSummary
 	(*RunFailoverMaintenanceRequest)(nil),  // 4: nexusrag.failover.v1.RunFailoverMaintenanceRequest
 	(*RunFailoverMaintenanceResponse)(nil), // 5: nexusrag.failover.v1.RunFailoverMaintenanceResponse
-	(*timestamppb.Timestamp)(nil),          // 6: google.protobuf.Timestamp
-	(*v1.MaintenanceRun)(nil),              // 7: nexusrag.api.v1.MaintenanceRun
+	(*GetFailoverStatusRequest)(nil),       // 6: nexusrag.failover.v1.GetFailoverStatusRequest
+	(*GetFailoverStatusResponse)(nil),      // 7: nexusrag.failover.v1.GetFailoverStatusResponse
+	(*Transition)(nil),                     // 8: nexusrag.failover.v1.Transition
+	(*UpdateWriteFreezeRequest)(nil),       // 9: nexusrag.failover.v1.UpdateWriteFreezeRequest
+	(*UpdateWriteFreezeResponse)(nil),      // 10: nexusrag.failover.v1.UpdateWriteFreezeResponse
+	(*GetWriteGateRequest)(nil),            // 11: nexusrag.failover.v1.GetWriteGateRequest
+	(*GetWriteGateResponse)(nil),           // 12: nexusrag.failover.v1.GetWriteGateResponse
+	(*timestamppb.Timestamp)(nil),          // 13: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),              // 14: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_failover_v1_failover_proto_depIdxs = []int32{
-	2, // 0: nexusrag.failover.v1.GetDrReadinessResponse.last_backup:type_name -> nexusrag.failover.v1.BackupSummary
-	3, // 1: nexusrag.failover.v1.GetDrReadinessResponse.last_drill:type_name -> nexusrag.failover.v1.DrillSummary
-	6, // 2: nexusrag.failover.v1.GetDrReadinessResponse.generated_at:type_name -> google.protobuf.Timestamp
-	6, // 3: nexusrag.failover.v1.BackupSummary.created_at:type_name -> google.protobuf.Timestamp
-	6, // 4: nexusrag.failover.v1.DrillSummary.started_at:type_name -> google.protobuf.Timestamp
-	7, // 5: nexusrag.failover.v1.RunFailoverMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
-	0, // 6: nexusrag.failover.v1.FailoverService.GetDrReadiness:input_type -> nexusrag.failover.v1.GetDrReadinessRequest
-	4, // 7: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:input_type -> nexusrag.failover.v1.RunFailoverMaintenanceRequest
-	1, // 8: nexusrag.failover.v1.FailoverService.GetDrReadiness:output_type -> nexusrag.failover.v1.GetDrReadinessResponse
-	5, // 9: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:output_type -> nexusrag.failover.v1.RunFailoverMaintenanceResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2,  // 0: nexusrag.failover.v1.GetDrReadinessResponse.last_backup:type_name -> nexusrag.failover.v1.BackupSummary
+	3,  // 1: nexusrag.failover.v1.GetDrReadinessResponse.last_drill:type_name -> nexusrag.failover.v1.DrillSummary
+	13, // 2: nexusrag.failover.v1.GetDrReadinessResponse.generated_at:type_name -> google.protobuf.Timestamp
+	13, // 3: nexusrag.failover.v1.BackupSummary.created_at:type_name -> google.protobuf.Timestamp
+	13, // 4: nexusrag.failover.v1.DrillSummary.started_at:type_name -> google.protobuf.Timestamp
+	14, // 5: nexusrag.failover.v1.RunFailoverMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	8,  // 6: nexusrag.failover.v1.GetFailoverStatusResponse.recent_transitions:type_name -> nexusrag.failover.v1.Transition
+	13, // 7: nexusrag.failover.v1.GetFailoverStatusResponse.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 8: nexusrag.failover.v1.Transition.at:type_name -> google.protobuf.Timestamp
+	7,  // 9: nexusrag.failover.v1.UpdateWriteFreezeResponse.status:type_name -> nexusrag.failover.v1.GetFailoverStatusResponse
+	0,  // 10: nexusrag.failover.v1.FailoverService.GetDrReadiness:input_type -> nexusrag.failover.v1.GetDrReadinessRequest
+	6,  // 11: nexusrag.failover.v1.FailoverService.GetFailoverStatus:input_type -> nexusrag.failover.v1.GetFailoverStatusRequest
+	9,  // 12: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:input_type -> nexusrag.failover.v1.UpdateWriteFreezeRequest
+	11, // 13: nexusrag.failover.v1.FailoverService.GetWriteGate:input_type -> nexusrag.failover.v1.GetWriteGateRequest
+	4,  // 14: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:input_type -> nexusrag.failover.v1.RunFailoverMaintenanceRequest
+	1,  // 15: nexusrag.failover.v1.FailoverService.GetDrReadiness:output_type -> nexusrag.failover.v1.GetDrReadinessResponse
+	7,  // 16: nexusrag.failover.v1.FailoverService.GetFailoverStatus:output_type -> nexusrag.failover.v1.GetFailoverStatusResponse
+	10, // 17: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:output_type -> nexusrag.failover.v1.UpdateWriteFreezeResponse
+	12, // 18: nexusrag.failover.v1.FailoverService.GetWriteGate:output_type -> nexusrag.failover.v1.GetWriteGateResponse
+	5,  // 19: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:output_type -> nexusrag.failover.v1.RunFailoverMaintenanceResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_failover_v1_failover_proto_init() }
@@ -567,7 +1045,7 @@ func file_nexusrag_failover_v1_failover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_failover_v1_failover_proto_rawDesc), len(file_nexusrag_failover_v1_failover_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,9 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	FailoverService_GetDrReadiness_FullMethodName         = "/nexusrag.failover.v1.FailoverService/GetDrReadiness"
+	FailoverService_GetFailoverStatus_FullMethodName      = "/nexusrag.failover.v1.FailoverService/GetFailoverStatus"
+	FailoverService_UpdateWriteFreeze_FullMethodName      = "/nexusrag.failover.v1.FailoverService/UpdateWriteFreeze"
+	FailoverService_GetWriteGate_FullMethodName           = "/nexusrag.failover.v1.FailoverService/GetWriteGate"
 	FailoverService_RunFailoverMaintenance_FullMethodName = "/nexusrag.failover.v1.FailoverService/RunFailoverMaintenance"
 )
 
@@ -35,6 +38,14 @@ type FailoverServiceClient interface {
 	// GetDrReadiness: the age of the last backup and of the last successful restore drill, encryption and
 	// signing, measured against the recovery objectives (DR_RPO_SECONDS, DR_RTO_SECONDS).
 	GetDrReadiness(ctx context.Context, in *GetDrReadinessRequest, opts ...grpc.CallOption) (*GetDrReadinessResponse, error)
+	// GetFailoverStatus: this region, its role, where its failover stands, whether it takes writes and why
+	// not.
+	GetFailoverStatus(ctx context.Context, in *GetFailoverStatusRequest, opts ...grpc.CallOption) (*GetFailoverStatusResponse, error)
+	// UpdateWriteFreeze turns the operator's write freeze of this region on or off (platform admins:
+	// PLATFORM_ADMIN_TENANTS). While frozen, every write route answers 503 WRITES_FROZEN; reads go on.
+	UpdateWriteFreeze(ctx context.Context, in *UpdateWriteFreezeRequest, opts ...grpc.CallOption) (*UpdateWriteFreezeResponse, error)
+	// GetWriteGate says whether this region takes writes (internal: the gateway, every second).
+	GetWriteGate(ctx context.Context, in *GetWriteGateRequest, opts ...grpc.CallOption) (*GetWriteGateResponse, error)
 	// RunFailoverMaintenance runs backup_create_scheduled, backup_prune_retention or restore_drill_scheduled
 	// now (internal: ops, for POST /v1/admin/maintenance/run).
 	RunFailoverMaintenance(ctx context.Context, in *RunFailoverMaintenanceRequest, opts ...grpc.CallOption) (*RunFailoverMaintenanceResponse, error)
@@ -52,6 +63,36 @@ func (c *failoverServiceClient) GetDrReadiness(ctx context.Context, in *GetDrRea
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDrReadinessResponse)
 	err := c.cc.Invoke(ctx, FailoverService_GetDrReadiness_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) GetFailoverStatus(ctx context.Context, in *GetFailoverStatusRequest, opts ...grpc.CallOption) (*GetFailoverStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFailoverStatusResponse)
+	err := c.cc.Invoke(ctx, FailoverService_GetFailoverStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) UpdateWriteFreeze(ctx context.Context, in *UpdateWriteFreezeRequest, opts ...grpc.CallOption) (*UpdateWriteFreezeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWriteFreezeResponse)
+	err := c.cc.Invoke(ctx, FailoverService_UpdateWriteFreeze_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) GetWriteGate(ctx context.Context, in *GetWriteGateRequest, opts ...grpc.CallOption) (*GetWriteGateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWriteGateResponse)
+	err := c.cc.Invoke(ctx, FailoverService_GetWriteGate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +118,14 @@ type FailoverServiceServer interface {
 	// GetDrReadiness: the age of the last backup and of the last successful restore drill, encryption and
 	// signing, measured against the recovery objectives (DR_RPO_SECONDS, DR_RTO_SECONDS).
 	GetDrReadiness(context.Context, *GetDrReadinessRequest) (*GetDrReadinessResponse, error)
+	// GetFailoverStatus: this region, its role, where its failover stands, whether it takes writes and why
+	// not.
+	GetFailoverStatus(context.Context, *GetFailoverStatusRequest) (*GetFailoverStatusResponse, error)
+	// UpdateWriteFreeze turns the operator's write freeze of this region on or off (platform admins:
+	// PLATFORM_ADMIN_TENANTS). While frozen, every write route answers 503 WRITES_FROZEN; reads go on.
+	UpdateWriteFreeze(context.Context, *UpdateWriteFreezeRequest) (*UpdateWriteFreezeResponse, error)
+	// GetWriteGate says whether this region takes writes (internal: the gateway, every second).
+	GetWriteGate(context.Context, *GetWriteGateRequest) (*GetWriteGateResponse, error)
 	// RunFailoverMaintenance runs backup_create_scheduled, backup_prune_retention or restore_drill_scheduled
 	// now (internal: ops, for POST /v1/admin/maintenance/run).
 	RunFailoverMaintenance(context.Context, *RunFailoverMaintenanceRequest) (*RunFailoverMaintenanceResponse, error)
@@ -92,6 +141,15 @@ type UnimplementedFailoverServiceServer struct{}
 
 func (UnimplementedFailoverServiceServer) GetDrReadiness(context.Context, *GetDrReadinessRequest) (*GetDrReadinessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDrReadiness not implemented")
+}
+func (UnimplementedFailoverServiceServer) GetFailoverStatus(context.Context, *GetFailoverStatusRequest) (*GetFailoverStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFailoverStatus not implemented")
+}
+func (UnimplementedFailoverServiceServer) UpdateWriteFreeze(context.Context, *UpdateWriteFreezeRequest) (*UpdateWriteFreezeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWriteFreeze not implemented")
+}
+func (UnimplementedFailoverServiceServer) GetWriteGate(context.Context, *GetWriteGateRequest) (*GetWriteGateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWriteGate not implemented")
 }
 func (UnimplementedFailoverServiceServer) RunFailoverMaintenance(context.Context, *RunFailoverMaintenanceRequest) (*RunFailoverMaintenanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunFailoverMaintenance not implemented")
@@ -135,6 +193,60 @@ func _FailoverService_GetDrReadiness_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FailoverService_GetFailoverStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFailoverStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).GetFailoverStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_GetFailoverStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).GetFailoverStatus(ctx, req.(*GetFailoverStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_UpdateWriteFreeze_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWriteFreezeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).UpdateWriteFreeze(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_UpdateWriteFreeze_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).UpdateWriteFreeze(ctx, req.(*UpdateWriteFreezeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_GetWriteGate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWriteGateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).GetWriteGate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_GetWriteGate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).GetWriteGate(ctx, req.(*GetWriteGateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FailoverService_RunFailoverMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RunFailoverMaintenanceRequest)
 	if err := dec(in); err != nil {
@@ -163,6 +275,18 @@ var FailoverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDrReadiness",
 			Handler:    _FailoverService_GetDrReadiness_Handler,
+		},
+		{
+			MethodName: "GetFailoverStatus",
+			Handler:    _FailoverService_GetFailoverStatus_Handler,
+		},
+		{
+			MethodName: "UpdateWriteFreeze",
+			Handler:    _FailoverService_UpdateWriteFreeze_Handler,
+		},
+		{
+			MethodName: "GetWriteGate",
+			Handler:    _FailoverService_GetWriteGate_Handler,
 		},
 		{
 			MethodName: "RunFailoverMaintenance",
