@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/services/governance"
 )
@@ -136,17 +137,15 @@ func TestGovernanceScenario(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, p.do(http.MethodGet, "/v1/documents/d-old", admin, "").Status)
 	// Retrieval agrees in the same step: the deleted document's chunks are gone, the held one's are found.
 	require.Empty(t, p.sqlStrings(`SELECT chunk_id::text FROM retrieval.chunks WHERE tenant_id = 't-g' AND document_id = 'd-old'`))
-	_, events := p.runStream(admin, `{"session_id": "s-check", "corpus_id": "c1", "message": "Expired release notes about the quarterly gates", "top_k": 10}`)
-	var cited []string
-	for _, e := range events {
-		if e.typ == "message.final" {
-			for _, c := range e.Data["citations"].([]any) {
-				cited = append(cited, c.(map[string]any)["document_id"].(string))
-			}
-		}
+	hits, err := retrievalv1.NewRetrievalServiceClient(bareConn(t, p.GRPC)).Retrieve(withKey(context.Background(), admin),
+		&retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "Expired release notes about the quarterly gates", TopK: 10})
+	require.NoError(t, err)
+	var found []string
+	for _, c := range hits.GetChunks() {
+		found = append(found, c.GetDocumentId())
 	}
-	require.NotContains(t, cited, "d-old")
-	require.Contains(t, cited, "d-held")
+	require.NotContains(t, found, "d-old", "retrieval no longer finds the deleted document")
+	require.Contains(t, found, "d-held")
 
 	// DSAR export of session s-dsar: every row about it, with checksums.
 	dsarMessages := p.sqlStrings(`SELECT seq::text FROM run.messages WHERE tenant_id = 't-g' AND session_id = 's-dsar' ORDER BY seq::text`)
