@@ -86,6 +86,13 @@ func TestBackupsOverTheBinary(t *testing.T) {
 	require.Equal(t, id[1], r.data()["last_backup"].(map[string]any)["backup_id"])
 	require.Equal(t, true, r.data()["last_drill"].(map[string]any)["ok"])
 
+	// A set that vanished from disk is not a backup, whatever the table says.
+	require.NoError(t, os.Rename(id[2], id[2]+".moved"))
+	r = p.do(http.MethodGet, "/v1/ops/dr/readiness", op, "")
+	require.Equal(t, "not_ready", r.data()["status"])
+	require.Contains(t, r.data()["reasons"].([]any)[0], "is recorded, but its manifest")
+	require.NoError(t, os.Rename(id[2]+".moved", id[2]))
+
 	// A hold on the set: the governance side of pruning.
 	r = p.do(http.MethodPost, "/v1/admin/governance/legal-holds", op, `{"scope_type": "backup_set", "scope_id": "`+id[1]+`", "reason": "matter 9"}`)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)

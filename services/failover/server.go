@@ -247,10 +247,11 @@ func (s *Server) GetDrReadiness(ctx context.Context, _ *failoverv1.GetDrReadines
 	now := s.now()
 	out := &failoverv1.GetDrReadinessResponse{BackupsEnabled: s.cfg.Enabled, EncryptionEnabled: s.cfg.EncryptionEnabled, SigningEnabled: s.cfg.SigningEnabled,
 		RpoSeconds: s.cfg.RPOSeconds, RtoSeconds: s.cfg.RTOSeconds, GeneratedAt: timestamppb.New(now)}
-	var err error
-	if out.LastBackup, err = s.store.lastBackup(ctx); err != nil {
+	last, dir, err := s.store.lastBackup(ctx)
+	if err != nil {
 		return nil, err
 	}
+	out.LastBackup = last
 	if out.LastDrill, err = s.store.lastDrill(ctx, false); err != nil {
 		return nil, err
 	}
@@ -265,6 +266,8 @@ func (s *Server) GetDrReadiness(ctx context.Context, _ *failoverv1.GetDrReadines
 	switch b := out.LastBackup; {
 	case b == nil:
 		notReady = append(notReady, "no backup of the database exists")
+	case !setIntact(dir, b.GetManifestSha256()):
+		notReady = append(notReady, fmt.Sprintf("the last backup %s is recorded, but its manifest in %s is missing or changed", b.GetBackupId(), dir))
 	default:
 		out.LastBackupAgeSeconds = int64(now.Sub(b.GetCreatedAt().AsTime()).Seconds())
 		if out.LastBackupAgeSeconds > 2*s.cfg.RPOSeconds {
@@ -303,6 +306,12 @@ func (s *Server) GetDrReadiness(ctx context.Context, _ *failoverv1.GetDrReadines
 		out.Status, out.Reasons = "ready", []string{}
 	}
 	return out, nil
+}
+
+// setIntact reports whether a set's manifest is where it was written, unchanged.
+func setIntact(dir, manifestSHA string) bool {
+	sum, _, err := hashFile(filepath.Join(dir, "manifest.json"))
+	return err == nil && sum == manifestSHA
 }
 
 func span(seconds int64) string {

@@ -43,21 +43,22 @@ func (s *Store) RecordDrill(ctx context.Context, backupID string, ok bool, detai
 	return err
 }
 
-// lastBackup is the newest set not pruned, or nil.
-func (s *Store) lastBackup(ctx context.Context) (*failoverv1.BackupSummary, error) {
+// lastBackup is the newest set with the database not pruned, and its directory; nil if none.
+func (s *Store) lastBackup(ctx context.Context) (*failoverv1.BackupSummary, string, error) {
 	var b failoverv1.BackupSummary
 	var created time.Time
-	err := s.pool.QueryRow(ctx, `SELECT backup_id, type, created_at, bytes, encrypted, signed, manifest_sha256 FROM failover.backups
+	var dir string
+	err := s.pool.QueryRow(ctx, `SELECT backup_id, type, created_at, bytes, encrypted, signed, manifest_sha256, dir FROM failover.backups
 		WHERE pruned_at IS NULL AND type IN ('all', 'db') ORDER BY created_at DESC LIMIT 1`).
-		Scan(&b.BackupId, &b.Type, &created, &b.Bytes, &b.Encrypted, &b.Signed, &b.ManifestSha256)
+		Scan(&b.BackupId, &b.Type, &created, &b.Bytes, &b.Encrypted, &b.Signed, &b.ManifestSha256, &dir)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("last backup: %w", err)
+		return nil, "", fmt.Errorf("last backup: %w", err)
 	}
 	b.CreatedAt = timestamppb.New(created)
-	return &b, nil
+	return &b, dir, nil
 }
 
 // lastDrill is the newest drill (okOnly: the newest successful one), or nil.
