@@ -44,7 +44,7 @@ func TestWriteFreeze(t *testing.T) {
 	r = write()
 	require.Equal(t, "WRITES_FROZEN", r.errorCode())
 	require.Equal(t, "30", r.Header.Get("Retry-After"))
-	require.Contains(t, r.JSON["error"].(map[string]any)["message"], "database maintenance")
+	require.Contains(t, r.JSON["error"].(map[string]any)["message"], "writes are frozen: database maintenance")
 	res, _ := p.runStream(op, `{"session_id": "s", "corpus_id": "c1", "message": "hello"}`)
 	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "a run writes its session")
 	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/corpora", op, "").Status, "reads go on")
@@ -73,4 +73,16 @@ func TestSecondaryRegionRefusesWrites(t *testing.T) {
 	s := p.do(http.MethodGet, "/v1/ops/failover/status", admin, "")
 	require.Equal(t, "secondary", s.data()["role"])
 	require.Equal(t, false, s.data()["writes_allowed"])
+}
+
+func TestPrimaryWithoutStandbyRefusesWritesWhenAsked(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, []string{"WRITE_FREEZE_ON_UNHEALTHY_REPLICA=true", "WRITE_GATE_SYNC_INTERVAL=100ms"})
+	_, admin := p.createKey("t1", "admin")
+	var r response
+	require.Eventually(t, func() bool {
+		r = p.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing": true}`)
+		return r.Status == http.StatusServiceUnavailable
+	}, 5*time.Second, 20*time.Millisecond, "the test server's PostgreSQL has no standby")
+	require.Contains(t, r.JSON["error"].(map[string]any)["message"], "no standby streams")
 }

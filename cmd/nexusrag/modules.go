@@ -21,6 +21,7 @@ import (
 	uiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ui/v1"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/maintenance"
 	"github.com/nexusrag/nexusrag/pkg/reqstats"
 	"github.com/nexusrag/nexusrag/services/billing"
@@ -138,6 +139,21 @@ func initFailover(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	// The other regions' failover services, reached with this platform's service keys.
+	peerList, err := cfg.Peers()
+	if err != nil {
+		return err
+	}
+	peers := map[string]failoverv1.FailoverServiceClient{}
+	for _, pr := range peerList {
+		cc, err := grpcx.Dial(pr.GRPCAddr, grpcx.ClientOptions{Tokens: a.tokens, TLS: a.clientTLS, Telemetry: a.tel})
+		if err != nil {
+			return fmt.Errorf("PEER_REGIONS_JSON: region %s: %w", pr.RegionID, err)
+		}
+		a.conns["region:"+pr.RegionID] = cc
+		peers[pr.RegionID] = failoverv1.NewFailoverServiceClient(cc)
+	}
+	srv.WithRedis(a.rdb, a.cfg.RedisKeyPrefix, peers)
 	// The backup tasks follow BACKUP_SCHEDULE_CRON, not MAINTENANCE_INTERVAL.
 	srv.WithMaintenance(maintenance.NewRunner("failover", a.rdb, a.cfg.RedisKeyPrefix, a.rec, a.log, srv.Tasks()...))
 	a.failover = srv

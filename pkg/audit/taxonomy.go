@@ -112,6 +112,10 @@ const (
 	TypeRestoreDrill = "backup.restore_drill"
 	// TypeWriteFreezeChanged: an operator froze or unfroze a region's writes.
 	TypeWriteFreezeChanged = "failover.write_freeze_changed"
+	// TypeFailoverTokenIssued: a one-time promote or rollback token was issued (never the token).
+	TypeFailoverTokenIssued = "failover.token_issued"
+	// TypeFailoverTransition: a failover moved from one state to another.
+	TypeFailoverTransition = "failover.transition"
 )
 
 // Types lists every known event type.
@@ -126,7 +130,7 @@ func Types() []string {
 		TypeRolloutChanged, TypePolicyChanged, TypePolicyDenied, TypeLegalHoldCreated, TypeLegalHoldReleased,
 		TypeRetentionPolicyChanged, TypeRetentionRunStarted, TypeRetentionRunCompleted, TypeDsarRequested, TypeDsarApproved,
 		TypeDsarCompleted, TypeMaintenanceRun, TypeBackupCreated, TypeBackupRestored, TypeBackupPruned, TypeRestoreDrill,
-		TypeWriteFreezeChanged,
+		TypeWriteFreezeChanged, TypeFailoverTokenIssued, TypeFailoverTransition,
 	}
 }
 

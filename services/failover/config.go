@@ -1,8 +1,10 @@
 package failover
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/robfig/cron/v3"
@@ -33,7 +35,19 @@ type Config struct {
 	// RegionID names this region; RegionRole is its role until a failover changes it.
 	RegionID   string `env:"REGION_ID" envDefault:"local"`
 	RegionRole string `env:"REGION_ROLE" envDefault:"primary"`
-	// PlatformAdminTenants may freeze writes (the platform's operators).
+	// Failover (README "Failover"): whether this region may be promoted, how, and its bounds.
+	FailoverEnabled bool   `env:"FAILOVER_ENABLED" envDefault:"false"`
+	FailoverMode    string `env:"FAILOVER_MODE" envDefault:"manual"`
+	LagMaxSeconds   int64  `env:"REPLICATION_LAG_MAX_SECONDS" envDefault:"30"`
+	// HealthRequired refuses a promotion (without force) when this standby does not stream.
+	HealthRequired bool `env:"REPLICATION_HEALTH_REQUIRED" envDefault:"true"`
+	// FreezeOnUnhealthyReplica refuses writes on a primary that no standby streams from.
+	FreezeOnUnhealthyReplica bool  `env:"WRITE_FREEZE_ON_UNHEALTHY_REPLICA" envDefault:"false"`
+	CooldownSeconds          int64 `env:"FAILOVER_COOLDOWN_SECONDS" envDefault:"300"`
+	TokenTTLSeconds          int64 `env:"FAILOVER_TOKEN_TTL_SECONDS" envDefault:"300"`
+	// PeerRegionsJSON lists the other regions: [{"region_id": "a", "grpc_addr": "host:9000"}].
+	PeerRegionsJSON string `env:"PEER_REGIONS_JSON" envDefault:"[]"`
+	// PlatformAdminTenants may freeze writes and fail over (the platform's operators).
 	PlatformAdminTenants []string `env:"PLATFORM_ADMIN_TENANTS" envSeparator:","`
 }
 
@@ -62,6 +76,15 @@ func (c *Config) Validate() error {
 	if c.RegionRole != "primary" && c.RegionRole != "secondary" {
 		errs = append(errs, fmt.Errorf("REGION_ROLE: %q is not primary or secondary", c.RegionRole))
 	}
+	if c.FailoverMode != "manual" && c.FailoverMode != "assisted" {
+		errs = append(errs, fmt.Errorf("FAILOVER_MODE: %q is not manual or assisted", c.FailoverMode))
+	}
+	if c.LagMaxSeconds < 0 || c.CooldownSeconds < 0 || c.TokenTTLSeconds < 1 || c.TokenTTLSeconds > 3600 {
+		errs = append(errs, errors.New("REPLICATION_LAG_MAX_SECONDS, FAILOVER_COOLDOWN_SECONDS: at least 0; FAILOVER_TOKEN_TTL_SECONDS: 1..3600"))
+	}
+	if _, err := c.Peers(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RegionID == "" || len(c.RegionID) > 64 {
 		errs = append(errs, errors.New("REGION_ID: 1 to 64 characters"))
 	}
@@ -69,4 +92,29 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("BACKUP_LOCAL_DIR: empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// Peer is another region's failover service.
+type Peer struct {
+	RegionID string `json:"region_id"`
+	GRPCAddr string `json:"grpc_addr"`
+}
+
+// Peers parses PEER_REGIONS_JSON.
+func (c *Config) Peers() ([]Peer, error) {
+	var peers []Peer
+	dec := json.NewDecoder(strings.NewReader(c.PeerRegionsJSON))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&peers); err != nil {
+		return nil, fmt.Errorf(`PEER_REGIONS_JSON: want [{"region_id": "a", "grpc_addr": "host:9000"}]: %v`, err)
+	}
+	for _, p := range peers {
+		if p.RegionID == "" || p.RegionID == c.RegionID {
+			return nil, fmt.Errorf("PEER_REGIONS_JSON: each peer needs a region_id other than REGION_ID (%q)", c.RegionID)
+		}
+		if _, _, err := net.SplitHostPort(p.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("PEER_REGIONS_JSON: region %s: grpc_addr %q is not host:port", p.RegionID, p.GRPCAddr)
+		}
+	}
+	return peers, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,7 +15,6 @@ import (
 	failoverv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/failover/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
-	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
 // Codes of the failover control plane.
@@ -43,16 +41,30 @@ func (s *Server) region(ctx context.Context) (*failoverv1.GetFailoverStatusRespo
 	default:
 		st.UpdatedAt = timestamppb.New(updated)
 	}
+	if s.rdb != nil { // a failover in flight, recorded here while the database is a standby
+		if v, err := s.rdb.Get(ctx, s.key("state", s.cfg.RegionID)).Result(); err == nil {
+			st.State = v
+		}
+	}
 	st.WritesAllowed, st.WritesRefusedReason = true, ""
 	switch {
 	case st.DatabaseInRecovery:
 		st.WritesAllowed, st.WritesRefusedReason = false, fmt.Sprintf("region %s's database is a standby (in recovery): writes go to the primary region", st.RegionId)
+	case st.Freeze: // before the role: a failover's freeze says which region is taking over
+		st.WritesAllowed, st.WritesRefusedReason = false, "writes are frozen: "+st.FreezeReason
 	case st.Role != "primary":
 		st.WritesAllowed, st.WritesRefusedReason = false, fmt.Sprintf("region %s is a secondary: writes go to the primary region", st.RegionId)
-	case st.Freeze:
-		st.WritesAllowed, st.WritesRefusedReason = false, "writes are frozen by an operator: "+st.FreezeReason
 	case WritesFrozen(State(st.State)):
 		st.WritesAllowed, st.WritesRefusedReason = false, fmt.Sprintf("a failover of region %s is in progress (%s)", st.RegionId, st.State)
+	case s.cfg.FreezeOnUnhealthyReplica:
+		var streaming int
+		if err := s.store.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'`).Scan(&streaming); err != nil {
+			return nil, fmt.Errorf("replication state: %w", err)
+		}
+		if streaming == 0 {
+			st.WritesAllowed, st.WritesRefusedReason = false,
+				fmt.Sprintf("no standby streams from region %s, so a failover would lose what is written now (WRITE_FREEZE_ON_UNHEALTHY_REPLICA)", st.RegionId)
+		}
 	}
 	rows, err := s.store.pool.Query(ctx, `SELECT from_state, to_state, event, actor, reason, at FROM failover.transitions
 		WHERE region_id = $1 ORDER BY transition_id DESC LIMIT 10`, s.cfg.RegionID)
@@ -88,13 +100,9 @@ func (s *Server) UpdateWriteFreeze(ctx context.Context, req *failoverv1.UpdateWr
 	if n := utf8.RuneCountInString(req.GetReason()); req.GetFreeze() && (n == 0 || n > 500) {
 		return nil, apierr.InvalidArgument("reason", "reason must be 1 to 500 characters when freezing (it is shown to refused writers)")
 	}
-	p, err := principal.Require(ctx)
+	p, err := s.platformAdmin(ctx, "freezing writes")
 	if err != nil {
 		return nil, err
-	}
-	if !slices.Contains(s.cfg.PlatformAdminTenants, p.TenantID) {
-		return nil, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"freezing writes is the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS do it")
 	}
 	var inRecovery bool
 	if err := s.store.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,6 +38,10 @@ type Server struct {
 	audit       Recorder
 	log         *slog.Logger
 	now         func() time.Time
+	// The control plane's Redis (keys under prefix) and the other regions.
+	rdb    redis.UniversalClient
+	prefix string
+	peers  map[string]failoverv1.FailoverServiceClient
 }
 
 // NewServer returns the service over the database at dbURL; holds answers the legal holds

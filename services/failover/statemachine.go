@@ -8,8 +8,8 @@ type State string
 // The states of a failover (README "Failover"):
 //
 //	idle -> freeze_writes -> precheck -> promoting -> verification -> completed
-//	                            |            |             |
-//	                            +------------+-------------+--> failed -> rollback_pending -> rolled_back
+//	             |              |            |             |
+//	             +--------------+------------+-------------+--> failed -> rollback_pending -> rolled_back
 //
 // completed and rolled_back return to idle when the next failover starts.
 const (
@@ -35,6 +35,7 @@ type Event string
 const (
 	EventPromoteRequested  Event = "promote_requested"  // an operator asked, with a valid token
 	EventWritesFrozen      Event = "writes_frozen"      // every region refuses writes
+	EventFreezeFailed      Event = "freeze_failed"      // a peer could not be frozen
 	EventPrecheckPassed    Event = "precheck_passed"    // replication healthy, lag within bounds
 	EventPrecheckFailed    Event = "precheck_failed"    //
 	EventPromoted          Event = "promoted"           // the target's database left recovery
@@ -47,7 +48,7 @@ const (
 )
 
 // Events lists every event.
-var Events = []Event{EventPromoteRequested, EventWritesFrozen, EventPrecheckPassed, EventPrecheckFailed, EventPromoted, EventPromoteFailed,
+var Events = []Event{EventPromoteRequested, EventWritesFrozen, EventFreezeFailed, EventPrecheckPassed, EventPrecheckFailed, EventPromoted, EventPromoteFailed,
 	EventVerified, EventVerifyFailed, EventRollbackRequested, EventRollbackSucceeded, EventRollbackFailed}
 
 // transitions is the whole machine: what each event does in each state. Anything absent
@@ -56,7 +57,7 @@ var transitions = map[State]map[Event]State{
 	StateIdle:            {EventPromoteRequested: StateFreezeWrites},
 	StateCompleted:       {EventPromoteRequested: StateFreezeWrites},
 	StateRolledBack:      {EventPromoteRequested: StateFreezeWrites},
-	StateFreezeWrites:    {EventWritesFrozen: StatePrecheck},
+	StateFreezeWrites:    {EventWritesFrozen: StatePrecheck, EventFreezeFailed: StateFailed},
 	StatePrecheck:        {EventPrecheckPassed: StatePromoting, EventPrecheckFailed: StateFailed},
 	StatePromoting:       {EventPromoted: StateVerification, EventPromoteFailed: StateFailed},
 	StateVerification:    {EventVerified: StateCompleted, EventVerifyFailed: StateFailed},

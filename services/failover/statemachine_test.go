@@ -12,17 +12,17 @@ import (
 // TestTransitionTable: every state x every event. Each row is a state; each column the
 // state an event leads to, in the order of failover.Events, "-" where it is refused.
 func TestTransitionTable(t *testing.T) {
-	//                 promote_req    frozen    pre_ok     pre_fail promoted      prom_fail verified  verify_fail rollback_req     rb_ok       rb_fail
+	//                 promote_req    frozen    frz_fail pre_ok     pre_fail promoted      prom_fail verified  verify_fail rollback_req     rb_ok       rb_fail
 	table := `
-idle               freeze_writes  -         -          -        -             -         -         -           -                -           -
-freeze_writes      -              precheck  -          -        -             -         -         -           -                -           -
-precheck           -              -         promoting  failed   -             -         -         -           -                -           -
-promoting          -              -         -          -        verification  failed    -         -           -                -           -
-verification       -              -         -          -        -             -         completed failed      -                -           -
-completed          freeze_writes  -         -          -        -             -         -         -           -                -           -
-failed             -              -         -          -        -             -         -         -           rollback_pending -           -
-rollback_pending   -              -         -          -        -             -         -         -           -                rolled_back rollback_pending
-rolled_back        freeze_writes  -         -          -        -             -         -         -           -                -           -
+idle               freeze_writes  -         -        -          -        -             -         -         -           -                -           -
+freeze_writes      -              precheck  failed   -          -        -             -         -         -           -                -           -
+precheck           -              -         -        promoting  failed   -             -         -         -           -                -           -
+promoting          -              -         -        -          -        verification  failed    -         -           -                -           -
+verification       -              -         -        -          -        -             -         completed failed      -                -           -
+completed          freeze_writes  -         -        -          -        -             -         -         -           -                -           -
+failed             -              -         -        -          -        -             -         -         -           rollback_pending -           -
+rollback_pending   -              -         -        -          -        -             -         -         -           -                rolled_back rollback_pending
+rolled_back        freeze_writes  -         -        -          -        -             -         -         -           -                -           -
 `
 	rows := 0
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n") {

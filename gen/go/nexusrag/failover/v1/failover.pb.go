@@ -890,6 +890,659 @@ func (x *GetWriteGateResponse) GetReason() string {
 	return ""
 }
 
+type GetFailoverReadinessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFailoverReadinessRequest) Reset() {
+	*x = GetFailoverReadinessRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFailoverReadinessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFailoverReadinessRequest) ProtoMessage() {}
+
+func (x *GetFailoverReadinessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFailoverReadinessRequest.ProtoReflect.Descriptor instead.
+func (*GetFailoverReadinessRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{13}
+}
+
+type GetFailoverReadinessResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	RegionId           string                 `protobuf:"bytes,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	Role               string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	DatabaseInRecovery bool                   `protobuf:"varint,3,opt,name=database_in_recovery,json=databaseInRecovery,proto3" json:"database_in_recovery,omitempty"`
+	// On a standby: whether its WAL receiver streams, and how far its replay is behind (0 when it has
+	// replayed all it received).
+	Streaming  bool    `protobuf:"varint,4,opt,name=streaming,proto3" json:"streaming,omitempty"`
+	LagSeconds float64 `protobuf:"fixed64,5,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	// On a primary: the standbys streaming from it.
+	Standbys        []*Standby `protobuf:"bytes,6,rep,name=standbys,proto3" json:"standbys,omitempty"`
+	LagMaxSeconds   int64      `protobuf:"varint,7,opt,name=lag_max_seconds,json=lagMaxSeconds,proto3" json:"lag_max_seconds,omitempty"`
+	FailoverEnabled bool       `protobuf:"varint,8,opt,name=failover_enabled,json=failoverEnabled,proto3" json:"failover_enabled,omitempty"`
+	// mode: manual or assisted.
+	Mode string `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`
+	// ready_to_promote: this region is a standby that could be promoted now; reasons say why not.
+	ReadyToPromote bool     `protobuf:"varint,10,opt,name=ready_to_promote,json=readyToPromote,proto3" json:"ready_to_promote,omitempty"`
+	Reasons        []string `protobuf:"bytes,11,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetFailoverReadinessResponse) Reset() {
+	*x = GetFailoverReadinessResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFailoverReadinessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFailoverReadinessResponse) ProtoMessage() {}
+
+func (x *GetFailoverReadinessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFailoverReadinessResponse.ProtoReflect.Descriptor instead.
+func (*GetFailoverReadinessResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetFailoverReadinessResponse) GetRegionId() string {
+	if x != nil {
+		return x.RegionId
+	}
+	return ""
+}
+
+func (x *GetFailoverReadinessResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GetFailoverReadinessResponse) GetDatabaseInRecovery() bool {
+	if x != nil {
+		return x.DatabaseInRecovery
+	}
+	return false
+}
+
+func (x *GetFailoverReadinessResponse) GetStreaming() bool {
+	if x != nil {
+		return x.Streaming
+	}
+	return false
+}
+
+func (x *GetFailoverReadinessResponse) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
+func (x *GetFailoverReadinessResponse) GetStandbys() []*Standby {
+	if x != nil {
+		return x.Standbys
+	}
+	return nil
+}
+
+func (x *GetFailoverReadinessResponse) GetLagMaxSeconds() int64 {
+	if x != nil {
+		return x.LagMaxSeconds
+	}
+	return 0
+}
+
+func (x *GetFailoverReadinessResponse) GetFailoverEnabled() bool {
+	if x != nil {
+		return x.FailoverEnabled
+	}
+	return false
+}
+
+func (x *GetFailoverReadinessResponse) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *GetFailoverReadinessResponse) GetReadyToPromote() bool {
+	if x != nil {
+		return x.ReadyToPromote
+	}
+	return false
+}
+
+func (x *GetFailoverReadinessResponse) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+type Standby struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ClientAddr       string                 `protobuf:"bytes,1,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	State            string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ReplayLagSeconds float64                `protobuf:"fixed64,3,opt,name=replay_lag_seconds,json=replayLagSeconds,proto3" json:"replay_lag_seconds,omitempty"`
+	LagBytes         int64                  `protobuf:"varint,4,opt,name=lag_bytes,json=lagBytes,proto3" json:"lag_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Standby) Reset() {
+	*x = Standby{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Standby) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Standby) ProtoMessage() {}
+
+func (x *Standby) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Standby.ProtoReflect.Descriptor instead.
+func (*Standby) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Standby) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *Standby) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Standby) GetReplayLagSeconds() float64 {
+	if x != nil {
+		return x.ReplayLagSeconds
+	}
+	return 0
+}
+
+func (x *Standby) GetLagBytes() int64 {
+	if x != nil {
+		return x.LagBytes
+	}
+	return 0
+}
+
+type RequestFailoverTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// purpose: promote or rollback.
+	Purpose       string `protobuf:"bytes,1,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestFailoverTokenRequest) Reset() {
+	*x = RequestFailoverTokenRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestFailoverTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestFailoverTokenRequest) ProtoMessage() {}
+
+func (x *RequestFailoverTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestFailoverTokenRequest.ProtoReflect.Descriptor instead.
+func (*RequestFailoverTokenRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RequestFailoverTokenRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *RequestFailoverTokenRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RequestFailoverTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestFailoverTokenResponse) Reset() {
+	*x = RequestFailoverTokenResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestFailoverTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestFailoverTokenResponse) ProtoMessage() {}
+
+func (x *RequestFailoverTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestFailoverTokenResponse.ProtoReflect.Descriptor instead.
+func (*RequestFailoverTokenResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RequestFailoverTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RequestFailoverTokenResponse) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *RequestFailoverTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type PromoteRegionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// target_region must be this region's REGION_ID: send the request to the target region.
+	TargetRegion string `protobuf:"bytes,1,opt,name=target_region,json=targetRegion,proto3" json:"target_region,omitempty"`
+	Token        string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Reason       string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// force promotes despite unhealthy replication, lag over the maximum or unreachable peers.
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteRegionRequest) Reset() {
+	*x = PromoteRegionRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteRegionRequest) ProtoMessage() {}
+
+func (x *PromoteRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteRegionRequest.ProtoReflect.Descriptor instead.
+func (*PromoteRegionRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PromoteRegionRequest) GetTargetRegion() string {
+	if x != nil {
+		return x.TargetRegion
+	}
+	return ""
+}
+
+func (x *PromoteRegionRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *PromoteRegionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PromoteRegionRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type PromoteRegionResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Status        *GetFailoverStatusResponse `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteRegionResponse) Reset() {
+	*x = PromoteRegionResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteRegionResponse) ProtoMessage() {}
+
+func (x *PromoteRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteRegionResponse.ProtoReflect.Descriptor instead.
+func (*PromoteRegionResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PromoteRegionResponse) GetStatus() *GetFailoverStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type RollbackFailoverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackFailoverRequest) Reset() {
+	*x = RollbackFailoverRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackFailoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackFailoverRequest) ProtoMessage() {}
+
+func (x *RollbackFailoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackFailoverRequest.ProtoReflect.Descriptor instead.
+func (*RollbackFailoverRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RollbackFailoverRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RollbackFailoverRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RollbackFailoverResponse struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Status        *GetFailoverStatusResponse `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackFailoverResponse) Reset() {
+	*x = RollbackFailoverResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackFailoverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackFailoverResponse) ProtoMessage() {}
+
+func (x *RollbackFailoverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackFailoverResponse.ProtoReflect.Descriptor instead.
+func (*RollbackFailoverResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RollbackFailoverResponse) GetStatus() *GetFailoverStatusResponse {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type FreezeForFailoverRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Freeze bool                   `protobuf:"varint,1,opt,name=freeze,proto3" json:"freeze,omitempty"`
+	// by_region is the region being promoted.
+	ByRegion      string `protobuf:"bytes,2,opt,name=by_region,json=byRegion,proto3" json:"by_region,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeForFailoverRequest) Reset() {
+	*x = FreezeForFailoverRequest{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeForFailoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeForFailoverRequest) ProtoMessage() {}
+
+func (x *FreezeForFailoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeForFailoverRequest.ProtoReflect.Descriptor instead.
+func (*FreezeForFailoverRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *FreezeForFailoverRequest) GetFreeze() bool {
+	if x != nil {
+		return x.Freeze
+	}
+	return false
+}
+
+func (x *FreezeForFailoverRequest) GetByRegion() string {
+	if x != nil {
+		return x.ByRegion
+	}
+	return ""
+}
+
+func (x *FreezeForFailoverRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type FreezeForFailoverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezeForFailoverResponse) Reset() {
+	*x = FreezeForFailoverResponse{}
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezeForFailoverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezeForFailoverResponse) ProtoMessage() {}
+
+func (x *FreezeForFailoverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_failover_v1_failover_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezeForFailoverResponse.ProtoReflect.Descriptor instead.
+func (*FreezeForFailoverResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_failover_v1_failover_proto_rawDescGZIP(), []int{23}
+}
+
 var File_nexusrag_failover_v1_failover_proto protoreflect.FileDescriptor
 
 const file_nexusrag_failover_v1_failover_proto_rawDesc = "" +
@@ -967,12 +1620,63 @@ const file_nexusrag_failover_v1_failover_proto_rawDesc = "" +
 	"\x13GetWriteGateRequest\"U\n" +
 	"\x14GetWriteGateResponse\x12%\n" +
 	"\x0ewrites_allowed\x18\x01 \x01(\bR\rwritesAllowed\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xff\x04\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1d\n" +
+	"\x1bGetFailoverReadinessRequest\"\xa6\x03\n" +
+	"\x1cGetFailoverReadinessResponse\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\tR\bregionId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x120\n" +
+	"\x14database_in_recovery\x18\x03 \x01(\bR\x12databaseInRecovery\x12\x1c\n" +
+	"\tstreaming\x18\x04 \x01(\bR\tstreaming\x12\x1f\n" +
+	"\vlag_seconds\x18\x05 \x01(\x01R\n" +
+	"lagSeconds\x129\n" +
+	"\bstandbys\x18\x06 \x03(\v2\x1d.nexusrag.failover.v1.StandbyR\bstandbys\x12&\n" +
+	"\x0flag_max_seconds\x18\a \x01(\x03R\rlagMaxSeconds\x12)\n" +
+	"\x10failover_enabled\x18\b \x01(\bR\x0ffailoverEnabled\x12\x12\n" +
+	"\x04mode\x18\t \x01(\tR\x04mode\x12(\n" +
+	"\x10ready_to_promote\x18\n" +
+	" \x01(\bR\x0ereadyToPromote\x12\x18\n" +
+	"\areasons\x18\v \x03(\tR\areasons\"\x8b\x01\n" +
+	"\aStandby\x12\x1f\n" +
+	"\vclient_addr\x18\x01 \x01(\tR\n" +
+	"clientAddr\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12,\n" +
+	"\x12replay_lag_seconds\x18\x03 \x01(\x01R\x10replayLagSeconds\x12\x1b\n" +
+	"\tlag_bytes\x18\x04 \x01(\x03R\blagBytes\"O\n" +
+	"\x1bRequestFailoverTokenRequest\x12\x18\n" +
+	"\apurpose\x18\x01 \x01(\tR\apurpose\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x89\x01\n" +
+	"\x1cRequestFailoverTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x7f\n" +
+	"\x14PromoteRegionRequest\x12#\n" +
+	"\rtarget_region\x18\x01 \x01(\tR\ftargetRegion\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"`\n" +
+	"\x15PromoteRegionResponse\x12G\n" +
+	"\x06status\x18\x01 \x01(\v2/.nexusrag.failover.v1.GetFailoverStatusResponseR\x06status\"G\n" +
+	"\x17RollbackFailoverRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"c\n" +
+	"\x18RollbackFailoverResponse\x12G\n" +
+	"\x06status\x18\x01 \x01(\v2/.nexusrag.failover.v1.GetFailoverStatusResponseR\x06status\"g\n" +
+	"\x18FreezeForFailoverRequest\x12\x16\n" +
+	"\x06freeze\x18\x01 \x01(\bR\x06freeze\x12\x1b\n" +
+	"\tby_region\x18\x02 \x01(\tR\bbyRegion\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x1b\n" +
+	"\x19FreezeForFailoverResponse2\xfa\t\n" +
 	"\x0fFailoverService\x12s\n" +
 	"\x0eGetDrReadiness\x12+.nexusrag.failover.v1.GetDrReadinessRequest\x1a,.nexusrag.failover.v1.GetDrReadinessResponse\"\x06\xca\xf3\x18\x02\b\x03\x12|\n" +
 	"\x11GetFailoverStatus\x12..nexusrag.failover.v1.GetFailoverStatusRequest\x1a/.nexusrag.failover.v1.GetFailoverStatusResponse\"\x06\xca\xf3\x18\x02\b\x03\x12|\n" +
 	"\x11UpdateWriteFreeze\x12..nexusrag.failover.v1.UpdateWriteFreezeRequest\x1a/.nexusrag.failover.v1.UpdateWriteFreezeResponse\"\x06\xca\xf3\x18\x02\b\x03\x12m\n" +
-	"\fGetWriteGate\x12).nexusrag.failover.v1.GetWriteGateRequest\x1a*.nexusrag.failover.v1.GetWriteGateResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x8b\x01\n" +
+	"\fGetWriteGate\x12).nexusrag.failover.v1.GetWriteGateRequest\x1a*.nexusrag.failover.v1.GetWriteGateResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x85\x01\n" +
+	"\x14GetFailoverReadiness\x121.nexusrag.failover.v1.GetFailoverReadinessRequest\x1a2.nexusrag.failover.v1.GetFailoverReadinessResponse\"\x06\xca\xf3\x18\x02\b\x03\x12\x85\x01\n" +
+	"\x14RequestFailoverToken\x121.nexusrag.failover.v1.RequestFailoverTokenRequest\x1a2.nexusrag.failover.v1.RequestFailoverTokenResponse\"\x06\xca\xf3\x18\x02\b\x03\x12p\n" +
+	"\rPromoteRegion\x12*.nexusrag.failover.v1.PromoteRegionRequest\x1a+.nexusrag.failover.v1.PromoteRegionResponse\"\x06\xca\xf3\x18\x02\b\x03\x12y\n" +
+	"\x10RollbackFailover\x12-.nexusrag.failover.v1.RollbackFailoverRequest\x1a..nexusrag.failover.v1.RollbackFailoverResponse\"\x06\xca\xf3\x18\x02\b\x03\x12|\n" +
+	"\x11FreezeForFailover\x12..nexusrag.failover.v1.FreezeForFailoverRequest\x1a/.nexusrag.failover.v1.FreezeForFailoverResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x8b\x01\n" +
 	"\x16RunFailoverMaintenance\x123.nexusrag.failover.v1.RunFailoverMaintenanceRequest\x1a4.nexusrag.failover.v1.RunFailoverMaintenanceResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xe0\x01\n" +
 	"\x18com.nexusrag.failover.v1B\rFailoverProtoP\x01ZCgithub.com/nexusrag/nexusrag/gen/go/nexusrag/failover/v1;failoverv1\xa2\x02\x03NFX\xaa\x02\x14Nexusrag.Failover.V1\xca\x02\x14Nexusrag\\Failover\\V1\xe2\x02 Nexusrag\\Failover\\V1\\GPBMetadata\xea\x02\x16Nexusrag::Failover::V1b\x06proto3"
 
@@ -988,7 +1692,7 @@ func file_nexusrag_failover_v1_failover_proto_rawDescGZIP() []byte {
 	return file_nexusrag_failover_v1_failover_proto_rawDescData
 }
 
-var file_nexusrag_failover_v1_failover_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_nexusrag_failover_v1_failover_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_nexusrag_failover_v1_failover_proto_goTypes = []any{
 	(*GetDrReadinessRequest)(nil),          // 0: nexusrag.failover.v1.GetDrReadinessRequest
 	(*GetDrReadinessResponse)(nil),         // 1: nexusrag.failover.v1.GetDrReadinessResponse
@@ -1003,35 +1707,60 @@ var file_nexusrag_failover_v1_failover_proto_goTypes = []any{
 	(*UpdateWriteFreezeResponse)(nil),      // 10: nexusrag.failover.v1.UpdateWriteFreezeResponse
 	(*GetWriteGateRequest)(nil),            // 11: nexusrag.failover.v1.GetWriteGateRequest
 	(*GetWriteGateResponse)(nil),           // 12: nexusrag.failover.v1.GetWriteGateResponse
-	(*timestamppb.Timestamp)(nil),          // 13: google.protobuf.Timestamp
-	(*v1.MaintenanceRun)(nil),              // 14: nexusrag.api.v1.MaintenanceRun
+	(*GetFailoverReadinessRequest)(nil),    // 13: nexusrag.failover.v1.GetFailoverReadinessRequest
+	(*GetFailoverReadinessResponse)(nil),   // 14: nexusrag.failover.v1.GetFailoverReadinessResponse
+	(*Standby)(nil),                        // 15: nexusrag.failover.v1.Standby
+	(*RequestFailoverTokenRequest)(nil),    // 16: nexusrag.failover.v1.RequestFailoverTokenRequest
+	(*RequestFailoverTokenResponse)(nil),   // 17: nexusrag.failover.v1.RequestFailoverTokenResponse
+	(*PromoteRegionRequest)(nil),           // 18: nexusrag.failover.v1.PromoteRegionRequest
+	(*PromoteRegionResponse)(nil),          // 19: nexusrag.failover.v1.PromoteRegionResponse
+	(*RollbackFailoverRequest)(nil),        // 20: nexusrag.failover.v1.RollbackFailoverRequest
+	(*RollbackFailoverResponse)(nil),       // 21: nexusrag.failover.v1.RollbackFailoverResponse
+	(*FreezeForFailoverRequest)(nil),       // 22: nexusrag.failover.v1.FreezeForFailoverRequest
+	(*FreezeForFailoverResponse)(nil),      // 23: nexusrag.failover.v1.FreezeForFailoverResponse
+	(*timestamppb.Timestamp)(nil),          // 24: google.protobuf.Timestamp
+	(*v1.MaintenanceRun)(nil),              // 25: nexusrag.api.v1.MaintenanceRun
 }
 var file_nexusrag_failover_v1_failover_proto_depIdxs = []int32{
 	2,  // 0: nexusrag.failover.v1.GetDrReadinessResponse.last_backup:type_name -> nexusrag.failover.v1.BackupSummary
 	3,  // 1: nexusrag.failover.v1.GetDrReadinessResponse.last_drill:type_name -> nexusrag.failover.v1.DrillSummary
-	13, // 2: nexusrag.failover.v1.GetDrReadinessResponse.generated_at:type_name -> google.protobuf.Timestamp
-	13, // 3: nexusrag.failover.v1.BackupSummary.created_at:type_name -> google.protobuf.Timestamp
-	13, // 4: nexusrag.failover.v1.DrillSummary.started_at:type_name -> google.protobuf.Timestamp
-	14, // 5: nexusrag.failover.v1.RunFailoverMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
+	24, // 2: nexusrag.failover.v1.GetDrReadinessResponse.generated_at:type_name -> google.protobuf.Timestamp
+	24, // 3: nexusrag.failover.v1.BackupSummary.created_at:type_name -> google.protobuf.Timestamp
+	24, // 4: nexusrag.failover.v1.DrillSummary.started_at:type_name -> google.protobuf.Timestamp
+	25, // 5: nexusrag.failover.v1.RunFailoverMaintenanceResponse.run:type_name -> nexusrag.api.v1.MaintenanceRun
 	8,  // 6: nexusrag.failover.v1.GetFailoverStatusResponse.recent_transitions:type_name -> nexusrag.failover.v1.Transition
-	13, // 7: nexusrag.failover.v1.GetFailoverStatusResponse.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 8: nexusrag.failover.v1.Transition.at:type_name -> google.protobuf.Timestamp
+	24, // 7: nexusrag.failover.v1.GetFailoverStatusResponse.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 8: nexusrag.failover.v1.Transition.at:type_name -> google.protobuf.Timestamp
 	7,  // 9: nexusrag.failover.v1.UpdateWriteFreezeResponse.status:type_name -> nexusrag.failover.v1.GetFailoverStatusResponse
-	0,  // 10: nexusrag.failover.v1.FailoverService.GetDrReadiness:input_type -> nexusrag.failover.v1.GetDrReadinessRequest
-	6,  // 11: nexusrag.failover.v1.FailoverService.GetFailoverStatus:input_type -> nexusrag.failover.v1.GetFailoverStatusRequest
-	9,  // 12: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:input_type -> nexusrag.failover.v1.UpdateWriteFreezeRequest
-	11, // 13: nexusrag.failover.v1.FailoverService.GetWriteGate:input_type -> nexusrag.failover.v1.GetWriteGateRequest
-	4,  // 14: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:input_type -> nexusrag.failover.v1.RunFailoverMaintenanceRequest
-	1,  // 15: nexusrag.failover.v1.FailoverService.GetDrReadiness:output_type -> nexusrag.failover.v1.GetDrReadinessResponse
-	7,  // 16: nexusrag.failover.v1.FailoverService.GetFailoverStatus:output_type -> nexusrag.failover.v1.GetFailoverStatusResponse
-	10, // 17: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:output_type -> nexusrag.failover.v1.UpdateWriteFreezeResponse
-	12, // 18: nexusrag.failover.v1.FailoverService.GetWriteGate:output_type -> nexusrag.failover.v1.GetWriteGateResponse
-	5,  // 19: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:output_type -> nexusrag.failover.v1.RunFailoverMaintenanceResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 10: nexusrag.failover.v1.GetFailoverReadinessResponse.standbys:type_name -> nexusrag.failover.v1.Standby
+	24, // 11: nexusrag.failover.v1.RequestFailoverTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: nexusrag.failover.v1.PromoteRegionResponse.status:type_name -> nexusrag.failover.v1.GetFailoverStatusResponse
+	7,  // 13: nexusrag.failover.v1.RollbackFailoverResponse.status:type_name -> nexusrag.failover.v1.GetFailoverStatusResponse
+	0,  // 14: nexusrag.failover.v1.FailoverService.GetDrReadiness:input_type -> nexusrag.failover.v1.GetDrReadinessRequest
+	6,  // 15: nexusrag.failover.v1.FailoverService.GetFailoverStatus:input_type -> nexusrag.failover.v1.GetFailoverStatusRequest
+	9,  // 16: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:input_type -> nexusrag.failover.v1.UpdateWriteFreezeRequest
+	11, // 17: nexusrag.failover.v1.FailoverService.GetWriteGate:input_type -> nexusrag.failover.v1.GetWriteGateRequest
+	13, // 18: nexusrag.failover.v1.FailoverService.GetFailoverReadiness:input_type -> nexusrag.failover.v1.GetFailoverReadinessRequest
+	16, // 19: nexusrag.failover.v1.FailoverService.RequestFailoverToken:input_type -> nexusrag.failover.v1.RequestFailoverTokenRequest
+	18, // 20: nexusrag.failover.v1.FailoverService.PromoteRegion:input_type -> nexusrag.failover.v1.PromoteRegionRequest
+	20, // 21: nexusrag.failover.v1.FailoverService.RollbackFailover:input_type -> nexusrag.failover.v1.RollbackFailoverRequest
+	22, // 22: nexusrag.failover.v1.FailoverService.FreezeForFailover:input_type -> nexusrag.failover.v1.FreezeForFailoverRequest
+	4,  // 23: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:input_type -> nexusrag.failover.v1.RunFailoverMaintenanceRequest
+	1,  // 24: nexusrag.failover.v1.FailoverService.GetDrReadiness:output_type -> nexusrag.failover.v1.GetDrReadinessResponse
+	7,  // 25: nexusrag.failover.v1.FailoverService.GetFailoverStatus:output_type -> nexusrag.failover.v1.GetFailoverStatusResponse
+	10, // 26: nexusrag.failover.v1.FailoverService.UpdateWriteFreeze:output_type -> nexusrag.failover.v1.UpdateWriteFreezeResponse
+	12, // 27: nexusrag.failover.v1.FailoverService.GetWriteGate:output_type -> nexusrag.failover.v1.GetWriteGateResponse
+	14, // 28: nexusrag.failover.v1.FailoverService.GetFailoverReadiness:output_type -> nexusrag.failover.v1.GetFailoverReadinessResponse
+	17, // 29: nexusrag.failover.v1.FailoverService.RequestFailoverToken:output_type -> nexusrag.failover.v1.RequestFailoverTokenResponse
+	19, // 30: nexusrag.failover.v1.FailoverService.PromoteRegion:output_type -> nexusrag.failover.v1.PromoteRegionResponse
+	21, // 31: nexusrag.failover.v1.FailoverService.RollbackFailover:output_type -> nexusrag.failover.v1.RollbackFailoverResponse
+	23, // 32: nexusrag.failover.v1.FailoverService.FreezeForFailover:output_type -> nexusrag.failover.v1.FreezeForFailoverResponse
+	5,  // 33: nexusrag.failover.v1.FailoverService.RunFailoverMaintenance:output_type -> nexusrag.failover.v1.RunFailoverMaintenanceResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_failover_v1_failover_proto_init() }
@@ -1045,7 +1774,7 @@ func file_nexusrag_failover_v1_failover_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_failover_v1_failover_proto_rawDesc), len(file_nexusrag_failover_v1_failover_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

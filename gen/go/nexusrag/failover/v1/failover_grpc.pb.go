@@ -26,6 +26,11 @@ const (
 	FailoverService_GetFailoverStatus_FullMethodName      = "/nexusrag.failover.v1.FailoverService/GetFailoverStatus"
 	FailoverService_UpdateWriteFreeze_FullMethodName      = "/nexusrag.failover.v1.FailoverService/UpdateWriteFreeze"
 	FailoverService_GetWriteGate_FullMethodName           = "/nexusrag.failover.v1.FailoverService/GetWriteGate"
+	FailoverService_GetFailoverReadiness_FullMethodName   = "/nexusrag.failover.v1.FailoverService/GetFailoverReadiness"
+	FailoverService_RequestFailoverToken_FullMethodName   = "/nexusrag.failover.v1.FailoverService/RequestFailoverToken"
+	FailoverService_PromoteRegion_FullMethodName          = "/nexusrag.failover.v1.FailoverService/PromoteRegion"
+	FailoverService_RollbackFailover_FullMethodName       = "/nexusrag.failover.v1.FailoverService/RollbackFailover"
+	FailoverService_FreezeForFailover_FullMethodName      = "/nexusrag.failover.v1.FailoverService/FreezeForFailover"
 	FailoverService_RunFailoverMaintenance_FullMethodName = "/nexusrag.failover.v1.FailoverService/RunFailoverMaintenance"
 )
 
@@ -46,6 +51,22 @@ type FailoverServiceClient interface {
 	UpdateWriteFreeze(ctx context.Context, in *UpdateWriteFreezeRequest, opts ...grpc.CallOption) (*UpdateWriteFreezeResponse, error)
 	// GetWriteGate says whether this region takes writes (internal: the gateway, every second).
 	GetWriteGate(ctx context.Context, in *GetWriteGateRequest, opts ...grpc.CallOption) (*GetWriteGateResponse, error)
+	// GetFailoverReadiness: replication health and lag, read from PostgreSQL, and whether this region could be
+	// promoted now.
+	GetFailoverReadiness(ctx context.Context, in *GetFailoverReadinessRequest, opts ...grpc.CallOption) (*GetFailoverReadinessResponse, error)
+	// RequestFailoverToken issues a one-time token for a promotion or a rollback of this region, valid
+	// FAILOVER_TOKEN_TTL_SECONDS (platform admins).
+	RequestFailoverToken(ctx context.Context, in *RequestFailoverTokenRequest, opts ...grpc.CallOption) (*RequestFailoverTokenResponse, error)
+	// PromoteRegion promotes this region (the target) to primary: it freezes the peers' writes, checks
+	// replication, promotes this region's database and verifies it takes writes (platform admins, with a
+	// promote token).
+	PromoteRegion(ctx context.Context, in *PromoteRegionRequest, opts ...grpc.CallOption) (*PromoteRegionResponse, error)
+	// RollbackFailover undoes a failed failover that did not promote this region's database: the peers take
+	// writes again (platform admins, with a rollback token).
+	RollbackFailover(ctx context.Context, in *RollbackFailoverRequest, opts ...grpc.CallOption) (*RollbackFailoverResponse, error)
+	// FreezeForFailover freezes (or, on rollback, unfreezes) this region's writes because another region is
+	// being promoted (internal: that region's failover service).
+	FreezeForFailover(ctx context.Context, in *FreezeForFailoverRequest, opts ...grpc.CallOption) (*FreezeForFailoverResponse, error)
 	// RunFailoverMaintenance runs backup_create_scheduled, backup_prune_retention or restore_drill_scheduled
 	// now (internal: ops, for POST /v1/admin/maintenance/run).
 	RunFailoverMaintenance(ctx context.Context, in *RunFailoverMaintenanceRequest, opts ...grpc.CallOption) (*RunFailoverMaintenanceResponse, error)
@@ -99,6 +120,56 @@ func (c *failoverServiceClient) GetWriteGate(ctx context.Context, in *GetWriteGa
 	return out, nil
 }
 
+func (c *failoverServiceClient) GetFailoverReadiness(ctx context.Context, in *GetFailoverReadinessRequest, opts ...grpc.CallOption) (*GetFailoverReadinessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFailoverReadinessResponse)
+	err := c.cc.Invoke(ctx, FailoverService_GetFailoverReadiness_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) RequestFailoverToken(ctx context.Context, in *RequestFailoverTokenRequest, opts ...grpc.CallOption) (*RequestFailoverTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestFailoverTokenResponse)
+	err := c.cc.Invoke(ctx, FailoverService_RequestFailoverToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) PromoteRegion(ctx context.Context, in *PromoteRegionRequest, opts ...grpc.CallOption) (*PromoteRegionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteRegionResponse)
+	err := c.cc.Invoke(ctx, FailoverService_PromoteRegion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) RollbackFailover(ctx context.Context, in *RollbackFailoverRequest, opts ...grpc.CallOption) (*RollbackFailoverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackFailoverResponse)
+	err := c.cc.Invoke(ctx, FailoverService_RollbackFailover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *failoverServiceClient) FreezeForFailover(ctx context.Context, in *FreezeForFailoverRequest, opts ...grpc.CallOption) (*FreezeForFailoverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FreezeForFailoverResponse)
+	err := c.cc.Invoke(ctx, FailoverService_FreezeForFailover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *failoverServiceClient) RunFailoverMaintenance(ctx context.Context, in *RunFailoverMaintenanceRequest, opts ...grpc.CallOption) (*RunFailoverMaintenanceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RunFailoverMaintenanceResponse)
@@ -126,6 +197,22 @@ type FailoverServiceServer interface {
 	UpdateWriteFreeze(context.Context, *UpdateWriteFreezeRequest) (*UpdateWriteFreezeResponse, error)
 	// GetWriteGate says whether this region takes writes (internal: the gateway, every second).
 	GetWriteGate(context.Context, *GetWriteGateRequest) (*GetWriteGateResponse, error)
+	// GetFailoverReadiness: replication health and lag, read from PostgreSQL, and whether this region could be
+	// promoted now.
+	GetFailoverReadiness(context.Context, *GetFailoverReadinessRequest) (*GetFailoverReadinessResponse, error)
+	// RequestFailoverToken issues a one-time token for a promotion or a rollback of this region, valid
+	// FAILOVER_TOKEN_TTL_SECONDS (platform admins).
+	RequestFailoverToken(context.Context, *RequestFailoverTokenRequest) (*RequestFailoverTokenResponse, error)
+	// PromoteRegion promotes this region (the target) to primary: it freezes the peers' writes, checks
+	// replication, promotes this region's database and verifies it takes writes (platform admins, with a
+	// promote token).
+	PromoteRegion(context.Context, *PromoteRegionRequest) (*PromoteRegionResponse, error)
+	// RollbackFailover undoes a failed failover that did not promote this region's database: the peers take
+	// writes again (platform admins, with a rollback token).
+	RollbackFailover(context.Context, *RollbackFailoverRequest) (*RollbackFailoverResponse, error)
+	// FreezeForFailover freezes (or, on rollback, unfreezes) this region's writes because another region is
+	// being promoted (internal: that region's failover service).
+	FreezeForFailover(context.Context, *FreezeForFailoverRequest) (*FreezeForFailoverResponse, error)
 	// RunFailoverMaintenance runs backup_create_scheduled, backup_prune_retention or restore_drill_scheduled
 	// now (internal: ops, for POST /v1/admin/maintenance/run).
 	RunFailoverMaintenance(context.Context, *RunFailoverMaintenanceRequest) (*RunFailoverMaintenanceResponse, error)
@@ -150,6 +237,21 @@ func (UnimplementedFailoverServiceServer) UpdateWriteFreeze(context.Context, *Up
 }
 func (UnimplementedFailoverServiceServer) GetWriteGate(context.Context, *GetWriteGateRequest) (*GetWriteGateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWriteGate not implemented")
+}
+func (UnimplementedFailoverServiceServer) GetFailoverReadiness(context.Context, *GetFailoverReadinessRequest) (*GetFailoverReadinessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFailoverReadiness not implemented")
+}
+func (UnimplementedFailoverServiceServer) RequestFailoverToken(context.Context, *RequestFailoverTokenRequest) (*RequestFailoverTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestFailoverToken not implemented")
+}
+func (UnimplementedFailoverServiceServer) PromoteRegion(context.Context, *PromoteRegionRequest) (*PromoteRegionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteRegion not implemented")
+}
+func (UnimplementedFailoverServiceServer) RollbackFailover(context.Context, *RollbackFailoverRequest) (*RollbackFailoverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackFailover not implemented")
+}
+func (UnimplementedFailoverServiceServer) FreezeForFailover(context.Context, *FreezeForFailoverRequest) (*FreezeForFailoverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FreezeForFailover not implemented")
 }
 func (UnimplementedFailoverServiceServer) RunFailoverMaintenance(context.Context, *RunFailoverMaintenanceRequest) (*RunFailoverMaintenanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunFailoverMaintenance not implemented")
@@ -247,6 +349,96 @@ func _FailoverService_GetWriteGate_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FailoverService_GetFailoverReadiness_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFailoverReadinessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).GetFailoverReadiness(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_GetFailoverReadiness_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).GetFailoverReadiness(ctx, req.(*GetFailoverReadinessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_RequestFailoverToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestFailoverTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).RequestFailoverToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_RequestFailoverToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).RequestFailoverToken(ctx, req.(*RequestFailoverTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_PromoteRegion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteRegionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).PromoteRegion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_PromoteRegion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).PromoteRegion(ctx, req.(*PromoteRegionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_RollbackFailover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackFailoverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).RollbackFailover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_RollbackFailover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).RollbackFailover(ctx, req.(*RollbackFailoverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FailoverService_FreezeForFailover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FreezeForFailoverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FailoverServiceServer).FreezeForFailover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FailoverService_FreezeForFailover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FailoverServiceServer).FreezeForFailover(ctx, req.(*FreezeForFailoverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FailoverService_RunFailoverMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RunFailoverMaintenanceRequest)
 	if err := dec(in); err != nil {
@@ -287,6 +479,26 @@ var FailoverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetWriteGate",
 			Handler:    _FailoverService_GetWriteGate_Handler,
+		},
+		{
+			MethodName: "GetFailoverReadiness",
+			Handler:    _FailoverService_GetFailoverReadiness_Handler,
+		},
+		{
+			MethodName: "RequestFailoverToken",
+			Handler:    _FailoverService_RequestFailoverToken_Handler,
+		},
+		{
+			MethodName: "PromoteRegion",
+			Handler:    _FailoverService_PromoteRegion_Handler,
+		},
+		{
+			MethodName: "RollbackFailover",
+			Handler:    _FailoverService_RollbackFailover_Handler,
+		},
+		{
+			MethodName: "FreezeForFailover",
+			Handler:    _FailoverService_FreezeForFailover_Handler,
 		},
 		{
 			MethodName: "RunFailoverMaintenance",
