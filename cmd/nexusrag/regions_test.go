@@ -125,7 +125,9 @@ func TestTwoRegionFailover(t *testing.T) {
 		}
 	}
 	_, op := a.createKey("t-op", "admin") // written in a, replicated to b
-	write := func(p *platform) response { return p.do(http.MethodPatch, "/v1/corpora/c1", op, `{"allow_missing": true}`) }
+	write := func(p *platform) response {
+		return p.do(http.MethodPatch, "/v1/corpora/c1", op, `{"allow_missing": true}`)
+	}
 	require.Eventually(t, func() bool { return b.do(http.MethodGet, "/v1/ops/failover/status", op, "").Status == http.StatusOK },
 		10*time.Second, 50*time.Millisecond, "the key reaches b by replication")
 
