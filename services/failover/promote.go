@@ -345,7 +345,7 @@ func (s *Server) RollbackFailover(ctx context.Context, req *failoverv1.RollbackF
 	switch {
 	case State(st.GetState()) != StateFailed && State(st.GetState()) != StateRollbackPending:
 		return nil, apierr.New(codes.FailedPrecondition, CodeRollbackRefused, fmt.Sprintf("only a failed failover rolls back; region %s is %s", s.cfg.RegionID, st.GetState()))
-	case !st.GetDatabaseInRecovery():
+	case s.promotedInFlight(ctx):
 		return nil, apierr.New(codes.FailedPrecondition, CodeRollbackRefused,
 			fmt.Sprintf("region %s's database was promoted: rolling back would leave two primaries (docs/runbooks/split-brain-mitigation.md)", s.cfg.RegionID))
 	}
@@ -369,6 +369,16 @@ func (s *Server) RollbackFailover(ctx context.Context, req *failoverv1.RollbackF
 		return nil, err
 	}
 	return &failoverv1.RollbackFailoverResponse{Status: out}, nil
+}
+
+// promotedInFlight reports whether the failover in flight got as far as promoting this
+// region's database (its log says promoted).
+func (s *Server) promotedInFlight(ctx context.Context) bool {
+	logs, err := s.rdb.LRange(ctx, s.key("transitions", s.cfg.RegionID), 0, -1).Result()
+	if err != nil {
+		return true // unknown: refuse, as if promoted
+	}
+	return slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, `"event":"`+string(EventPromoted)+`"`) })
 }
 
 // FreezeForFailover freezes this region because another is being promoted (it becomes a

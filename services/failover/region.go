@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -78,7 +79,27 @@ func (s *Server) region(ctx context.Context) (*failoverv1.GetFailoverStatusRespo
 		t.At = timestamppb.New(at)
 		return &t, err
 	})
-	return st, err
+	if err != nil || s.rdb == nil {
+		return st, err
+	}
+	// The transitions of a failover in flight (kept in Redis until the database takes
+	// writes), newest first, before the recorded ones.
+	logs, err := s.rdb.LRange(ctx, s.key("transitions", s.cfg.RegionID), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("transitions in flight: %w", err)
+	}
+	var inFlight []*failoverv1.Transition
+	for _, l := range logs {
+		var t map[string]string
+		if json.Unmarshal([]byte(l), &t) != nil {
+			continue
+		}
+		at, _ := time.Parse(time.RFC3339Nano, t["at"])
+		inFlight = append([]*failoverv1.Transition{{FromState: t["from"], ToState: t["to"], Event: t["event"], Actor: t["actor"], Reason: t["reason"],
+			At: timestamppb.New(at)}}, inFlight...)
+	}
+	st.RecentTransitions = append(inFlight, st.RecentTransitions...)
+	return st, nil
 }
 
 // GetFailoverStatus answers this region's failover status.
