@@ -382,16 +382,40 @@ func (s *Server) promotedInFlight(ctx context.Context) bool {
 }
 
 // FreezeForFailover freezes this region because another is being promoted (it becomes a
-// secondary), or unfreezes it when that failover rolls back.
+// secondary), or unfreezes it when that failover rolls back. The region's row is locked
+// while it changes, and a region frozen for one failover refuses another's: two regions
+// cannot both take over from it.
 func (s *Server) FreezeForFailover(ctx context.Context, req *failoverv1.FreezeForFailoverRequest) (*failoverv1.FreezeForFailoverResponse, error) {
-	role, reason := "primary", ""
+	if req.GetByRegion() == "" || req.GetByRegion() == s.cfg.RegionID {
+		return nil, apierr.InvalidArgument("by_region", "by_region must name another region")
+	}
+	role, reason, by := "primary", "", "failover:"+req.GetByRegion()
 	if req.GetFreeze() {
 		role, reason = "secondary", fmt.Sprintf("region %s is being promoted: %s", req.GetByRegion(), req.GetReason())
 	}
-	if _, err := s.store.pool.Exec(ctx, `INSERT INTO failover.regions (region_id, role, writes_frozen, freeze_reason, updated_by) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (region_id) DO UPDATE SET role = $2, writes_frozen = $3, freeze_reason = $4, updated_by = $5, updated_at = now()`,
-		s.cfg.RegionID, role, req.GetFreeze(), reason, "failover:"+req.GetByRegion()); err != nil {
+	tx, err := s.store.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit: a no-op
+	if _, err := tx.Exec(ctx, `INSERT INTO failover.regions (region_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING`, s.cfg.RegionID, s.cfg.RegionRole); err != nil {
 		return nil, fmt.Errorf("freeze region %s: %w", s.cfg.RegionID, err)
+	}
+	var frozen bool
+	var holder string
+	if err := tx.QueryRow(ctx, `SELECT writes_frozen, updated_by FROM failover.regions WHERE region_id = $1 FOR UPDATE`, s.cfg.RegionID).Scan(&frozen, &holder); err != nil {
+		return nil, fmt.Errorf("freeze region %s: %w", s.cfg.RegionID, err)
+	}
+	if frozen && strings.HasPrefix(holder, "failover:") && holder != by {
+		return nil, apierr.New(codes.FailedPrecondition, CodeInProgress,
+			fmt.Sprintf("region %s is frozen for a failover to region %s", s.cfg.RegionID, strings.TrimPrefix(holder, "failover:")))
+	}
+	if _, err := tx.Exec(ctx, `UPDATE failover.regions SET role = $2, writes_frozen = $3, freeze_reason = $4, updated_by = $5, updated_at = now() WHERE region_id = $1`,
+		s.cfg.RegionID, role, req.GetFreeze(), reason, by); err != nil {
+		return nil, fmt.Errorf("freeze region %s: %w", s.cfg.RegionID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
 	}
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeWriteFreezeChanged, Outcome: audit.OutcomeSuccess, ActorType: audit.ActorSystem, ResourceType: "region",
 		ResourceID: s.cfg.RegionID, Metadata: map[string]any{"freeze": req.GetFreeze(), "by_region": req.GetByRegion()}})

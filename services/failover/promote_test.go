@@ -88,3 +88,33 @@ func TestFailedPromotionRollsBack(t *testing.T) {
 	require.Equal(t, []string{"rollback_succeeded", "rollback_requested", "precheck_failed", "writes_frozen", "promote_requested"}, events,
 		"every transition, newest first")
 }
+
+// TestARegionFrozenForOneFailoverRefusesAnother: the old primary's row, locked while it
+// changes, keeps two regions from both taking over from it.
+func TestARegionFrozenForOneFailoverRefusesAnother(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, failover.Migrations())
+	cfg := config(t)
+	cfg.RegionID, cfg.RegionRole = "a", "primary"
+	srv, err := failover.NewServer(cfg, pool.Config().ConnString(), failover.NewStore(pool), nil, &audittest.Recorder{}, logging.Discard())
+	require.NoError(t, err)
+	ctx := context.Background()
+	freeze := func(on bool, by string) error {
+		_, err := srv.FreezeForFailover(ctx, &failoverv1.FreezeForFailoverRequest{Freeze: on, ByRegion: by, Reason: "r"})
+		return err
+	}
+	require.NoError(t, freeze(true, "b"))
+	require.NoError(t, freeze(true, "b"), "the same failover again is answered as it is")
+	require.Equal(t, failover.CodeInProgress, code(freeze(true, "c")))
+	require.Equal(t, failover.CodeInProgress, code(freeze(false, "c")), "nor may c unfreeze b's freeze")
+	st, err := srv.GetFailoverStatus(ctx, &failoverv1.GetFailoverStatusRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "secondary", st.GetRole())
+	require.Contains(t, st.GetWritesRefusedReason(), "region b is being promoted")
+	require.NoError(t, freeze(false, "b"))
+	st, err = srv.GetFailoverStatus(ctx, &failoverv1.GetFailoverStatusRequest{})
+	require.NoError(t, err)
+	require.True(t, st.GetWritesAllowed())
+	require.NoError(t, freeze(true, "c"), "free again")
+	require.Equal(t, apierr.CodeInvalidArgument, code(freeze(true, "a")))
+}
