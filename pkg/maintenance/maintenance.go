@@ -6,8 +6,6 @@ package maintenance
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -21,6 +19,7 @@ import (
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/redislock"
 )
 
 // Codes of maintenance runs.
@@ -96,9 +95,6 @@ func NewRunner(owner string, rdb redis.UniversalClient, prefix string, rec Recor
 	return r
 }
 
-// release deletes the lock only if it is still ours.
-var release = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-
 // RunNow runs a task at once, unless another replica is running it
 // (MAINTENANCE_TASK_RUNNING). trigger is "demand" or "schedule" (audited).
 func (r *Runner) RunNow(ctx context.Context, name, trigger string) (*apiv1.MaintenanceRun, error) {
@@ -110,10 +106,7 @@ func (r *Runner) RunNow(ctx context.Context, name, trigger string) (*apiv1.Maint
 		return nil, apierr.New(codes.InvalidArgument, apierr.CodeInvalidArgument,
 			fmt.Sprintf("task %s belongs to the %s service, not %s", name, Owners[name], r.owner), "field", "task")
 	}
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	token, key := hex.EncodeToString(b), r.prefix+"maintenance:lock:"+name
-	got, err := r.rdb.SetNX(ctx, key, token, r.LockTTL).Result()
+	release, got, err := redislock.Acquire(ctx, r.rdb, r.prefix+"maintenance:lock:"+name, r.LockTTL)
 	if err != nil {
 		return nil, fmt.Errorf("lock maintenance task %s: %w", name, err)
 	}
@@ -121,7 +114,7 @@ func (r *Runner) RunNow(ctx context.Context, name, trigger string) (*apiv1.Maint
 		return nil, apierr.New(codes.FailedPrecondition, CodeTaskRunning, fmt.Sprintf("task %s is running on another replica; try again when it has finished", name), "task", name)
 	}
 	defer func() {
-		if err := release.Run(context.WithoutCancel(ctx), r.rdb, []string{key}, token).Err(); err != nil {
+		if err := release(); err != nil {
 			r.log.Warn("maintenance lock not released; it lapses by itself", "task", name, "err", err)
 		}
 	}()

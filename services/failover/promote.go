@@ -22,6 +22,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/principal"
+	"github.com/nexusrag/nexusrag/pkg/redislock"
 )
 
 // Codes of failovers.
@@ -160,20 +161,14 @@ func (s *Server) consumeToken(ctx context.Context, token, purpose string) error 
 
 // lock takes the one-failover-at-a-time lock of this region; release gives it back.
 func (s *Server) lock(ctx context.Context) (release func(), err error) {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	token := hex.EncodeToString(b)
-	ok, err := s.rdb.SetNX(ctx, s.key("lock"), token, 5*time.Minute).Result()
+	free, ok, err := redislock.Acquire(ctx, s.rdb, s.key("lock"), 5*time.Minute)
 	if err != nil {
 		return nil, fmt.Errorf("failover lock: %w", err)
 	}
 	if !ok {
 		return nil, apierr.New(codes.FailedPrecondition, CodeInProgress, fmt.Sprintf("another failover of region %s is running", s.cfg.RegionID))
 	}
-	return func() {
-		script := redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-		_ = script.Run(context.WithoutCancel(ctx), s.rdb, []string{s.key("lock")}, token).Err()
-	}, nil
+	return func() { _ = free() }, nil
 }
 
 // move applies an event to the in-flight state, keeping it (and its log) in Redis until
