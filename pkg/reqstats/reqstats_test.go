@@ -71,7 +71,7 @@ func TestAFailedFlushLosesNothing(t *testing.T) {
 	require.Error(t, s.Flush(ctx))
 	srv.Start()
 	require.NoError(t, s.Flush(ctx))
-	w, err := s.Window(ctx, time.Minute)
+	w, err := s.Window(ctx, 2*time.Minute) // the observation's minute, should the flushes cross into the next
 	require.NoError(t, err)
 	require.EqualValues(t, 1, w["class:run"].Requests)
 }
