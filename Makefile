@@ -52,6 +52,12 @@ test test-all fuzz-api bench soak eval: export GOOGLE_APPLICATION_CREDENTIALS = 
 test test-all fuzz-api: export GORACE = atexit_sleep_ms=0
 
 .PHONY: test test-all
+.PHONY: up seed
+up: run ## the same as run
+
+seed: build ## seed the demo corpus (tenant t1, corpus c1) into DATABASE_URL's database
+	$(BIN) seed-demo
+
 test: ## everything CI checks: codegen, tidy modules, vet, unit + integration + end-to-end tests, bounded fuzzing; prints its wall time
 	@start=$$(date +%s); $(MAKE) --no-print-directory test-all; status=$$?; \
 	  echo "make test: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( $$(date +%s) - start )) s"; exit $$status

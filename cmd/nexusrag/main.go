@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nexusrag/nexusrag/internal/version"
 	"github.com/nexusrag/nexusrag/pkg/config"
 )
 
@@ -28,11 +29,20 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), modulesCmd(), migrateCmd(), apikeyCmd(), servicekeyCmd(), planCmd(), quotaCmd(), providerSmokeCmd(), seedDemoCmd(), evalCmd(), backupCmd())
+	root.AddCommand(serveCmd(), modulesCmd(), migrateCmd(), apikeyCmd(), servicekeyCmd(), planCmd(), quotaCmd(), providerSmokeCmd(), seedDemoCmd(), evalCmd(), backupCmd(), versionCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, errSmokeFailed) { // already reported on standard output
 			fmt.Fprintln(os.Stderr, "nexusrag:", err)
 		}
 		os.Exit(1)
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the release and the revision this binary was built from",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Println("nexusrag", version.String()) },
 	}
 }

@@ -13,12 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nexusrag/nexusrag/internal/version"
 )
 
 // Backup types and the components each holds.
@@ -88,20 +89,8 @@ func NewBackups(cfg Config, dbURL string) (*Backups, error) {
 	return &Backups{cfg: cfg, dbURL: dbURL, keys: k}, nil
 }
 
-// AppVersion is the binary's version (its VCS revision when built from a checkout).
-func AppVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
-			v = s.Value
-		}
-	}
-	return v
-}
+// AppVersion is the binary's version and revision (internal/version).
+func AppVersion() string { return version.String() }
 
 func newBackupID(now time.Time) string {
 	b := make([]byte, 3)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nexusrag/nexusrag/internal/version"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
@@ -38,14 +40,16 @@ type ComponentHealth struct {
 
 // HealthReport is the body of GET /v1/health.
 type HealthReport struct {
-	Status       string                     `json:"status"`
+	Status string `json:"status"`
+	// Version is the release the answering gateway runs.
+	Version      string                     `json:"version"`
 	Services     map[string]ComponentHealth `json:"services"`
 	Dependencies map[string]ComponentHealth `json:"dependencies"`
 }
 
 // Check runs every probe concurrently, each bounded by the timeout.
 func (h *Health) Check(ctx context.Context) HealthReport {
-	rep := HealthReport{Status: "ok", Services: map[string]ComponentHealth{}, Dependencies: map[string]ComponentHealth{}}
+	rep := HealthReport{Status: "ok", Version: version.Version, Services: map[string]ComponentHealth{}, Dependencies: map[string]ComponentHealth{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	probe := func(into map[string]ComponentHealth, name string, fn func(context.Context) error) {

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nexusrag/nexusrag/internal/version"
 )
 
 // Route describes a route served by the gateway itself rather than mapped from gRPC
@@ -137,7 +139,7 @@ func Build(spec []byte, extra []Route, describe func(operationID string) Operati
 }
 
 func setTopLevel(doc map[string]any, extra []Route) {
-	doc["info"] = map[string]any{"title": "NexusRAG API", "version": "v1", "description": intro}
+	doc["info"] = map[string]any{"title": "NexusRAG API", "version": version.Version, "description": intro}
 	doc["basePath"] = "/"
 	doc["securityDefinitions"] = map[string]any{"bearer": map[string]any{
 		"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>",
