@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nexusrag/nexusrag/gen/openapi"
+	"github.com/nexusrag/nexusrag/internal/version"
 	"github.com/nexusrag/nexusrag/services/gateway/apidocs"
 )
 
@@ -75,7 +76,7 @@ func TestBuildTopLevel(t *testing.T) {
 	d := decode(t, doc)
 	require.Equal(t, "2.0", d["swagger"])
 	require.Equal(t, "NexusRAG API", at(t, d, "info", "title"))
-	require.Equal(t, "v1", at(t, d, "info", "version"))
+	require.Equal(t, version.Version, at(t, d, "info", "version"), "the release, not the API's path version")
 	require.Equal(t, "/", d["basePath"])
 	require.Equal(t, map[string]any{"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>"},
 		at(t, d, "securityDefinitions", "bearer"))
