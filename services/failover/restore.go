@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nexusrag/nexusrag/pkg/pgstore"
 )
 
 // RestoreOptions say what to restore where.
@@ -190,7 +191,7 @@ func (b *Backups) Restore(ctx context.Context, opts RestoreOptions) (RestoreRepo
 	if destructive && !opts.AllowDestructive {
 		return rep, fmt.Errorf("the target database %s holds data (%d tables with rows): restoring replaces it; pass --allow-destructive to do so", dbName, holding)
 	}
-	if err := ensureDatabase(ctx, target); err != nil {
+	if err := pgstore.EnsureDatabase(ctx, target); err != nil {
 		return rep, err
 	}
 	dir := filepath.Dir(opts.Manifest)
@@ -310,31 +311,4 @@ func tablesWithRows(ctx context.Context, target string) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// ensureDatabase creates the target database when it is missing.
-func ensureDatabase(ctx context.Context, target string) error {
-	cfg, err := pgx.ParseConfig(target)
-	if err != nil {
-		return err
-	}
-	u, err := url.Parse(target)
-	if err != nil {
-		return err
-	}
-	u.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		return fmt.Errorf("connect to create database %s: %w", cfg.Database, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, cfg.Database).Scan(&exists); err != nil {
-		return err
-	}
-	if exists {
-		return nil
-	}
-	_, err = conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{cfg.Database}.Sanitize())
-	return err
 }
