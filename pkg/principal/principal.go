@@ -6,6 +6,7 @@ package principal
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -65,6 +66,20 @@ func Require(ctx context.Context) (Principal, error) {
 	p, ok := From(ctx)
 	if !ok {
 		return Principal{}, apierr.New(codes.Unauthenticated, apierr.CodeUnauthenticated, "no authenticated principal on the call")
+	}
+	return p, nil
+}
+
+// RequirePlatformAdmin returns the principal of the call when its tenant is one of admins
+// (PLATFORM_ADMIN_TENANTS), else FORBIDDEN saying that what is the platform's to do.
+func RequirePlatformAdmin(ctx context.Context, admins []string, what string) (Principal, error) {
+	p, err := Require(ctx)
+	if err != nil {
+		return p, err
+	}
+	if !slices.Contains(admins, p.TenantID) {
+		return p, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
+			what+" is the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS do it")
 	}
 	return p, nil
 }

@@ -47,15 +47,7 @@ func (s *Server) key(parts ...string) string { return s.prefix + strings.Join(pa
 
 // platformAdmin refuses a caller whose tenant is not among PLATFORM_ADMIN_TENANTS.
 func (s *Server) platformAdmin(ctx context.Context, what string) (principal.Principal, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return p, err
-	}
-	if !slices.Contains(s.cfg.PlatformAdminTenants, p.TenantID) {
-		return p, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			what+" is the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS do it")
-	}
-	return p, nil
+	return principal.RequirePlatformAdmin(ctx, s.cfg.PlatformAdminTenants, what)
 }
 
 func checkReason(reason string) error {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
 
 	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
@@ -64,15 +63,7 @@ func (s *Store) Set(ctx context.Context, kind string, values map[string]int32, b
 // platformAdmin refuses a caller whose tenant is not among PLATFORM_ADMIN_TENANTS. It
 // runs after validation: what the switches are is no secret (GET lists them).
 func (s *Server) platformAdmin(ctx context.Context) (principal.Principal, error) {
-	p, err := principal.Require(ctx)
-	if err != nil {
-		return p, err
-	}
-	if !slices.Contains(s.cfg.platformAdmins(), p.TenantID) {
-		return p, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"rollouts and maintenance are the platform's: only admins of the tenants in PLATFORM_ADMIN_TENANTS change or run them")
-	}
-	return p, nil
+	return principal.RequirePlatformAdmin(ctx, s.cfg.platformAdmins(), "changing rollouts or running maintenance")
 }
 
 func (s *Server) killSwitches(ctx context.Context) (map[string]bool, error) {
