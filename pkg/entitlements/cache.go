@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	billingv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/billing/v1"
+	"github.com/nexusrag/nexusrag/pkg/follow"
 )
 
 // Cache is a process's Checker, and the gateway's source of request quotas: the
@@ -102,24 +103,7 @@ func toEntry(e *billingv1.Entitlements) entry {
 // cache holds is replaced; a change of the default plan (billing restarted with another
 // DEFAULT_PLAN_ID) empties the cache.
 func (c *Cache) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	failing := false
-	for {
-		if err := c.Sync(ctx); err != nil {
-			if !failing && ctx.Err() == nil {
-				c.log.WarnContext(ctx, "following entitlement changes failed; known tenants keep theirs", "error", err)
-			}
-			failing = true
-		} else {
-			failing = false
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	follow.Run(ctx, interval, c.log, "entitlement changes (known tenants keep theirs)", c.Sync)
 }
 
 // Sync applies the changes billing has after the cache's revision.

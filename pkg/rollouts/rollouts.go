@@ -17,6 +17,7 @@ import (
 
 	opsv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ops/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/follow"
 )
 
 // Kill switches: what each turns off is in README "Rollouts".
@@ -99,7 +100,6 @@ type Cache struct {
 	client opsv1.OpsServiceClient
 	log    *slog.Logger
 	state  atomic.Pointer[State]
-	failed atomic.Bool
 }
 
 // NewCache is a cache over the ops service; call Run to follow it.
@@ -137,22 +137,7 @@ func (c *Cache) Sync(ctx context.Context) error {
 
 // Run syncs every interval until ctx ends; a failure is logged once until a sync works.
 func (c *Cache) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		if err := c.Sync(ctx); err != nil {
-			if ctx.Err() == nil && !c.failed.Swap(true) {
-				c.log.WarnContext(ctx, "rollout state unavailable; keeping the last one", "error", err)
-			}
-		} else if c.failed.Swap(false) {
-			c.log.InfoContext(ctx, "rollout state available again")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	follow.Run(ctx, interval, c.log, "rollout state", c.Sync)
 }
 
 // None is a Checker where nothing is killed and every rollout is everybody's.

@@ -11,6 +11,7 @@ import (
 
 	governancev1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/governance/v1"
 	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/follow"
 	"github.com/nexusrag/nexusrag/pkg/policy"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
@@ -62,7 +63,7 @@ func (p *Policies) Sync(ctx context.Context) error {
 // Run syncs every interval until ctx ends; while governance is unreachable the last
 // rules stay (logged once).
 func (p *Policies) Run(ctx context.Context, interval time.Duration) {
-	follow(ctx, interval, p.log, "policy rules", p.Sync)
+	follow.Run(ctx, interval, p.log, "policy rules", p.Sync)
 }
 
 // Middleware evaluates the tenant's rules after authentication: a deny answers its

@@ -12,6 +12,7 @@ import (
 
 	failoverv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/failover/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/follow"
 )
 
 // CodeWritesFrozen answers a write while this region takes none (README "Failover").
@@ -47,7 +48,7 @@ func (g *WriteGate) Sync(ctx context.Context) error {
 
 // Run syncs every interval until ctx ends.
 func (g *WriteGate) Run(ctx context.Context, interval time.Duration) {
-	follow(ctx, interval, g.log, "the region's write gate", g.Sync)
+	follow.Run(ctx, interval, g.log, "the region's write gate", g.Sync)
 }
 
 // Middleware refuses writes (any method but GET, HEAD, OPTIONS) with 503 WRITES_FROZEN
@@ -63,28 +64,4 @@ func (g *WriteGate) Middleware(next http.Handler) http.Handler {
 		writeError(w, r, apierr.New(codes.Unavailable, CodeWritesFrozen, "this region takes no writes now: "+gate.GetReason()+"; reads go on",
 			"retry_after_s", "30"))
 	})
-}
-
-// follow runs sync every interval until ctx ends, logging once when it starts failing and
-// once when it recovers (the caches keep their last answer meanwhile).
-func follow(ctx context.Context, interval time.Duration, log *slog.Logger, what string, sync func(context.Context) error) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	failing := false
-	for {
-		err := sync(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			log.WarnContext(ctx, what+" unavailable; keeping the last one", "error", err)
-		case err == nil && failing:
-			failing = false
-			log.InfoContext(ctx, what+" available again")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
