@@ -60,7 +60,7 @@ func checkReason(reason string) error {
 // GetFailoverReadiness reads replication from PostgreSQL: on a standby its WAL receiver and
 // replay lag, on a primary the standbys streaming from it.
 func (s *Server) GetFailoverReadiness(ctx context.Context, _ *failoverv1.GetFailoverReadinessRequest) (*failoverv1.GetFailoverReadinessResponse, error) {
-	st, err := s.region(ctx)
+	st, err := s.gate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (s *Server) PromoteRegion(ctx context.Context, req *failoverv1.PromoteRegio
 		return nil, err
 	}
 	defer release()
-	st, err := s.region(ctx)
+	st, err := s.gate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func (s *Server) RollbackFailover(ctx context.Context, req *failoverv1.RollbackF
 		return nil, err
 	}
 	defer release()
-	st, err := s.region(ctx)
+	st, err := s.gate(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -24,9 +24,10 @@ const (
 	CodeRegionReadOnly = "FAILOVER_REGION_READ_ONLY"
 )
 
-// region reads this region's row and its database's recovery state. A region whose row
-// is missing has its configured role, state idle and no freeze.
-func (s *Server) region(ctx context.Context) (*failoverv1.GetFailoverStatusResponse, error) {
+// gate reads this region's row and its database's recovery state, and decides whether it
+// takes writes. A region whose row is missing has its configured role, state idle and no
+// freeze.
+func (s *Server) gate(ctx context.Context) (*failoverv1.GetFailoverStatusResponse, error) {
 	st := &failoverv1.GetFailoverStatusResponse{RegionId: s.cfg.RegionID, Role: s.cfg.RegionRole, State: string(StateIdle)}
 	err := s.store.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&st.DatabaseInRecovery)
 	if err != nil {
@@ -66,6 +67,15 @@ func (s *Server) region(ctx context.Context) (*failoverv1.GetFailoverStatusRespo
 			st.WritesAllowed, st.WritesRefusedReason = false,
 				fmt.Sprintf("no standby streams from region %s, so a failover would lose what is written now (WRITE_FREEZE_ON_UNHEALTHY_REPLICA)", st.RegionId)
 		}
+	}
+	return st, nil
+}
+
+// region is the gate with the region's recent transitions: its failover status.
+func (s *Server) region(ctx context.Context) (*failoverv1.GetFailoverStatusResponse, error) {
+	st, err := s.gate(ctx)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := s.store.pool.Query(ctx, `SELECT from_state, to_state, event, actor, reason, at FROM failover.transitions
 		WHERE region_id = $1 ORDER BY transition_id DESC LIMIT 10`, s.cfg.RegionID)
@@ -109,7 +119,7 @@ func (s *Server) GetFailoverStatus(ctx context.Context, _ *failoverv1.GetFailove
 
 // GetWriteGate answers whether this region takes writes.
 func (s *Server) GetWriteGate(ctx context.Context, _ *failoverv1.GetWriteGateRequest) (*failoverv1.GetWriteGateResponse, error) {
-	st, err := s.region(ctx)
+	st, err := s.gate(ctx)
 	if err != nil {
 		return nil, err
 	}
