@@ -418,14 +418,14 @@ func (e *Engine) dsar(ctx context.Context, d claimedDsar) ([]tableResult, error)
 			return nil, err
 		}
 	}
-	files, err := e.dsarFiles(ctx, d.id)
+	ids, rows, err := e.dsarFiles(ctx, d.id)
 	if err != nil {
 		return nil, err
 	}
 	var results []tableResult
 	for _, t := range tables {
-		f := files[t.name]
-		r := tableResult{Table: t.name, Rows: int64(len(f))}
+		f := ids[t.name]
+		r := tableResult{Table: t.name, Rows: rows[t.name]}
 		switch {
 		case d.requestType == dsarExport:
 			r.Exported = r.Rows
@@ -536,30 +536,31 @@ func (e *Engine) planDsar(ctx context.Context, d claimedDsar, tables []table) er
 	})
 }
 
-// dsarFiles reads a destructive request's planned ids by table (an export's rows are not
-// needed again).
-func (e *Engine) dsarFiles(ctx context.Context, id int64) (map[string][]string, error) {
-	rows, err := e.pool.Query(ctx, `SELECT name, rows, content FROM governance.dsar_artifact_files WHERE dsar_id = $1`, id)
+// dsarFiles reads a request's artifact: the rows each table's file counts, and, for a
+// destructive request, the planned ids (an export's rows are not read again).
+func (e *Engine) dsarFiles(ctx context.Context, id int64) (ids map[string][]string, rows map[string]int64, err error) {
+	res, err := e.pool.Query(ctx, `SELECT name, rows, CASE WHEN name LIKE '%.ids.ndjson' THEN content ELSE '' END
+		FROM governance.dsar_artifact_files WHERE dsar_id = $1`, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string][]string{}
+	ids, rows = map[string][]string{}, map[string]int64{}
 	var name, content string
 	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&name, &n, &content}, func() error {
-		if t, ok := strings.CutSuffix(name, ".ids.ndjson"); ok {
-			for line := range strings.Lines(content) {
-				var v struct{ ID string }
-				if err := json.Unmarshal([]byte(line), &v); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				out[t] = append(out[t], v.ID)
+	_, err = pgx.ForEachRow(res, []any{&name, &n, &content}, func() error {
+		table, planned := strings.CutSuffix(name, ".ids.ndjson")
+		if !planned {
+			table = strings.TrimSuffix(name, ".ndjson")
+		}
+		rows[table] = n
+		for line := range strings.Lines(content) {
+			var v struct{ ID string }
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		} else {
-			t := strings.TrimSuffix(name, ".ndjson")
-			out[t] = make([]string, n) // only counted
+			ids[table] = append(ids[table], v.ID)
 		}
 		return nil
 	})
-	return out, err
+	return ids, rows, err
 }
