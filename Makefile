@@ -34,6 +34,15 @@ check-proto: ## fail when gen/ is stale: regenerate into a scratch dir and compa
 	  diff -r $$tmp/gen/go gen/go && diff $$tmp/gen/openapi/nexusrag.swagger.json gen/openapi/nexusrag.swagger.json && \
 	  echo "gen/ is up to date with proto/"
 
+# The SDKs (sdk/) are generated from the document the gateway serves at /v1/openapi.json,
+# which `nexusrag openapi` prints without a running platform; make test fails when the
+# committed SDKs differ from a fresh generation (cmd/nexusrag TestSDKs).
+.PHONY: sdk-generate
+sdk-generate: build ## regenerate the SDKs (sdk/) from the served OpenAPI document
+	$(BIN) openapi > sdk/openapi.json
+	cd sdk && npm ci --no-audit --no-fund --loglevel=error && node scripts/generate.mjs
+	python3 sdk/python/generate.py
+
 .PHONY: migrate
 migrate: build ## apply database migrations
 	$(BIN) migrate

@@ -99,7 +99,8 @@ install_redis() {
 }
 
 # The tests check webhook signatures with openssl's HMAC, an implementation independent of
-# the platform's, and drive the web console in Debian's headless chromium.
+# the platform's, drive the web console in Debian's headless chromium, and run the SDK
+# suites with node/npm (TypeScript, frontend) and python3 (Python).
 install_tools() {
   if ! command -v openssl >/dev/null 2>&1; then
     log "installing openssl"
@@ -108,6 +109,14 @@ install_tools() {
   if ! command -v chromium >/dev/null 2>&1; then
     log "installing chromium (the console's browser tests)"
     apt_install chromium
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing nodejs and npm (the TypeScript and frontend SDK suites)"
+    apt_install nodejs npm
+  fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    log "installing python3 (the Python SDK suite)"
+    apt_install python3
   fi
 }
 

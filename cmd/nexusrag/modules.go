@@ -333,16 +333,25 @@ func initGateway(ctx context.Context, a *app) error {
 // backends are every service of the registry with its connection (in this process or at
 // its <NAME>_GRPC_ADDR).
 func (a *app) backends() ([]gateway.Backend, error) {
+	return backendsOf(a.reg, a.conn)
+}
+
+// backendsOf lists every gRPC service of reg's service modules as a backend, with the
+// connection conn gives for its module (nil connections when conn is nil).
+func backendsOf(reg registry, conn func(module string) (*grpc.ClientConn, error)) ([]gateway.Backend, error) {
 	var out []gateway.Backend
-	for _, m := range a.reg.services() {
-		conn, err := a.conn(m.name)
-		if err != nil {
-			return nil, err
+	for _, m := range reg.services() {
+		var c *grpc.ClientConn
+		if conn != nil {
+			var err error
+			if c, err = conn(m.name); err != nil {
+				return nil, err
+			}
 		}
-		out = append(out, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: conn, RegisterREST: m.service.rest})
+		out = append(out, gateway.Backend{Name: m.name, Desc: m.service.desc, Conn: c, RegisterREST: m.service.rest})
 		for _, more := range m.service.also {
 			short := more.desc.ServiceName[strings.LastIndex(more.desc.ServiceName, ".")+1:]
-			out = append(out, gateway.Backend{Name: m.name + "/" + short, Desc: more.desc, Conn: conn, RegisterREST: more.rest})
+			out = append(out, gateway.Backend{Name: m.name + "/" + short, Desc: more.desc, Conn: c, RegisterREST: more.rest})
 		}
 	}
 	return out, nil

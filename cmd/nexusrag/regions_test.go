@@ -34,8 +34,7 @@ func (c cluster) url(db string) string {
 
 func sh(t *testing.T, name string, args ...string) {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	require.NoError(t, err, "%s %s: %s", name, strings.Join(args, " "), out)
+	shIn(t, "", nil, name, args...)
 }
 
 func freePort(t *testing.T) int {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nexusrag/nexusrag/pkg/telemetry"
+	"github.com/nexusrag/nexusrag/services/gateway"
 )
 
 func serveCmd() *cobra.Command {
@@ -132,6 +133,26 @@ func modulesCmd() *cobra.Command {
 				return err
 			}
 			return printModules(os.Stdout, reg)
+		},
+	}
+}
+
+func openapiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "openapi",
+		Short: "Print the OpenAPI 3.0 document the gateway serves at /v1/openapi.json (the SDKs are generated from it)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			backends, err := backendsOf(modules(), nil)
+			if err != nil {
+				return err
+			}
+			doc, err := gateway.Document(backends)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(os.Stdout, "%s\n", doc)
+			return err
 		},
 	}
 }

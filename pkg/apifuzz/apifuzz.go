@@ -1,5 +1,5 @@
 // Package apifuzz makes the requests of a schema-driven API fuzzer (in the spirit of
-// Schemathesis) from the gateway's served OpenAPI (Swagger 2.0) document: for every
+// Schemathesis) from the gateway's served OpenAPI 3 document: for every
 // operation a valid request built from its parameters and body schema, then that request
 // mutated one place at a time (NUL and invalid UTF-8 in every string, path and query
 // parameter, overlong strings, boundary and overflowing numbers, wrong JSON types, deep
@@ -51,11 +51,13 @@ type Param struct {
 	Name, In, Type, Format string
 }
 
-// Operations reads the operations of a Swagger 2.0 document.
+// Operations reads the operations of an OpenAPI 3 document.
 func Operations(doc []byte) ([]Operation, error) {
 	var d struct {
-		Paths       map[string]map[string]json.RawMessage `json:"paths"`
-		Definitions map[string]map[string]any             `json:"definitions"`
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
 	}
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("read the OpenAPI document: %w", err)
@@ -71,8 +73,13 @@ func Operations(doc []byte) ([]Operation, error) {
 			}
 			var op struct {
 				Parameters []struct {
-					Name, In, Type, Format string
-					Schema                 map[string]any
+					Name, In string
+					Schema   struct{ Type, Format string }
+				}
+				RequestBody *struct {
+					Content map[string]struct {
+						Schema map[string]any
+					}
 				}
 			}
 			if err := json.Unmarshal(raw, &op); err != nil {
@@ -80,13 +87,15 @@ func Operations(doc []byte) ([]Operation, error) {
 			}
 			o := Operation{Method: m, Path: path}
 			for _, p := range op.Parameters {
-				switch p.In {
-				case "path", "query":
-					o.Params = append(o.Params, Param{Name: p.Name, In: p.In, Type: p.Type, Format: p.Format})
-				case "formData":
-					o.Form = append(o.Form, Param{Name: p.Name, In: p.In, Type: p.Type, Format: p.Format})
-				case "body":
-					o.Body = resolve(p.Schema, d.Definitions, 0)
+				if p.In == "path" || p.In == "query" {
+					o.Params = append(o.Params, Param{Name: p.Name, In: p.In, Type: p.Schema.Type, Format: p.Schema.Format})
+				}
+			}
+			if op.RequestBody != nil {
+				if form, ok := op.RequestBody.Content["multipart/form-data"]; ok {
+					o.Form = formParams(resolve(form.Schema, d.Components.Schemas, 0))
+				} else if body, ok := op.RequestBody.Content["application/json"]; ok {
+					o.Body = resolve(body.Schema, d.Components.Schemas, 0)
 				}
 			}
 			ops = append(ops, o)
@@ -96,13 +105,35 @@ func Operations(doc []byte) ([]Operation, error) {
 	return ops, nil
 }
 
+// formParams are the fields of a multipart body's schema, by name; a binary string is a
+// file part.
+func formParams(schema map[string]any) []Param {
+	props, _ := schema["properties"].(map[string]any)
+	names := make([]string, 0, len(props))
+	for name := range props {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]Param, 0, len(names))
+	for _, name := range names {
+		prop, _ := props[name].(map[string]any)
+		typ, _ := prop["type"].(string)
+		format, _ := prop["format"].(string)
+		if typ == "string" && format == "binary" {
+			typ, format = "file", ""
+		}
+		out = append(out, Param{Name: name, In: "formData", Type: typ, Format: format})
+	}
+	return out
+}
+
 // resolve inlines $refs (to a bounded depth: recursive schemas stop as plain objects).
 func resolve(schema map[string]any, defs map[string]map[string]any, depth int) map[string]any {
 	if schema == nil {
 		return nil
 	}
 	if ref, ok := schema["$ref"].(string); ok {
-		def := defs[strings.TrimPrefix(ref, "#/definitions/")]
+		def := defs[strings.TrimPrefix(ref, "#/components/schemas/")]
 		if def == nil || depth > 6 {
 			return map[string]any{"type": "object"}
 		}

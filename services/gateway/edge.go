@@ -96,9 +96,9 @@ func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache
 	}
 	tel.Registry.MustRegister(e.requests, e.latency)
 
-	doc, err := apidocs.Build(openapi.Spec, e.nativeRoutes(), e.describeOperation)
+	doc, err := e.document()
 	if err != nil {
-		return nil, fmt.Errorf("build openapi document: %w", err)
+		return nil, err
 	}
 	page, err := apidocs.HTML(doc)
 	if err != nil {
@@ -260,6 +260,23 @@ func streamEvents(fullMethod string) []apidocs.Event {
 	return out
 }
 
+// Document is the OpenAPI document an edge in front of backends serves at
+// /v1/openapi.json; the backends' connections are not used.
+func Document(backends []Backend) ([]byte, error) {
+	return (&Edge{backends: backends}).document()
+}
+
+func (e *Edge) document() ([]byte, error) {
+	doc, err := apidocs.Build(openapi.Spec, e.nativeRoutes(), e.describeOperation, apidocs.Limits{
+		Counted:    func(path string) bool { return requestCost(ClassRead, path) > 0 },
+		WriteGated: writeGated,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build openapi document: %w", err)
+	}
+	return doc, nil
+}
+
 // definitionName is protoc-gen-openapiv2's name for a message: its package's last part
 // and its name (nexusrag.run.v1.TokenDelta is v1TokenDelta).
 func definitionName(m protoreflect.MessageDescriptor) string {
@@ -316,20 +333,20 @@ func acceptedStatus(accepted map[string]bool) func(context.Context, http.Respons
 // nativeRoutes are the routes served by the gateway itself, described for the docs.
 func (e *Edge) nativeRoutes() []apidocs.Route {
 	return []apidocs.Route{
-		{Method: http.MethodGet, Path: "/v1/health", Public: true, Tags: []string{"Operations"},
+		{Method: http.MethodGet, Path: "/v1/health", OperationID: "Operations_Health", Public: true, Tags: []string{"Operations"},
 			Summary:              "Health of every service and dependency",
 			Description:          "200 with the report when every service and dependency answers; 503 SERVICE_UNAVAILABLE with each component's status in details otherwise.",
 			ResponseContentTypes: []string{"application/json"}},
-		{Method: http.MethodGet, Path: "/v1/docs", Public: true, Tags: []string{"Operations"},
+		{Method: http.MethodGet, Path: "/v1/docs", OperationID: "Operations_Docs", Public: true, Tags: []string{"Operations"},
 			Summary: "This API documentation as HTML", ResponseContentTypes: []string{"text/html"}},
-		{Method: http.MethodGet, Path: "/v1/openapi.json", Public: true, Tags: []string{"Operations"},
-			Summary: "The OpenAPI (Swagger 2.0) document of the API", ResponseContentTypes: []string{"application/json"}},
-		{Method: http.MethodPost, Path: "/v1/documents", MinRole: e.describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
-			Summary: "Upload a document (multipart form or JSON) and queue its ingestion",
+		{Method: http.MethodGet, Path: "/v1/openapi.json", OperationID: "Operations_OpenAPI", Public: true, Tags: []string{"Operations"},
+			Summary: "The OpenAPI 3.0 document of the API", ResponseContentTypes: []string{"application/json"}},
+		{Method: http.MethodPost, Path: "/v1/documents", OperationID: "IngestService_UploadDocument", MinRole: e.describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
+			Summary: "Upload a document as a multipart form and queue its ingestion",
 			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, or application/json holding {\"text\": ...}; " +
-				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text; " +
-				"or the JSON body of POST /v1/documents/text. The status_url reports queued, processing, succeeded or failed.",
-			RequestContentTypes: []string{"multipart/form-data", "application/json"},
+				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. " +
+				"This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.",
+			RequestContentTypes: []string{"multipart/form-data"}, // the JSON body is POST /v1/documents/text's, documented there
 			RequestSchema: map[string]any{"type": "object", "required": []string{"corpus_id", "file"}, "properties": map[string]any{
 				"corpus_id": map[string]any{"type": "string"}, "file": map[string]any{"type": "file"},
 				"document_id": map[string]any{"type": "string"}, "filename": map[string]any{"type": "string"},
@@ -344,7 +361,7 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
 				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown or JSON.",
 			}},
-		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", Public: true, Tags: []string{"RunService"},
+		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", OperationID: "RunService_GetAudio", Public: true, Tags: []string{"RunService"},
 			Summary:              "A spoken answer (audio.ready's audio_url); public because its id cannot be guessed",
 			ResponseContentTypes: []string{"audio/mpeg"}, Responses: map[string]string{"404": "NOT_FOUND: no such audio."}},
 	}

@@ -56,12 +56,21 @@ func (g *WriteGate) Run(ctx context.Context, interval time.Duration) {
 func (g *WriteGate) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gate := g.gate.Load()
-		if gate == nil || gate.GetWritesAllowed() || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions ||
-			strings.HasPrefix(r.URL.Path, failoverRoutes) {
+		if gate == nil || gate.GetWritesAllowed() || !writeGated(r.Method, r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		writeError(w, r, apierr.New(codes.Unavailable, CodeWritesFrozen, "this region takes no writes now: "+gate.GetReason()+"; reads go on",
 			"retry_after_s", "30"))
 	})
+}
+
+// writeGated reports whether a request is refused while the region takes no writes:
+// any method but GET, HEAD and OPTIONS, outside the failover routes.
+func writeGated(method, path string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return !strings.HasPrefix(path, failoverRoutes)
 }

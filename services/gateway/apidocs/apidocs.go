@@ -3,8 +3,10 @@
 // operation needs, and the routes that are not plain gRPC mappings; it lists the routes
 // of that document (the gateway's route table) and renders it as a self-contained HTML page.
 //
-// The document stays Swagger 2.0 and is handled as plain JSON values, so whatever the
-// generator emits and this package does not know about passes through unchanged.
+// The generator emits Swagger 2.0: the document is enriched as plain JSON values (so
+// whatever the generator emits and this package does not know about passes through
+// unchanged), then converted to OpenAPI 3.0 with kin-openapi's openapi2conv, which is
+// what the gateway serves and the SDKs are generated from.
 package apidocs
 
 import (
@@ -25,6 +27,9 @@ import (
 // is the body as sent. A RequestSchema of a multipart or form route is documented as
 // formData parameters, one per property (type "file" for a file part).
 type Route struct {
+	// OperationID names the operation for SDK generators ("RunService_GetAudio"), in the
+	// generated operations' Service_Method style.
+	OperationID                        string
 	Method, Path, Summary, Description string
 	Public                             bool
 	MinRole                            string // reader, editor, admin; empty when public
@@ -46,7 +51,10 @@ type RouteInfo struct {
 const (
 	metaDef          = "Meta"
 	errorEnvelopeDef = "ErrorEnvelope"
+	rateLimitedDef   = "RateLimitedError"
+	quotaExceededDef = "QuotaExceededError"
 	minRoleExt       = "x-nexusrag-min-role"
+	sseEventsExt     = "x-nexusrag-sse-events"
 )
 
 const intro = `Every /v1 JSON success is {"data": <resource>, "meta": {"request_id": "...", "api_version": "v1"}}.
@@ -73,7 +81,26 @@ resource, without the envelope), with the headers Deprecation: true,
 Sunset: Sun, 10 May 2026 00:00:00 +0000 and Link: </v1/docs>; rel="successor-version".
 When the operator switches legacy paths off they answer 410 ENDPOINT_SUNSET.
 
-/v1/openapi.json and /v1/docs are documents and are served without the envelope.`
+Limits: every authenticated request is rate limited per API key and per tenant, and counts against the
+tenant's request quotas. These two refusals are not in the error envelope but in the {"detail": {...}} shape:
+429 RATE_LIMITED (detail: code, message, scope, route_class, retry_after_ms; headers Retry-After in seconds
+and X-RateLimit-Retry-After-Ms) and 402 QUOTA_EXCEEDED (detail: code, message, period, limit, used,
+remaining). 503 SERVICE_UNAVAILABLE (a dependency is down) and 503 WRITES_FROZEN (a write while this region
+takes none, during a failover) carry Retry-After. Retry a 429 or 503 after Retry-After; retry a write only
+with an Idempotency-Key.
+
+/v1/openapi.json (OpenAPI 3.0) and /v1/docs are documents and are served without the envelope.`
+
+// Limits says which of the edge's refusals a route can meet, beyond the 429 of every
+// authenticated route and the 503 of every route. A nil function answers false.
+type Limits struct {
+	// Counted reports whether an authenticated route template counts against the
+	// tenant's request quotas, hence can answer 402 QUOTA_EXCEEDED.
+	Counted func(path string) bool
+	// WriteGated reports whether a route is refused with 503 WRITES_FROZEN while the
+	// region takes no writes.
+	WriteGated func(method, path string) bool
+}
 
 // Operation is what the contract says of a generated operation.
 type Operation struct {
@@ -101,11 +128,22 @@ const EventStreamFraming = "The response is text/event-stream. Each event is wri
 	"streams cannot be resumed. Errors before the first event are ordinary JSON errors. A client that goes away cancels the work. " +
 	"Idempotency-Key does not apply."
 
-// Build enriches the generated Swagger 2.0 document spec: envelopes, error responses,
-// bearer authentication, the role and success status of each operation and the extra
-// routes. describe maps an operation id ("AuthService_WhoAmI") to its Operation; nil is
-// allowed. The output is indented JSON with sorted keys: the same input gives the same bytes.
-func Build(spec []byte, extra []Route, describe func(operationID string) Operation) ([]byte, error) {
+// Build enriches the generated Swagger 2.0 document spec (envelopes, error responses,
+// bearer authentication, the role and success status of each operation, the extra
+// routes) and converts it to OpenAPI 3.0. describe maps an operation id
+// ("AuthService_WhoAmI") to its Operation; nil is allowed. limits says which of the
+// edge's refusals each route can meet. The output is indented JSON with sorted keys: the
+// same input gives the same bytes.
+func Build(spec []byte, extra []Route, describe func(operationID string) Operation, limits Limits) ([]byte, error) {
+	v2, err := buildV2(spec, extra, describe, limits)
+	if err != nil {
+		return nil, err
+	}
+	return toV3(v2)
+}
+
+// buildV2 is Build before the conversion: the enriched Swagger 2.0 document as JSON.
+func buildV2(spec []byte, extra []Route, describe func(operationID string) Operation, limits Limits) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(spec, &doc); err != nil {
 		return nil, fmt.Errorf("parse generated openapi document: %w", err)
@@ -128,6 +166,9 @@ func Build(spec []byte, extra []Route, describe func(operationID string) Operati
 		return nil, err
 	}
 	if err := addRoutes(paths, extra); err != nil {
+		return nil, err
+	}
+	if err := addLimitResponses(paths, limits); err != nil {
 		return nil, err
 	}
 	setTopLevel(doc, extra)
@@ -174,7 +215,7 @@ func withTags(tags any, extra []Route) []any {
 }
 
 func addDefinitions(defs map[string]any) error {
-	for _, name := range []string{metaDef, errorEnvelopeDef} {
+	for _, name := range []string{metaDef, errorEnvelopeDef, rateLimitedDef, quotaExceededDef} {
 		if _, taken := defs[name]; taken {
 			return fmt.Errorf("definition %s already exists in the generated document", name)
 		}
@@ -191,7 +232,82 @@ func addDefinitions(defs map[string]any) error {
 		}),
 		"meta": ref(metaDef),
 	})
+	defs[rateLimitedDef] = detailShape("429 RATE_LIMITED, in the {\"detail\": ...} shape.", map[string]any{
+		"code":           describedString("RATE_LIMITED."),
+		"message":        describedString("Which limit refused the request and when to retry."),
+		"scope":          describedString("The bucket that is empty: api_key or tenant."),
+		"route_class":    describedString("The route's class: read, mutation, run or ops."),
+		"retry_after_ms": map[string]any{"type": "integer", "format": "int64", "description": "Milliseconds until a request of this class is admitted."},
+	}, "code", "message", "scope", "route_class", "retry_after_ms")
+	defs[quotaExceededDef] = detailShape("402 QUOTA_EXCEEDED, in the {\"detail\": ...} shape.", map[string]any{
+		"code":      describedString("QUOTA_EXCEEDED."),
+		"message":   describedString("Which quota is spent."),
+		"period":    describedString("The spent period: day or month."),
+		"limit":     map[string]any{"type": "integer", "format": "int64", "description": "The period's hard cap."},
+		"used":      map[string]any{"type": "integer", "format": "int64", "description": "Requests counted in the period."},
+		"remaining": map[string]any{"type": "integer", "format": "int64", "description": "Requests left in the period (0)."},
+	}, "code", "message", "period", "limit", "used", "remaining")
 	return nil
+}
+
+// detailShape is a {"detail": {...}} refusal whose detail has props, all of required.
+func detailShape(description string, props map[string]any, required ...string) map[string]any {
+	detail := object(props)
+	detail["required"] = anyList(required)
+	shape := object(map[string]any{"detail": detail})
+	shape["required"] = []any{"detail"}
+	shape["description"] = description
+	return shape
+}
+
+// addLimitResponses documents the answers of the edge's limits: 503 with Retry-After on
+// every operation (WRITES_FROZEN too where the write gate applies), 429 on authenticated
+// ones and 402 where the route counts against the quotas.
+func addLimitResponses(paths map[string]any, limits Limits) error {
+	return eachOperation(paths, func(method, path string, op map[string]any) error {
+		responses, err := objectAt(op, "responses")
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		unavailable := "SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After."
+		if limits.WriteGated != nil && limits.WriteGated(method, path) {
+			unavailable = "SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now " +
+				"(a failover, a standby or frozen region); reads go on. Retry after Retry-After."
+		}
+		if _, own := responses["503"]; !own {
+			responses["503"] = withHeaders(errorResponse(unavailable), retryAfterHeader())
+		}
+		if isPublic(op) {
+			return nil
+		}
+		limited := map[string]any{"description": "RATE_LIMITED: a rate limit of the API key or the tenant refused the request; retry after Retry-After.",
+			"schema": ref(rateLimitedDef)}
+		responses["429"] = withHeaders(limited, retryAfterHeader(), map[string]any{
+			"X-RateLimit-Retry-After-Ms": map[string]any{"type": "integer", "description": "Milliseconds until the request would be admitted."},
+			"X-RateLimit-Scope":          map[string]any{"type": "string", "description": "api_key or tenant."},
+			"X-RateLimit-Route-Class":    map[string]any{"type": "string", "description": "read, mutation, run or ops."},
+		})
+		if limits.Counted != nil && limits.Counted(path) {
+			responses["402"] = map[string]any{"description": "QUOTA_EXCEEDED: the tenant's daily or monthly request quota is spent.",
+				"schema": ref(quotaExceededDef)}
+		}
+		return nil
+	})
+}
+
+func retryAfterHeader() map[string]any {
+	return map[string]any{"Retry-After": map[string]any{"type": "integer", "description": "Seconds to wait before retrying, when known."}}
+}
+
+func withHeaders(resp map[string]any, headers ...map[string]any) map[string]any {
+	all := map[string]any{}
+	for _, h := range headers {
+		for k, v := range h {
+			all[k] = v
+		}
+	}
+	resp["headers"] = all
+	return resp
 }
 
 // enrichGenerated envelopes and annotates every operation the generator produced.
@@ -257,10 +373,10 @@ func describeEventStream(op, responses map[string]any, events []Event) {
 	kinds := make([]any, len(events))
 	for i, e := range events {
 		fmt.Fprintf(&b, "\n- `%s`: data is %s", e.Name, e.Definition)
-		kinds[i] = map[string]any{"event": e.Name, "data": ref(e.Definition)}
+		kinds[i] = map[string]any{"event": e.Name, "data": e.Definition}
 	}
 	op["produces"] = []any{"text/event-stream"}
-	op["x-nexusrag-sse-events"] = kinds
+	op[sseEventsExt] = kinds
 	responses["200"] = map[string]any{"description": b.String(), "schema": map[string]any{"type": "string", "format": "event-stream"}}
 }
 

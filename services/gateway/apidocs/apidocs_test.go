@@ -3,8 +3,12 @@ package apidocs_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nexusrag/nexusrag/gen/openapi"
@@ -42,9 +46,16 @@ func extraRoutes() []apidocs.Route {
 	}
 }
 
+// limits stand in for the gateway's: the plans routes are not counted, every method but
+// GET is gated.
+var limits = apidocs.Limits{
+	Counted:    func(path string) bool { return !strings.HasPrefix(path, "/v1/admin/plans") },
+	WriteGated: func(method, _ string) bool { return method != "GET" },
+}
+
 func build(tb testing.TB, extra []apidocs.Route) []byte {
 	tb.Helper()
-	doc, err := apidocs.Build(openapi.Spec, extra, describe)
+	doc, err := apidocs.Build(openapi.Spec, extra, describe, limits)
 	require.NoError(tb, err)
 	return doc
 }
@@ -74,18 +85,26 @@ func TestBuildTopLevel(t *testing.T) {
 	require.Equal(t, doc, build(t, extraRoutes()), "deterministic output")
 
 	d := decode(t, doc)
-	require.Equal(t, "2.0", d["swagger"])
+	require.Equal(t, "3.0.3", d["openapi"])
+	require.NotContains(t, d, "swagger")
 	require.Equal(t, "NexusRAG API", at(t, d, "info", "title"))
 	require.Equal(t, version.Version, at(t, d, "info", "version"), "the release, not the API's path version")
-	require.Equal(t, "/", d["basePath"])
-	require.Equal(t, map[string]any{"type": "apiKey", "in": "header", "name": "Authorization", "description": "Bearer <api key>"},
-		at(t, d, "securityDefinitions", "bearer"))
+	require.Equal(t, []any{map[string]any{"url": "/"}}, d["servers"])
+	require.Equal(t, map[string]any{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"},
+		at(t, d, "components", "securitySchemes", "bearer"))
 	require.Equal(t, []any{map[string]any{"bearer": []any{}}}, d["security"])
-	require.Equal(t, "string", at(t, d, "definitions", "Meta", "properties", "request_id", "type"))
-	require.Equal(t, "string", at(t, d, "definitions", "Meta", "properties", "api_version", "type"))
-	require.Equal(t, "#/definitions/Meta", at(t, d, "definitions", "ErrorEnvelope", "properties", "meta", "$ref"))
+	schemas := at(t, d, "components", "schemas")
+	require.Equal(t, "string", at(t, schemas, "Meta", "properties", "request_id", "type"))
+	require.Equal(t, "string", at(t, schemas, "Meta", "properties", "api_version", "type"))
+	require.Equal(t, "#/components/schemas/Meta", at(t, schemas, "ErrorEnvelope", "properties", "meta", "$ref"))
 	for _, field := range []string{"code", "message", "details"} {
-		at(t, d, "definitions", "ErrorEnvelope", "properties", "error", "properties", field)
+		at(t, schemas, "ErrorEnvelope", "properties", "error", "properties", field)
+	}
+	for _, field := range []string{"code", "message", "scope", "route_class", "retry_after_ms"} {
+		at(t, schemas, "RateLimitedError", "properties", "detail", "properties", field)
+	}
+	for _, field := range []string{"code", "message", "period", "limit", "used", "remaining"} {
+		at(t, schemas, "QuotaExceededError", "properties", "detail", "properties", field)
 	}
 	require.Contains(t, d["tags"], map[string]any{"name": "Operations"}, "extra tags are declared")
 }
@@ -96,7 +115,7 @@ func TestBuildIntroDocumentsTheContract(t *testing.T) {
 		`"data"`, `"meta"`, `"request_id"`, `"api_version": "v1"`, `"error"`, `"code"`, `"details"`,
 		"Authorization: Bearer <api key>",
 		"Idempotency-Key", "128", "24 hours", "409 IDEMPOTENCY_KEY_CONFLICT",
-		"X-Request-Id",
+		"X-Request-Id", `{"detail": {...}}`, "429 RATE_LIMITED", "402 QUOTA_EXCEEDED", "WRITES_FROZEN", "Retry-After",
 		"Deprecation: true", "Sunset: Sun, 10 May 2026 00:00:00 +0000",
 		`Link: </v1/docs>; rel="successor-version"`, "410 ENDPOINT_SUNSET",
 	} {
@@ -110,17 +129,18 @@ func TestBuildOperations(t *testing.T) {
 		method, path string
 		role         string // "" means no x-nexusrag-min-role
 		public       bool
+		okType       string         // the success's content type
 		okSchema     map[string]any // the success schema
 		success      string         // the success status, 200 when empty
 	}{
-		{"get", "/v1/auth/whoami", "reader", false, envelopeOf(ref("v1WhoAmIResponse")), ""},
-		{"get", "/v1/audit/events", "admin", false, envelopeOf(ref("v1ListAuditEventsResponse")), ""},
-		{"delete", "/v1/api-keys/{key_id}", "admin", false, envelopeOf(ref("v1RevokeApiKeyResponse")), ""},
-		{"patch", "/v1/corpora/{corpus_id}", "", false, envelopeOf(ref("v1UpdateCorpusResponse")), ""}, // describe has no role for it
-		{"get", "/v1/health", "", true, envelopeOf(map[string]any{"type": "object"}), ""},
-		{"post", "/v1/echo", "reader", false, map[string]any{"type": "string"}, ""},                          // not JSON: not enveloped
-		{"post", "/v1/run", "reader", false, map[string]any{"type": "string", "format": "event-stream"}, ""}, // event stream
-		{"post", "/v1/documents/text", "editor", false, envelopeOf(ref("v1CreateDocumentResponse")), "202"},
+		{"get", "/v1/auth/whoami", "reader", false, "application/json", envelopeOf(ref("v1WhoAmIResponse")), ""},
+		{"get", "/v1/audit/events", "admin", false, "application/json", envelopeOf(ref("v1ListAuditEventsResponse")), ""},
+		{"delete", "/v1/api-keys/{key_id}", "admin", false, "application/json", envelopeOf(ref("v1RevokeApiKeyResponse")), ""},
+		{"patch", "/v1/corpora/{corpus_id}", "", false, "application/json", envelopeOf(ref("v1UpdateCorpusResponse")), ""}, // describe has no role for it
+		{"get", "/v1/health", "", true, "application/json", envelopeOf(map[string]any{"type": "object"}), ""},
+		{"post", "/v1/echo", "reader", false, "text/event-stream", map[string]any{"type": "string"}, ""},                          // not JSON: not enveloped
+		{"post", "/v1/run", "reader", false, "text/event-stream", map[string]any{"type": "string", "format": "event-stream"}, ""}, // event stream
+		{"post", "/v1/documents/text", "editor", false, "application/json", envelopeOf(ref("v1CreateDocumentResponse")), "202"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -130,11 +150,12 @@ func TestBuildOperations(t *testing.T) {
 			if success == "" {
 				success = "200"
 			}
-			require.Equal(t, tt.okSchema, at(t, responses, success, "schema"))
+			require.Equal(t, tt.okSchema, at(t, responses, success, "content", tt.okType, "schema"))
 			if success != "200" {
 				require.NotContains(t, responses, "200")
 			}
-			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "default", "schema"))
+			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "default", "content"), "errors are JSON, whatever the success is")
+			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "503", "content"))
 
 			if tt.role == "" {
 				require.NotContains(t, op, "x-nexusrag-min-role")
@@ -144,13 +165,20 @@ func TestBuildOperations(t *testing.T) {
 			}
 			if tt.public {
 				require.Equal(t, []any{}, op["security"])
-				require.NotContains(t, responses, "401")
-				require.NotContains(t, responses, "403")
+				for _, status := range []string{"401", "403", "429", "402"} {
+					require.NotContains(t, responses, status, "public routes are neither authenticated nor limited")
+				}
 				return
 			}
+			require.Contains(t, at(t, responses, "503", "headers"), "Retry-After")
 			require.NotContains(t, op, "security", "protected routes use the global requirement")
-			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "401", "schema"))
-			require.Equal(t, ref("ErrorEnvelope"), at(t, responses, "403", "schema"))
+			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "401", "content"))
+			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "403", "content"))
+			require.Equal(t, jsonBody(ref("RateLimitedError")), at(t, responses, "429", "content"))
+			for _, h := range []string{"Retry-After", "X-RateLimit-Retry-After-Ms", "X-RateLimit-Scope", "X-RateLimit-Route-Class"} {
+				require.Contains(t, at(t, responses, "429", "headers"), h)
+			}
+			require.Equal(t, jsonBody(ref("QuotaExceededError")), at(t, responses, "402", "content"))
 		})
 	}
 }
@@ -163,39 +191,45 @@ func TestBuildExtraRouteDetails(t *testing.T) {
 			"file":  map[string]any{"type": "file", "description": "The document."},
 			"title": map[string]any{"type": "string"},
 		}},
-		ResponseSchema: ref("v1Corpus"),
+		ResponseSchema: map[string]any{"$ref": "#/definitions/v1CreateDocumentResponse"}, // routes are written in Swagger 2.0
 		Responses:      map[string]string{"413": "PAYLOAD_TOO_LARGE", "202": "Accepted; ingestion is queued."},
 	}
-	d := decode(t, build(t, append(extraRoutes(), upload)))
+	audio := apidocs.Route{Method: "GET", Path: "/v1/audio/{audio_id}.mp3", Public: true, ResponseContentTypes: []string{"audio/mpeg"}}
+	d := decode(t, build(t, append(extraRoutes(), upload, audio)))
 
 	op := at(t, d, "paths", "/v1/documents", "post").(map[string]any)
-	require.Equal(t, []any{"multipart/form-data"}, op["consumes"])
-	require.Equal(t, []any{
-		map[string]any{"name": "file", "in": "formData", "required": true, "type": "file", "description": "The document."},
-		map[string]any{"name": "title", "in": "formData", "required": false, "type": "string"},
-	}, op["parameters"], "multipart bodies are formData parameters in Swagger 2.0")
-	require.Equal(t, envelopeOf(ref("v1Corpus")), at(t, op, "responses", "200", "schema"))
-	require.Equal(t, ref("ErrorEnvelope"), at(t, op, "responses", "413", "schema"), "error statuses carry the error envelope")
+	require.Equal(t, map[string]any{"type": "object", "required": []any{"file"}, "properties": map[string]any{
+		"file":  map[string]any{"type": "string", "format": "binary", "description": "The document."},
+		"title": map[string]any{"type": "string"},
+	}}, at(t, op, "requestBody", "content", "multipart/form-data", "schema"), "a multipart body is one object schema")
+	require.Equal(t, envelopeOf(ref("v1CreateDocumentResponse")), at(t, op, "responses", "200", "content", "application/json", "schema"))
+	require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, op, "responses", "413", "content"), "error statuses carry the error envelope")
 	require.Equal(t, map[string]any{"description": "Accepted; ingestion is queued."}, at(t, op, "responses", "202"))
+	require.Equal(t, []any{map[string]any{"name": "audio_id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}},
+		at(t, d, "paths", "/v1/audio/{audio_id}.mp3", "get", "parameters"), "every template variable is a path parameter")
 
 	echo := at(t, d, "paths", "/v1/echo", "post").(map[string]any)
-	require.Equal(t, "body", at(t, echo, "parameters").([]any)[0].(map[string]any)["in"], "JSON bodies are one body parameter")
-	require.Equal(t, "SERVICE_UNAVAILABLE", at(t, d, "paths", "/v1/health", "get", "responses", "503", "description"))
+	require.Contains(t, at(t, echo, "requestBody", "content"), "application/json", "JSON bodies are the request body")
+	require.Equal(t, "SERVICE_UNAVAILABLE", at(t, d, "paths", "/v1/health", "get", "responses", "503", "description"), "a route's own 503 is kept")
+	require.Contains(t, at(t, d, "paths", "/v1/documents/{document_id}", "delete", "responses", "503", "description"), "WRITES_FROZEN")
+	require.NotContains(t, at(t, d, "paths", "/v1/documents/{document_id}", "get", "responses", "503", "description"), "WRITES_FROZEN")
+	require.NotContains(t, at(t, d, "paths", "/v1/admin/plans", "get", "responses"), "402", "an uncounted route cannot meet its quota")
+	require.Contains(t, at(t, d, "paths", "/v1/admin/plans", "get", "responses"), "429")
 }
 
 // TestBuildEventStream: a streamed operation of the contract is documented as the
 // gateway serves it, Server-Sent Events, each kind with the definition of its data.
 func TestBuildEventStream(t *testing.T) {
 	run := at(t, decode(t, build(t, nil)), "paths", "/v1/run", "post").(map[string]any)
-	require.Equal(t, []any{"text/event-stream"}, run["produces"])
+	require.Equal(t, []any{"text/event-stream"}, keys(at(t, run, "responses", "200", "content")))
 	require.Equal(t, []any{
-		map[string]any{"event": "request.accepted", "data": ref("v1Accepted")},
-		map[string]any{"event": "done", "data": ref("v1Done")},
+		map[string]any{"event": "request.accepted", "data": "#/components/schemas/v1Accepted"},
+		map[string]any{"event": "done", "data": "#/components/schemas/v1Done"},
 	}, run["x-nexusrag-sse-events"])
 	desc := at(t, run, "responses", "200", "description").(string)
 	require.Contains(t, desc, apidocs.EventStreamFraming)
 	require.Contains(t, desc, "`request.accepted`: data is v1Accepted")
-	require.Equal(t, ref("v1RunRequest"), at(t, run, "parameters").([]any)[0].(map[string]any)["schema"], "the request is the contract's")
+	require.Equal(t, ref("v1RunRequest"), at(t, run, "requestBody", "content", "application/json", "schema"), "the request is the contract's")
 	require.Equal(t, "reader", run["x-nexusrag-min-role"])
 }
 
@@ -216,10 +250,11 @@ func TestBuildRejects(t *testing.T) {
 		{"unknown role", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", MinRole: "owner"}}},
 		{"public with a role", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", Public: true, MinRole: "reader"}}},
 		{"bad status", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", Responses: map[string]string{"oops": "x"}}}},
+		{"dangling reference", `{}`, []apidocs.Route{{Method: "GET", Path: "/v1/x", ResponseSchema: map[string]any{"$ref": "#/definitions/Nowhere"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := apidocs.Build([]byte(tt.spec), tt.extra, describe)
+			_, err := apidocs.Build([]byte(tt.spec), tt.extra, describe, apidocs.Limits{})
 			require.Error(t, err)
 		})
 	}
@@ -230,7 +265,7 @@ func TestBuildSkipsPathItemFields(t *testing.T) {
 		"parameters": [{"name": "id", "in": "path", "required": true, "type": "string"}],
 		"x-note": "kept",
 		"get": {"operationId": "ThingService_GetThing", "responses": {"200": {"description": "ok"}}}}}}`
-	doc, err := apidocs.Build([]byte(spec), nil, nil)
+	doc, err := apidocs.Build([]byte(spec), nil, nil, apidocs.Limits{})
 	require.NoError(t, err)
 	d := decode(t, doc)
 	require.Equal(t, "kept", at(t, d, "paths", "/v1/things/{id}", "x-note"))
@@ -352,8 +387,30 @@ func TestHTML(t *testing.T) {
 	require.Error(t, err)
 }
 
-func ref(name string) map[string]any { return map[string]any{"$ref": "#/definitions/" + name} }
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+
+func jsonBody(schema map[string]any) map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": schema}}
+}
+
+// keys lists an object's keys, sorted.
+func keys(v any) []any {
+	var out []any
+	for _, k := range slices.Sorted(maps.Keys(v.(map[string]any))) {
+		out = append(out, k)
+	}
+	return out
+}
 
 func envelopeOf(data map[string]any) map[string]any {
 	return map[string]any{"type": "object", "properties": map[string]any{"data": data, "meta": ref("Meta")}}
+}
+
+// TestBuildIsValidOpenAPI3: the served document loads and validates as OpenAPI 3 (the
+// SDK suite validates it again with an independent validator, swagger-parser).
+func TestBuildIsValidOpenAPI3(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(build(t, extraRoutes()))
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(loader.Context))
 }

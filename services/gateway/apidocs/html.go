@@ -21,7 +21,7 @@ func HTML(doc []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	view := pageView{Title: d.Info.Title, Intro: paragraphs(d.Info.Description), Ops: ops, Defs: definitionViews(d.Definitions)}
+	view := pageView{Title: d.Info.Title, Intro: paragraphs(d.Info.Description), Ops: ops, Defs: definitionViews(d.Components.Schemas)}
 	tmpl, err := template.New("docs").Parse(pageTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("parse api docs template: %w", err)
@@ -38,36 +38,39 @@ type document struct {
 		Title       string `json:"title"`
 		Description string `json:"description"`
 	} `json:"info"`
-	Paths       map[string]map[string]json.RawMessage `json:"paths"`
-	Definitions map[string]schema                     `json:"definitions"`
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Schemas map[string]schema `json:"schemas"`
+	} `json:"components"`
 }
 
 type operation struct {
-	Summary     string              `json:"summary"`
-	Description string              `json:"description"`
-	Role        string              `json:"x-nexusrag-min-role"`
-	Security    *[]json.RawMessage  `json:"security"`
-	Parameters  []parameter         `json:"parameters"`
-	Responses   map[string]response `json:"responses"`
-	Consumes    []string            `json:"consumes"`
-	Produces    []string            `json:"produces"`
+	Summary     string             `json:"summary"`
+	Description string             `json:"description"`
+	Role        string             `json:"x-nexusrag-min-role"`
+	Security    *[]json.RawMessage `json:"security"`
+	Parameters  []parameter        `json:"parameters"`
+	RequestBody *struct {
+		Content map[string]media `json:"content"`
+	} `json:"requestBody"`
+	Responses map[string]response `json:"responses"`
 }
 
 type parameter struct {
-	Name        string  `json:"name"`
-	In          string  `json:"in"`
-	Type        string  `json:"type"`
-	Format      string  `json:"format"`
-	Required    bool    `json:"required"`
-	Description string  `json:"description"`
-	Enum        []any   `json:"enum"`
-	Items       *schema `json:"items"`
-	Schema      *schema `json:"schema"`
+	Name        string `json:"name"`
+	In          string `json:"in"`
+	Required    bool   `json:"required"`
+	Description string `json:"description"`
+	Schema      schema `json:"schema"`
 }
 
 type response struct {
-	Description string  `json:"description"`
-	Schema      *schema `json:"schema"`
+	Description string           `json:"description"`
+	Content     map[string]media `json:"content"`
+}
+
+type media struct {
+	Schema *schema `json:"schema"`
 }
 
 type schema struct {
@@ -172,27 +175,69 @@ func anchorRune(r rune) rune {
 func opView(method, path string, op operation) operationView {
 	v := operationView{
 		Method: method, Path: path, Summary: op.Summary, Description: paragraphs(op.Description),
-		Access: access(op), Consumes: strings.Join(op.Consumes, ", "), Produces: strings.Join(op.Produces, ", "),
+		Access: access(op), Produces: strings.Join(successTypes(op.Responses), ", "),
 	}
-	for _, p := range op.Parameters {
-		if p.In == "body" {
-			v.Request = typeName(deref(p.Schema))
-			continue
+	if op.RequestBody != nil {
+		v.Consumes = strings.Join(sortedKeys(op.RequestBody.Content), ", ")
+		if s := mainSchema(op.RequestBody.Content); s != nil && !isForm(sortedKeys(op.RequestBody.Content)) {
+			v.Request = typeName(*s)
+		} else if s != nil {
+			v.Params = append(v.Params, formParams(*s)...)
 		}
-		v.Params = append(v.Params, paramView{
-			Name: p.Name, In: p.In, Description: p.Description, Required: p.Required,
-			Type: typeName(schema{Type: p.Type, Format: p.Format, Enum: p.Enum, Items: p.Items}),
-		})
 	}
+	params := make([]paramView, 0, len(op.Parameters))
+	for _, p := range op.Parameters {
+		params = append(params, paramView{Name: p.Name, In: p.In, Description: p.Description, Required: p.Required, Type: typeName(p.Schema)})
+	}
+	v.Params = append(params, v.Params...)
 	for _, status := range responseOrder(op.Responses) {
 		r := op.Responses[status]
 		rv := responseView{Status: status, Description: r.Description}
-		if r.Schema != nil {
-			rv.Schema = typeName(*r.Schema)
+		if s := mainSchema(r.Content); s != nil {
+			rv.Schema = typeName(*s)
 		}
 		v.Responses = append(v.Responses, rv)
 	}
 	return v
+}
+
+// mainSchema is the schema of a body: its JSON one when it has one, else the first by
+// content type.
+func mainSchema(content map[string]media) *schema {
+	if m, ok := content["application/json"]; ok && m.Schema != nil {
+		return m.Schema
+	}
+	for _, ct := range sortedKeys(content) {
+		if s := content[ct].Schema; s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// formParams lists a form body's fields as parameters "in" formData, as a reader of a
+// form expects them.
+func formParams(s schema) []paramView {
+	required := requiredSet(s.Required)
+	out := make([]paramView, 0, len(s.Properties))
+	for _, name := range sortedKeys(s.Properties) {
+		p := s.Properties[name]
+		out = append(out, paramView{Name: name, In: "formData", Description: p.Description, Required: required[name], Type: typeName(p)})
+	}
+	return out
+}
+
+// successTypes are the content types of an operation's 2xx answers.
+func successTypes(responses map[string]response) []string {
+	seen := map[string]bool{}
+	for status, r := range responses {
+		if strings.HasPrefix(status, "2") {
+			for ct := range r.Content {
+				seen[ct] = true
+			}
+		}
+	}
+	return sortedKeys(seen)
 }
 
 func access(op operation) string {
@@ -227,19 +272,12 @@ func definitionViews(defs map[string]schema) []defView {
 	return views
 }
 
-func deref(s *schema) schema {
-	if s == nil {
-		return schema{}
-	}
-	return *s
-}
-
 // typeName names a schema for a reader: a definition, an envelope or array of one, or
 // a primitive type with its format and allowed values.
 func typeName(s schema) typeRef {
 	switch {
 	case s.Ref != "":
-		name := strings.TrimPrefix(s.Ref, "#/definitions/")
+		name := strings.TrimPrefix(s.Ref, componentsPrefix)
 		return typeRef{Text: name, Def: name}
 	case s.Type == "array" && s.Items != nil:
 		inner := typeName(*s.Items)
@@ -264,7 +302,7 @@ func typeName(s schema) typeRef {
 func isEnvelope(s schema) bool {
 	meta, ok := s.Properties["meta"]
 	_, hasData := s.Properties["data"]
-	return ok && hasData && meta.Ref == "#/definitions/"+metaDef
+	return ok && hasData && meta.Ref == componentsPrefix+metaDef
 }
 
 func joinValues(values []any) string {
@@ -301,7 +339,7 @@ table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;paddin
 ul.toc{list-style:none;padding:0;font-family:monospace}
 </style></head><body>
 <h1>{{.Title}}</h1>
-<p>Machine-readable document: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 2.0).</p>
+<p>Machine-readable document: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.0).</p>
 <div class="intro">{{range .Intro}}<p>{{.}}</p>
 {{end}}</div>
 <h2>Operations</h2>

@@ -66,12 +66,13 @@ func validStatus(s string) bool {
 
 func routeOperation(r Route) map[string]any {
 	op := map[string]any{"responses": routeResponses(r)}
+	setIfNotEmpty(op, "operationId", r.OperationID)
 	setIfNotEmpty(op, "summary", r.Summary)
 	setIfNotEmpty(op, "description", r.Description)
 	setListIfNotEmpty(op, "tags", r.Tags)
 	setListIfNotEmpty(op, "consumes", r.RequestContentTypes)
 	setListIfNotEmpty(op, "produces", r.ResponseContentTypes)
-	if params := requestParameters(r); len(params) > 0 {
+	if params := append(pathParameters(r.Path), requestParameters(r)...); len(params) > 0 {
 		op["parameters"] = params
 	}
 	if r.Public {
@@ -85,11 +86,15 @@ func routeOperation(r Route) map[string]any {
 
 func routeResponses(r Route) map[string]any {
 	ok := map[string]any{"description": "Success."}
-	if r.ResponseSchema != nil {
+	switch {
+	case r.ResponseSchema != nil && isJSON(r.ResponseContentTypes):
+		ok["schema"] = envelope(r.ResponseSchema)
+	case r.ResponseSchema != nil:
 		ok["schema"] = r.ResponseSchema
-		if isJSON(r.ResponseContentTypes) {
-			ok["schema"] = envelope(r.ResponseSchema)
-		}
+	case !isJSON(r.ResponseContentTypes):
+		// The body as sent (a page, a document, audio): without a schema OpenAPI 3 would
+		// not name its content type at all.
+		ok["schema"] = map[string]any{"type": "string", "format": "binary"}
 	}
 	success := r.SuccessStatus
 	if success == "" {
@@ -118,6 +123,24 @@ func isJSON(contentTypes []string) bool {
 		}
 	}
 	return false
+}
+
+// pathParameters documents each {name} of a path template as a required string.
+func pathParameters(path string) []any {
+	var params []any
+	for rest := path; ; {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			return params
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			return params
+		}
+		name := rest[open+1 : open+end]
+		params = append(params, map[string]any{"name": name, "in": "path", "required": true, "type": "string"})
+		rest = rest[open+end+1:]
+	}
 }
 
 // requestParameters documents the request body: one body parameter for JSON, one
