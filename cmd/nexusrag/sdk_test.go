@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestSDKs(t *testing.T) {
 		shIn(t, sdk, nil, "node", "scripts/generate.mjs", "--out", out)
 		shIn(t, sdk, nil, "python3", "python/generate.py", "--out", filepath.Join(out, "python"))
 		for _, f := range []string{
-			"typescript/src/schema.d.ts", "typescript/src/events.ts", "typescript/src/version.ts", "typescript/package.json",
+			"typescript/src/schema.ts", "typescript/src/events.ts", "typescript/src/version.ts", "typescript/package.json",
 			"frontend/package.json", "python/nexusrag/_generated.py", "python/pyproject.toml",
 		} {
 			want, err := os.ReadFile(filepath.Join(out, f))
@@ -62,6 +63,7 @@ func TestSDKs(t *testing.T) {
 		return
 	}
 	shIn(t, sdk, nil, "npm", "run", "--silent", "build")
+	t.Run("readme", func(t *testing.T) { typecheckReadme(t, sdk) })
 
 	suites := []struct {
 		name, tenant string
@@ -137,4 +139,26 @@ func firstDiff(generated, committed []byte) string {
 func summary(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return strings.Join(lines[max(0, len(lines)-8):], "\n")
+}
+
+// typecheckReadme compiles the README's TypeScript examples against the built SDKs
+// (strict), with the names a snippet takes from its surroundings declared.
+func typecheckReadme(t *testing.T, sdk string) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	blocks := regexp.MustCompile("(?s)```ts\n(.*?)```").FindAllSubmatch(readme, -1)
+	require.NotEmpty(t, blocks, "README has no TypeScript example")
+	dir, err := os.MkdirTemp(sdk, ".readme-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	const prelude = "declare const process: { env: Record<string, string | undefined> };\n" +
+		"declare const apiKey: string;\ndeclare const controller: AbortController;\ndeclare function render(text: string): void;\n"
+	args := []string{"tsc", "--noEmit", "--strict", "--target", "es2022", "--module", "nodenext",
+		"--moduleResolution", "nodenext", "--lib", "es2022,dom"}
+	for i, b := range blocks {
+		f := filepath.Join(dir, fmt.Sprintf("example%d.mts", i+1))
+		require.NoError(t, os.WriteFile(f, append([]byte(prelude+"export {};\n"), b[1]...), 0o644))
+		args = append(args, f)
+	}
+	shIn(t, sdk, nil, "npx", args...)
 }

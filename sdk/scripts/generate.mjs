@@ -34,7 +34,7 @@ async function write(rel, text) {
   await writeFile(file, text);
 }
 
-await write("typescript/src/schema.d.ts", header + types);
+await write("typescript/src/schema.ts", header + types);
 await write("typescript/src/events.ts", header + streamEvents(doc));
 await write("typescript/src/version.ts", header + `/** The release of the API this SDK was generated from. */\nexport const VERSION = ${JSON.stringify(release)};\n`);
 for (const pkg of ["typescript", "frontend"]) {

@@ -66,6 +66,34 @@ test("UiClient: bootstrap, the dashboard, a page of documents and a reindex", as
   });
 });
 
+test("health is public; a 429 of the UI routes is retried after the server's wait until it succeeds", async () => {
+  const health = await createClient({ basePath: baseUrl }).GET("/v1/health");
+  assert.equal(health.response.status, 200);
+
+  const key = env("NEXUSRAG_BURST_KEY");
+  const bare = new UiClient({ apiKey: key, basePath: baseUrl, retry: false });
+  let refused;
+  for (let i = 0; i < 200 && !refused; i++) {
+    await bare.bootstrap().catch((e) => {
+      if (!(e instanceof ApiError) || e.status !== 429) throw e;
+      refused = e;
+    });
+  }
+  assert.ok(refused, "the key's read bucket never ran dry");
+  assert.equal(refused.code, "RATE_LIMITED");
+  assert.ok(refused.details.retry_after_ms > 0);
+
+  const waits = [];
+  const retrying = new UiClient({
+    apiKey: key,
+    basePath: baseUrl,
+    retry: { maxAttempts: 10, sleep: (ms) => { waits.push(ms); return new Promise((r) => setTimeout(r, ms)); } },
+  });
+  const boot = await retrying.bootstrap();
+  assert.equal(boot.role, "reader");
+  assert.ok(waits.length > 0 && waits[0] <= 1000, `waited the server's X-RateLimit-Retry-After-Ms: ${waits}`);
+});
+
 test("connectRunStream: typed events in order, seq from 1, to done", async () => {
   const events = [];
   const last = await connectRunStream({

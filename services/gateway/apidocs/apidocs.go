@@ -269,13 +269,15 @@ func addLimitResponses(paths map[string]any, limits Limits) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
-		unavailable := "SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After."
+		unavailable := temporaryRefusals
 		if limits.WriteGated != nil && limits.WriteGated(method, path) {
-			unavailable = "SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now " +
-				"(a failover, a standby or frozen region); reads go on. Retry after Retry-After."
+			unavailable += "; WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on)"
 		}
 		if _, own := responses["503"]; !own {
-			responses["503"] = withHeaders(errorResponse(unavailable), retryAfterHeader())
+			responses["503"] = withHeaders(errorResponse(unavailable+". Retry after Retry-After."), retryAfterHeader())
+		}
+		if _, own := responses["504"]; !own {
+			responses["504"] = errorResponse("DEADLINE_EXCEEDED: the request ran out of time in a service; retry.")
 		}
 		if isPublic(op) {
 			return nil
@@ -294,6 +296,11 @@ func addLimitResponses(paths map[string]any, limits Limits) error {
 		return nil
 	})
 }
+
+// temporaryRefusals are the 503 codes any route can meet.
+const temporaryRefusals = "Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis " +
+	"unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), " +
+	"RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings)"
 
 func retryAfterHeader() map[string]any {
 	return map[string]any{"Retry-After": map[string]any{"type": "integer", "description": "Seconds to wait before retrying, when known."}}

@@ -156,6 +156,7 @@ func TestBuildOperations(t *testing.T) {
 			}
 			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "default", "content"), "errors are JSON, whatever the success is")
 			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "503", "content"))
+			require.Equal(t, jsonBody(ref("ErrorEnvelope")), at(t, responses, "504", "content"))
 
 			if tt.role == "" {
 				require.NotContains(t, op, "x-nexusrag-min-role")

@@ -2804,11 +2804,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2895,11 +2904,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2984,11 +3002,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3073,11 +3100,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3162,11 +3198,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3252,11 +3297,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3343,11 +3397,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3436,11 +3499,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3523,11 +3595,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3614,11 +3695,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3703,11 +3793,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3796,11 +3895,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3883,11 +3991,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3974,11 +4091,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4065,11 +4191,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4155,11 +4290,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4244,11 +4388,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4322,11 +4475,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4402,11 +4564,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4486,11 +4657,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4570,11 +4750,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4650,11 +4839,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4734,11 +4932,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4821,11 +5028,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4912,11 +5128,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4999,11 +5224,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5090,11 +5324,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5175,11 +5418,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5265,11 +5517,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5354,11 +5615,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5447,11 +5717,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5498,11 +5777,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5599,11 +5887,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5686,11 +5983,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5777,11 +6083,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5866,11 +6181,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5959,11 +6283,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5999,11 +6332,20 @@ export interface operations {
                     "text/html": string;
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6093,11 +6435,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6238,11 +6589,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6329,11 +6689,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6418,11 +6787,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6507,11 +6885,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6600,11 +6987,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6638,11 +7034,20 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6676,11 +7081,20 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6763,11 +7177,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6854,11 +7277,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -6945,11 +7377,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7032,11 +7473,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7123,11 +7573,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7214,11 +7673,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7301,11 +7769,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7391,11 +7868,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7478,11 +7964,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7565,11 +8060,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7655,11 +8159,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7745,11 +8258,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7832,11 +8354,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -7932,11 +8463,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8013,11 +8553,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8095,11 +8644,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8179,11 +8737,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8261,11 +8828,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8339,11 +8915,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8421,11 +9006,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8502,11 +9096,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8587,11 +9190,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8678,11 +9290,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; or WRITES_FROZEN: this region takes no writes now (a failover, a standby or frozen region); reads go on. Retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8774,11 +9395,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8861,11 +9491,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -8948,11 +9587,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -9048,11 +9696,20 @@ export interface operations {
                     "application/json": components["schemas"]["RateLimitedError"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: a service or dependency is down; retry after Retry-After. */
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
