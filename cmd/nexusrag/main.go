@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), modulesCmd(), migrateCmd(), apikeyCmd(), servicekeyCmd(), planCmd(), quotaCmd(), providerSmokeCmd(), seedDemoCmd(), evalCmd(), openapiCmd(), backupCmd(), versionCmd())
+	root.AddCommand(serveCmd(), modulesCmd(), migrateCmd(), apikeyCmd(), servicekeyCmd(), planCmd(), quotaCmd(), providerSmokeCmd(), seedDemoCmd(), evalCmd(), openapiCmd(), backupCmd(), healthcheckCmd(), versionCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, errSmokeFailed) { // already reported on standard output
 			fmt.Fprintln(os.Stderr, "nexusrag:", err)
