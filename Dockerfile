@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every shape of NexusRAG: `serve` (all services), `serve --services=<name>`
-# (one service, as in deploy/k8s), `migrate`, `apikey ...`. See docs/adr/0002-deployment-shapes.md.
+# (one service, as in deploy/k8s/overlays/split and docker-compose.yml), `migrate`,
+# `apikey ...`, `healthcheck` (the compose health checks). See docs/adr/0002-deployment-shapes.md.
 #
 # Not built on the project's machines (they have no Docker engine); needs BuildKit
 # (Docker 23+ default, or DOCKER_BUILDKIT=1) for the cache mounts.
@@ -24,7 +25,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/nexusrag ./cmd/nexusrag
 
-# The failover service's image (deploy/k8s/failover-deployment.yaml; a target of
+# The failover service's image (deploy/k8s/overlays/split/failover.yaml; a target of
 # its own, before the default image, which stays the last stage): the same binary with
 # the PostgreSQL 15 client tools it runs for backups and restores (pg_dump, pg_restore, psql).
 #   docker build --target failover -t nexusrag-failover:local .
@@ -32,6 +33,9 @@ FROM debian:bookworm-slim AS failover
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/nexusrag /nexusrag
+# The backup sets' directory (BACKUP_LOCAL_DIR in deploy/k8s and docker-compose.yml), owned
+# by the non-root user so that a new compose volume mounted there inherits it.
+RUN install -d -o 65532 -g 65532 /var/lib/nexusrag/backups
 USER 65532:65532
 ENV GRPC_ADDR=:9000 METRICS_ADDR=:9090
 EXPOSE 9000 9090

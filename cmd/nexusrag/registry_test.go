@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 
 	"github.com/nexusrag/nexusrag/pkg/config"
@@ -230,86 +226,4 @@ func TestRegistryDrivesProbesMigrationsAndAddresses(t *testing.T) {
 	b, err := newApp(cfg, logging.Discard(), tel, reg, alone)
 	require.NoError(t, err)
 	require.Equal(t, "echo.nexusrag.svc:9000", b.addrs["echo"])
-}
-
-// TestEveryServiceHasAWorkload: deploy/k8s runs each service in a Deployment of its own
-// that says where every peer it calls runs (<NAME>_GRPC_ADDR), and docker-compose runs
-// them all.
-func TestEveryServiceHasAWorkload(t *testing.T) {
-	deployed := map[string]bool{}
-	files, err := filepath.Glob("../../deploy/k8s/*.yaml")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		for {
-			var doc struct {
-				Kind string
-				Spec struct {
-					Template struct {
-						Spec struct {
-							Containers []struct {
-								Args []string
-								Env  []struct{ Name string }
-							}
-						}
-					}
-				}
-			}
-			if err := dec.Decode(&doc); err != nil {
-				require.ErrorIs(t, err, io.EOF, f)
-				break
-			}
-			if doc.Kind != "Deployment" {
-				continue
-			}
-			for _, c := range doc.Spec.Template.Spec.Containers {
-				for _, arg := range c.Args {
-					list, ok := strings.CutPrefix(arg, "--services=")
-					if !ok {
-						continue
-					}
-					services := strings.Split(list, ",")
-					for _, s := range services {
-						deployed[s] = true
-					}
-					p, err := modules().plan(append(services, modGRPCListener))
-					require.NoError(t, err)
-					for _, peer := range p.remote {
-						require.True(t, slices.ContainsFunc(c.Env, func(e struct{ Name string }) bool { return e.Name == addrVariable(peer) }),
-							"%s runs --services=%s, which calls %s: it needs %s", f, list, peer, addrVariable(peer))
-					}
-				}
-			}
-		}
-	}
-	b, err := os.ReadFile("../../docker-compose.yml")
-	require.NoError(t, err)
-	var compose struct {
-		Services map[string]struct{ Command []string }
-	}
-	require.NoError(t, yaml.Unmarshal(b, &compose))
-	composed := map[string]bool{}
-	for _, svc := range compose.Services {
-		if len(svc.Command) == 0 || svc.Command[0] != "serve" {
-			continue
-		}
-		flag := "all"
-		for _, arg := range svc.Command[1:] {
-			if v, ok := strings.CutPrefix(arg, "--services="); ok {
-				flag = v
-			}
-		}
-		list, err := modules().selectServices(flag)
-		require.NoError(t, err)
-		for _, s := range list {
-			composed[s] = true
-		}
-	}
-	for _, s := range modules().serviceNames() {
-		require.True(t, deployed[s], "deploy/k8s has no Deployment running --services=%s", s)
-		require.True(t, composed[s], "docker-compose.yml runs no `serve` with %s", s)
-	}
 }
