@@ -317,8 +317,12 @@ func initGateway(ctx context.Context, a *app) error {
 	}
 	writes := gateway.NewWriteGate(failoverv1.NewFailoverServiceClient(failoverConn), a.log)
 	a.goBackground("write gate", func(ctx context.Context) error { writes.Run(ctx, cfg.WriteGateSyncInterval); return nil })
+	var streams *gateway.RunStreams
+	if cfg.RunStreamResume {
+		streams = gateway.NewRunStreams(a.rdb, a.cfg.RedisKeyPrefix, cfg.RunStreamResumeTTL)
+	}
 	edge, err := gateway.NewEdge(ctx, cfg, backends, keys, limiter, idempotency,
-		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, writes, a.rec, a.tel, a.log)
+		gateway.NewHealth(backends, a.pool, a.rdb, 2*time.Second), stats, policies, writes, streams, a.rec, a.tel, a.log)
 	if err != nil {
 		return fmt.Errorf("gateway edge: %w", err)
 	}

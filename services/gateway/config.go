@@ -32,6 +32,11 @@ type Config struct {
 	StatsFlushInterval time.Duration `env:"REQUEST_STATS_FLUSH_INTERVAL" envDefault:"5s"`
 	// RunHeartbeatInterval is how long a /v1/run stream may stay silent before a heartbeat event.
 	RunHeartbeatInterval time.Duration `env:"RUN_HEARTBEAT_INTERVAL" envDefault:"15s"`
+	// RunStreamResume keeps each run's events in Redis for RunStreamResumeTTL, so that a
+	// client resumes a dropped stream (Last-Event-ID) on any replica; the run goes on
+	// when its client goes away. Off: a reconnect gets resume.unsupported.
+	RunStreamResume    bool          `env:"RUN_STREAM_RESUME" envDefault:"false"`
+	RunStreamResumeTTL time.Duration `env:"RUN_STREAM_RESUME_TTL" envDefault:"10m"`
 	// RateLimitEnabled turns the per-key and per-tenant token buckets on.
 	RateLimitEnabled bool `env:"RL_ENABLED" envDefault:"true"`
 	// RateLimitFailMode is open (Redis down: requests pass, marked degraded) or closed (503).
@@ -88,6 +93,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("RL_TIMEOUT: %s is outside 1ms..5s", c.RateLimitTimeout)
 	case c.RunHeartbeatInterval < 10*time.Millisecond:
 		return fmt.Errorf("RUN_HEARTBEAT_INTERVAL: %s is below 10ms", c.RunHeartbeatInterval)
+	case c.RunStreamResume && c.RunStreamResumeTTL < time.Second:
+		return fmt.Errorf("RUN_STREAM_RESUME_TTL: %s is below 1s", c.RunStreamResumeTTL)
 	case c.IdempotencyTTL < time.Minute:
 		return fmt.Errorf("IDEMPOTENCY_TTL: %s is below 1m", c.IdempotencyTTL)
 	case c.AuditAccessSuccessInterval < 0 || c.AuditAccessFailureInterval < 0:

@@ -81,7 +81,7 @@ type Edge struct {
 // none) counts request outcomes for the SLO and the ops metrics, policies (nil: none)
 // holds the tenants' policy rules.
 func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache, limiter *RateLimiter, idem *Idempotency,
-	health *Health, stats *reqstats.Stats, policies *Policies, writes *WriteGate, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
+	health *Health, stats *reqstats.Stats, policies *Policies, writes *WriteGate, streams *RunStreams, rec Recorder, tel *telemetry.Telemetry, log *slog.Logger) (*Edge, error) {
 	e := &Edge{
 		cfg: cfg, backends: backends, keys: keys, audit: rec, idem: idem, limiter: limiter, log: log, stats: stats, policies: policies, writes: writes,
 		successSampler: audit.NewSampler(cfg.AuditAccessSuccessInterval, 100_000),
@@ -156,7 +156,7 @@ func NewEdge(ctx context.Context, cfg Config, backends []Backend, keys *KeyCache
 		return nil, err
 	}
 	runClient := runv1.NewRunServiceClient(runConn)
-	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now, stats: stats}
+	sse := &sseStream{client: runClient, heartbeat: cfg.RunHeartbeatInterval, after: time.After, now: time.Now, stats: stats, streams: streams, log: log}
 	if err := mux.HandlePath(http.MethodPost, runRoute, sse.handler()); err != nil {
 		return nil, fmt.Errorf("register %s: %w", runRoute, err)
 	}

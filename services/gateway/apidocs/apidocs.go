@@ -124,9 +124,12 @@ type Event struct {
 const EventStreamFraming = "The response is text/event-stream. Each event is written as `id: <seq>`, `event: <name>`, " +
 	"`data: {\"type\": <name>, \"request_id\", \"seq\", \"data\": <the kind's fields>}`; seq counts every event of the stream " +
 	"from 1, and is its SSE id. A `heartbeat` event {type, ts, request_id, seq} is written whenever the stream has been idle " +
-	"for RUN_HEARTBEAT_INTERVAL. A request with Last-Event-ID gets `resume.unsupported` {last_event_id, message} then `done`: " +
-	"streams cannot be resumed. Errors before the first event are ordinary JSON errors. A client that goes away cancels the work. " +
-	"Idempotency-Key does not apply."
+	"for RUN_HEARTBEAT_INTERVAL. Errors before the first event are ordinary JSON errors. Idempotency-Key does not apply. " +
+	"By default a client that goes away cancels the work, and a request with Last-Event-ID gets `resume.unsupported` " +
+	"{last_event_id, message} then `done`. Where the operator turned RUN_STREAM_RESUME on, the SSE id is `<stream id>.<seq>`, " +
+	"the work goes on when the client goes away, and the same request with Last-Event-ID, on any replica and within " +
+	"RUN_STREAM_RESUME_TTL, gets the events after that id, then the rest live (a stream whose producer died ends with " +
+	"`error` STREAM_INTERRUPTED, then `done`); an unknown, expired or another key's id gets `resume.unsupported`."
 
 // Build enriches the generated Swagger 2.0 document spec (envelopes, error responses,
 // bearer authentication, the role and success status of each operation, the extra
