@@ -85,7 +85,8 @@ func (s *Server) PurgeDocumentData(ctx context.Context, req *ingestv1.PurgeDocum
 
 func (s *Server) removeChunks(ctx context.Context) func(Document) error {
 	return func(d Document) error {
-		_, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID, DocumentId: d.DocumentID})
+		_, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID,
+			DocumentId: d.DocumentID, Version: d.Version})
 		return err
 	}
 }

@@ -301,7 +301,8 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 	}
 	var removed int32
 	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
-		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID, DocumentId: d.DocumentID})
+		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID,
+			DocumentId: d.DocumentID, Version: d.Version})
 		removed = res.GetDeleted()
 		return err
 	})

@@ -152,7 +152,7 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 // requeueSet starts a new ingestion of a document, assumed enqueued (MarkNotEnqueued says
 // otherwise); jobParam is the new job id's parameter.
 func requeueSet(jobParam string) string {
-	return `status = 'queued', failure_reason = '', version = version + 1, job_id = ` + jobParam + `, attempts = 0,
+	return `status = 'queued', failure_reason = '', version = nextval('ingest.document_versions'), job_id = ` + jobParam + `, attempts = 0,
 	enqueued_at = now(), updated_at = now(), queued_at = now(), started_at = NULL, finished_at = NULL`
 }
 

@@ -259,6 +259,11 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 		for i, d := range batch {
 			outs[i] = d.outcome(StatusSucceeded, int(res.GetChunkCounts()[i]), "")
 		}
+		if fenced := res.GetFenced(); len(fenced) > 0 {
+			// Overtaken or deleted while this worker indexed them: retrieval kept the newer
+			// state, and Finish records nothing for a version that is no longer current.
+			w.log.InfoContext(ctx, "documents changed or deleted while indexing; their chunks were not written", "corpus_id", corpus, "document_ids", fenced)
+		}
 		return outs
 	}
 	if permanent(err) && len(batch) > 1 {
@@ -290,7 +295,7 @@ func documentChunks(d claimed) *retrievalv1.DocumentChunks {
 	}
 	meta, _ := structpb.NewStruct(md)
 	texts := Chunk(d.text, ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap})
-	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Chunks: make([]*retrievalv1.ChunkInput, len(texts))}
+	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Version: d.Version, Chunks: make([]*retrievalv1.ChunkInput, len(texts))}
 	for i, t := range texts {
 		out.Chunks[i] = &retrievalv1.ChunkInput{Text: t, Metadata: meta}
 	}

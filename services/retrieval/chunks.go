@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
@@ -26,8 +27,9 @@ const (
 
 // upsert validates, embeds and stores documents; field prefixes error fields ("" for the
 // single-document request).
-func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string) ([]int32, error) {
+func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string) ([]int32, []string, error) {
 	ids := make([]string, len(docs))
+	versions := map[string]int64{}
 	seen := make(map[string]bool, len(docs))
 	var texts []string
 	var inputs []*retrievalv1.ChunkInput
@@ -38,19 +40,25 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 			prefix = fmt.Sprintf("%s[%d].", field, d)
 		}
 		if err := validateDocumentRef(tenant, corpus, doc.GetDocumentId()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if seen[doc.GetDocumentId()] {
-			return nil, apierr.InvalidArgument(prefix+"document_id", fmt.Sprintf("document %s appears twice", doc.GetDocumentId()))
+			return nil, nil, apierr.InvalidArgument(prefix+"document_id", fmt.Sprintf("document %s appears twice", doc.GetDocumentId()))
 		}
 		seen[doc.GetDocumentId()] = true
 		ids[d] = doc.GetDocumentId()
+		switch v := doc.GetVersion(); {
+		case v < 0:
+			return nil, nil, apierr.InvalidArgument(prefix+"version", "version must not be negative (0: no fence)")
+		case v > 0:
+			versions[doc.GetDocumentId()] = v
+		}
 		if len(doc.GetChunks()) > maxChunks {
-			return nil, apierr.InvalidArgument(prefix+"chunks", fmt.Sprintf("at most %d chunks per document", maxChunks))
+			return nil, nil, apierr.InvalidArgument(prefix+"chunks", fmt.Sprintf("at most %d chunks per document", maxChunks))
 		}
 		for i, c := range doc.GetChunks() {
 			if c.GetText() == "" || len(c.GetText()) > maxChunkBytes || !utf8.ValidString(c.GetText()) {
-				return nil, apierr.InvalidArgument(fmt.Sprintf("%schunks[%d].text", prefix, i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
+				return nil, nil, apierr.InvalidArgument(fmt.Sprintf("%schunks[%d].text", prefix, i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
 			}
 			texts = append(texts, c.GetText())
 			inputs = append(inputs, c)
@@ -58,11 +66,11 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 		counts[d] = int32(len(doc.GetChunks()))
 	}
 	if len(texts) > maxBatchChunks {
-		return nil, apierr.InvalidArgument(field+"chunks", fmt.Sprintf("at most %d chunks per call", maxBatchChunks))
+		return nil, nil, apierr.InvalidArgument(field+"chunks", fmt.Sprintf("at most %d chunks per call", maxBatchChunks))
 	}
 	vectors, err := s.router.Embedder().EmbedDocuments(ctx, texts)
 	if err != nil {
-		return nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
+		return nil, nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
 	}
 	rows := make([]chunkRow, 0, len(texts))
 	for d, doc := range docs {
@@ -78,14 +86,19 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 				metadata: md, terms: tf, length: len(terms), vector: vectors[k]})
 		}
 	}
-	err = s.store.replaceDocuments(ctx, tenant, corpus, s.router.Embedder().Name(), ids, rows)
+	fenced, err := s.store.replaceDocuments(ctx, tenant, corpus, s.router.Embedder().Name(), ids, rows, versions)
 	if errors.Is(err, errCorpusNotFound) {
-		return nil, apierr.NotFound("corpus", corpus)
+		return nil, nil, apierr.NotFound("corpus", corpus)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return counts, nil
+	for d, id := range ids {
+		if slices.Contains(fenced, id) {
+			counts[d] = 0
+		}
+	}
+	return counts, fenced, nil
 }
 
 func validateDocumentRef(tenant, corpus, document string) error {

@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"context"
+	"sort"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,8 +41,11 @@ type chunkRow struct {
 
 // replaceDocuments swaps every chunk of the given documents for rows (which belong to
 // those documents), keeping postings, document frequencies and corpus counters exact, in
-// one transaction. A document in documents without rows ends with no chunks.
-func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder string, documents []string, rows []chunkRow) (err error) {
+// one transaction. A document in documents without rows ends with no chunks. versions
+// holds the version of each versioned document (see fence); the documents it fences are
+// left as they are and returned.
+func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder string, documents []string, rows []chunkRow,
+	versions map[string]int64) (fenced []string, err error) {
 	dim := 0
 	if len(rows) > 0 {
 		dim = len(rows[0].vector)
@@ -55,13 +59,25 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 			s.planner.add(postings)
 		}
 	}()
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return fenced, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err
 		}
+		var err error
+		if fenced, err = fence(ctx, tx, tenant, corpus, versions); err != nil {
+			return err
+		}
+		if len(fenced) > 0 {
+			documents, rows = withoutDocuments(documents, rows, fenced)
+			dim, postings = 0, 0
+			for _, r := range rows {
+				dim = len(r.vector)
+				postings += len(r.terms)
+			}
+		}
 		var current *string
 		var currentDim *int
-		err := tx.QueryRow(ctx, `SELECT embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
+		err = tx.QueryRow(ctx, `SELECT embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
 			tenant, corpus).Scan(&current, &currentDim)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errCorpusNotFound
@@ -93,6 +109,64 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 			tenant, corpus, added-removed, addedTerms-removedTerms, len(rows), embedder, dim)
 		return err
 	})
+}
+
+// fence records the versions written under the corpus lock and returns the documents
+// whose version must not be written: older than the newest written, or not newer than a
+// deleted one. A late writer (overtaken by a newer version, or finishing after a delete)
+// thus cannot replace newer chunks or bring a deleted document back.
+func fence(ctx context.Context, tx pgx.Tx, tenant, corpus string, versions map[string]int64) ([]string, error) {
+	if len(versions) == 0 {
+		return nil, nil
+	}
+	ids, vs := make([]string, 0, len(versions)), make([]int64, 0, len(versions))
+	for id, v := range versions {
+		ids, vs = append(ids, id), append(vs, v)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT f.document_id FROM retrieval.document_fences f
+		  JOIN unnest($3::text[], $4::bigint[]) AS w(document_id, version) ON w.document_id = f.document_id
+		 WHERE f.tenant_id = $1 AND f.corpus_id = $2 AND (f.version > w.version OR (f.deleted AND f.version >= w.version))`,
+		tenant, corpus, ids, vs)
+	if err != nil {
+		return nil, fmt.Errorf("read document fences: %w", err)
+	}
+	fenced, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read document fences: %w", err)
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO retrieval.document_fences (tenant_id, corpus_id, document_id, version, deleted)
+		SELECT $1, $2, w.document_id, w.version, false FROM unnest($3::text[], $4::bigint[]) AS w(document_id, version)
+		 WHERE NOT (w.document_id = ANY($5::text[]))
+		ON CONFLICT (tenant_id, corpus_id, document_id) DO UPDATE SET version = excluded.version, deleted = false`,
+		tenant, corpus, ids, vs, fenced)
+	if err != nil {
+		return nil, fmt.Errorf("record document fences: %w", err)
+	}
+	sort.Strings(fenced)
+	return fenced, nil
+}
+
+// withoutDocuments drops the fenced documents and their rows.
+func withoutDocuments(documents []string, rows []chunkRow, fenced []string) ([]string, []chunkRow) {
+	drop := make(map[string]bool, len(fenced))
+	for _, id := range fenced {
+		drop[id] = true
+	}
+	keptDocs := documents[:0:0]
+	for _, id := range documents {
+		if !drop[id] {
+			keptDocs = append(keptDocs, id)
+		}
+	}
+	keptRows := rows[:0:0]
+	for _, r := range rows {
+		if !drop[r.document] {
+			keptRows = append(keptRows, r)
+		}
+	}
+	return keptDocs, keptRows
 }
 
 // deleteDocuments removes documents' chunks and postings and lowers the document
@@ -329,12 +403,22 @@ func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery
 	})
 }
 
-// deleteDocumentChunks removes a document's chunks outside any replacement.
-func (s *Store) deleteDocumentChunks(ctx context.Context, tenant, corpus, document string) (int64, error) {
+// deleteDocumentChunks removes a document's chunks outside any replacement. A version
+// (0: none) fences the document: chunks of that version or older written later are dropped.
+func (s *Store) deleteDocumentChunks(ctx context.Context, tenant, corpus, document string, version int64) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err
+		}
+		if version > 0 {
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO retrieval.document_fences (tenant_id, corpus_id, document_id, version, deleted) VALUES ($1, $2, $3, $4, true)
+				ON CONFLICT (tenant_id, corpus_id, document_id)
+				DO UPDATE SET version = GREATEST(document_fences.version, excluded.version), deleted = true`,
+				tenant, corpus, document, version); err != nil {
+				return fmt.Errorf("record the delete's fence: %w", err)
+			}
 		}
 		removed, removedTerms, err := deleteDocuments(ctx, tx, tenant, corpus, []string{document})
 		if err != nil || removed == 0 {

@@ -226,3 +226,49 @@ func TestRetrieveRefusesWhatItCannotAnswer(t *testing.T) {
 	_, err = client.Retrieve(reader, &retrievalv1.RetrieveRequest{CorpusId: "c3", Query: "x"})
 	require.Equal(t, "VERTEX_RETRIEVAL_CONFIG_MISSING", code(err), "no Vertex client in this deployment")
 }
+
+// TestVersionFencesKeepDeletedDocumentsGone: a write of a version that a delete removed
+// (a worker finishing after the delete), or that a newer version overtook, is dropped;
+// a re-created document (a newer version) is written.
+func TestVersionFencesKeepDeletedDocumentsGone(t *testing.T) {
+	client, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "t1", "c1")
+	write := func(doc string, version int64, text string) *retrievalv1.UpsertDocumentsResponse {
+		t.Helper()
+		res, err := client.UpsertDocuments(context.Background(), &retrievalv1.UpsertDocumentsRequest{TenantId: "t1", CorpusId: "c1",
+			Documents: []*retrievalv1.DocumentChunks{{DocumentId: doc, Version: version, Chunks: []*retrievalv1.ChunkInput{{Text: text}}},
+				{DocumentId: "other", Version: 1, Chunks: []*retrievalv1.ChunkInput{{Text: "an unrelated note about zebras"}}}}})
+		require.NoError(t, err)
+		return res
+	}
+	cited := func(query string) bool {
+		for _, h := range retrieve(t, client, "t1", "c1", query, 10) {
+			if h.GetDocumentId() == "ghost" {
+				return true
+			}
+		}
+		return false
+	}
+
+	require.Empty(t, write("ghost", 5, "the ghost ship sails at midnight").GetFenced())
+	require.True(t, cited("ghost ship midnight"))
+	res, err := client.DeleteDocumentChunks(context.Background(), &retrievalv1.DeleteDocumentChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "ghost", Version: 5})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.GetDeleted())
+
+	late := write("ghost", 5, "the ghost ship sails at midnight")
+	require.Equal(t, []string{"ghost"}, late.GetFenced(), "the deleted version written late is dropped")
+	require.Equal(t, []int32{0, 1}, late.GetChunkCounts(), "the batch's other document is written")
+	require.False(t, cited("ghost ship midnight"))
+	require.Equal(t, []string{"ghost"}, write("ghost", 4, "an older ghost").GetFenced())
+	consistent(t, pool)
+
+	require.Empty(t, write("ghost", 9, "the ghost ship returns at dawn").GetFenced(), "a re-created document has a newer version")
+	require.True(t, cited("ghost ship dawn"))
+	require.Equal(t, []string{"ghost"}, write("ghost", 7, "an overtaken version").GetFenced(), "an overtaken version does not replace a newer one")
+	require.True(t, cited("ghost ship dawn"))
+	consistent(t, pool)
+
+	_, err = client.DeleteDocumentChunks(context.Background(), &retrievalv1.DeleteDocumentChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "ghost", Version: -1})
+	require.Equal(t, apierr.CodeInvalidArgument, code(err))
+}

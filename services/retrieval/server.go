@@ -224,7 +224,7 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 
 // UpsertChunks embeds and stores a document's chunks, replacing its previous ones.
 func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunksRequest) (*retrievalv1.UpsertChunksResponse, error) {
-	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(),
+	counts, _, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(),
 		[]*retrievalv1.DocumentChunks{{DocumentId: req.GetDocumentId(), Chunks: req.GetChunks()}}, "")
 	if err != nil {
 		return nil, err
@@ -238,11 +238,11 @@ func (s *Server) UpsertDocuments(ctx context.Context, req *retrievalv1.UpsertDoc
 	if n := len(req.GetDocuments()); n == 0 || n > maxBatchDocuments {
 		return nil, apierr.InvalidArgument("documents", fmt.Sprintf("send 1 to %d documents", maxBatchDocuments))
 	}
-	counts, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), "documents")
+	counts, fenced, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), "documents")
 	if err != nil {
 		return nil, err
 	}
-	return &retrievalv1.UpsertDocumentsResponse{ChunkCounts: counts, Embedder: s.router.Embedder().Name()}, nil
+	return &retrievalv1.UpsertDocumentsResponse{ChunkCounts: counts, Embedder: s.router.Embedder().Name(), Fenced: fenced}, nil
 }
 
 // DeleteDocumentChunks removes a document's chunks.
@@ -250,7 +250,10 @@ func (s *Server) DeleteDocumentChunks(ctx context.Context, req *retrievalv1.Dele
 	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
 		return nil, err
 	}
-	n, err := s.store.deleteDocumentChunks(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId())
+	if req.GetVersion() < 0 {
+		return nil, apierr.InvalidArgument("version", "version must not be negative (0: no fence)")
+	}
+	n, err := s.store.deleteDocumentChunks(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId(), req.GetVersion())
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,8 @@ func TestBulkWritesRefreshStatistics(t *testing.T) {
 		for _, term := range textproc.Terms(text) {
 			tf[term]++
 		}
-		require.NoError(t, store.replaceDocuments(ctx, "t1", "c1", emb.Name(), []string{doc}, []chunkRow{{id: doc + ":0", document: doc, text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}))
+		_, err := store.replaceDocuments(ctx, "t1", "c1", emb.Name(), []string{doc}, []chunkRow{{id: doc + ":0", document: doc, text: text, metadata: []byte("{}"), terms: tf, length: len(tf), vector: v[0]}}, nil)
+		require.NoError(t, err)
 	}
 	write("small", "a few distinct words only")
 	did, err := store.RefreshStatistics(ctx)

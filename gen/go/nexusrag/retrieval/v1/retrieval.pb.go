@@ -821,9 +821,14 @@ func (x *UpsertChunksResponse) GetEmbedder() string {
 
 // DocumentChunks are the chunks of one document, in document order.
 type DocumentChunks struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DocumentId    string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
-	Chunks        []*ChunkInput          `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DocumentId string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	Chunks     []*ChunkInput          `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// version is the document's version (the ingest service's, which only grows, deletes and
+	// re-creations included). Chunks of a version older than the last written, or not newer
+	// than the version a delete removed, are dropped (fenced): a late writer cannot bring a
+	// deleted document back. 0: no fence (seeds, evaluations).
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -870,6 +875,13 @@ func (x *DocumentChunks) GetChunks() []*ChunkInput {
 		return x.Chunks
 	}
 	return nil
+}
+
+func (x *DocumentChunks) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type UpsertDocumentsRequest struct {
@@ -935,9 +947,12 @@ func (x *UpsertDocumentsRequest) GetDocuments() []*DocumentChunks {
 
 type UpsertDocumentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// chunk_counts are the chunks stored per document, in request order.
-	ChunkCounts   []int32 `protobuf:"varint,1,rep,packed,name=chunk_counts,json=chunkCounts,proto3" json:"chunk_counts,omitempty"`
-	Embedder      string  `protobuf:"bytes,2,opt,name=embedder,proto3" json:"embedder,omitempty"`
+	// chunk_counts are the chunks stored per document, in request order (0 for a fenced one).
+	ChunkCounts []int32 `protobuf:"varint,1,rep,packed,name=chunk_counts,json=chunkCounts,proto3" json:"chunk_counts,omitempty"`
+	Embedder    string  `protobuf:"bytes,2,opt,name=embedder,proto3" json:"embedder,omitempty"`
+	// fenced are the documents whose chunks were dropped: a newer version was written, or
+	// the version was deleted (see DocumentChunks.version).
+	Fenced        []string `protobuf:"bytes,3,rep,name=fenced,proto3" json:"fenced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -986,11 +1001,20 @@ func (x *UpsertDocumentsResponse) GetEmbedder() string {
 	return ""
 }
 
+func (x *UpsertDocumentsResponse) GetFenced() []string {
+	if x != nil {
+		return x.Fenced
+	}
+	return nil
+}
+
 type DeleteDocumentChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	CorpusId      string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
-	DocumentId    string                 `protobuf:"bytes,3,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CorpusId   string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	DocumentId string                 `protobuf:"bytes,3,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	// version is the version deleted: chunks of it or older written later are dropped. 0: no fence.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1044,6 +1068,13 @@ func (x *DeleteDocumentChunksRequest) GetDocumentId() string {
 		return x.DocumentId
 	}
 	return ""
+}
+
+func (x *DeleteDocumentChunksRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type DeleteDocumentChunksResponse struct {
@@ -1153,23 +1184,26 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\x14UpsertChunksResponse\x12\x1f\n" +
 	"\vchunk_count\x18\x01 \x01(\x05R\n" +
 	"chunkCount\x12\x1a\n" +
-	"\bembedder\x18\x02 \x01(\tR\bembedder\"l\n" +
+	"\bembedder\x18\x02 \x01(\tR\bembedder\"\x86\x01\n" +
 	"\x0eDocumentChunks\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x129\n" +
-	"\x06chunks\x18\x02 \x03(\v2!.nexusrag.retrieval.v1.ChunkInputR\x06chunks\"\x97\x01\n" +
+	"\x06chunks\x18\x02 \x03(\v2!.nexusrag.retrieval.v1.ChunkInputR\x06chunks\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\x97\x01\n" +
 	"\x16UpsertDocumentsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12C\n" +
-	"\tdocuments\x18\x03 \x03(\v2%.nexusrag.retrieval.v1.DocumentChunksR\tdocuments\"X\n" +
+	"\tdocuments\x18\x03 \x03(\v2%.nexusrag.retrieval.v1.DocumentChunksR\tdocuments\"p\n" +
 	"\x17UpsertDocumentsResponse\x12!\n" +
 	"\fchunk_counts\x18\x01 \x03(\x05R\vchunkCounts\x12\x1a\n" +
-	"\bembedder\x18\x02 \x01(\tR\bembedder\"x\n" +
+	"\bembedder\x18\x02 \x01(\tR\bembedder\x12\x16\n" +
+	"\x06fenced\x18\x03 \x03(\tR\x06fenced\"\x92\x01\n" +
 	"\x1bDeleteDocumentChunksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12\x1f\n" +
 	"\vdocument_id\x18\x03 \x01(\tR\n" +
-	"documentId\"8\n" +
+	"documentId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"8\n" +
 	"\x1cDeleteDocumentChunksResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xb3\x06\n" +
 	"\x10RetrievalService\x12l\n" +
