@@ -2,7 +2,6 @@ package retrieval
 
 import (
 	"context"
-	"sort"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,7 +143,7 @@ func fence(ctx context.Context, tx pgx.Tx, tenant, corpus string, versions map[s
 	if err != nil {
 		return nil, fmt.Errorf("record document fences: %w", err)
 	}
-	sort.Strings(fenced)
+	slices.Sort(fenced)
 	return fenced, nil
 }
 
