@@ -20,7 +20,8 @@ import (
 // TestSDKs checks that the committed SDKs are what the served OpenAPI document generates,
 // then runs each SDK's own suite against the built binary: node's test runner for
 // TypeScript and the frontend helpers, python3 -m unittest for Python. Each suite gets a
-// tenant of its own (the rate limits are on: the suites meet a 429 on purpose).
+// tenant of its own (the rate limits are on: the suites meet a 429 on purpose; runs are
+// resumable: the frontend suite drops connections and resumes them).
 func TestSDKs(t *testing.T) {
 	t.Parallel()
 	sdk, err := filepath.Abs("../../sdk")
@@ -29,7 +30,7 @@ func TestSDKs(t *testing.T) {
 		_, err := exec.LookPath(tool)
 		require.NoError(t, err, "%s is needed by the SDK suites: make deps installs it", tool)
 	}
-	p := startPlatform(t, []string{"RL_ENABLED=true"})
+	p := startPlatform(t, []string{"RL_ENABLED=true", "RUN_STREAM_RESUME=true"})
 	npmInstall(t, sdk)
 
 	t.Run("generated", func(t *testing.T) {

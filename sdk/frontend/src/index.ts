@@ -121,50 +121,71 @@ export interface RunStreamOptions {
   lastEventId?: string;
   /** Retries of a 429 or 503 before the stream starts (see withRetry); false: none. */
   retry?: RetryOptions | false;
+  /**
+   * Reconnections after the connection drops mid-run (default 3; 0: none). They happen only
+   * when the gateway keeps runs resumable (RUN_STREAM_RESUME): its SSE ids are then
+   * `<stream id>.<seq>`, and a reconnect with Last-Event-ID continues where the stream broke,
+   * with no event lost or repeated.
+   */
+  reconnects?: number;
   fetch?: typeof globalThis.fetch;
+}
+
+/** Whether an SSE id names a resumable stream: `<uuid>.<seq>`. */
+export function isResumableId(id: string | undefined): boolean {
+  return !!id && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.\d+$/i.test(id);
 }
 
 /**
  * POSTs /v1/run and calls onEvent for every Server-Sent Event until the stream ends.
  * Resolves with the last event (done, unless the stream was cut); rejects with ApiError
  * when the run is refused before it starts (401, 403, 404, 429 after the retries, ...),
- * and with the abort reason when signal aborts.
+ * and with the abort reason when signal aborts. When the connection drops and the stream
+ * is resumable, it reconnects with Last-Event-ID (see RunStreamOptions.reconnects).
  */
 export async function connectRunStream(opts: RunStreamOptions): Promise<RunEvent | undefined> {
   const base = opts.fetch ?? globalThis.fetch;
   const fetchFn = opts.retry === false ? base : withRetry(base, opts.retry);
-  const headers: Record<string, string> = { "Content-Type": "application/json", Accept: "text/event-stream" };
-  if (opts.apiKey) headers.Authorization = `Bearer ${opts.apiKey}`;
-  if (opts.lastEventId !== undefined) headers["Last-Event-ID"] = opts.lastEventId;
-  const res = await fetchFn(`${opts.baseUrl.replace(/\/+$/, "")}/v1/run`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify(opts.body),
-    signal: opts.signal,
-  });
-  if (!res.ok || !res.body) {
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    throw ApiError.from(res.status, body, res.headers.get("X-Request-Id") ?? undefined);
-  }
+  const url = `${opts.baseUrl.replace(/\/+$/, "")}/v1/run`;
+  let lastId = opts.lastEventId;
   let last: RunEvent | undefined;
-  for await (const msg of parseSSE(res.body)) {
-    const frame = JSON.parse(msg.data) as { type?: string; seq: number; request_id: string; data?: unknown; ts?: string };
-    const event = {
-      type: msg.event,
-      seq: frame.seq,
-      requestId: frame.request_id,
-      id: msg.id,
-      data: frame.data ?? {},
-      ...(frame.ts ? { ts: frame.ts } : {}),
-    } as RunEvent;
-    last = event;
-    opts.onEvent(event);
+  for (let reconnects = opts.reconnects ?? 3; ; reconnects--) {
+    const headers: Record<string, string> = { "Content-Type": "application/json", Accept: "text/event-stream" };
+    if (opts.apiKey) headers.Authorization = `Bearer ${opts.apiKey}`;
+    if (lastId !== undefined) headers["Last-Event-ID"] = lastId;
+    const res = await fetchFn(url, { method: "POST", headers, body: JSON.stringify(opts.body), signal: opts.signal });
+    if (!res.ok || !res.body) {
+      throw ApiError.from(res.status, await bodyOf(res), res.headers.get("X-Request-Id") ?? undefined);
+    }
+    try {
+      for await (const msg of parseSSE(res.body)) {
+        const frame = JSON.parse(msg.data) as { seq: number; request_id: string; data?: unknown; ts?: string };
+        const event = {
+          type: msg.event,
+          seq: frame.seq,
+          requestId: frame.request_id,
+          id: msg.id,
+          data: frame.data ?? {},
+          ...(frame.ts ? { ts: frame.ts } : {}),
+        } as RunEvent;
+        last = event;
+        lastId = msg.id;
+        opts.onEvent(event);
+        if (event.type === "done") return event;
+      }
+    } catch (err) {
+      if (opts.signal?.aborted || reconnects <= 0 || !isResumableId(lastId)) throw err;
+      continue; // the connection dropped: resume after the last event
+    }
+    if (reconnects <= 0 || !isResumableId(lastId)) return last; // the server ended the stream without done
   }
-  return last;
+}
+
+async function bodyOf(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // not JSON: keep the text
+  }
 }

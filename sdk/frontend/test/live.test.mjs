@@ -4,7 +4,7 @@ import { test } from "node:test";
 
 import { createClient } from "@nexusrag/sdk";
 
-import { ApiError, buildQuery, connectRunStream, parseSSE, UiClient } from "../dist/index.js";
+import { ApiError, buildQuery, connectRunStream, isResumableId, parseSSE, UiClient } from "../dist/index.js";
 
 const env = (name) => {
   const v = process.env[name];
@@ -106,10 +106,46 @@ test("connectRunStream: typed events in order, seq from 1, to done", async () =>
   assert.equal(events[0].type, "request.accepted");
   events.forEach((ev, i) => {
     assert.equal(ev.seq, i + 1);
-    assert.equal(ev.id, String(i + 1));
+    assert.ok(isResumableId(ev.id) && ev.id.endsWith(`.${i + 1}`), `the platform keeps runs resumable: id ${ev.id}`);
   });
   const final = events.find((ev) => ev.type === "message.final");
   assert.ok(final && typeof final.data.text === "string" && final.data.text.length > 0, JSON.stringify(final));
+});
+
+test("connectRunStream: a connection dropped at a random point is resumed with Last-Event-ID, no event lost or repeated", async () => {
+  for (let round = 0; round < 5; round++) {
+    let connections = 0;
+    const dropping = async (input, init) => {
+      const res = await fetch(input, init);
+      connections++;
+      if (connections > 3 || !res.body) return res;
+      // Cut the connection after 1 to 4 chunks, as a network would.
+      const reader = res.body.getReader();
+      let chunks = 1 + Math.floor(Math.random() * 4);
+      const body = new ReadableStream({
+        async pull(c) {
+          if (chunks-- <= 0) {
+            await reader.cancel();
+            c.error(new TypeError("network connection lost"));
+            return;
+          }
+          const { value, done } = await reader.read();
+          if (done) c.close();
+          else c.enqueue(value);
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const events = [];
+    const last = await connectRunStream({
+      baseUrl, apiKey: readerKey, fetch: dropping, reconnects: 5,
+      body: { session_id: `fe-drop-${round}`, corpus_id: corpus, message: "When is the lamp lit?" },
+      onEvent: (ev) => events.push(ev),
+    });
+    assert.equal(last.type, "done", `round ${round}`);
+    assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), `round ${round}: every seq once, in order, over ${connections} connections`);
+    assert.ok(connections > 1, "the connection was dropped");
+  }
 });
 
 test("connectRunStream: a reconnect gets resume.unsupported then done; a bad key rejects with ApiError", async () => {
