@@ -257,3 +257,37 @@ a query nobody judged
 	_, err = run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "missing"), "--queries", filepath.Join(dir, "queries"), "--qrels", filepath.Join(dir, "qrels"))
 	require.ErrorContains(t, err, "no such file")
 }
+
+// TestHTMLDocumentsCiteTheirSection: an HTML page (made by pandoc) uploaded as a file is
+// chunked by its visible text, and a run's citations name the section (the headings) the
+// cited chunk is under; a page with no visible text is refused at once.
+func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, nil)
+	_, editor := p.createKey("t1", "editor")
+	_, reader := p.createKey("t1", "reader")
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", editor, `{"allow_missing":true}`).Status)
+	page, err := os.ReadFile("../../services/ingest/testdata/handbook.html")
+	require.NoError(t, err)
+	r := p.upload(editor, map[string]string{"corpus_id": "c1", "document_id": "handbook", "chunk_size_chars": "200", "chunk_overlap_chars": "0"},
+		"handbook.html", "", string(page))
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	doc := p.waitDocument(reader, "handbook", "succeeded")
+	require.Equal(t, "text/html", doc["content_type"])
+
+	_, events := p.runStream(reader, `{"session_id":"html","corpus_id":"c1","message":"What fuel does the lamp burn?"}`)
+	var sections []string
+	for _, e := range events {
+		if e.Type == "message.final" {
+			for _, c := range e.Data["citations"].([]any) {
+				s, _ := c.(map[string]any)["section"].(string)
+				sections = append(sections, s)
+			}
+		}
+	}
+	require.Contains(t, sections, "Lighthouse handbook > Lamp > Fuel", "citations: %v", sections)
+
+	empty := p.upload(editor, map[string]string{"corpus_id": "c1"}, "empty.html", "text/html", "<html><head><title></title><script>x()</script></head><body></body></html>")
+	require.Equal(t, http.StatusBadRequest, empty.Status, string(empty.Body))
+	require.Contains(t, string(empty.Body), "no visible text")
+}

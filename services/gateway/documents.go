@@ -27,7 +27,7 @@ import (
 
 // uploadDocument serves POST /v1/documents: a multipart form (corpus_id, file and the
 // optional fields of CreateDocument) or a JSON body like /v1/documents/text. The file is
-// text/plain, text/markdown or JSON {"text": ...}; its type comes from the part's
+// text/plain, text/markdown, text/html or JSON {"text": ...}; its type comes from the part's
 // Content-Type, or from the file name's extension when the client sent none.
 func uploadDocument(client ingestv1.IngestServiceClient) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
@@ -148,7 +148,7 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 		return formError(r, err)
 	}
 	switch mt {
-	case "text/plain", "text/markdown", "text/x-markdown":
+	case "text/plain", "text/markdown", "text/x-markdown", "text/html":
 		text, err := uploadText(body, strings.ToLower(params["charset"]))
 		if err != nil {
 			return err
@@ -166,9 +166,9 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 		}
 		req.ContentType, req.Text = "text/plain", *doc.Text
 	case "":
-		return unsupported("the file has no content type: send text/plain, text/markdown or application/json")
+		return unsupported("the file has no content type: send text/plain, text/markdown, text/html or application/json")
 	default:
-		return unsupported("file type %s is not supported: send text/plain, text/markdown or application/json ({\"text\": ...})", mt)
+		return unsupported("file type %s is not supported: send text/plain, text/markdown, text/html or application/json ({\"text\": ...})", mt)
 	}
 	return nil
 }
@@ -256,6 +256,7 @@ func checkFileText(text string) error {
 
 var byExtension = map[string]string{
 	".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown", ".json": "application/json",
+	".html": "text/html", ".htm": "text/html",
 }
 
 // formError is the client's error for a form that could not be read.

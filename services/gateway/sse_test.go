@@ -157,7 +157,7 @@ func TestSSEFramesEventsAndHeartbeats(t *testing.T) {
 			require.Equal(t, map[string]any{"text": "Hello "}, p.Data)
 		case "message.final":
 			require.Equal(t, map[string]any{"text": "Hello [1]", "session_id": "s", "provider": "local_pgvector",
-				"citations": []any{map[string]any{"marker": 1.0, "document_id": "d1", "chunk_id": "d1:0", "score": 0.5}}}, p.Data)
+				"citations": []any{map[string]any{"marker": 1.0, "document_id": "d1", "chunk_id": "d1:0", "score": 0.5, "section": ""}}}, p.Data)
 		}
 	}
 	close(h.run.release)

@@ -188,3 +188,55 @@ func tail(s string, n int) string {
 }
 
 func runes(s string) int { return utf8.RuneCountInString(s) }
+
+// SectionedChunk is a chunk and the section of the document it starts in.
+type SectionedChunk struct {
+	Text string
+	// Section is the path of markdown headings in effect where the chunk's own text starts
+	// ("Agent 2.0 > Release gates"); empty before the first heading.
+	Section string
+}
+
+// ChunkSections chunks text as Chunk does and gives each chunk its section. A chunk's own
+// text starts after the overlap it repeats from the previous chunk (headings in the
+// overlap were counted with that chunk); a chunk whose own text starts with a heading is
+// in that heading's section, any other in the section the previous chunk ended in.
+func ChunkSections(text string, o ChunkOptions) []SectionedChunk {
+	chunks := Chunk(text, o)
+	out := make([]SectionedChunk, len(chunks))
+	var path []string // path[l-1] is the heading of level l in effect ("" when a level was skipped)
+	prev := ""
+	for i, c := range chunks {
+		own := c
+		if ov := tail(prev, o.Overlap); i > 0 && ov != "" {
+			own = strings.TrimPrefix(c, ov+"\n\n")
+		}
+		prev = c
+		out[i] = SectionedChunk{Text: c, Section: sectionName(path)}
+		for j, line := range strings.Split(own, "\n") {
+			if !heading.MatchString(line) {
+				continue
+			}
+			level := len(line) - len(strings.TrimLeft(line, "#"))
+			for len(path) < level-1 {
+				path = append(path, "")
+			}
+			path = append(path[:level-1], strings.TrimSpace(strings.TrimLeft(line, "#")))
+			if j == 0 {
+				out[i].Section = sectionName(path)
+			}
+		}
+	}
+	return out
+}
+
+// sectionName joins the headings of a path: "Agent 2.0 > Release gates".
+func sectionName(path []string) string {
+	var parts []string
+	for _, p := range path {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " > ")
+}

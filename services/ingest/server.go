@@ -38,6 +38,9 @@ const (
 const (
 	ContentTypePlain    = "text/plain"
 	ContentTypeMarkdown = "text/markdown"
+	// ContentTypeHTML documents are stored as sent; their visible text (ExtractHTML) is
+	// what is chunked, with each heading's section.
+	ContentTypeHTML = "text/html"
 )
 
 const (
@@ -134,11 +137,11 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 	switch ct := strings.ToLower(strings.TrimSpace(req.GetContentType())); ct {
 	case "", ContentTypePlain:
 		n.ContentType = ContentTypePlain
-	case ContentTypeMarkdown:
-		n.ContentType = ContentTypeMarkdown
+	case ContentTypeMarkdown, ContentTypeHTML:
+		n.ContentType = ct
 	default:
 		return n, apierr.New(codes.InvalidArgument, apierr.CodeUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not supported: send text/plain or text/markdown", req.GetContentType()), "field", "content_type")
+			fmt.Sprintf("content type %q is not supported: send text/plain, text/markdown or text/html", req.GetContentType()), "field", "content_type")
 	}
 	switch {
 	case n.CorpusID == "":
@@ -150,6 +153,8 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 		return n, apierr.InvalidArgument("text", "text must be valid UTF-8")
 	case strings.TrimSpace(n.Text) == "":
 		return n, apierr.InvalidArgument("text", "text is empty")
+	case n.ContentType == ContentTypeHTML && strings.TrimSpace(ExtractHTML(n.Text)) == "":
+		return n, apierr.InvalidArgument("text", "the HTML has no visible text (only markup, scripts or styles)")
 	case n.DocumentID != "" && !documentIDPattern.MatchString(n.DocumentID):
 		return n, apierr.InvalidArgument("document_id", "document_id must be 1 to 128 letters, digits, _ . - (starting with a letter or digit)")
 	case utf8.RuneCountInString(n.Filename) > maxFilename || strings.IndexFunc(n.Filename, unicode.IsControl) >= 0:

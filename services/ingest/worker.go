@@ -293,11 +293,33 @@ func documentChunks(d claimed) *retrievalv1.DocumentChunks {
 	if d.Filename != "" {
 		md["filename"] = d.Filename
 	}
-	meta, _ := structpb.NewStruct(md)
-	texts := Chunk(d.text, ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap})
-	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Version: d.Version, Chunks: make([]*retrievalv1.ChunkInput, len(texts))}
+	chunks := chunksOf(d.ContentType, d.text, ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap})
+	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Version: d.Version, Chunks: make([]*retrievalv1.ChunkInput, len(chunks))}
+	for i, c := range chunks {
+		if c.Section != "" {
+			md["section"] = c.Section
+		} else {
+			delete(md, "section")
+		}
+		meta, _ := structpb.NewStruct(md)
+		out.Chunks[i] = &retrievalv1.ChunkInput{Text: c.Text, Metadata: meta}
+	}
+	return out
+}
+
+// chunksOf chunks a document's stored content by its type: HTML by its visible text,
+// and markdown and HTML with the section of each chunk.
+func chunksOf(contentType, content string, o ChunkOptions) []SectionedChunk {
+	switch contentType {
+	case ContentTypeHTML:
+		return ChunkSections(ExtractHTML(content), o)
+	case ContentTypeMarkdown:
+		return ChunkSections(content, o)
+	}
+	texts := Chunk(content, o)
+	out := make([]SectionedChunk, len(texts))
 	for i, t := range texts {
-		out.Chunks[i] = &retrievalv1.ChunkInput{Text: t, Metadata: meta}
+		out[i].Text = t
 	}
 	return out
 }

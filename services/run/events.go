@@ -30,7 +30,7 @@ func tokenDeltaEvent(text string) *runv1.RunResponse {
 func finalEvent(s *State) *runv1.RunResponse {
 	cites := make([]*runv1.Citation, len(s.Citations))
 	for i, c := range s.Citations {
-		cites[i] = &runv1.Citation{Marker: int32(c.Marker), DocumentId: c.DocumentID, ChunkId: c.ChunkID, Score: c.Score}
+		cites[i] = &runv1.Citation{Marker: int32(c.Marker), DocumentId: c.DocumentID, ChunkId: c.ChunkID, Score: c.Score, Section: c.Section}
 	}
 	return &runv1.RunResponse{Event: &runv1.RunResponse_Final{Final: &runv1.Final{
 		Text: s.Answer, Citations: cites, SessionId: s.SessionID, Provider: s.Provider}}}

@@ -245,6 +245,10 @@ class v1Citation(TypedDict, total=False):
     document_id: str
     marker: int
     score: float
+    section: str
+    """section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
+    for markdown and HTML documents; empty otherwise.
+    """
 
 
 class v1Component(TypedDict, total=False):
@@ -274,7 +278,9 @@ class v1CreateDocumentRequest(TypedDict, total=False):
     chunk_size_chars: int
     """chunk_size_chars and chunk_overlap_chars default to 1000 and 150."""
     content_type: str
-    """content_type is text/plain (default) or text/markdown."""
+    """content_type is text/plain (default), text/markdown or text/html (chunked by its visible
+    text; markdown and HTML chunks carry their section, the path of headings they are under).
+    """
     corpus_id: str
     document_id: str
     """document_id is chosen by the server when empty: 1 to 128 letters, digits, _ . - (starting with a letter or digit)."""
@@ -366,7 +372,7 @@ class v1Document(TypedDict, total=False):
     chunk_overlap_chars: int
     chunk_size_chars: int
     content_type: str
-    """content_type is text/plain or text/markdown."""
+    """content_type is text/plain, text/markdown or text/html."""
     corpus_id: str
     created_at: str
     document_id: str
@@ -1969,7 +1975,7 @@ class Client(BaseClient):
     def upload_document(self, *, corpus_id: str, file: FileField, chunk_overlap_chars: int | None = None, chunk_size_chars: int | None = None, document_id: str | None = None, filename: str | None = None, overwrite: bool | None = None, idempotency_key: str | None = None) -> Envelope[v1CreateDocumentResponse]:
         """Upload a document as a multipart form and queue its ingestion
 
-        multipart/form-data with corpus_id and file (text/plain, text/markdown, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+        multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
 
         Requires role editor or higher.
 

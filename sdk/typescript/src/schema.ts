@@ -603,7 +603,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document as a multipart form and queue its ingestion
-         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
          *
          *     Requires role editor or higher.
          */
@@ -1552,6 +1552,11 @@ export interface components {
             marker?: number;
             /** Format: double */
             score?: number;
+            /**
+             * @description section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
+             *     for markdown and HTML documents; empty otherwise.
+             */
+            section?: string;
         };
         /** @description Component is the state of one dependency or service. */
         v1Component: {
@@ -1581,7 +1586,10 @@ export interface components {
              * @description chunk_size_chars and chunk_overlap_chars default to 1000 and 150.
              */
             chunk_size_chars?: number;
-            /** @description content_type is text/plain (default) or text/markdown. */
+            /**
+             * @description content_type is text/plain (default), text/markdown or text/html (chunked by its visible
+             *     text; markdown and HTML chunks carry their section, the path of headings they are under).
+             */
             content_type?: string;
             corpus_id?: string;
             /** @description document_id is chosen by the server when empty: 1 to 128 letters, digits, _ . - (starting with a letter or digit). */
@@ -1673,7 +1681,7 @@ export interface components {
             chunk_overlap_chars?: number;
             /** Format: int32 */
             chunk_size_chars?: number;
-            /** @description content_type is text/plain or text/markdown. */
+            /** @description content_type is text/plain, text/markdown or text/html. */
             content_type?: string;
             corpus_id?: string;
             /** Format: date-time */
@@ -6563,7 +6571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown or JSON. */
+            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html or JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;

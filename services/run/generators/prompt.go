@@ -9,6 +9,8 @@ type Passage struct {
 	ChunkID    string  `json:"chunk_id"`
 	Score      float64 `json:"score"`
 	Text       string  `json:"text"`
+	// Section is the path of headings the chunk is under (markdown and HTML documents).
+	Section string `json:"section,omitempty"`
 }
 
 // Prompt is what a generator answers from.

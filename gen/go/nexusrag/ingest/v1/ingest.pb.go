@@ -32,7 +32,7 @@ type Document struct {
 	DocumentId string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
 	CorpusId   string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
 	Filename   string                 `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
-	// content_type is text/plain or text/markdown.
+	// content_type is text/plain, text/markdown or text/html.
 	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	SizeBytes   int32  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// status is queued, processing, succeeded or failed (deleting while a delete is removing its chunks).
@@ -216,7 +216,8 @@ type CreateDocumentRequest struct {
 	Filename   string `protobuf:"bytes,4,opt,name=filename,proto3" json:"filename,omitempty"`
 	// overwrite replaces an existing document of the same id (its chunks are replaced once the new text is indexed).
 	Overwrite bool `protobuf:"varint,5,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
-	// content_type is text/plain (default) or text/markdown.
+	// content_type is text/plain (default), text/markdown or text/html (chunked by its visible
+	// text; markdown and HTML chunks carry their section, the path of headings they are under).
 	ContentType string `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// chunk_size_chars and chunk_overlap_chars default to 1000 and 150.
 	ChunkSizeChars    int32 `protobuf:"varint,7,opt,name=chunk_size_chars,json=chunkSizeChars,proto3" json:"chunk_size_chars,omitempty"`

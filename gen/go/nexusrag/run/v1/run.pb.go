@@ -586,11 +586,14 @@ func (x *Final) GetProvider() string {
 
 // Citation is a retrieved chunk the answer cites as [marker].
 type Citation struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Marker        int32                  `protobuf:"varint,1,opt,name=marker,proto3" json:"marker,omitempty"`
-	DocumentId    string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
-	ChunkId       string                 `protobuf:"bytes,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
-	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Marker     int32                  `protobuf:"varint,1,opt,name=marker,proto3" json:"marker,omitempty"`
+	DocumentId string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	ChunkId    string                 `protobuf:"bytes,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
+	Score      float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	// section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
+	// for markdown and HTML documents; empty otherwise.
+	Section       string `protobuf:"bytes,5,opt,name=section,proto3" json:"section,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +654,13 @@ func (x *Citation) GetScore() float64 {
 		return x.Score
 	}
 	return 0
+}
+
+func (x *Citation) GetSection() string {
+	if x != nil {
+		return x.Section
+	}
+	return ""
 }
 
 // AudioReady says where the spoken answer is.
@@ -1171,13 +1181,14 @@ const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\tcitations\x18\x02 \x03(\v2\x19.nexusrag.run.v1.CitationR\tcitations\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x1a\n" +
-	"\bprovider\x18\x04 \x01(\tR\bprovider\"t\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\"\x8e\x01\n" +
 	"\bCitation\x12\x16\n" +
 	"\x06marker\x18\x01 \x01(\x05R\x06marker\x12\x1f\n" +
 	"\vdocument_id\x18\x02 \x01(\tR\n" +
 	"documentId\x12\x19\n" +
 	"\bchunk_id\x18\x03 \x01(\tR\achunkId\x12\x14\n" +
-	"\x05score\x18\x04 \x01(\x01R\x05score\"X\n" +
+	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x18\n" +
+	"\asection\x18\x05 \x01(\tR\asection\"X\n" +
 	"\n" +
 	"AudioReady\x12\x19\n" +
 	"\baudio_id\x18\x01 \x01(\tR\aaudioId\x12\x1b\n" +
