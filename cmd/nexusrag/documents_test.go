@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nexusrag/nexusrag/pkg/extract"
 )
 
 // upload posts a multipart form: fields, then a file part (fileType "" sends no Content-Type).
@@ -258,16 +260,16 @@ a query nobody judged
 	require.ErrorContains(t, err, "no such file")
 }
 
-// TestHTMLDocumentsCiteTheirSection: an HTML page (made by pandoc) uploaded as a file is
-// chunked by its visible text, and a run's citations name the section (the headings) the
-// cited chunk is under; a page with no visible text is refused at once.
+// TestHTMLDocumentsCiteTheirSection: an HTML page and a DOCX (made by pandoc) uploaded as
+// files are chunked by their text, and a run's citations name the section (the headings)
+// the cited chunk is under; a page with no visible text and a broken DOCX are refused at once.
 func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, nil)
 	_, editor := p.createKey("t1", "editor")
 	_, reader := p.createKey("t1", "reader")
 	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", editor, `{"allow_missing":true}`).Status)
-	page, err := os.ReadFile("../../services/ingest/testdata/handbook.html")
+	page, err := os.ReadFile("../../pkg/extract/testdata/handbook.html")
 	require.NoError(t, err)
 	r := p.upload(editor, map[string]string{"corpus_id": "c1", "document_id": "handbook", "chunk_size_chars": "200", "chunk_overlap_chars": "0"},
 		"handbook.html", "", string(page))
@@ -290,4 +292,30 @@ func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
 	empty := p.upload(editor, map[string]string{"corpus_id": "c1"}, "empty.html", "text/html", "<html><head><title></title><script>x()</script></head><body></body></html>")
 	require.Equal(t, http.StatusBadRequest, empty.Status, string(empty.Body))
 	require.Contains(t, string(empty.Body), "no visible text")
+
+	// The same handbook as a Word document (pandoc made both): its text is extracted at
+	// upload, and its headings give the same sections.
+	docx, err := os.ReadFile("../../pkg/extract/testdata/handbook.docx")
+	require.NoError(t, err)
+	r = p.upload(editor, map[string]string{"corpus_id": "c1", "document_id": "handbook-docx", "chunk_size_chars": "200", "chunk_overlap_chars": "0"},
+		"handbook.docx", "", string(docx))
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	require.Equal(t, extract.ContentTypeDOCX, p.waitDocument(reader, "handbook-docx", "succeeded")["content_type"])
+	_, events = p.runStream(reader, `{"session_id":"docx","corpus_id":"c1","message":"When does the fog horn sound?","top_k":10}`)
+	sections = sections[:0]
+	for _, e := range events {
+		if e.Type == "message.final" {
+			for _, c := range e.Data["citations"].([]any) {
+				if c.(map[string]any)["document_id"] == "handbook-docx" {
+					sections = append(sections, c.(map[string]any)["section"].(string))
+				}
+			}
+		}
+	}
+	require.Contains(t, sections, "Lighthouse handbook > Fog signal", "citations: %v", sections)
+
+	corrupt := p.upload(editor, map[string]string{"corpus_id": "c1"}, "broken.docx", "", string(docx[:len(docx)/2]))
+	require.Equal(t, http.StatusBadRequest, corrupt.Status, string(corrupt.Body))
+	require.Equal(t, "file", corrupt.JSON["error"].(map[string]any)["details"].(map[string]any)["field"])
+	require.Contains(t, string(corrupt.Body), "not a DOCX")
 }

@@ -22,12 +22,13 @@ import (
 
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/extract"
 	"github.com/nexusrag/nexusrag/pkg/textcheck"
 )
 
 // uploadDocument serves POST /v1/documents: a multipart form (corpus_id, file and the
 // optional fields of CreateDocument) or a JSON body like /v1/documents/text. The file is
-// text/plain, text/markdown, text/html or JSON {"text": ...}; its type comes from the part's
+// text/plain, text/markdown, text/html, DOCX (its text extracted here) or JSON {"text": ...}; its type comes from the part's
 // Content-Type, or from the file name's extension when the client sent none.
 func uploadDocument(client ingestv1.IngestServiceClient) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
@@ -154,6 +155,15 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 			return err
 		}
 		req.ContentType, req.Text = strings.Replace(mt, "x-", "", 1), text
+	case extract.ContentTypeDOCX:
+		text, err := extract.DOCX(body)
+		if err != nil {
+			return apierr.InvalidArgument("file", err.Error())
+		}
+		if strings.TrimSpace(text) == "" {
+			return apierr.InvalidArgument("file", "the DOCX has no text (only images or empty paragraphs): nothing to index")
+		}
+		req.ContentType, req.Text = extract.ContentTypeDOCX, text
 	case "application/json":
 		var doc struct {
 			Text *string `json:"text"`
@@ -166,9 +176,9 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 		}
 		req.ContentType, req.Text = "text/plain", *doc.Text
 	case "":
-		return unsupported("the file has no content type: send text/plain, text/markdown, text/html or application/json")
+		return unsupported("the file has no content type: send text/plain, text/markdown, text/html, a DOCX or application/json")
 	default:
-		return unsupported("file type %s is not supported: send text/plain, text/markdown, text/html or application/json ({\"text\": ...})", mt)
+		return unsupported("file type %s is not supported: send text/plain, text/markdown, text/html, a DOCX or application/json ({\"text\": ...})", mt)
 	}
 	return nil
 }
@@ -256,7 +266,7 @@ func checkFileText(text string) error {
 
 var byExtension = map[string]string{
 	".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown", ".json": "application/json",
-	".html": "text/html", ".htm": "text/html",
+	".html": "text/html", ".htm": "text/html", ".docx": extract.ContentTypeDOCX,
 }
 
 // formError is the client's error for a form that could not be read.

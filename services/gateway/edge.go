@@ -343,7 +343,7 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 			Summary: "The OpenAPI 3.0 document of the API", ResponseContentTypes: []string{"application/json"}},
 		{Method: http.MethodPost, Path: "/v1/documents", OperationID: "IngestService_UploadDocument", MinRole: e.describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
 			Summary: "Upload a document as a multipart form and queue its ingestion",
-			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, or application/json holding {\"text\": ...}; " +
+			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {\"text\": ...}; " +
 				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. " +
 				"This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.",
 			RequestContentTypes: []string{"multipart/form-data"}, // the JSON body is POST /v1/documents/text's, documented there
@@ -359,7 +359,7 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 				"404": "NOT_FOUND: the corpus does not exist.",
 				"409": "DOCUMENT_EXISTS (send overwrite=true), DOCUMENT_BUSY, DOCUMENT_CORPUS_MISMATCH or CORPUS_NOT_LOCAL.",
 				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
-				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html or JSON.",
+				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX or JSON.",
 			}},
 		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", OperationID: "RunService_GetAudio", Public: true, Tags: []string{"RunService"},
 			Summary:              "A spoken answer (audio.ready's audio_url); public because its id cannot be guessed",

@@ -1,12 +1,14 @@
 package ingest_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nexusrag/nexusrag/pkg/extract"
 	"github.com/nexusrag/nexusrag/services/ingest"
 )
 
@@ -128,4 +130,34 @@ func TestChunkOptionsValidate(t *testing.T) {
 		}
 		require.ErrorContains(t, err, tt.wantErr)
 	}
+}
+
+// TestChunkSections: each chunk of a page pandoc made gets the path of headings its own
+// text starts under.
+func TestChunkSections(t *testing.T) {
+	page, err := os.ReadFile("../../pkg/extract/testdata/handbook.html")
+	require.NoError(t, err)
+	chunks := ingest.ChunkSections(extract.HTML(string(page)), ingest.ChunkOptions{Size: 120, Overlap: 30})
+	var got []string
+	for _, c := range chunks {
+		got = append(got, c.Section)
+		require.NotEmpty(t, c.Text)
+	}
+	require.Equal(t, []string{
+		"Lighthouse handbook",
+		"Lighthouse handbook > Lamp",
+		"Lighthouse handbook > Lamp > Fuel",
+		"Lighthouse handbook > Lamp > Fuel", // the section goes on in the next chunk
+		"Lighthouse handbook > Fog signal",  // a heading of a higher level closes the deeper one
+		"Lighthouse handbook > Fog signal",
+	}, got)
+	require.Contains(t, chunks[2].Text, "### Fuel", "its own text starts at the heading, after the overlap")
+
+	plain := ingest.ChunkSections("No headings here.\n\nJust text.", ingest.ChunkOptions{Size: 100})
+	require.Len(t, plain, 1)
+	require.Empty(t, plain[0].Section)
+	skipped := ingest.ChunkSections("### Deep first\n\ntext\n\n# Top\n\nmore", ingest.ChunkOptions{Size: 100})
+	require.Equal(t, "Deep first", skipped[0].Section, "a document may start below level 1")
+	require.Equal(t, len(ingest.Chunk("## A\n\nx\n\n## B\n\ny", ingest.ChunkOptions{Size: 100})), len(ingest.ChunkSections("## A\n\nx\n\n## B\n\ny", ingest.ChunkOptions{Size: 100})),
+		"sections never change the chunks")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/bulkhead"
+	"github.com/nexusrag/nexusrag/pkg/extract"
 	"github.com/nexusrag/nexusrag/pkg/keyset"
 	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/rollouts"
@@ -38,7 +39,7 @@ const (
 const (
 	ContentTypePlain    = "text/plain"
 	ContentTypeMarkdown = "text/markdown"
-	// ContentTypeHTML documents are stored as sent; their visible text (ExtractHTML) is
+	// ContentTypeHTML documents are stored as sent; their visible text (extract.HTML) is
 	// what is chunked, with each heading's section.
 	ContentTypeHTML = "text/html"
 )
@@ -137,11 +138,12 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 	switch ct := strings.ToLower(strings.TrimSpace(req.GetContentType())); ct {
 	case "", ContentTypePlain:
 		n.ContentType = ContentTypePlain
-	case ContentTypeMarkdown, ContentTypeHTML:
+	case ContentTypeMarkdown, ContentTypeHTML, extract.ContentTypeDOCX:
 		n.ContentType = ct
 	default:
 		return n, apierr.New(codes.InvalidArgument, apierr.CodeUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not supported: send text/plain, text/markdown or text/html", req.GetContentType()), "field", "content_type")
+			fmt.Sprintf("content type %q is not supported: send text/plain, text/markdown or text/html (a DOCX's text, extracted by the gateway, as %s)",
+				req.GetContentType(), extract.ContentTypeDOCX), "field", "content_type")
 	}
 	switch {
 	case n.CorpusID == "":
@@ -153,7 +155,7 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 		return n, apierr.InvalidArgument("text", "text must be valid UTF-8")
 	case strings.TrimSpace(n.Text) == "":
 		return n, apierr.InvalidArgument("text", "text is empty")
-	case n.ContentType == ContentTypeHTML && strings.TrimSpace(ExtractHTML(n.Text)) == "":
+	case n.ContentType == ContentTypeHTML && strings.TrimSpace(extract.HTML(n.Text)) == "":
 		return n, apierr.InvalidArgument("text", "the HTML has no visible text (only markup, scripts or styles)")
 	case n.DocumentID != "" && !documentIDPattern.MatchString(n.DocumentID):
 		return n, apierr.InvalidArgument("document_id", "document_id must be 1 to 128 letters, digits, _ . - (starting with a letter or digit)")

@@ -17,6 +17,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/extract"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 )
 
@@ -312,8 +313,8 @@ func documentChunks(d claimed) *retrievalv1.DocumentChunks {
 func chunksOf(contentType, content string, o ChunkOptions) []SectionedChunk {
 	switch contentType {
 	case ContentTypeHTML:
-		return ChunkSections(ExtractHTML(content), o)
-	case ContentTypeMarkdown:
+		return ChunkSections(extract.HTML(content), o)
+	case ContentTypeMarkdown, extract.ContentTypeDOCX: // a DOCX is stored as the markdown its upload extracted
 		return ChunkSections(content, o)
 	}
 	texts := Chunk(content, o)

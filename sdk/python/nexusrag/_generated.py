@@ -1975,7 +1975,7 @@ class Client(BaseClient):
     def upload_document(self, *, corpus_id: str, file: FileField, chunk_overlap_chars: int | None = None, chunk_size_chars: int | None = None, document_id: str | None = None, filename: str | None = None, overwrite: bool | None = None, idempotency_key: str | None = None) -> Envelope[v1CreateDocumentResponse]:
         """Upload a document as a multipart form and queue its ingestion
 
-        multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+        multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
 
         Requires role editor or higher.
 

@@ -603,7 +603,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document as a multipart form and queue its ingestion
-         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
          *
          *     Requires role editor or higher.
          */
@@ -6571,7 +6571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html or JSON. */
+            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX or JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;

@@ -1,4 +1,4 @@
-package ingest
+package extract
 
 import (
 	"strings"
@@ -23,12 +23,12 @@ var blocks = map[atom.Atom]bool{
 
 var headingLevels = map[atom.Atom]int{atom.H1: 1, atom.H2: 2, atom.H3: 3, atom.H4: 4, atom.H5: 5, atom.H6: 6}
 
-// ExtractHTML is the visible text of an HTML document as the chunker reads markdown:
+// HTML is the visible text of an HTML document as the chunker reads markdown:
 // paragraphs separated by blank lines, and each heading (h1..h6) as a markdown heading of
 // its level, so chunks start at headings and carry their section. Scripts, styles,
 // navigation and the head (but its title, when the body has no h1) are left out. The
 // parser is the HTML standard's (x/net/html): any input parses, as a browser would.
-func ExtractHTML(src string) string {
+func HTML(src string) string {
 	doc, err := html.Parse(strings.NewReader(src))
 	if err != nil { // the standard's parser accepts any input; only a reader's error reaches here
 		return ""
