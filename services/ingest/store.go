@@ -214,8 +214,8 @@ type ListQuery struct {
 	CorpusID, Status string
 	// InCorpora, when not empty, keeps documents of these corpora only (a scoped key's).
 	InCorpora []string
-	After            *keyset.Position
-	Limit            int
+	After     *keyset.Position
+	Limit     int
 }
 
 // List returns up to q.Limit+1 documents, newest first (the extra one tells that a next page exists).
