@@ -62,6 +62,13 @@ func TestScopedKeysTouchOnlyTheirCorporaDocuments(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list.GetDocuments(), 2, "an unscoped key lists every corpus")
 
+	q, err := h.client.QueryDocuments(scoped, &ingestv1.QueryDocumentsRequest{Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, q.GetDocuments(), 1)
+	require.Equal(t, map[string]int32{ingest.StatusSucceeded: 1}, q.GetStatusCounts(), "counts cover the key's corpora only")
+	_, err = h.client.QueryDocuments(scoped, &ingestv1.QueryDocumentsRequest{Limit: 10, CorpusId: "theirs"})
+	forbidden(t, err, "query theirs")
+
 	_, err = h.client.GetDocument(scoped, &ingestv1.GetDocumentRequest{DocumentId: "d-mine"})
 	require.NoError(t, err)
 	_, err = h.client.ReindexDocument(scoped, &ingestv1.ReindexDocumentRequest{DocumentId: "d-mine"})
