@@ -112,10 +112,18 @@ func TestCorpusScopeRules(t *testing.T) {
 			_, err := srv.CreateApiKey(scopedAdmin, &gatewayv1.CreateApiKeyRequest{Name: "k", Role: "reader", CorpusIds: []string{"a", "c"}})
 			return err
 		}, apierr.CodeForbidden},
-		{"a scoped admin changes a scope", func() error {
+		{"a scoped admin clears a scope", func() error {
 			_, err := srv.UpdateApiKey(scopedAdmin, &gatewayv1.UpdateApiKeyRequest{KeyId: id, ClearCorpusIds: true})
 			return err
 		}, apierr.CodeForbidden},
+		{"a scoped admin scopes a key beyond its corpora", func() error {
+			_, err := srv.UpdateApiKey(scopedAdmin, &gatewayv1.UpdateApiKeyRequest{KeyId: id, CorpusIds: []string{"c"}})
+			return err
+		}, apierr.CodeForbidden},
+		{"a scoped admin scopes a key within its corpora", func() error {
+			_, err := srv.UpdateApiKey(scopedAdmin, &gatewayv1.UpdateApiKeyRequest{KeyId: id, CorpusIds: []string{"a"}})
+			return err
+		}, ""},
 		{"a scoped admin creates a key within its corpora", func() error {
 			_, err := srv.CreateApiKey(scopedAdmin, &gatewayv1.CreateApiKeyRequest{Name: "k", Role: "reader", CorpusIds: []string{"b"}})
 			return err

@@ -32,11 +32,8 @@ func (s *Server) CreateApiKey(ctx context.Context, req *gatewayv1.CreateApiKeyRe
 	if err != nil {
 		return nil, err
 	}
-	if p.Scoped() && (len(scope) == 0 || !allAllowed(p, scope)) {
-		// A scoped admin mints keys only within its own corpora.
-		return nil, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"this API key is scoped to some corpora: the keys it creates must be scoped within them",
-			"corpus_ids", strings.Join(p.CorpusIDs, ","))
+	if err := mayScope(p, scope); err != nil {
+		return nil, err
 	}
 	k, secret, err := s.store.CreateKey(ctx, p.TenantID, req.GetName(), strings.ToLower(req.GetRole()), scope)
 	if err != nil {
@@ -74,11 +71,20 @@ func (s *Server) RevokeSelfServeApiKey(ctx context.Context, req *gatewayv1.Revok
 	return &gatewayv1.RevokeSelfServeApiKeyResponse{ApiKey: keyProto(k)}, nil
 }
 
-func allAllowed(p principal.Principal, ids []string) bool {
+// mayScope checks that the caller may give a key the scope ids (empty: every corpus): a
+// scoped admin only within its own corpora, so that it cannot mint or widen a key beyond them.
+func mayScope(p principal.Principal, ids []string) error {
+	if !p.Scoped() {
+		return nil
+	}
+	if len(ids) == 0 {
+		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
+			"this API key is scoped to some corpora: the keys it creates or changes must be scoped within them, not to every corpus")
+	}
 	for _, id := range ids {
 		if !p.AllowsCorpus(id) {
-			return false
+			return principal.CorpusForbidden(id)
 		}
 	}
-	return true
+	return nil
 }

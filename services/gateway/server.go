@@ -73,10 +73,10 @@ func (s *Server) UpdateApiKey(ctx context.Context, req *gatewayv1.UpdateApiKeyRe
 	if err != nil {
 		return nil, err
 	}
-	if change.SetScope && p.Scoped() {
-		// A scoped admin could otherwise widen a key (its own included) beyond its corpora.
-		return nil, apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
-			"this API key is scoped to some corpora: it may not change the corpus scope of keys")
+	if change.SetScope {
+		if err := mayScope(p, change.CorpusIDs); err != nil {
+			return nil, err
+		}
 	}
 	k, err := s.store.UpdateKey(ctx, p.TenantID, req.GetKeyId(), change)
 	if errors.Is(err, errKeyNotFound) {
