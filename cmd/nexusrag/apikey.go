@@ -27,8 +27,9 @@ func apikeyCmd() *cobra.Command {
 
 func apikeyCreateCmd() *cobra.Command {
 	var tenant, role, name, output string
+	var corpora []string
 	cmd := &cobra.Command{
-		Use:   "create --tenant T --role reader|editor|admin --name NAME",
+		Use:   "create --tenant T --role reader|editor|admin --name NAME [--corpus-ids C1,C2]",
 		Short: "Create a key and print it once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,19 +45,27 @@ func apikeyCreateCmd() *cobra.Command {
 			if output != "text" && output != "json" {
 				return errors.New("--output: text or json")
 			}
+			scope, err := principal.NormalizeCorpusIDs(corpora)
+			if err != nil {
+				return fmt.Errorf("--corpus-ids: %w", err)
+			}
 			return withOperator(cmd.Context(), func(ctx context.Context, op *operator) error {
-				k, plaintext, err := op.store.CreateKey(ctx, tenant, name, strings.ToLower(role))
+				k, plaintext, err := op.store.CreateKey(ctx, tenant, name, strings.ToLower(role), scope)
 				if err != nil {
 					return err
 				}
 				op.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyCreated, Outcome: audit.OutcomeSuccess, TenantID: k.TenantID,
 					ActorType: audit.ActorCLI, ActorID: cliActor(), ResourceType: "api_key", ResourceID: k.ID,
-					Metadata: map[string]any{"name": k.Name, "role": k.Role}})
+					Metadata: map[string]any{"name": k.Name, "role": k.Role, "corpus_ids": scopeText(k.CorpusIDs)}})
 				if output == "json" {
-					return json.NewEncoder(os.Stdout).Encode(map[string]string{"key_id": k.ID, "tenant_id": k.TenantID, "role": k.Role, "name": k.Name, "api_key": plaintext})
+					out := map[string]any{"key_id": k.ID, "tenant_id": k.TenantID, "role": k.Role, "name": k.Name, "api_key": plaintext}
+					if len(k.CorpusIDs) > 0 {
+						out["corpus_ids"] = k.CorpusIDs
+					}
+					return json.NewEncoder(os.Stdout).Encode(out)
 				}
-				fmt.Printf("key_id:    %s\ntenant_id: %s\nrole:      %s\nname:      %s\napi_key:   %s\n\nStore the api_key now: it is not stored and cannot be shown again.\n",
-					k.ID, k.TenantID, k.Role, k.Name, plaintext)
+				fmt.Printf("key_id:    %s\ntenant_id: %s\nrole:      %s\nname:      %s\ncorpora:   %s\napi_key:   %s\n\nStore the api_key now: it is not stored and cannot be shown again.\n",
+					k.ID, k.TenantID, k.Role, k.Name, scopeText(k.CorpusIDs), plaintext)
 				return nil
 			})
 		},
@@ -65,6 +74,7 @@ func apikeyCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&role, "role", "", "reader, editor or admin (required)")
 	cmd.Flags().StringVar(&name, "name", "", "a name to recognise the key by (required)")
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringSliceVar(&corpora, "corpus-ids", nil, "scope the key to these corpora (comma-separated, at most 100); default: every corpus")
 	_ = cmd.MarkFlagRequired("tenant")
 	_ = cmd.MarkFlagRequired("role")
 	_ = cmd.MarkFlagRequired("name")
@@ -105,13 +115,13 @@ func apikeyListCmd() *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "KEY_ID\tNAME\tROLE\tCREATED\tREVOKED")
+				fmt.Fprintln(tw, "KEY_ID\tNAME\tROLE\tCORPORA\tCREATED\tREVOKED")
 				for _, k := range keys {
 					revoked := "-"
 					if k.RevokedAt != nil {
 						revoked = k.RevokedAt.UTC().Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, scopeText(k.CorpusIDs), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
 				}
 				return tw.Flush()
 			})
@@ -173,4 +183,12 @@ func cliActor() string {
 		return u
 	}
 	return "cli"
+}
+
+// scopeText is a key's corpus scope for people: the corpus ids, or "all".
+func scopeText(ids []string) string {
+	if len(ids) == 0 {
+		return "all"
+	}
+	return strings.Join(ids, ",")
 }

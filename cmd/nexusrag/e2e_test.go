@@ -125,7 +125,7 @@ func TestEnvelopesAndErrorCodes(t *testing.T) {
 	ok := p.do(http.MethodGet, "/v1/auth/whoami", admin, "", "X-Request-Id", "client-chosen-id-1")
 	require.Equal(t, http.StatusOK, ok.Status)
 	require.Equal(t, "client-chosen-id-1", ok.Header.Get("X-Request-Id"), "request id echoed")
-	require.Equal(t, map[string]any{"tenant_id": "t1", "key_id": keyID, "role": "admin"}, ok.data())
+	require.Equal(t, map[string]any{"tenant_id": "t1", "key_id": keyID, "role": "admin", "corpus_ids": []any{}}, ok.data())
 	require.Equal(t, map[string]any{"request_id": "client-chosen-id-1", "api_version": "v1"}, ok.JSON["meta"])
 	require.NotEmpty(t, p.do(http.MethodGet, "/v1/auth/whoami", admin, "").Header.Get("X-Request-Id"), "request id generated")
 
@@ -471,7 +471,7 @@ func TestDevBypassIsOffByDefaultAndScopedWhenOn(t *testing.T) {
 	p := startPlatform(t, []string{"AUTH_DEV_BYPASS=true"})
 	r := p.do(http.MethodGet, "/v1/auth/whoami", "", "", "X-Tenant-Id", "t9")
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
-	require.Equal(t, map[string]any{"tenant_id": "t9", "key_id": "", "role": "admin"}, r.data(), "X-Role defaults to admin")
+	require.Equal(t, map[string]any{"tenant_id": "t9", "key_id": "", "role": "admin", "corpus_ids": []any{}}, r.data(), "X-Role defaults to admin")
 
 	cases := []struct {
 		headers []string

@@ -146,11 +146,13 @@ func (e *Env) CreateKey(tenant, role, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
 	}
-	var k map[string]string
+	var k struct {
+		APIKey string `json:"api_key"`
+	}
 	if err := json.Unmarshal(out, &k); err != nil {
 		return "", fmt.Errorf("apikey create --tenant %s --role %s: %w", tenant, role, err)
 	}
-	return k["api_key"], nil
+	return k.APIKey, nil
 }
 
 // Unmetered gives tenant quotas no load run reaches (10^12 requests a day and a month),

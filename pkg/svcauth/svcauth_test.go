@@ -253,3 +253,37 @@ func BenchmarkSignAndVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestTokensCarryTheCorpusScope(t *testing.T) {
+	keys := svcauth.Ephemeral()
+	scoped := claims(func(c *svcauth.Claims) { c.Principal.CorpusIDs = []string{"a", "b"} })
+	tok, err := keys.Sign(scoped)
+	require.NoError(t, err)
+	got, err := keys.Verify(tok, "retrieval", t0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, got.Principal.CorpusIDs)
+
+	tok, err = keys.Sign(claims(nil))
+	require.NoError(t, err)
+	got, err = keys.Verify(tok, "retrieval", t0)
+	require.NoError(t, err)
+	require.Empty(t, got.Principal.CorpusIDs, "an unscoped principal stays unscoped")
+
+	bad, err := keys.Sign(claims(func(c *svcauth.Claims) { c.Principal.CorpusIDs = []string{"a", "a"} }))
+	require.NoError(t, err)
+	_, err = keys.Verify(bad, "retrieval", t0)
+	require.ErrorIs(t, err, svcauth.ErrMalformed)
+
+	// A key whose scope changes gets a new token, not the one cached for its old scope.
+	iss := svcauth.NewIssuer(keys, "gateway", time.Minute).WithClock(func() time.Time { return t0 })
+	p := principal.Principal{TenantID: "t1", KeyID: "k1", Role: apiv1.Role_ROLE_READER, CorpusIDs: []string{"a"}}
+	first, err := iss.Token("retrieval", &p)
+	require.NoError(t, err)
+	p.CorpusIDs = []string{"b"}
+	second, err := iss.Token("retrieval", &p)
+	require.NoError(t, err)
+	require.NotEqual(t, first, second)
+	got, err = keys.Verify(second, "retrieval", t0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"b"}, got.Principal.CorpusIDs)
+}

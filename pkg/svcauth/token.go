@@ -3,6 +3,7 @@ package svcauth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,8 @@ type tokenClaims struct {
 	TenantID string `json:"tenant_id,omitempty"`
 	KeyID    string `json:"key_id,omitempty"`
 	Role     string `json:"role,omitempty"`
+	// CorpusIDs is the principal's corpus scope; absent means every corpus.
+	CorpusIDs []string `json:"corpus_ids,omitempty"`
 }
 
 // Sign issues a token for c with the keyring's signing key.
@@ -60,6 +63,7 @@ func (k *Keyring) Sign(c Claims) (string, error) {
 	}
 	if p := c.Principal; p != nil {
 		tc.TenantID, tc.KeyID, tc.Role = p.TenantID, p.KeyID, principal.RoleName(p.Role)
+		tc.CorpusIDs = p.CorpusIDs
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, tc)
 	t.Header["kid"] = kid
@@ -110,7 +114,11 @@ func (k *Keyring) verify(token, audience string, now time.Time) (Claims, error) 
 		if err != nil {
 			return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		c.Principal = &principal.Principal{TenantID: tc.TenantID, KeyID: tc.KeyID, Role: role}
+		scope, err := principal.NormalizeCorpusIDs(tc.CorpusIDs)
+		if err != nil {
+			return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		c.Principal = &principal.Principal{TenantID: tc.TenantID, KeyID: tc.KeyID, Role: role, CorpusIDs: scope}
 	}
 	return c, nil
 }
@@ -179,7 +187,8 @@ func (i *Issuer) Token(audience string, p *principal.Principal) (string, error) 
 	now := i.now()
 	key := audience + "\x00" + i.keys.KeyID()
 	if p != nil {
-		key += "\x00" + p.TenantID + "\x00" + p.KeyID + "\x00" + p.Role.String()
+		// The scope is part of the key: a key whose corpora change gets a new token at once.
+		key += "\x00" + p.TenantID + "\x00" + p.KeyID + "\x00" + p.Role.String() + "\x00" + strings.Join(p.CorpusIDs, ",")
 	}
 	i.mu.Lock()
 	t, ok := i.tokens[key]

@@ -128,7 +128,7 @@ func (c *KeyCache) AuthenticateHash(ctx context.Context, id string, hash []byte)
 	if err != nil {
 		return principal.Principal{}, invalidKey()
 	}
-	p := principal.Principal{TenantID: k.TenantID, KeyID: k.ID, Role: role}
+	p := principal.Principal{TenantID: k.TenantID, KeyID: k.ID, Role: role, CorpusIDs: k.CorpusIDs}
 	if k.RevokedAt != nil {
 		// The caller proved it holds the key: p is returned so the failure is audited
 		// under the key's tenant, but it must not be used to authorize anything.

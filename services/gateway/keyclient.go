@@ -87,7 +87,11 @@ func (c *KeyClient) ask(ctx context.Context, id string, hash []byte) keyAnswer {
 	if err != nil {
 		return keyAnswer{err: invalidKey(), until: until}
 	}
-	return keyAnswer{p: principal.Principal{TenantID: res.GetTenantId(), KeyID: res.GetKeyId(), Role: role}, until: until}
+	scope, err := principal.NormalizeCorpusIDs(res.GetCorpusIds())
+	if err != nil {
+		return keyAnswer{err: invalidKey(), until: until}
+	}
+	return keyAnswer{p: principal.Principal{TenantID: res.GetTenantId(), KeyID: res.GetKeyId(), Role: role, CorpusIDs: scope}, until: until}
 }
 
 func (c *KeyClient) remember(cacheKey string, a keyAnswer, now time.Time) {

@@ -34,7 +34,7 @@ func (c *countingAuth) AuthenticateApiKey(ctx context.Context, in *gatewayv1.Aut
 func TestKeyClientAsksTheGateway(t *testing.T) {
 	ctx := context.Background()
 	store := NewStore(pgtest.NewPool(t, Migrations()))
-	k, plaintext, err := store.CreateKey(ctx, "t1", "ops", "admin")
+	k, plaintext, err := store.CreateKey(ctx, "t1", "ops", "admin", nil)
 	require.NoError(t, err)
 	cache := NewKeyCache(store, logging.Discard(), 100*time.Millisecond, time.Second)
 	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})

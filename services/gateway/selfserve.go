@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
@@ -26,13 +28,20 @@ func (s *Server) CreateApiKey(ctx context.Context, req *gatewayv1.CreateApiKeyRe
 	if _, err := principal.ParseRole(req.GetRole()); err != nil {
 		return nil, apierr.InvalidArgument("role", "role must be reader, editor or admin")
 	}
-	k, secret, err := s.store.CreateKey(ctx, p.TenantID, req.GetName(), strings.ToLower(req.GetRole()))
+	scope, err := principal.NormalizeCorpusIDs(req.GetCorpusIds())
+	if err != nil {
+		return nil, err
+	}
+	if err := mayScope(p, scope); err != nil {
+		return nil, err
+	}
+	k, secret, err := s.store.CreateKey(ctx, p.TenantID, req.GetName(), strings.ToLower(req.GetRole()), scope)
 	if err != nil {
 		return nil, err
 	}
 	s.cache.Apply(k)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeSelfServeKeyCreated, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID,
-		Metadata: map[string]any{"name": k.Name, "role": k.Role}})
+		Metadata: map[string]any{"name": k.Name, "role": k.Role, "corpus_ids": auditScope(k.CorpusIDs)}})
 	return &gatewayv1.CreateApiKeyResponse{ApiKey: keyProto(k), Secret: secret}, nil
 }
 
@@ -60,4 +69,22 @@ func (s *Server) RevokeSelfServeApiKey(ctx context.Context, req *gatewayv1.Revok
 	}
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeSelfServeKeyRevoked, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID})
 	return &gatewayv1.RevokeSelfServeApiKeyResponse{ApiKey: keyProto(k)}, nil
+}
+
+// mayScope checks that the caller may give a key the scope ids (empty: every corpus): a
+// scoped admin only within its own corpora, so that it cannot mint or widen a key beyond them.
+func mayScope(p principal.Principal, ids []string) error {
+	if !p.Scoped() {
+		return nil
+	}
+	if len(ids) == 0 {
+		return apierr.New(codes.PermissionDenied, apierr.CodeForbidden,
+			"this API key is scoped to some corpora: the keys it creates or changes must be scoped within them, not to every corpus")
+	}
+	for _, id := range ids {
+		if !p.AllowsCorpus(id) {
+			return principal.CorpusForbidden(id)
+		}
+	}
+	return nil
 }

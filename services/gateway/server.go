@@ -6,6 +6,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/gateway/v1"
@@ -42,7 +43,7 @@ func (s *Server) WhoAmI(ctx context.Context, _ *gatewayv1.WhoAmIRequest) (*gatew
 	if err != nil {
 		return nil, err
 	}
-	return &gatewayv1.WhoAmIResponse{TenantId: p.TenantID, KeyId: p.KeyID, Role: principal.RoleName(p.Role)}, nil
+	return &gatewayv1.WhoAmIResponse{TenantId: p.TenantID, KeyId: p.KeyID, Role: principal.RoleName(p.Role), CorpusIds: p.CorpusIDs}, nil
 }
 
 // ListApiKeys lists the caller's tenant's keys.
@@ -62,16 +63,22 @@ func (s *Server) ListApiKeys(ctx context.Context, req *gatewayv1.ListApiKeysRequ
 	return out, nil
 }
 
-// UpdateApiKey renames a key of the caller's tenant.
+// UpdateApiKey renames a key of the caller's tenant and/or changes its corpus scope.
 func (s *Server) UpdateApiKey(ctx context.Context, req *gatewayv1.UpdateApiKeyRequest) (*gatewayv1.UpdateApiKeyResponse, error) {
 	p, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if n := utf8.RuneCountInString(req.GetName()); n == 0 || n > maxKeyNameLen {
-		return nil, apierr.InvalidArgument("name", "name must be 1 to 100 characters")
+	change, err := keyChange(req)
+	if err != nil {
+		return nil, err
 	}
-	k, err := s.store.RenameKey(ctx, p.TenantID, req.GetKeyId(), req.GetName())
+	if change.SetScope {
+		if err := mayScope(p, change.CorpusIDs); err != nil {
+			return nil, err
+		}
+	}
+	k, err := s.store.UpdateKey(ctx, p.TenantID, req.GetKeyId(), change)
 	if errors.Is(err, errKeyNotFound) {
 		return nil, apierr.NotFound("api_key", req.GetKeyId())
 	}
@@ -80,8 +87,44 @@ func (s *Server) UpdateApiKey(ctx context.Context, req *gatewayv1.UpdateApiKeyRe
 	}
 	s.cache.Apply(k)
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeAPIKeyUpdated, Outcome: audit.OutcomeSuccess, ResourceType: "api_key", ResourceID: k.ID,
-		Metadata: map[string]any{"name": k.Name}})
+		Metadata: map[string]any{"name": k.Name, "corpus_ids": auditScope(k.CorpusIDs), "scope_changed": change.SetScope}})
 	return &gatewayv1.UpdateApiKeyResponse{ApiKey: keyProto(k)}, nil
+}
+
+// keyChange validates an update: a name, a new scope, or the scope cleared.
+func keyChange(req *gatewayv1.UpdateApiKeyRequest) (KeyChange, error) {
+	var c KeyChange
+	if req.Name != nil {
+		if n := utf8.RuneCountInString(req.GetName()); n == 0 || n > maxKeyNameLen {
+			return c, apierr.InvalidArgument("name", "name must be 1 to 100 characters")
+		}
+		c.Name = req.Name
+	}
+	switch {
+	case req.GetClearCorpusIds() && len(req.GetCorpusIds()) > 0:
+		return c, apierr.New(codes.InvalidArgument, principal.CodeCorpusScopeInvalid,
+			"send corpus_ids or clear_corpus_ids, not both", "field", "corpus_ids")
+	case req.GetClearCorpusIds():
+		c.SetScope, c.CorpusIDs = true, []string{}
+	case len(req.GetCorpusIds()) > 0:
+		scope, err := principal.NormalizeCorpusIDs(req.GetCorpusIds())
+		if err != nil {
+			return c, err
+		}
+		c.SetScope, c.CorpusIDs = true, scope
+	}
+	if c.Name == nil && !c.SetScope {
+		return c, apierr.InvalidArgument("name", "send a name, corpus_ids or clear_corpus_ids")
+	}
+	return c, nil
+}
+
+// auditScope is a key's scope as audited: the corpus ids, or "all".
+func auditScope(ids []string) any {
+	if len(ids) == 0 {
+		return "all"
+	}
+	return ids
 }
 
 // RevokeApiKey revokes a key of the caller's tenant. Revoking twice is not an error.
@@ -120,11 +163,11 @@ func (s *Server) AuthenticateApiKey(ctx context.Context, req *gatewayv1.Authenti
 	if err != nil {
 		return nil, err
 	}
-	return &gatewayv1.AuthenticateApiKeyResponse{TenantId: p.TenantID, KeyId: p.KeyID, Role: principal.RoleName(p.Role)}, nil
+	return &gatewayv1.AuthenticateApiKeyResponse{TenantId: p.TenantID, KeyId: p.KeyID, Role: principal.RoleName(p.Role), CorpusIds: p.CorpusIDs}, nil
 }
 
 func keyProto(k KeyRecord) *gatewayv1.ApiKey {
-	out := &gatewayv1.ApiKey{KeyId: k.ID, TenantId: k.TenantID, Name: k.Name, Role: k.Role, CreatedAt: timestamppb.New(k.CreatedAt)}
+	out := &gatewayv1.ApiKey{KeyId: k.ID, TenantId: k.TenantID, Name: k.Name, Role: k.Role, CreatedAt: timestamppb.New(k.CreatedAt), CorpusIds: k.CorpusIDs}
 	if k.RevokedAt != nil {
 		out.RevokedAt = timestamppb.New(*k.RevokedAt)
 	}

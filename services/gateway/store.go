@@ -26,26 +26,29 @@ type KeyRecord struct {
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	UpdatedAt  time.Time
+	// CorpusIDs scopes the key (sorted); empty: every corpus of the tenant.
+	CorpusIDs []string
 }
 
 // errKeyNotFound is returned when a key does not exist in the tenant.
 var errKeyNotFound = errors.New("api key not found")
 
-const keyColumns = `id, tenant_id, name, role, secret_hash, created_at, revoked_at, updated_at`
+const keyColumns = `id, tenant_id, name, role, secret_hash, created_at, revoked_at, updated_at, corpus_ids`
 
 func scanKey(row pgx.Row) (KeyRecord, error) {
 	var k KeyRecord
-	err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Role, &k.SecretHash, &k.CreatedAt, &k.RevokedAt, &k.UpdatedAt)
+	err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Role, &k.SecretHash, &k.CreatedAt, &k.RevokedAt, &k.UpdatedAt, &k.CorpusIDs)
 	return k, err
 }
 
-// CreateKey stores a new key and returns it with its plaintext, which is not kept.
-func (s *Store) CreateKey(ctx context.Context, tenant, name, role string) (KeyRecord, string, error) {
+// CreateKey stores a new key scoped to corpora (nil: every corpus; already validated)
+// and returns it with its plaintext, which is not kept.
+func (s *Store) CreateKey(ctx context.Context, tenant, name, role string, corpora []string) (KeyRecord, string, error) {
 	id, plaintext, hash := newKey()
 	k, err := scanKey(s.pool.QueryRow(ctx, `
-		INSERT INTO gateway.api_keys (id, tenant_id, name, role, secret_hash)
-		VALUES ($1, $2, $3, $4, $5)
-		RETURNING `+keyColumns, id, tenant, name, role, hash))
+		INSERT INTO gateway.api_keys (id, tenant_id, name, role, secret_hash, corpus_ids)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING `+keyColumns, id, tenant, name, role, hash, nonNil(corpora)))
 	if err != nil {
 		return KeyRecord{}, "", fmt.Errorf("insert api key for tenant %s: %w", tenant, err)
 	}
@@ -81,19 +84,38 @@ func (s *Store) RevokeKey(ctx context.Context, tenant, id string) (KeyRecord, er
 	return k, nil
 }
 
-// RenameKey changes a key's name within its tenant.
-func (s *Store) RenameKey(ctx context.Context, tenant, id, name string) (KeyRecord, error) {
+// KeyChange is an update of a key: nil fields stay as they are.
+type KeyChange struct {
+	Name *string
+	// CorpusIDs replaces the scope; a non-nil empty slice makes the key unrestricted.
+	CorpusIDs []string
+	SetScope  bool
+}
+
+// UpdateKey changes a key's name and/or corpus scope within its tenant.
+func (s *Store) UpdateKey(ctx context.Context, tenant, id string, c KeyChange) (KeyRecord, error) {
 	k, err := scanKey(s.pool.QueryRow(ctx, `
-		UPDATE gateway.api_keys SET name = $3, updated_at = clock_timestamp()
+		UPDATE gateway.api_keys
+		   SET name = COALESCE($3, name),
+		       corpus_ids = CASE WHEN $4 THEN $5::text[] ELSE corpus_ids END,
+		       updated_at = clock_timestamp()
 		 WHERE id = $1 AND tenant_id = $2
-		RETURNING `+keyColumns, id, tenant, name))
+		RETURNING `+keyColumns, id, tenant, c.Name, c.SetScope, nonNil(c.CorpusIDs)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyRecord{}, errKeyNotFound
 	}
 	if err != nil {
-		return KeyRecord{}, fmt.Errorf("rename api key %s: %w", id, err)
+		return KeyRecord{}, fmt.Errorf("update api key %s: %w", id, err)
 	}
 	return k, nil
+}
+
+// nonNil stores an unrestricted scope as '{}' rather than NULL.
+func nonNil(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
 
 // ListKeys lists a tenant's keys, oldest first.

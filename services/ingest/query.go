@@ -87,10 +87,17 @@ func (s *Server) QueryDocuments(ctx context.Context, req *ingestv1.QueryDocument
 	if limit < 1 || limit > 100 {
 		return nil, apierr.InvalidArgument("limit", "limit must be 1 to 100")
 	}
+	if c := req.GetCorpusId(); c != "" && !p.AllowsCorpus(c) {
+		return nil, principal.CorpusForbidden(c)
+	}
 
-	args := []any{p.TenantID, req.GetCorpusId(), nullTimestamp(req.GetCreatedFrom()), nullTimestamp(req.GetCreatedTo()), likePattern(req.GetQ())}
+	// $6 keeps a scoped key to its corpora, in the page and in the counts.
+	args := []any{p.TenantID, req.GetCorpusId(), nullTimestamp(req.GetCreatedFrom()), nullTimestamp(req.GetCreatedTo()), likePattern(req.GetQ()),
+		nonNil(p.CorpusIDs)}
 	filters := `tenant_id = $1 AND ($2 = '' OR corpus_id = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
-		AND ($4::timestamptz IS NULL OR created_at < $4) AND ($5 = '' OR document_id ILIKE $5 OR filename ILIKE $5)`
+		AND ($4::timestamptz IS NULL OR created_at < $4) AND ($5 = '' OR document_id ILIKE $5 OR filename ILIKE $5)
+		AND (cardinality($6::text[]) = 0 OR corpus_id = ANY($6::text[]))`
+	const filterArgs = 6
 	where := filters
 	if req.GetStatus() != "" {
 		args = append(args, req.GetStatus())
@@ -145,7 +152,7 @@ func (s *Server) QueryDocuments(ctx context.Context, req *ingestv1.QueryDocument
 			out.Last = append(out.Last, keyOf(last, k.GetField()))
 		}
 	}
-	counts, err := s.store.pool.Query(ctx, `SELECT status, count(*) FROM ingest.documents WHERE `+filters+` GROUP BY status`, args[:5]...)
+	counts, err := s.store.pool.Query(ctx, `SELECT status, count(*) FROM ingest.documents WHERE `+filters+` GROUP BY status`, args[:filterArgs]...)
 	if err != nil {
 		return nil, fmt.Errorf("count documents: %w", err)
 	}

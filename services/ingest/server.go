@@ -112,15 +112,24 @@ func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumen
 		return nil, err
 	}
 	n.TenantID = p.TenantID
+	if !p.AllowsCorpus(n.CorpusID) {
+		return nil, principal.CorpusForbidden(n.CorpusID)
+	}
 	if err := s.requireLocalCorpus(ctx, n.CorpusID); err != nil {
 		return nil, err
 	}
 	if req.GetOverwrite() { // replacing a held document would destroy what the hold keeps
+		if err := s.requireDocumentCorpus(ctx, p, n.DocumentID); err != nil && !errors.Is(err, errNotFound) {
+			return nil, err
+		}
 		if err := s.checkHold(ctx, p.TenantID, n.DocumentID, "replaced"); err != nil {
 			return nil, err
 		}
 	}
 	d, outcome, err := s.store.Create(ctx, n, req.GetOverwrite())
+	if errors.Is(err, errCorpusMismatch) && !p.AllowsCorpus(d.CorpusID) {
+		return nil, principal.CorpusForbidden(d.CorpusID) // the same id in a corpus beyond the key's
+	}
 	if err != nil {
 		return nil, documentError(err, n.DocumentID, d)
 	}
@@ -214,7 +223,27 @@ func (s *Server) GetDocument(ctx context.Context, req *ingestv1.GetDocumentReque
 	if err != nil {
 		return nil, documentError(err, req.GetDocumentId(), d)
 	}
+	if !p.AllowsCorpus(d.CorpusID) {
+		return nil, principal.CorpusForbidden(d.CorpusID)
+	}
 	return &ingestv1.GetDocumentResponse{Document: documentProto(d)}, nil
+}
+
+// requireDocumentCorpus refuses, with FORBIDDEN, a scoped key's call on a document of a
+// corpus beyond its scope. An unscoped key costs no query. A missing document answers
+// the store's errNotFound, mapped by documentError.
+func (s *Server) requireDocumentCorpus(ctx context.Context, p principal.Principal, id string) error {
+	if !p.Scoped() {
+		return nil
+	}
+	d, err := s.store.Get(ctx, p.TenantID, id)
+	if err != nil {
+		return err
+	}
+	if !p.AllowsCorpus(d.CorpusID) {
+		return principal.CorpusForbidden(d.CorpusID)
+	}
+	return nil
 }
 
 // decodePageToken reads a page_token this API issued.
@@ -232,7 +261,10 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 	if err != nil {
 		return nil, err
 	}
-	q := ListQuery{CorpusID: req.GetCorpusId(), Status: req.GetStatus(), Limit: int(req.GetPageSize())}
+	q := ListQuery{CorpusID: req.GetCorpusId(), Status: req.GetStatus(), Limit: int(req.GetPageSize()), InCorpora: p.CorpusIDs}
+	if q.CorpusID != "" && !p.AllowsCorpus(q.CorpusID) {
+		return nil, principal.CorpusForbidden(q.CorpusID)
+	}
 	switch {
 	case q.Limit == 0:
 		q.Limit = defaultPageSize
@@ -275,7 +307,11 @@ func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocum
 		return nil, err
 	}
 	defer release()
-	d, err := s.store.Reindex(ctx, p.TenantID, req.GetDocumentId(), func(cur ChunkOptions) (ChunkOptions, error) {
+	d, err := s.store.Reindex(ctx, p.TenantID, req.GetDocumentId(), func(doc Document) (ChunkOptions, error) {
+		if !p.AllowsCorpus(doc.CorpusID) {
+			return ChunkOptions{}, principal.CorpusForbidden(doc.CorpusID)
+		}
+		cur := ChunkOptions{Size: doc.ChunkSize, Overlap: doc.ChunkOverlap}
 		if req.ChunkSizeChars != nil {
 			cur.Size = int(req.GetChunkSizeChars())
 		}
@@ -303,11 +339,17 @@ func (s *Server) DeleteDocument(ctx context.Context, req *ingestv1.DeleteDocumen
 		return nil, err
 	}
 	defer release()
+	if err := s.requireDocumentCorpus(ctx, p, req.GetDocumentId()); err != nil {
+		return nil, documentError(err, req.GetDocumentId(), Document{})
+	}
 	if err := s.checkHold(ctx, p.TenantID, req.GetDocumentId(), "deleted"); err != nil {
 		return nil, err
 	}
 	var removed int32
 	d, err := s.store.Delete(ctx, p.TenantID, req.GetDocumentId(), func(d Document) error {
+		if !p.AllowsCorpus(d.CorpusID) {
+			return principal.CorpusForbidden(d.CorpusID)
+		}
 		res, err := s.retrieval.DeleteDocumentChunks(ctx, &retrievalv1.DeleteDocumentChunksRequest{TenantId: d.TenantID, CorpusId: d.CorpusID,
 			DocumentId: d.DocumentID, Version: d.Version})
 		removed = res.GetDeleted()

@@ -157,7 +157,7 @@ func requeueSet(jobParam string) string {
 }
 
 // Reindex queues a new ingestion of a document with the given chunking.
-func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cur ChunkOptions) (ChunkOptions, error)) (Document, error) {
+func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cur Document) (ChunkOptions, error)) (Document, error) {
 	var d Document
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM ingest.documents
@@ -169,7 +169,7 @@ func (s *Store) Reindex(ctx context.Context, tenant, id string, chunking func(cu
 			d = cur
 			return errBusy
 		}
-		o, err := chunking(ChunkOptions{Size: cur.ChunkSize, Overlap: cur.ChunkOverlap})
+		o, err := chunking(cur)
 		if err != nil {
 			return err
 		}
@@ -212,8 +212,10 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (Document, error) {
 // ListQuery filters and pages ListDocuments.
 type ListQuery struct {
 	CorpusID, Status string
-	After            *keyset.Position
-	Limit            int
+	// InCorpora, when not empty, keeps documents of these corpora only (a scoped key's).
+	InCorpora []string
+	After     *keyset.Position
+	Limit     int
 }
 
 // List returns up to q.Limit+1 documents, newest first (the extra one tells that a next page exists).
@@ -228,8 +230,9 @@ func (s *Store) List(ctx context.Context, tenant string, q ListQuery) ([]Documen
 		  AND ($2 = '' OR corpus_id = $2)
 		  AND ($3 = '' OR status = $3)
 		  AND ($4::timestamptz IS NULL OR (created_at, document_id) < ($4, $5))
+		  AND (cardinality($7::text[]) = 0 OR corpus_id = ANY($7::text[]))
 		ORDER BY created_at DESC, document_id DESC
-		LIMIT $6`, tenant, q.CorpusID, q.Status, afterAt, afterID, q.Limit+1)
+		LIMIT $6`, tenant, q.CorpusID, q.Status, afterAt, afterID, q.Limit+1, nonNil(q.InCorpora))
 	if err != nil {
 		return nil, fmt.Errorf("list documents: %w", err)
 	}
@@ -433,4 +436,12 @@ func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Ti
 		return ingestionStats{}, fmt.Errorf("ingestion stats of %s: %w", tenant, err)
 	}
 	return st, nil
+}
+
+// nonNil passes an empty list as '{}' rather than NULL.
+func nonNil(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }

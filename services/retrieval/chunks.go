@@ -10,6 +10,7 @@ import (
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
@@ -28,6 +29,9 @@ const (
 // upsert validates, embeds and stores documents; field prefixes error fields ("" for the
 // single-document request).
 func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string) ([]int32, []string, error) {
+	if err := principal.RequireCorpus(ctx, corpus); err != nil {
+		return nil, nil, err // the worker acts for itself; a user's call is held to its key's corpora
+	}
 	ids := make([]string, len(docs))
 	versions := map[string]int64{}
 	seen := make(map[string]bool, len(docs))

@@ -58,7 +58,7 @@ const (
 	maxNameLen      = 200
 )
 
-// ListCorpora lists the caller's tenant's corpora.
+// ListCorpora lists the caller's tenant's corpora (a scoped key's only).
 func (s *Server) ListCorpora(ctx context.Context, req *retrievalv1.ListCorporaRequest) (*retrievalv1.ListCorporaResponse, error) {
 	p, err := principal.Require(ctx)
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Server) ListCorpora(ctx context.Context, req *retrievalv1.ListCorporaRe
 	if t := req.GetPageToken(); t != "" && !corpusIDPattern.MatchString(t) {
 		return nil, apierr.New(codes.InvalidArgument, "INVALID_PAGE_TOKEN", "page_token is not one this API issued", "field", "page_token")
 	}
-	list, err := s.store.ListCorpora(ctx, p.TenantID, req.GetPageToken(), size)
+	list, err := s.store.ListCorpora(ctx, p.TenantID, p.CorpusIDs, req.GetPageToken(), size)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +93,9 @@ func (s *Server) ListCorpora(ctx context.Context, req *retrievalv1.ListCorporaRe
 func (s *Server) GetCorpus(ctx context.Context, req *retrievalv1.GetCorpusRequest) (*retrievalv1.GetCorpusResponse, error) {
 	p, err := principal.Require(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := principal.RequireCorpus(ctx, req.GetCorpusId()); err != nil {
 		return nil, err
 	}
 	c, err := s.store.GetCorpus(ctx, p.TenantID, req.GetCorpusId())
@@ -114,6 +117,9 @@ func (s *Server) UpdateCorpus(ctx context.Context, req *retrievalv1.UpdateCorpus
 	id := req.GetCorpusId()
 	if !corpusIDPattern.MatchString(id) {
 		return nil, apierr.InvalidArgument("corpus_id", "corpus_id must be 1 to 128 letters, digits, _ . - (starting with a letter or digit)")
+	}
+	if err := principal.RequireCorpus(ctx, id); err != nil {
+		return nil, err
 	}
 	var patch corpusPatch
 	fields := []string{}
@@ -191,6 +197,9 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	if k := req.GetTopK(); k != 0 && (k < MinTopK || k > MaxTopK) {
 		return nil, apierr.InvalidArgument("top_k", fmt.Sprintf("top_k must be %d to %d", MinTopK, MaxTopK))
 	}
+	if err := principal.RequireCorpus(ctx, req.GetCorpusId()); err != nil {
+		return nil, err
+	}
 	corpus, err := s.store.GetCorpus(ctx, p.TenantID, req.GetCorpusId())
 	if errors.Is(err, errCorpusNotFound) {
 		return nil, apierr.NotFound("corpus", req.GetCorpusId())
@@ -248,6 +257,9 @@ func (s *Server) UpsertDocuments(ctx context.Context, req *retrievalv1.UpsertDoc
 // DeleteDocumentChunks removes a document's chunks.
 func (s *Server) DeleteDocumentChunks(ctx context.Context, req *retrievalv1.DeleteDocumentChunksRequest) (*retrievalv1.DeleteDocumentChunksResponse, error) {
 	if err := validateDocumentRef(req.GetTenantId(), req.GetCorpusId(), req.GetDocumentId()); err != nil {
+		return nil, err
+	}
+	if err := principal.RequireCorpus(ctx, req.GetCorpusId()); err != nil {
 		return nil, err
 	}
 	if req.GetVersion() < 0 {

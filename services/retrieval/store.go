@@ -65,12 +65,17 @@ func (s *Store) GetCorpus(ctx context.Context, tenant, id string) (CorpusRecord,
 	return c, nil
 }
 
-// ListCorpora returns up to limit+1 corpora of the tenant with ids after `after`.
-func (s *Store) ListCorpora(ctx context.Context, tenant, after string, limit int) ([]CorpusRecord, error) {
+// ListCorpora returns up to limit+1 corpora of the tenant with ids after `after`; a
+// non-empty only keeps those corpora (a scoped key's).
+func (s *Store) ListCorpora(ctx context.Context, tenant string, only []string, after string, limit int) ([]CorpusRecord, error) {
+	if only == nil {
+		only = []string{}
+	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+corpusColumns+` FROM retrieval.corpora
 		 WHERE tenant_id = $1 AND corpus_id > $2
-		 ORDER BY corpus_id LIMIT $3`, tenant, after, limit+1)
+		   AND (cardinality($4::text[]) = 0 OR corpus_id = ANY($4::text[]))
+		 ORDER BY corpus_id LIMIT $3`, tenant, after, limit+1, only)
 	if err != nil {
 		return nil, fmt.Errorf("list corpora of tenant %s: %w", tenant, err)
 	}

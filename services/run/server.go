@@ -74,6 +74,9 @@ func (s *Server) Run(req *runv1.RunRequest, stream runv1.RunService_RunServer) e
 	if err := s.validate(req); err != nil {
 		return err
 	}
+	if !p.AllowsCorpus(req.GetCorpusId()) { // before any event: a plain 403 at the edge
+		return principal.CorpusForbidden(req.GetCorpusId())
+	}
 	if req.GetAudio() {
 		if err := s.entitlements.Require(ctx, p.TenantID, entitlements.TTS); err != nil {
 			return err

@@ -213,6 +213,9 @@ func (s *Server) ListActivity(ctx context.Context, req *uiv1.ListActivityRequest
 	}
 	out := &uiv1.ListActivityResponse{Page: &uiv1.Page{HasMore: res.GetNextCursor() != ""}, Facets: &uiv1.ActivityFacets{}}
 	for _, e := range res.GetEvents() {
+		if !eventInScope(p, e) {
+			continue
+		}
 		out.Items = append(out.Items, &uiv1.ActivityItem{Id: e.GetId(), CreatedAt: e.GetOccurredAt(), EventType: e.GetEventType(), Outcome: e.GetOutcome(),
 			ActorType: e.GetActorType(), ActorId: e.GetActorId(), ResourceType: e.GetResourceType(), ResourceId: e.GetResourceId(), RequestId: e.GetRequestId()})
 	}
@@ -220,6 +223,24 @@ func (s *Server) ListActivity(ctx context.Context, req *uiv1.ListActivityRequest
 		out.Page.NextCursor = s.sealCursor(binding, []string{res.GetNextCursor()})
 	}
 	return out, nil
+}
+
+// eventInScope hides from a scoped key the events about corpora beyond its scope: a
+// corpus event names it as its resource, a document or run event in its corpus_id.
+// A page may then hold fewer items than limit; the cursor still walks every event.
+func eventInScope(p principal.Principal, e *governancev1.AuditEvent) bool {
+	if !p.Scoped() {
+		return true
+	}
+	if e.GetResourceType() == "corpus" && !p.AllowsCorpus(e.GetResourceId()) {
+		return false
+	}
+	if c, ok := e.GetMetadata().GetFields()["corpus_id"]; ok {
+		if id := c.GetStringValue(); id != "" && !p.AllowsCorpus(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // ReindexDocument queues a reindex and records the action.

@@ -15,8 +15,14 @@ AuthServiceRevokeSelfServeApiKeyBody = TypedDict('AuthServiceRevokeSelfServeApiK
 
 
 class AuthServiceUpdateApiKeyBody(TypedDict, total=False):
+    clear_corpus_ids: bool
+    """clear_corpus_ids removes the key's corpus scope: it then reaches every corpus of the tenant."""
+    corpus_ids: list[str]
+    """corpus_ids, when not empty, replaces the key's corpus scope (at most 100 corpus ids, no
+    duplicates; CORPUS_SCOPE_INVALID otherwise). Empty keeps the scope.
+    """
     name: str
-    """name is 1..100 characters."""
+    """name is 1..100 characters; absent keeps the name."""
 
 
 class BillingServiceSetFeatureOverrideBody(TypedDict, total=False):
@@ -165,6 +171,10 @@ class v1ActivityItem(TypedDict, total=False):
 
 class v1ApiKey(TypedDict, total=False):
     """ApiKey describes a key; the secret itself is never stored or returned after creation."""
+    corpus_ids: list[str]
+    """corpus_ids scopes the key to these corpora (sorted); empty: every corpus of the tenant.
+    A scoped key gets 403 FORBIDDEN on any other corpus and lists only its own.
+    """
     created_at: str
     key_id: str
     name: str
@@ -261,6 +271,10 @@ class v1Component(TypedDict, total=False):
 
 
 class v1CreateApiKeyRequest(TypedDict, total=False):
+    corpus_ids: list[str]
+    """corpus_ids scopes the key to these corpora (at most 100 corpus ids, no duplicates;
+    CORPUS_SCOPE_INVALID otherwise); empty: every corpus of the tenant.
+    """
     name: str
     """name is 1..100 characters."""
     role: str
@@ -1290,6 +1304,8 @@ class v1UsagePoint(TypedDict, total=False):
 
 
 class v1WhoAmIResponse(TypedDict, total=False):
+    corpus_ids: list[str]
+    """corpus_ids are the corpora the key is scoped to; empty: every corpus of the tenant."""
     key_id: str
     """key_id is empty under AUTH_DEV_BYPASS."""
     role: str
@@ -1898,7 +1914,7 @@ class Client(BaseClient):
         return self._call('POST', '/v1/ui/actions/reindex-document', body=body, idempotency_key=idempotency_key, read='json')
 
     def update_api_key(self, key_id: str, body: AuthServiceUpdateApiKeyBody, *, idempotency_key: str | None = None) -> Envelope[v1UpdateApiKeyResponse]:
-        """UpdateApiKey renames one of the tenant's keys.
+        """UpdateApiKey renames one of the tenant's keys and/or changes the corpora it is scoped to.
 
         Requires role admin or higher.
 

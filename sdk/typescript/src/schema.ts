@@ -463,7 +463,7 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * UpdateApiKey renames one of the tenant's keys.
+         * UpdateApiKey renames one of the tenant's keys and/or changes the corpora it is scoped to.
          * @description Requires role admin or higher.
          */
         patch: operations["AuthService_UpdateApiKey"];
@@ -1269,7 +1269,14 @@ export interface components {
     schemas: {
         AuthServiceRevokeSelfServeApiKeyBody: Record<string, never>;
         AuthServiceUpdateApiKeyBody: {
-            /** @description name is 1..100 characters. */
+            /** @description clear_corpus_ids removes the key's corpus scope: it then reaches every corpus of the tenant. */
+            clear_corpus_ids?: boolean;
+            /**
+             * @description corpus_ids, when not empty, replaces the key's corpus scope (at most 100 corpus ids, no
+             *     duplicates; CORPUS_SCOPE_INVALID otherwise). Empty keeps the scope.
+             */
+            corpus_ids?: string[];
+            /** @description name is 1..100 characters; absent keeps the name. */
             name?: string;
         };
         BillingServiceSetFeatureOverrideBody: {
@@ -1466,6 +1473,11 @@ export interface components {
         };
         /** @description ApiKey describes a key; the secret itself is never stored or returned after creation. */
         v1ApiKey: {
+            /**
+             * @description corpus_ids scopes the key to these corpora (sorted); empty: every corpus of the tenant.
+             *     A scoped key gets 403 FORBIDDEN on any other corpus and lists only its own.
+             */
+            corpus_ids?: string[];
             /** Format: date-time */
             created_at?: string;
             key_id?: string;
@@ -1568,6 +1580,11 @@ export interface components {
             status?: string;
         };
         v1CreateApiKeyRequest: {
+            /**
+             * @description corpus_ids scopes the key to these corpora (at most 100 corpus ids, no duplicates;
+             *     CORPUS_SCOPE_INVALID otherwise); empty: every corpus of the tenant.
+             */
+            corpus_ids?: string[];
             /** @description name is 1..100 characters. */
             name?: string;
             /** @description role is reader, editor or admin. */
@@ -2732,6 +2749,8 @@ export interface components {
             value?: string;
         };
         v1WhoAmIResponse: {
+            /** @description corpus_ids are the corpora the key is scoped to; empty: every corpus of the tenant. */
+            corpus_ids?: string[];
             /** @description key_id is empty under AUTH_DEV_BYPASS. */
             key_id?: string;
             /** @description role is reader, editor or admin. */

@@ -67,7 +67,9 @@ type WhoAmIResponse struct {
 	// key_id is empty under AUTH_DEV_BYPASS.
 	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// role is reader, editor or admin.
-	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// corpus_ids are the corpora the key is scoped to; empty: every corpus of the tenant.
+	CorpusIds     []string `protobuf:"bytes,4,rep,name=corpus_ids,json=corpusIds,proto3" json:"corpus_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -123,6 +125,13 @@ func (x *WhoAmIResponse) GetRole() string {
 	return ""
 }
 
+func (x *WhoAmIResponse) GetCorpusIds() []string {
+	if x != nil {
+		return x.CorpusIds
+	}
+	return nil
+}
+
 // ApiKey describes a key; the secret itself is never stored or returned after creation.
 type ApiKey struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -132,7 +141,10 @@ type ApiKey struct {
 	Role      string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// revoked_at is absent while the key is active.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// corpus_ids scopes the key to these corpora (sorted); empty: every corpus of the tenant.
+	// A scoped key gets 403 FORBIDDEN on any other corpus and lists only its own.
+	CorpusIds     []string `protobuf:"bytes,7,rep,name=corpus_ids,json=corpusIds,proto3" json:"corpus_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +217,13 @@ func (x *ApiKey) GetCreatedAt() *timestamppb.Timestamp {
 func (x *ApiKey) GetRevokedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *ApiKey) GetCorpusIds() []string {
+	if x != nil {
+		return x.CorpusIds
 	}
 	return nil
 }
@@ -301,10 +320,15 @@ func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
 type UpdateApiKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// name is 1..100 characters.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// name is 1..100 characters; absent keeps the name.
+	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// corpus_ids, when not empty, replaces the key's corpus scope (at most 100 corpus ids, no
+	// duplicates; CORPUS_SCOPE_INVALID otherwise). Empty keeps the scope.
+	CorpusIds []string `protobuf:"bytes,3,rep,name=corpus_ids,json=corpusIds,proto3" json:"corpus_ids,omitempty"`
+	// clear_corpus_ids removes the key's corpus scope: it then reaches every corpus of the tenant.
+	ClearCorpusIds bool `protobuf:"varint,4,opt,name=clear_corpus_ids,json=clearCorpusIds,proto3" json:"clear_corpus_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateApiKeyRequest) Reset() {
@@ -345,10 +369,24 @@ func (x *UpdateApiKeyRequest) GetKeyId() string {
 }
 
 func (x *UpdateApiKeyRequest) GetName() string {
-	if x != nil {
-		return x.Name
+	if x != nil && x.Name != nil {
+		return *x.Name
 	}
 	return ""
+}
+
+func (x *UpdateApiKeyRequest) GetCorpusIds() []string {
+	if x != nil {
+		return x.CorpusIds
+	}
+	return nil
+}
+
+func (x *UpdateApiKeyRequest) GetClearCorpusIds() bool {
+	if x != nil {
+		return x.ClearCorpusIds
+	}
+	return false
 }
 
 type UpdateApiKeyResponse struct {
@@ -488,7 +526,10 @@ type CreateApiKeyRequest struct {
 	// name is 1..100 characters.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// role is reader, editor or admin.
-	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// corpus_ids scopes the key to these corpora (at most 100 corpus ids, no duplicates;
+	// CORPUS_SCOPE_INVALID otherwise); empty: every corpus of the tenant.
+	CorpusIds     []string `protobuf:"bytes,3,rep,name=corpus_ids,json=corpusIds,proto3" json:"corpus_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +576,13 @@ func (x *CreateApiKeyRequest) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *CreateApiKeyRequest) GetCorpusIds() []string {
+	if x != nil {
+		return x.CorpusIds
+	}
+	return nil
 }
 
 type CreateApiKeyResponse struct {
@@ -825,7 +873,9 @@ type AuthenticateApiKeyResponse struct {
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	KeyId    string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// role is reader, editor or admin.
-	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// corpus_ids is the key's corpus scope; empty: every corpus of the tenant.
+	CorpusIds     []string `protobuf:"bytes,4,rep,name=corpus_ids,json=corpusIds,proto3" json:"corpus_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -879,6 +929,13 @@ func (x *AuthenticateApiKeyResponse) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *AuthenticateApiKeyResponse) GetCorpusIds() []string {
+	if x != nil {
+		return x.CorpusIds
+	}
+	return nil
 }
 
 type RunGatewayMaintenanceRequest struct {
@@ -974,11 +1031,13 @@ var File_nexusrag_gateway_v1_auth_proto protoreflect.FileDescriptor
 const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"\x1enexusrag/gateway/v1/auth.proto\x12\x13nexusrag.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnexusrag/api/v1/access.proto\x1a!nexusrag/api/v1/maintenance.proto\"\x0f\n" +
-	"\rWhoAmIRequest\"X\n" +
+	"\rWhoAmIRequest\"w\n" +
 	"\x0eWhoAmIResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"\xda\x01\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"corpus_ids\x18\x04 \x03(\tR\tcorpusIds\"\xf9\x01\n" +
 	"\x06ApiKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -987,23 +1046,31 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"=\n" +
+	"revoked_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x1d\n" +
+	"\n" +
+	"corpus_ids\x18\a \x03(\tR\tcorpusIds\"=\n" +
 	"\x12ListApiKeysRequest\x12'\n" +
 	"\x0finclude_revoked\x18\x01 \x01(\bR\x0eincludeRevoked\"M\n" +
 	"\x13ListApiKeysResponse\x126\n" +
-	"\bapi_keys\x18\x01 \x03(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\aapiKeys\"@\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\aapiKeys\"\x97\x01\n" +
 	"\x13UpdateApiKeyRequest\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"L\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"corpus_ids\x18\x03 \x03(\tR\tcorpusIds\x12(\n" +
+	"\x10clear_corpus_ids\x18\x04 \x01(\bR\x0eclearCorpusIdsB\a\n" +
+	"\x05_name\"L\n" +
 	"\x14UpdateApiKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\",\n" +
 	"\x13RevokeApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"L\n" +
 	"\x14RevokeApiKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"=\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"\\\n" +
 	"\x13CreateApiKeyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"d\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"corpus_ids\x18\x03 \x03(\tR\tcorpusIds\"d\n" +
 	"\x14CreateApiKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"F\n" +
@@ -1017,11 +1084,13 @@ const file_nexusrag_gateway_v1_auth_proto_rawDesc = "" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.nexusrag.gateway.v1.ApiKeyR\x06apiKey\"W\n" +
 	"\x19AuthenticateApiKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12#\n" +
-	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"d\n" +
+	"\rsecret_sha256\x18\x02 \x01(\fR\fsecretSha256\"\x83\x01\n" +
 	"\x1aAuthenticateApiKeyResponse\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"2\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"corpus_ids\x18\x04 \x03(\tR\tcorpusIds\"2\n" +
 	"\x1cRunGatewayMaintenanceRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\"R\n" +
 	"\x1dRunGatewayMaintenanceResponse\x121\n" +
@@ -1114,6 +1183,7 @@ func file_nexusrag_gateway_v1_auth_proto_init() {
 	if File_nexusrag_gateway_v1_auth_proto != nil {
 		return
 	}
+	file_nexusrag_gateway_v1_auth_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -43,7 +43,7 @@ type AuthServiceClient interface {
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 	// ListApiKeys lists the tenant's keys (never their secrets).
 	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
-	// UpdateApiKey renames one of the tenant's keys.
+	// UpdateApiKey renames one of the tenant's keys and/or changes the corpora it is scoped to.
 	UpdateApiKey(ctx context.Context, in *UpdateApiKeyRequest, opts ...grpc.CallOption) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
@@ -172,7 +172,7 @@ type AuthServiceServer interface {
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	// ListApiKeys lists the tenant's keys (never their secrets).
 	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
-	// UpdateApiKey renames one of the tenant's keys.
+	// UpdateApiKey renames one of the tenant's keys and/or changes the corpora it is scoped to.
 	UpdateApiKey(context.Context, *UpdateApiKeyRequest) (*UpdateApiKeyResponse, error)
 	// RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
