@@ -127,12 +127,12 @@ soak: deps ## N clients for M minutes under a fault schedule; prints a report an
 	go build -race -o bin/nexusrag-race ./cmd/nexusrag
 	go run ./soak -bin bin/nexusrag-race -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION)
 
-CISI := ../shared/data/cisi
+CISI ?= ../shared/data/cisi
 .PHONY: eval
-eval: build deps ## retrieval quality on CISI through the real ingestion pipeline (nDCG@10, Recall@10, MRR)
+eval: build deps ## retrieval quality on CISI through the real ingestion pipeline, beside bleve (nDCG@10, Recall@10, MRR, p50/p99)
 	$(BIN) migrate >/dev/null
 	$(BIN) eval retrieval --docs $(CISI)/CISI.ALL --queries $(CISI)/CISI.QRY --qrels $(CISI)/CISI.REL --k 10 \
-	  --chunk-size 2000 --chunk-overlap 200
+	  --chunking default,2000/200 --bleve
 
 .PHONY: clean
 clean: ## remove build output

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,45 +218,20 @@ func TestEvalRetrievalOnATinyCollection(t *testing.T) {
 	env, _ := newEnv(t)
 	_, err := run(t, env, "", "migrate")
 	require.NoError(t, err)
-	dir := t.TempDir()
-	files := map[string]string{
-		"docs": `.I 1
-.T
-Release gates
-.W
-Agent releases pass quality, reliability and security gates.
-.I 2
-.T
-Cooking pasta
-.W
-Boil water, add salt, cook the pasta for nine minutes.
-.I 3
-.T
-Rollback
-.W
-A release can be rolled back within ten minutes.
-`,
-		"queries": `.I 1
-.W
-release gates of the agent
-.I 2
-.W
-how long to cook pasta
-.I 3
-.W
-a query nobody judged
-`,
-		"qrels": "1 1 0 0\n1 3 0 0\n2 2 0 0\n",
-	}
-	for name, body := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600))
-	}
+	dir := filepath.Join("testdata", "smart-tiny")
 	out, err := run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "docs"), "--queries", filepath.Join(dir, "queries"),
-		"--qrels", filepath.Join(dir, "qrels"), "--k", "2")
+		"--qrels", filepath.Join(dir, "qrels"), "--k", "2", "--chunking", "default,2000/200")
 	require.NoError(t, err)
 	require.Contains(t, out, "ingested 3 documents, 3 chunks")
-	require.Contains(t, out, "queries 2   nDCG@2 1.0000   Recall@2 1.0000   MRR 1.0000")
+	// One row per ranker, the platform's beside bleve's, through the same metric code.
+	for _, ranker := range []string{"platform, default chunks (1000/150)", "platform, 2000/200 chunks",
+		"english, OR match, tf-idf", "english, OR match, bm25"} {
+		require.Regexp(t, regexp.QuoteMeta(ranker)+`\s+2\s+1\.0000\s+1\.0000\s+1\.0000\s+\d+\.\d\d\s+\d+\.\d\d\n`, out)
+	}
 
+	_, err = run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "docs"), "--queries", filepath.Join(dir, "queries"),
+		"--qrels", filepath.Join(dir, "qrels"), "--chunking", "500/600")
+	require.ErrorContains(t, err, "OVERLAP < SIZE")
 	_, err = run(t, env, "", "eval", "retrieval", "--docs", filepath.Join(dir, "missing"), "--queries", filepath.Join(dir, "queries"), "--qrels", filepath.Join(dir, "qrels"))
 	require.ErrorContains(t, err, "no such file")
 }

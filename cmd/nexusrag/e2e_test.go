@@ -533,6 +533,9 @@ func TestCorporaOverHTTP(t *testing.T) {
 		{`{"provider_config_json":{"retrieval":{"provider":"gcp_vertex","project":"my-project","location":"global"}}}`, "provider_config_json.retrieval.resource_id"},
 		{`{"provider_config_json":{"retrieval":{"top_k_default":"ten"}}}`, "provider_config_json.retrieval.top_k_default"},
 		{`{"provider_config_json":{"retrieval":{"top_k_default":99}}}`, "provider_config_json.retrieval.top_k_default"},
+		{`{"provider_config_json":{"retrieval":{"candidate_depth":5}}}`, "provider_config_json.retrieval.candidate_depth"},
+		{`{"provider_config_json":{"retrieval":{"lexical_weight":0}}}`, "provider_config_json.retrieval.vector_weight"},
+		{`{"provider_config_json":{"retrieval":{"feedback":"on"}}}`, "provider_config_json.retrieval.feedback"},
 	}
 	for _, c := range cases {
 		r := p.do(http.MethodPatch, "/v1/corpora/c1", editorA, c.body)
@@ -547,6 +550,12 @@ func TestCorporaOverHTTP(t *testing.T) {
 		evs := p.auditEvents(adminA, "event_type=corpora.updated")
 		return len(evs) == 1 && evs[0]["resource_id"] == "c1"
 	}, 5*time.Second, 50*time.Millisecond, "one successful update audited; refused ones are not")
+
+	// The local index's ranking settings are set by PATCH and come back normalized.
+	ranked := p.do(http.MethodPatch, "/v1/corpora/c1", editorA, `{"provider_config_json":{"retrieval":{"vector_weight":0.25,"feedback":true,"candidate_depth":100}}}`)
+	require.Equal(t, http.StatusOK, ranked.Status, string(ranked.Body))
+	require.Equal(t, map[string]any{"retrieval": map[string]any{"provider": "local_pgvector", "top_k_default": float64(5),
+		"vector_weight": 0.25, "feedback": true, "candidate_depth": float64(100)}}, ranked.data()["corpus"].(map[string]any)["provider_config_json"])
 }
 
 func TestProviderSmoke(t *testing.T) {

@@ -47,6 +47,44 @@ func (p *platform) runStream(key, body string, headers ...string) (*http.Respons
 	}
 }
 
+// TestRunNamesTheReleaseGates is the product's sanity check: over the demo corpus, with the
+// corpus's default top_k, the offline answer to "What are the release gates for Agent
+// 2.0?" names the gates themselves, not only that gates exist.
+func TestRunNamesTheReleaseGates(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, []string{"DEBUG_EVENTS=true"})
+	_, err := run(t, p.env, "", "seed-demo")
+	require.NoError(t, err)
+	_, reader := p.createKey("t1", "reader")
+
+	res, events := p.runStream(reader, `{"session_id":"gates","corpus_id":"c1","message":"What are the release gates for Agent 2.0?"}`)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var final, debug map[string]any
+	for _, e := range events {
+		switch e.Type {
+		case "message.final":
+			final = e.Data
+		case "debug.retrieval":
+			debug = e.Data
+		}
+	}
+	require.NotNil(t, final)
+	text, _ := final["text"].(string)
+	for _, gate := range []string{"Gate 1: quality", "Gate 2: reliability", "Gate 3: security"} {
+		require.Contains(t, text, gate)
+	}
+	require.Contains(t, text, "nDCG@10 of at least 0.31", "what the quality gate asks")
+	cited := map[string]bool{}
+	for _, c := range final["citations"].([]any) {
+		cited[c.(map[string]any)["chunk_id"].(string)] = true
+	}
+	for _, chunk := range []string{"agent2-release-gates:1", "agent2-release-gates:2", "agent2-release-gates:3"} {
+		require.True(t, cited[chunk], "the chunk defining a gate is cited: %s in %v", chunk, cited)
+	}
+	require.Equal(t, map[string]any{"lexical_weight": 1.0, "vector_weight": 0.0, "candidate_depth": 50.0, "feedback": false}, debug["ranking"],
+		"debug.retrieval echoes the corpus's ranking settings")
+}
+
 func TestRunOverSSE(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, []string{"TTS_PROVIDER=fake", "AUDIO_DIR=" + t.TempDir()})

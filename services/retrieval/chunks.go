@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
@@ -35,7 +37,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 	ids := make([]string, len(docs))
 	versions := map[string]int64{}
 	seen := make(map[string]bool, len(docs))
-	var texts []string
+	var texts, indexed []string
 	var inputs []*retrievalv1.ChunkInput
 	counts := make([]int32, len(docs))
 	for d, doc := range docs {
@@ -65,6 +67,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 				return nil, nil, apierr.InvalidArgument(fmt.Sprintf("%schunks[%d].text", prefix, i), fmt.Sprintf("chunk text must be valid UTF-8, 1 byte to %d KiB", maxChunkBytes>>10))
 			}
 			texts = append(texts, c.GetText())
+			indexed = append(indexed, withTitle(documentTitle(doc.GetChunks()[0].GetText()), c.GetText()))
 			inputs = append(inputs, c)
 		}
 		counts[d] = int32(len(doc.GetChunks()))
@@ -72,7 +75,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 	if len(texts) > maxBatchChunks {
 		return nil, nil, apierr.InvalidArgument(field+"chunks", fmt.Sprintf("at most %d chunks per call", maxBatchChunks))
 	}
-	vectors, err := s.router.Embedder().EmbedDocuments(ctx, texts)
+	vectors, err := s.router.Embedder().EmbedDocuments(ctx, indexed)
 	if err != nil {
 		return nil, nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
 	}
@@ -80,7 +83,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 	for d, doc := range docs {
 		for i := range doc.GetChunks() {
 			k := len(rows)
-			terms := textproc.Terms(texts[k])
+			terms := textproc.Terms(indexed[k])
 			tf := make(map[string]int, len(terms))
 			for _, term := range terms {
 				tf[term]++
@@ -115,4 +118,26 @@ func validateDocumentRef(tenant, corpus, document string) error {
 		return apierr.InvalidArgument("document_id", fmt.Sprintf("document_id must be 1 to %d bytes", maxDocumentID))
 	}
 	return nil
+}
+
+// titleLine is a markdown level-1 heading opening a document: its title.
+var titleLine = regexp.MustCompile(`\A#[ \t]+([^\n]+)`)
+
+// documentTitle is the title a markdown document opens with, "" for none.
+func documentTitle(first string) string {
+	if m := titleLine.FindStringSubmatch(first); m != nil {
+		return strings.TrimSpace(m[1])
+	}
+	return ""
+}
+
+// withTitle is what is indexed of a chunk: its text, after the document's title when the
+// chunk does not hold it. A section chunk ("## Gate 2: reliability ...") is then found by
+// what the document is about too, as its reader would understand it (a contextual chunk
+// header); the stored and returned text stays the chunk's own.
+func withTitle(title, text string) string {
+	if title == "" || strings.Contains(text, title) {
+		return text
+	}
+	return title + "\n\n" + text
 }

@@ -17,7 +17,9 @@ func FuzzProviderConfig(f *testing.F) {
 	for _, s := range []string{`{}`, `{"retrieval":{"provider":"local_pgvector","top_k_default":5}}`,
 		`{"retrieval":{"provider":"aws_bedrock_kb","knowledge_base_id":"KB1","region":"us-east-1"}}`,
 		`{"retrieval":{"provider":"gcp_vertex","project":"p","location":"global","resource_id":"r"}}`,
-		`{"retrieval":{"top_k_default":1e309}}`, `{"retrieval":[]}`, `{"retrieval":{"provider":7}}`} {
+		`{"retrieval":{"top_k_default":1e309}}`, `{"retrieval":[]}`, `{"retrieval":{"provider":7}}`,
+		`{"retrieval":{"lexical_weight":1,"vector_weight":0,"candidate_depth":100,"feedback":true}}`,
+		`{"retrieval":{"lexical_weight":0,"vector_weight":0}}`, `{"retrieval":{"candidate_depth":1e400,"feedback":null}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -315,26 +315,23 @@ type hit struct {
 // searchQuery is one hybrid search: BM25 over the weighted terms and cosine distance
 // to the vector, each taking its best `depth`, fused by reciprocal rank.
 type searchQuery struct {
-	terms  []string
-	idf    []float64
-	avgLen float64
-	vector []float32 // nil: lexical only
-	dim    int
-	depth  int
-	topK   int
+	terms   []string
+	weights []float64 // each term's query weight times its idf
+	avgLen  float64
+	vector  []float32 // nil: lexical only
+	dim     int
+	depth   int
+	topK    int
+	k1, b   float64
+	// lexicalWeight and vectorWeight scale each ranking's reciprocal ranks in the fusion.
+	lexicalWeight, vectorWeight float64
 }
 
-// BM25 parameters and the reciprocal-rank-fusion constant.
+// BM25 parameters (Impact's) and the reciprocal-rank-fusion constant.
 const (
 	bm25K1 = 1.2
 	bm25B  = 0.75
 	rrfK   = 60
-	// lexicalWeight and vectorWeight scale each ranking's reciprocal ranks in the fusion.
-	// Measured on CISI (ADR 0007): the offline hashed vectors restate lexical evidence
-	// with hash noise, so at equal weight they pull BM25 down (nDCG@10 0.282 vs 0.335);
-	// at a quarter weight they break ties and catch word pairs (0.329).
-	lexicalWeight = 1.0
-	vectorWeight  = 0.25
 	// postingsPerTerm bounds what one query term reads: its highest-impact postings.
 	postingsPerTerm = 1000
 	// impactRefLen is the chunk length at which impact is computed (see Impact).
@@ -352,14 +349,14 @@ func Impact(tf, length int) float32 {
 // The vector arm uses the partial HNSW index of its dimension (same cast, same predicate).
 func hybridSQL(dim int) string {
 	return fmt.Sprintf(`
-WITH q(term, idf) AS (SELECT * FROM unnest($3::text[], $4::float8[])),
+WITH q(term, w) AS (SELECT * FROM unnest($3::text[], $4::float8[])),
 lex AS (
-	SELECT p.chunk_id, row_number() OVER (ORDER BY sum(q.idf * p.tf * (%[2]g + 1) / (p.tf + %[2]g * (1 - %[3]g + %[3]g * p.term_count / $5))) DESC) AS r
+	SELECT p.chunk_id, row_number() OVER (ORDER BY sum(q.w * p.tf * ($9::float8 + 1) / (p.tf + $9::float8 * (1 - $10::float8 + $10::float8 * p.term_count / $5::float8))) DESC) AS r
 	  FROM q CROSS JOIN LATERAL (
 		-- each term's best postings only: a frequent term cannot make the query read the corpus
 		SELECT chunk_id, tf, term_count FROM retrieval.postings
 		 WHERE tenant_id = $1 AND corpus_id = $2 AND term = q.term
-		 ORDER BY impact DESC LIMIT %[7]d) p
+		 ORDER BY impact DESC LIMIT %[3]d) p
 	 GROUP BY p.chunk_id
 	 ORDER BY r LIMIT $7),
 vec AS (
@@ -369,12 +366,12 @@ vec AS (
 		 WHERE tenant_id = $1 AND corpus_id = $2 AND embedding_dim = %[1]d AND $6::text IS NOT NULL
 		 ORDER BY embedding::vector(%[1]d) <=> $6::vector(%[1]d) LIMIT $7) nearest),
 fused AS (
-	SELECT chunk_id, sum(w / (%[4]d + r)) AS score
-	  FROM (SELECT chunk_id, r, %[5]g::float8 AS w FROM lex UNION ALL SELECT chunk_id, r, %[6]g::float8 AS w FROM vec) ranks
+	SELECT chunk_id, sum(w / (%[2]d + r)) AS score
+	  FROM (SELECT chunk_id, r, $11::float8 AS w FROM lex UNION ALL SELECT chunk_id, r, $12::float8 AS w FROM vec) ranks
 	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $8)
 SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
   FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id
- ORDER BY f.score DESC, c.chunk_id`, dim, bm25K1, bm25B, rrfK, lexicalWeight, vectorWeight, postingsPerTerm)
+ ORDER BY f.score DESC, c.chunk_id`, dim, rrfK, postingsPerTerm)
 }
 
 func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery) ([]hit, error) {
@@ -387,7 +384,8 @@ func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery
 	if !slices.Contains(indexedDims, dim) {
 		dim, vec = indexedDims[0], nil // no vector arm for an unindexed dimension
 	}
-	rows, err := s.pool.Query(ctx, hybridSQL(dim), tenant, corpus, q.terms, q.idf, math.Max(q.avgLen, 1), vec, q.depth, q.topK)
+	rows, err := s.pool.Query(ctx, hybridSQL(dim), tenant, corpus, q.terms, q.weights, math.Max(q.avgLen, 1), vec, q.depth, q.topK,
+		q.k1, q.b, q.lexicalWeight, q.vectorWeight)
 	if err != nil {
 		return nil, fmt.Errorf("search corpus %s: %w", corpus, err)
 	}

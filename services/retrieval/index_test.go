@@ -80,6 +80,10 @@ func TestHybridRetrieval(t *testing.T) {
 	seed(t, client, "t1", "c1")
 	consistent(t, pool)
 
+	// The offline hashed vectors are off by default (ADR 0007); a corpus can weigh them in.
+	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1",
+		ProviderConfigJson: config(t, map[string]any{"retrieval": map[string]any{"vector_weight": 0.25}})})
+	require.NoError(t, err)
 	hits := retrieve(t, client, "t1", "c1", "What are the release gates for Agent 2.0?", 3)
 	require.Len(t, hits, 3)
 	require.Equal(t, "gates", hits[0].GetDocumentId())
@@ -100,6 +104,48 @@ func TestHybridRetrieval(t *testing.T) {
 	res, err := client.Retrieve(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: "gates"})
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(res.GetChunks()), 5, "top_k 0 means the corpus default (5)")
+}
+
+// TestRankingSettings: a corpus's ranking settings change the search and come back with
+// every answer, defaults filled in.
+func TestRankingSettings(t *testing.T) {
+	client, _, _ := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	seed(t, client, "t1", "c1")
+	ask := func(query string) *retrievalv1.RetrieveResponse {
+		t.Helper()
+		res, err := client.Retrieve(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: query, TopK: 3})
+		require.NoError(t, err)
+		return res
+	}
+	res := ask("What are the release gates for Agent 2.0?")
+	require.True(t, proto.Equal(&retrievalv1.RankingSettings{LexicalWeight: 1, VectorWeight: 0, CandidateDepth: 50}, res.GetRanking()), "%v", res.GetRanking())
+	require.Equal(t, "gates", res.GetChunks()[0].GetDocumentId())
+	require.InDelta(t, 1.0/61, res.GetChunks()[0].GetScore(), 1e-12, "lexical arm only: its best rank")
+
+	for _, tt := range []struct {
+		name string
+		set  map[string]any
+		want *retrievalv1.RankingSettings
+	}{
+		{"feedback and a deeper fusion", map[string]any{"feedback": true, "vector_weight": 0.5, "candidate_depth": 120},
+			&retrievalv1.RankingSettings{LexicalWeight: 1, VectorWeight: 0.5, CandidateDepth: 120, Feedback: true}},
+		{"vectors only", map[string]any{"lexical_weight": 0, "vector_weight": 1},
+			&retrievalv1.RankingSettings{LexicalWeight: 0, VectorWeight: 1, CandidateDepth: 50}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1",
+				ProviderConfigJson: config(t, map[string]any{"retrieval": tt.set})})
+			require.NoError(t, err)
+			res := ask("What are the release gates for Agent 2.0?")
+			require.True(t, proto.Equal(tt.want, res.GetRanking()), "%v", res.GetRanking())
+			require.Equal(t, "gates", res.GetChunks()[0].GetDocumentId())
+			require.Len(t, res.GetChunks(), 3)
+		})
+	}
+
+	_, err := client.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1",
+		ProviderConfigJson: config(t, map[string]any{"retrieval": map[string]any{"candidate_depth": 5}})})
+	require.Equal(t, retrieval.CodeInvalidProviderConfig, code(err))
 }
 
 func TestRetrievalIsTenantIsolated(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
-	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
 // LocalIndex searches the Postgres chunk index, the local_pgvector provider: BM25 over
@@ -26,13 +25,16 @@ func NewLocalIndex(store *Store, embedder Embedder) *LocalIndex {
 	return &LocalIndex{store: store, embedder: embedder}
 }
 
-// commonTermShare: terms in more than this share of a corpus's chunks are left out of
-// the lexical arm (their idf is near zero and they would make BM25 score most of the
-// corpus); at least the rarest query term always stays.
+// commonTermShare: terms in more than this share of a corpus's chunks, and in more
+// chunks than one term's postings read (postingsPerTerm), are left out of the lexical arm:
+// their idf is near zero and reading them costs the most. At least the rarest query term
+// always stays. A small corpus keeps all its terms, so that BM25 there is exact (a tiny
+// corpus whose every term is "common" would otherwise miss documents).
 const commonTermShare = 0.5
 
 func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
-	terms := uniqueTerms(query)
+	p := corpus.Config.Ranking.params(topK, l.embedder.Name())
+	terms, qtf := queryTerms(query)
 	st, err := l.store.stats(ctx, tenant, corpus.CorpusID, terms)
 	if err != nil {
 		return nil, err
@@ -45,22 +47,62 @@ func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusR
 			fmt.Sprintf("corpus %s is indexed with %s (%d dimensions) but this service embeds queries with %s (%d)",
 				corpus.CorpusID, st.embedder, st.dim, l.embedder.Name(), l.embedder.Dim()), "corpus_id", corpus.CorpusID)
 	}
-	idf := func(t string) float64 { return bm25IDF(st.chunks, st.df[t]) }
-	lexTerms, lexIDF := lexicalTerms(terms, st)
-	vec, err := l.embedder.EmbedQuery(ctx, query, idf)
-	if err != nil {
-		return nil, fmt.Errorf("embed query: %w", err)
+	var vec []float32
+	if p.vectorWeight > 0 {
+		idf := func(t string) float64 { return bm25IDF(st.chunks, st.df[t]) }
+		if vec, err = l.embedder.EmbedQuery(ctx, query, idf); err != nil {
+			return nil, fmt.Errorf("embed query: %w", err)
+		}
+		if isZero(vec) {
+			vec = nil // nothing to compare: cosine distance to a zero vector is undefined
+		}
 	}
-	if isZero(vec) {
-		vec = nil // nothing to compare: cosine distance to a zero vector is undefined
+	weights := make(map[string]float64, len(qtf))
+	for t, n := range qtf {
+		weights[t] = qtfWeight(float64(n), p.k3)
+	}
+	first := topK
+	if p.feedback {
+		first = max(topK, p.fbDocs)
+	}
+	hits, err := l.search(ctx, tenant, corpus.CorpusID, st, weights, vec, p, first)
+	if err != nil || !p.feedback || len(hits) == 0 {
+		return trimHits(hits, topK), err
+	}
+	// Pseudo-relevance feedback: a second search with the query expanded by the terms of
+	// the first one's best passages.
+	expanded := relevanceModel(qtf, hits, p.fbDocs, p.fbTerms, p.fbOriginalWeight)
+	expTerms := make([]string, 0, len(expanded))
+	for t := range expanded {
+		expTerms = append(expTerms, t)
+	}
+	if st, err = l.store.stats(ctx, tenant, corpus.CorpusID, expTerms); err != nil {
+		return nil, err
+	}
+	return l.search(ctx, tenant, corpus.CorpusID, st, expanded, vec, p, topK)
+}
+
+// search runs one hybrid search with the weighted query terms present in the corpus.
+func (l *LocalIndex) search(ctx context.Context, tenant, corpus string, st corpusStats, weights map[string]float64, vec []float32, p rankParams, topK int) ([]hit, error) {
+	var lexTerms []string
+	var lexW []float64
+	if p.lexicalWeight > 0 {
+		lexTerms, lexW = lexicalTerms(weights, st)
 	}
 	if len(lexTerms) == 0 && vec == nil {
 		return nil, nil
 	}
-	return l.store.search(ctx, tenant, corpus.CorpusID, searchQuery{
-		terms: lexTerms, idf: lexIDF, avgLen: st.avgLen, vector: vec, dim: l.embedder.Dim(),
-		depth: min(max(50, 5*topK), 250), topK: topK,
+	return l.store.search(ctx, tenant, corpus, searchQuery{
+		terms: lexTerms, weights: lexW, avgLen: st.avgLen, vector: vec, dim: l.embedder.Dim(),
+		depth: max(p.depth, topK), topK: topK, k1: p.k1, b: p.b, lexicalWeight: p.lexicalWeight, vectorWeight: p.vectorWeight,
 	})
+}
+
+func trimHits(h []hit, n int) []hit {
+	if len(h) > n {
+		return h[:n]
+	}
+	return h
 }
 
 // bm25IDF is Okapi BM25's idf, never negative. A term absent from the corpus gets the
@@ -73,14 +115,14 @@ func bm25IDF(n, df int64) float64 {
 }
 
 // lexicalTerms are the query terms present in the corpus, without the very common ones
-// (unless nothing else is left), with their idf.
-func lexicalTerms(terms []string, st corpusStats) ([]string, []float64) {
+// (unless nothing else is left), each with its weight in the query times its idf.
+func lexicalTerms(weights map[string]float64, st corpusStats) ([]string, []float64) {
 	type weighted struct {
 		term string
 		df   int64
 	}
 	var present []weighted
-	for _, t := range terms {
+	for t := range weights {
 		if df := st.df[t]; df > 0 {
 			present = append(present, weighted{t, df})
 		}
@@ -89,27 +131,15 @@ func lexicalTerms(terms []string, st corpusStats) ([]string, []float64) {
 		return present[i].df < present[j].df || present[i].df == present[j].df && present[i].term < present[j].term
 	})
 	var outT []string
-	var outIDF []float64
+	var outW []float64
 	for i, w := range present {
-		if i > 0 && float64(w.df) > commonTermShare*float64(st.chunks) {
+		if i > 0 && float64(w.df) > commonTermShare*float64(st.chunks) && w.df > postingsPerTerm {
 			break
 		}
 		outT = append(outT, w.term)
-		outIDF = append(outIDF, bm25IDF(st.chunks, w.df))
+		outW = append(outW, weights[w.term]*bm25IDF(st.chunks, w.df))
 	}
-	return outT, outIDF
-}
-
-func uniqueTerms(text string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range textproc.Terms(text) {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	return out
+	return outT, outW
 }
 
 func isZero(v []float32) bool {

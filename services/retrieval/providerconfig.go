@@ -41,6 +41,8 @@ type ProviderConfig struct {
 	KnowledgeBaseID, Region string
 	// gcp_vertex
 	Project, Location, ResourceID string
+	// local_pgvector
+	Ranking RankingConfig
 }
 
 // providerFields lists, per provider, its required string fields (top_k_default and
@@ -86,6 +88,9 @@ func ParseProviderConfig(raw map[string]any) (ProviderConfig, error) {
 		cfg.Provider = s
 	}
 	allowed := append([]string{"provider", "top_k_default"}, providerFields[cfg.Provider]...)
+	if cfg.Provider == ProviderLocal {
+		allowed = append(allowed, rankingFields...)
+	}
 	for _, k := range sortedKeys(r) {
 		if !slices.Contains(allowed, k) {
 			return cfg, invalidConfig(retrievalField+"."+k, fmt.Sprintf("not a setting of provider %s (allowed: %s)", cfg.Provider, strings.Join(allowed, ", ")))
@@ -116,6 +121,13 @@ func ParseProviderConfig(raw map[string]any) (ProviderConfig, error) {
 		}
 		values[f] = s
 	}
+	if cfg.Provider == ProviderLocal {
+		rc, err := parseRanking(r)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Ranking = rc
+	}
 	cfg.KnowledgeBaseID, cfg.Region = values["knowledge_base_id"], values["region"]
 	cfg.Project, cfg.Location, cfg.ResourceID = values["project"], values["location"], values["resource_id"]
 	switch {
@@ -135,6 +147,8 @@ func (c ProviderConfig) JSON() map[string]any {
 		r["knowledge_base_id"], r["region"] = c.KnowledgeBaseID, c.Region
 	case ProviderVertex:
 		r["project"], r["location"], r["resource_id"] = c.Project, c.Location, c.ResourceID
+	case ProviderLocal:
+		c.Ranking.addJSON(r)
 	}
 	return map[string]any{"retrieval": r}
 }

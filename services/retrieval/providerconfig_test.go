@@ -44,6 +44,22 @@ func TestProviderConfig(t *testing.T) {
 		{"top_k fraction", `{"retrieval":{"top_k_default":2.5}}`, "", "provider_config_json.retrieval.top_k_default"},
 		{"top_k string", `{"retrieval":{"top_k_default":"5"}}`, "", "provider_config_json.retrieval.top_k_default"},
 		{"top_k huge", `{"retrieval":{"top_k_default":1e300}}`, "", "provider_config_json.retrieval.top_k_default"},
+		{"local ranking settings", `{"retrieval":{"lexical_weight":1,"vector_weight":0.5,"candidate_depth":100,"feedback":true}}`,
+			`{"retrieval":{"provider":"local_pgvector","top_k_default":5,"lexical_weight":1,"vector_weight":0.5,"candidate_depth":100,"feedback":true}}`, ""},
+		{"vector arm off", `{"retrieval":{"vector_weight":0}}`, `{"retrieval":{"provider":"local_pgvector","top_k_default":5,"vector_weight":0}}`, ""},
+		{"lexical arm off", `{"retrieval":{"lexical_weight":0,"vector_weight":1}}`,
+			`{"retrieval":{"provider":"local_pgvector","top_k_default":5,"lexical_weight":0,"vector_weight":1}}`, ""},
+		{"both arms off", `{"retrieval":{"lexical_weight":0,"vector_weight":0}}`, "", "provider_config_json.retrieval.vector_weight"},
+		{"lexical arm off without a vector weight", `{"retrieval":{"lexical_weight":0}}`, "", "provider_config_json.retrieval.vector_weight"},
+		{"negative weight", `{"retrieval":{"lexical_weight":-1}}`, "", "provider_config_json.retrieval.lexical_weight"},
+		{"weight above 10", `{"retrieval":{"vector_weight":11}}`, "", "provider_config_json.retrieval.vector_weight"},
+		{"weight string", `{"retrieval":{"vector_weight":"0.5"}}`, "", "provider_config_json.retrieval.vector_weight"},
+		{"depth too small", `{"retrieval":{"candidate_depth":5}}`, "", "provider_config_json.retrieval.candidate_depth"},
+		{"depth too large", `{"retrieval":{"candidate_depth":1001}}`, "", "provider_config_json.retrieval.candidate_depth"},
+		{"depth fraction", `{"retrieval":{"candidate_depth":50.5}}`, "", "provider_config_json.retrieval.candidate_depth"},
+		{"feedback not a boolean", `{"retrieval":{"feedback":"yes"}}`, "", "provider_config_json.retrieval.feedback"},
+		{"ranking of a cloud provider", `{"retrieval":{"provider":"aws_bedrock_kb","knowledge_base_id":"KB","region":"us-east-1","feedback":true}}`,
+			"", "provider_config_json.retrieval.feedback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -222,6 +222,9 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 		return nil, err
 	}
 	out := &retrievalv1.RetrieveResponse{Provider: corpus.Config.Provider}
+	if corpus.Config.Provider == ProviderLocal {
+		out.Ranking = corpus.Config.Ranking.settings(topK, s.router.Embedder().Name())
+	}
 	for _, h := range hits {
 		md, _ := structpb.NewStruct(h.metadata)
 		out.Chunks = append(out.Chunks, &retrievalv1.RetrievedChunk{ChunkId: h.chunkID, DocumentId: h.documentID, Text: h.text,

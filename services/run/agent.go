@@ -135,7 +135,7 @@ func (a *agent) retrieve(ctx context.Context, t *turn) error {
 		t.Passages[i] = generators.Passage{DocumentID: c.GetDocumentId(), ChunkID: c.GetChunkId(), Score: c.GetScore(), Text: c.GetText(), Section: section}
 	}
 	if a.cfg.DebugEvents {
-		return t.emit(debugRetrievalEvent(t.Provider, t.Passages))
+		return t.emit(debugRetrievalEvent(t.Provider, t.Passages, res.GetRanking()))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package run
 
 import (
+	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/services/run/generators"
 )
@@ -15,12 +16,18 @@ func acceptedEvent(s *State) *runv1.RunResponse {
 		RunId: s.RunID.String(), SessionId: s.SessionID, CorpusId: s.CorpusID}}}
 }
 
-func debugRetrievalEvent(provider string, passages []generators.Passage) *runv1.RunResponse {
+// debugRetrievalEvent shows the passages and, for a local corpus, the ranking settings applied.
+func debugRetrievalEvent(provider string, passages []generators.Passage, ranking *retrievalv1.RankingSettings) *runv1.RunResponse {
 	chunks := make([]*runv1.DebugChunk, len(passages))
 	for i, p := range passages {
 		chunks[i] = &runv1.DebugChunk{DocumentId: p.DocumentID, ChunkId: p.ChunkID, Score: p.Score, Text: p.Text}
 	}
-	return &runv1.RunResponse{Event: &runv1.RunResponse_DebugRetrieval{DebugRetrieval: &runv1.DebugRetrieval{Provider: provider, Chunks: chunks}}}
+	ev := &runv1.DebugRetrieval{Provider: provider, Chunks: chunks}
+	if ranking != nil {
+		ev.Ranking = &runv1.DebugRanking{LexicalWeight: ranking.GetLexicalWeight(), VectorWeight: ranking.GetVectorWeight(),
+			CandidateDepth: ranking.GetCandidateDepth(), Feedback: ranking.GetFeedback()}
+	}
+	return &runv1.RunResponse{Event: &runv1.RunResponse_DebugRetrieval{DebugRetrieval: ev}}
 }
 
 func tokenDeltaEvent(text string) *runv1.RunResponse {

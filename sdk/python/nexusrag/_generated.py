@@ -110,7 +110,8 @@ class nexusragRetrievalV1Corpus(TypedDict, total=False):
     """
     provider_config_json: dict[str, Any]
     """provider_config_json.retrieval selects the backend, normalized:
-    {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}}, or
+    {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}} (plus the ranking settings set:
+    lexical_weight, vector_weight, candidate_depth, feedback), or
     {"retrieval": {"provider": "aws_bedrock_kb", "knowledge_base_id": "...", "region": "...", "top_k_default": 5}}, or
     {"retrieval": {"provider": "gcp_vertex", "project": "...", "location": "...", "resource_id": "...", "top_k_default": 5}}.
     """
@@ -361,11 +362,20 @@ class v1DebugChunk(TypedDict, total=False):
     text: str
 
 
+class v1DebugRanking(TypedDict, total=False):
+    """DebugRanking is the corpus's effective ranking settings (provider_config_json.retrieval)."""
+    candidate_depth: int
+    feedback: bool
+    lexical_weight: float
+    vector_weight: float
+
+
 class v1DebugRetrieval(TypedDict, total=False):
     """DebugRetrieval shows what retrieval found (DEBUG_EVENTS=true)."""
     chunks: list[v1DebugChunk]
     provider: str
     """provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex."""
+    ranking: v1DebugRanking
 
 
 class v1DeleteDocumentResponse(TypedDict, total=False):

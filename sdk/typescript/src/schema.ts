@@ -1404,7 +1404,8 @@ export interface components {
             provider?: string;
             /**
              * @description provider_config_json.retrieval selects the backend, normalized:
-             *     {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}}, or
+             *     {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}} (plus the ranking settings set:
+             *     lexical_weight, vector_weight, candidate_depth, feedback), or
              *     {"retrieval": {"provider": "aws_bedrock_kb", "knowledge_base_id": "...", "region": "...", "top_k_default": 5}}, or
              *     {"retrieval": {"provider": "gcp_vertex", "project": "...", "location": "...", "resource_id": "...", "top_k_default": 5}}.
              */
@@ -1667,11 +1668,22 @@ export interface components {
             score?: number;
             text?: string;
         };
+        /** @description DebugRanking is the corpus's effective ranking settings (provider_config_json.retrieval). */
+        v1DebugRanking: {
+            /** Format: int32 */
+            candidate_depth?: number;
+            feedback?: boolean;
+            /** Format: double */
+            lexical_weight?: number;
+            /** Format: double */
+            vector_weight?: number;
+        };
         /** @description DebugRetrieval shows what retrieval found (DEBUG_EVENTS=true). */
         v1DebugRetrieval: {
             chunks?: components["schemas"]["v1DebugChunk"][];
             /** @description provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex. */
             provider?: string;
+            ranking?: components["schemas"]["v1DebugRanking"];
         };
         v1DeleteDocumentResponse: {
             /**

@@ -34,7 +34,8 @@ type Corpus struct {
 	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// provider_config_json.retrieval selects the backend, normalized:
-	// {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}}, or
+	// {"retrieval": {"provider": "local_pgvector", "top_k_default": 5}} (plus the ranking settings set:
+	// lexical_weight, vector_weight, candidate_depth, feedback), or
 	// {"retrieval": {"provider": "aws_bedrock_kb", "knowledge_base_id": "...", "region": "...", "top_k_default": 5}}, or
 	// {"retrieval": {"provider": "gcp_vertex", "project": "...", "location": "...", "resource_id": "...", "top_k_default": 5}}.
 	ProviderConfigJson *structpb.Struct       `protobuf:"bytes,4,opt,name=provider_config_json,json=providerConfigJson,proto3" json:"provider_config_json,omitempty"`
@@ -595,7 +596,10 @@ type RetrieveResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Chunks []*RetrievedChunk      `protobuf:"bytes,1,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	// provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex.
-	Provider      string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// ranking is what the local search applied (local_pgvector only): the corpus's
+	// provider_config_json.retrieval ranking settings with their defaults filled in.
+	Ranking       *RankingSettings `protobuf:"bytes,3,opt,name=ranking,proto3" json:"ranking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -644,6 +648,85 @@ func (x *RetrieveResponse) GetProvider() string {
 	return ""
 }
 
+func (x *RetrieveResponse) GetRanking() *RankingSettings {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
+// RankingSettings are a local search's effective ranking settings.
+type RankingSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lexical_weight and vector_weight scale BM25's and the vector arm's reciprocal ranks in the fusion.
+	LexicalWeight float64 `protobuf:"fixed64,1,opt,name=lexical_weight,json=lexicalWeight,proto3" json:"lexical_weight,omitempty"`
+	VectorWeight  float64 `protobuf:"fixed64,2,opt,name=vector_weight,json=vectorWeight,proto3" json:"vector_weight,omitempty"`
+	// candidate_depth is how many candidates each arm ranks before fusion.
+	CandidateDepth int32 `protobuf:"varint,3,opt,name=candidate_depth,json=candidateDepth,proto3" json:"candidate_depth,omitempty"`
+	// feedback: pseudo-relevance feedback (RM3) ran a second, expanded query.
+	Feedback      bool `protobuf:"varint,4,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankingSettings) Reset() {
+	*x = RankingSettings{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankingSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankingSettings) ProtoMessage() {}
+
+func (x *RankingSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankingSettings.ProtoReflect.Descriptor instead.
+func (*RankingSettings) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RankingSettings) GetLexicalWeight() float64 {
+	if x != nil {
+		return x.LexicalWeight
+	}
+	return 0
+}
+
+func (x *RankingSettings) GetVectorWeight() float64 {
+	if x != nil {
+		return x.VectorWeight
+	}
+	return 0
+}
+
+func (x *RankingSettings) GetCandidateDepth() int32 {
+	if x != nil {
+		return x.CandidateDepth
+	}
+	return 0
+}
+
+func (x *RankingSettings) GetFeedback() bool {
+	if x != nil {
+		return x.Feedback
+	}
+	return false
+}
+
 // ChunkInput is one chunk of a document, in document order.
 type ChunkInput struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -655,7 +738,7 @@ type ChunkInput struct {
 
 func (x *ChunkInput) Reset() {
 	*x = ChunkInput{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +750,7 @@ func (x *ChunkInput) String() string {
 func (*ChunkInput) ProtoMessage() {}
 
 func (x *ChunkInput) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[10]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +763,7 @@ func (x *ChunkInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkInput.ProtoReflect.Descriptor instead.
 func (*ChunkInput) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{10}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChunkInput) GetText() string {
@@ -710,7 +793,7 @@ type UpsertChunksRequest struct {
 
 func (x *UpsertChunksRequest) Reset() {
 	*x = UpsertChunksRequest{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +805,7 @@ func (x *UpsertChunksRequest) String() string {
 func (*UpsertChunksRequest) ProtoMessage() {}
 
 func (x *UpsertChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[11]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +818,7 @@ func (x *UpsertChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertChunksRequest.ProtoReflect.Descriptor instead.
 func (*UpsertChunksRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{11}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpsertChunksRequest) GetTenantId() string {
@@ -777,7 +860,7 @@ type UpsertChunksResponse struct {
 
 func (x *UpsertChunksResponse) Reset() {
 	*x = UpsertChunksResponse{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +872,7 @@ func (x *UpsertChunksResponse) String() string {
 func (*UpsertChunksResponse) ProtoMessage() {}
 
 func (x *UpsertChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[12]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +885,7 @@ func (x *UpsertChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertChunksResponse.ProtoReflect.Descriptor instead.
 func (*UpsertChunksResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{12}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpsertChunksResponse) GetChunkCount() int32 {
@@ -835,7 +918,7 @@ type DocumentChunks struct {
 
 func (x *DocumentChunks) Reset() {
 	*x = DocumentChunks{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +930,7 @@ func (x *DocumentChunks) String() string {
 func (*DocumentChunks) ProtoMessage() {}
 
 func (x *DocumentChunks) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[13]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +943,7 @@ func (x *DocumentChunks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DocumentChunks.ProtoReflect.Descriptor instead.
 func (*DocumentChunks) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{13}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DocumentChunks) GetDocumentId() string {
@@ -896,7 +979,7 @@ type UpsertDocumentsRequest struct {
 
 func (x *UpsertDocumentsRequest) Reset() {
 	*x = UpsertDocumentsRequest{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +991,7 @@ func (x *UpsertDocumentsRequest) String() string {
 func (*UpsertDocumentsRequest) ProtoMessage() {}
 
 func (x *UpsertDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[14]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1004,7 @@ func (x *UpsertDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{14}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpsertDocumentsRequest) GetTenantId() string {
@@ -959,7 +1042,7 @@ type UpsertDocumentsResponse struct {
 
 func (x *UpsertDocumentsResponse) Reset() {
 	*x = UpsertDocumentsResponse{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1054,7 @@ func (x *UpsertDocumentsResponse) String() string {
 func (*UpsertDocumentsResponse) ProtoMessage() {}
 
 func (x *UpsertDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[15]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1067,7 @@ func (x *UpsertDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{15}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpsertDocumentsResponse) GetChunkCounts() []int32 {
@@ -1021,7 +1104,7 @@ type DeleteDocumentChunksRequest struct {
 
 func (x *DeleteDocumentChunksRequest) Reset() {
 	*x = DeleteDocumentChunksRequest{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1116,7 @@ func (x *DeleteDocumentChunksRequest) String() string {
 func (*DeleteDocumentChunksRequest) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[16]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1129,7 @@ func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{16}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteDocumentChunksRequest) GetTenantId() string {
@@ -1086,7 +1169,7 @@ type DeleteDocumentChunksResponse struct {
 
 func (x *DeleteDocumentChunksResponse) Reset() {
 	*x = DeleteDocumentChunksResponse{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1181,7 @@ func (x *DeleteDocumentChunksResponse) String() string {
 func (*DeleteDocumentChunksResponse) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1194,7 @@ func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteDocumentChunksResponse) GetDeleted() int32 {
@@ -1167,10 +1250,16 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\x14\n" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x18\n" +
 	"\aordinal\x18\x05 \x01(\x05R\aordinal\x123\n" +
-	"\bmetadata\x18\x06 \x01(\v2\x17.google.protobuf.StructR\bmetadata\"m\n" +
+	"\bmetadata\x18\x06 \x01(\v2\x17.google.protobuf.StructR\bmetadata\"\xaf\x01\n" +
 	"\x10RetrieveResponse\x12=\n" +
 	"\x06chunks\x18\x01 \x03(\v2%.nexusrag.retrieval.v1.RetrievedChunkR\x06chunks\x12\x1a\n" +
-	"\bprovider\x18\x02 \x01(\tR\bprovider\"U\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12@\n" +
+	"\aranking\x18\x03 \x01(\v2&.nexusrag.retrieval.v1.RankingSettingsR\aranking\"\xa2\x01\n" +
+	"\x0fRankingSettings\x12%\n" +
+	"\x0elexical_weight\x18\x01 \x01(\x01R\rlexicalWeight\x12#\n" +
+	"\rvector_weight\x18\x02 \x01(\x01R\fvectorWeight\x12'\n" +
+	"\x0fcandidate_depth\x18\x03 \x01(\x05R\x0ecandidateDepth\x12\x1a\n" +
+	"\bfeedback\x18\x04 \x01(\bR\bfeedback\"U\n" +
 	"\n" +
 	"ChunkInput\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x123\n" +
@@ -1228,7 +1317,7 @@ func file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP() []byte {
 	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescData
 }
 
-var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
 	(*Corpus)(nil),                       // 0: nexusrag.retrieval.v1.Corpus
 	(*ListCorporaRequest)(nil),           // 1: nexusrag.retrieval.v1.ListCorporaRequest
@@ -1240,50 +1329,52 @@ var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
 	(*RetrieveRequest)(nil),              // 7: nexusrag.retrieval.v1.RetrieveRequest
 	(*RetrievedChunk)(nil),               // 8: nexusrag.retrieval.v1.RetrievedChunk
 	(*RetrieveResponse)(nil),             // 9: nexusrag.retrieval.v1.RetrieveResponse
-	(*ChunkInput)(nil),                   // 10: nexusrag.retrieval.v1.ChunkInput
-	(*UpsertChunksRequest)(nil),          // 11: nexusrag.retrieval.v1.UpsertChunksRequest
-	(*UpsertChunksResponse)(nil),         // 12: nexusrag.retrieval.v1.UpsertChunksResponse
-	(*DocumentChunks)(nil),               // 13: nexusrag.retrieval.v1.DocumentChunks
-	(*UpsertDocumentsRequest)(nil),       // 14: nexusrag.retrieval.v1.UpsertDocumentsRequest
-	(*UpsertDocumentsResponse)(nil),      // 15: nexusrag.retrieval.v1.UpsertDocumentsResponse
-	(*DeleteDocumentChunksRequest)(nil),  // 16: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	(*DeleteDocumentChunksResponse)(nil), // 17: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	(*structpb.Struct)(nil),              // 18: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 19: google.protobuf.Timestamp
+	(*RankingSettings)(nil),              // 10: nexusrag.retrieval.v1.RankingSettings
+	(*ChunkInput)(nil),                   // 11: nexusrag.retrieval.v1.ChunkInput
+	(*UpsertChunksRequest)(nil),          // 12: nexusrag.retrieval.v1.UpsertChunksRequest
+	(*UpsertChunksResponse)(nil),         // 13: nexusrag.retrieval.v1.UpsertChunksResponse
+	(*DocumentChunks)(nil),               // 14: nexusrag.retrieval.v1.DocumentChunks
+	(*UpsertDocumentsRequest)(nil),       // 15: nexusrag.retrieval.v1.UpsertDocumentsRequest
+	(*UpsertDocumentsResponse)(nil),      // 16: nexusrag.retrieval.v1.UpsertDocumentsResponse
+	(*DeleteDocumentChunksRequest)(nil),  // 17: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	(*DeleteDocumentChunksResponse)(nil), // 18: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	(*structpb.Struct)(nil),              // 19: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
 }
 var file_nexusrag_retrieval_v1_retrieval_proto_depIdxs = []int32{
-	18, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
-	19, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
-	19, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
+	19, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
+	20, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
+	20, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: nexusrag.retrieval.v1.ListCorporaResponse.corpora:type_name -> nexusrag.retrieval.v1.Corpus
 	0,  // 4: nexusrag.retrieval.v1.GetCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	18, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
+	19, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
 	0,  // 6: nexusrag.retrieval.v1.UpdateCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	18, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
+	19, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
 	8,  // 8: nexusrag.retrieval.v1.RetrieveResponse.chunks:type_name -> nexusrag.retrieval.v1.RetrievedChunk
-	18, // 9: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
-	10, // 10: nexusrag.retrieval.v1.UpsertChunksRequest.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
-	10, // 11: nexusrag.retrieval.v1.DocumentChunks.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
-	13, // 12: nexusrag.retrieval.v1.UpsertDocumentsRequest.documents:type_name -> nexusrag.retrieval.v1.DocumentChunks
-	1,  // 13: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
-	3,  // 14: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
-	5,  // 15: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
-	7,  // 16: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
-	11, // 17: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
-	14, // 18: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:input_type -> nexusrag.retrieval.v1.UpsertDocumentsRequest
-	16, // 19: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	2,  // 20: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
-	4,  // 21: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
-	6,  // 22: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
-	9,  // 23: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
-	12, // 24: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
-	15, // 25: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:output_type -> nexusrag.retrieval.v1.UpsertDocumentsResponse
-	17, // 26: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 9: nexusrag.retrieval.v1.RetrieveResponse.ranking:type_name -> nexusrag.retrieval.v1.RankingSettings
+	19, // 10: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
+	11, // 11: nexusrag.retrieval.v1.UpsertChunksRequest.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
+	11, // 12: nexusrag.retrieval.v1.DocumentChunks.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
+	14, // 13: nexusrag.retrieval.v1.UpsertDocumentsRequest.documents:type_name -> nexusrag.retrieval.v1.DocumentChunks
+	1,  // 14: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
+	3,  // 15: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
+	5,  // 16: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
+	7,  // 17: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
+	12, // 18: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
+	15, // 19: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:input_type -> nexusrag.retrieval.v1.UpsertDocumentsRequest
+	17, // 20: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	2,  // 21: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
+	4,  // 22: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
+	6,  // 23: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
+	9,  // 24: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
+	13, // 25: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
+	16, // 26: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:output_type -> nexusrag.retrieval.v1.UpsertDocumentsResponse
+	18, // 27: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_retrieval_v1_retrieval_proto_init() }
@@ -1298,7 +1389,7 @@ func file_nexusrag_retrieval_v1_retrieval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc), len(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

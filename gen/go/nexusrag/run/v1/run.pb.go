@@ -351,8 +351,10 @@ func (x *Accepted) GetCorpusId() string {
 type DebugRetrieval struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// provider is the backend that answered: local_pgvector, aws_bedrock_kb or gcp_vertex.
-	Provider      string        `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
-	Chunks        []*DebugChunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	Provider string        `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	Chunks   []*DebugChunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// ranking is what the local search applied (local_pgvector corpora only).
+	Ranking       *DebugRanking `protobuf:"bytes,3,opt,name=ranking,proto3" json:"ranking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +403,82 @@ func (x *DebugRetrieval) GetChunks() []*DebugChunk {
 	return nil
 }
 
+func (x *DebugRetrieval) GetRanking() *DebugRanking {
+	if x != nil {
+		return x.Ranking
+	}
+	return nil
+}
+
+// DebugRanking is the corpus's effective ranking settings (provider_config_json.retrieval).
+type DebugRanking struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	LexicalWeight  float64                `protobuf:"fixed64,1,opt,name=lexical_weight,json=lexicalWeight,proto3" json:"lexical_weight,omitempty"`
+	VectorWeight   float64                `protobuf:"fixed64,2,opt,name=vector_weight,json=vectorWeight,proto3" json:"vector_weight,omitempty"`
+	CandidateDepth int32                  `protobuf:"varint,3,opt,name=candidate_depth,json=candidateDepth,proto3" json:"candidate_depth,omitempty"`
+	Feedback       bool                   `protobuf:"varint,4,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DebugRanking) Reset() {
+	*x = DebugRanking{}
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebugRanking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebugRanking) ProtoMessage() {}
+
+func (x *DebugRanking) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebugRanking.ProtoReflect.Descriptor instead.
+func (*DebugRanking) Descriptor() ([]byte, []int) {
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DebugRanking) GetLexicalWeight() float64 {
+	if x != nil {
+		return x.LexicalWeight
+	}
+	return 0
+}
+
+func (x *DebugRanking) GetVectorWeight() float64 {
+	if x != nil {
+		return x.VectorWeight
+	}
+	return 0
+}
+
+func (x *DebugRanking) GetCandidateDepth() int32 {
+	if x != nil {
+		return x.CandidateDepth
+	}
+	return 0
+}
+
+func (x *DebugRanking) GetFeedback() bool {
+	if x != nil {
+		return x.Feedback
+	}
+	return false
+}
+
 // DebugChunk is one retrieved chunk, as the generator got it.
 type DebugChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -414,7 +492,7 @@ type DebugChunk struct {
 
 func (x *DebugChunk) Reset() {
 	*x = DebugChunk{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +504,7 @@ func (x *DebugChunk) String() string {
 func (*DebugChunk) ProtoMessage() {}
 
 func (x *DebugChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[4]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +517,7 @@ func (x *DebugChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DebugChunk.ProtoReflect.Descriptor instead.
 func (*DebugChunk) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{4}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DebugChunk) GetDocumentId() string {
@@ -480,7 +558,7 @@ type TokenDelta struct {
 
 func (x *TokenDelta) Reset() {
 	*x = TokenDelta{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +570,7 @@ func (x *TokenDelta) String() string {
 func (*TokenDelta) ProtoMessage() {}
 
 func (x *TokenDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[5]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +583,7 @@ func (x *TokenDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenDelta.ProtoReflect.Descriptor instead.
 func (*TokenDelta) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{5}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TokenDelta) GetText() string {
@@ -528,7 +606,7 @@ type Final struct {
 
 func (x *Final) Reset() {
 	*x = Final{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +618,7 @@ func (x *Final) String() string {
 func (*Final) ProtoMessage() {}
 
 func (x *Final) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[6]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +631,7 @@ func (x *Final) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Final.ProtoReflect.Descriptor instead.
 func (*Final) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{6}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Final) GetText() string {
@@ -600,7 +678,7 @@ type Citation struct {
 
 func (x *Citation) Reset() {
 	*x = Citation{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +690,7 @@ func (x *Citation) String() string {
 func (*Citation) ProtoMessage() {}
 
 func (x *Citation) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[7]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +703,7 @@ func (x *Citation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Citation.ProtoReflect.Descriptor instead.
 func (*Citation) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{7}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Citation) GetMarker() int32 {
@@ -676,7 +754,7 @@ type AudioReady struct {
 
 func (x *AudioReady) Reset() {
 	*x = AudioReady{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +766,7 @@ func (x *AudioReady) String() string {
 func (*AudioReady) ProtoMessage() {}
 
 func (x *AudioReady) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[8]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +779,7 @@ func (x *AudioReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AudioReady.ProtoReflect.Descriptor instead.
 func (*AudioReady) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{8}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AudioReady) GetAudioId() string {
@@ -736,7 +814,7 @@ type AudioError struct {
 
 func (x *AudioError) Reset() {
 	*x = AudioError{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +826,7 @@ func (x *AudioError) String() string {
 func (*AudioError) ProtoMessage() {}
 
 func (x *AudioError) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[9]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +839,7 @@ func (x *AudioError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AudioError.ProtoReflect.Descriptor instead.
 func (*AudioError) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{9}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AudioError) GetCode() string {
@@ -789,7 +867,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +879,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[10]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +892,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{10}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Failure) GetCode() string {
@@ -840,7 +918,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +930,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[11]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +943,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{11}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{12}
 }
 
 type GetAudioRequest struct {
@@ -877,7 +955,7 @@ type GetAudioRequest struct {
 
 func (x *GetAudioRequest) Reset() {
 	*x = GetAudioRequest{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +967,7 @@ func (x *GetAudioRequest) String() string {
 func (*GetAudioRequest) ProtoMessage() {}
 
 func (x *GetAudioRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[12]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +980,7 @@ func (x *GetAudioRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAudioRequest.ProtoReflect.Descriptor instead.
 func (*GetAudioRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{12}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAudioRequest) GetAudioId() string {
@@ -921,7 +999,7 @@ type GetAudioResponse struct {
 
 func (x *GetAudioResponse) Reset() {
 	*x = GetAudioResponse{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1011,7 @@ func (x *GetAudioResponse) String() string {
 func (*GetAudioResponse) ProtoMessage() {}
 
 func (x *GetAudioResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[13]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1024,7 @@ func (x *GetAudioResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAudioResponse.ProtoReflect.Descriptor instead.
 func (*GetAudioResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{13}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetAudioResponse) GetMp3() []byte {
@@ -965,7 +1043,7 @@ type SelectSessionDataRequest struct {
 
 func (x *SelectSessionDataRequest) Reset() {
 	*x = SelectSessionDataRequest{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1055,7 @@ func (x *SelectSessionDataRequest) String() string {
 func (*SelectSessionDataRequest) ProtoMessage() {}
 
 func (x *SelectSessionDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[14]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1068,7 @@ func (x *SelectSessionDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectSessionDataRequest.ProtoReflect.Descriptor instead.
 func (*SelectSessionDataRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{14}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SelectSessionDataRequest) GetQuery() *v1.DataQuery {
@@ -1009,7 +1087,7 @@ type SelectSessionDataResponse struct {
 
 func (x *SelectSessionDataResponse) Reset() {
 	*x = SelectSessionDataResponse{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1099,7 @@ func (x *SelectSessionDataResponse) String() string {
 func (*SelectSessionDataResponse) ProtoMessage() {}
 
 func (x *SelectSessionDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[15]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1112,7 @@ func (x *SelectSessionDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectSessionDataResponse.ProtoReflect.Descriptor instead.
 func (*SelectSessionDataResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{15}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SelectSessionDataResponse) GetSelection() *v1.DataSelection {
@@ -1053,7 +1131,7 @@ type PurgeSessionDataRequest struct {
 
 func (x *PurgeSessionDataRequest) Reset() {
 	*x = PurgeSessionDataRequest{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1143,7 @@ func (x *PurgeSessionDataRequest) String() string {
 func (*PurgeSessionDataRequest) ProtoMessage() {}
 
 func (x *PurgeSessionDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[16]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1156,7 @@ func (x *PurgeSessionDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeSessionDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeSessionDataRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{16}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PurgeSessionDataRequest) GetPurge() *v1.DataPurge {
@@ -1097,7 +1175,7 @@ type PurgeSessionDataResponse struct {
 
 func (x *PurgeSessionDataResponse) Reset() {
 	*x = PurgeSessionDataResponse{}
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1187,7 @@ func (x *PurgeSessionDataResponse) String() string {
 func (*PurgeSessionDataResponse) ProtoMessage() {}
 
 func (x *PurgeSessionDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_run_v1_run_proto_msgTypes[17]
+	mi := &file_nexusrag_run_v1_run_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1200,7 @@ func (x *PurgeSessionDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeSessionDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeSessionDataResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_run_v1_run_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PurgeSessionDataResponse) GetResult() *v1.DataPurgeResult {
@@ -1162,10 +1240,16 @@ const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1b\n" +
-	"\tcorpus_id\x18\x03 \x01(\tR\bcorpusId\"a\n" +
+	"\tcorpus_id\x18\x03 \x01(\tR\bcorpusId\"\x9a\x01\n" +
 	"\x0eDebugRetrieval\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x123\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x1b.nexusrag.run.v1.DebugChunkR\x06chunks\"r\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x1b.nexusrag.run.v1.DebugChunkR\x06chunks\x127\n" +
+	"\aranking\x18\x03 \x01(\v2\x1d.nexusrag.run.v1.DebugRankingR\aranking\"\x9f\x01\n" +
+	"\fDebugRanking\x12%\n" +
+	"\x0elexical_weight\x18\x01 \x01(\x01R\rlexicalWeight\x12#\n" +
+	"\rvector_weight\x18\x02 \x01(\x01R\fvectorWeight\x12'\n" +
+	"\x0fcandidate_depth\x18\x03 \x01(\x05R\x0ecandidateDepth\x12\x1a\n" +
+	"\bfeedback\x18\x04 \x01(\bR\bfeedback\"r\n" +
 	"\n" +
 	"DebugChunk\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
@@ -1234,59 +1318,61 @@ func file_nexusrag_run_v1_run_proto_rawDescGZIP() []byte {
 	return file_nexusrag_run_v1_run_proto_rawDescData
 }
 
-var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_nexusrag_run_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_nexusrag_run_v1_run_proto_goTypes = []any{
 	(*RunRequest)(nil),                // 0: nexusrag.run.v1.RunRequest
 	(*RunResponse)(nil),               // 1: nexusrag.run.v1.RunResponse
 	(*Accepted)(nil),                  // 2: nexusrag.run.v1.Accepted
 	(*DebugRetrieval)(nil),            // 3: nexusrag.run.v1.DebugRetrieval
-	(*DebugChunk)(nil),                // 4: nexusrag.run.v1.DebugChunk
-	(*TokenDelta)(nil),                // 5: nexusrag.run.v1.TokenDelta
-	(*Final)(nil),                     // 6: nexusrag.run.v1.Final
-	(*Citation)(nil),                  // 7: nexusrag.run.v1.Citation
-	(*AudioReady)(nil),                // 8: nexusrag.run.v1.AudioReady
-	(*AudioError)(nil),                // 9: nexusrag.run.v1.AudioError
-	(*Failure)(nil),                   // 10: nexusrag.run.v1.Failure
-	(*Done)(nil),                      // 11: nexusrag.run.v1.Done
-	(*GetAudioRequest)(nil),           // 12: nexusrag.run.v1.GetAudioRequest
-	(*GetAudioResponse)(nil),          // 13: nexusrag.run.v1.GetAudioResponse
-	(*SelectSessionDataRequest)(nil),  // 14: nexusrag.run.v1.SelectSessionDataRequest
-	(*SelectSessionDataResponse)(nil), // 15: nexusrag.run.v1.SelectSessionDataResponse
-	(*PurgeSessionDataRequest)(nil),   // 16: nexusrag.run.v1.PurgeSessionDataRequest
-	(*PurgeSessionDataResponse)(nil),  // 17: nexusrag.run.v1.PurgeSessionDataResponse
-	(*v1.DataQuery)(nil),              // 18: nexusrag.governance.v1.DataQuery
-	(*v1.DataSelection)(nil),          // 19: nexusrag.governance.v1.DataSelection
-	(*v1.DataPurge)(nil),              // 20: nexusrag.governance.v1.DataPurge
-	(*v1.DataPurgeResult)(nil),        // 21: nexusrag.governance.v1.DataPurgeResult
+	(*DebugRanking)(nil),              // 4: nexusrag.run.v1.DebugRanking
+	(*DebugChunk)(nil),                // 5: nexusrag.run.v1.DebugChunk
+	(*TokenDelta)(nil),                // 6: nexusrag.run.v1.TokenDelta
+	(*Final)(nil),                     // 7: nexusrag.run.v1.Final
+	(*Citation)(nil),                  // 8: nexusrag.run.v1.Citation
+	(*AudioReady)(nil),                // 9: nexusrag.run.v1.AudioReady
+	(*AudioError)(nil),                // 10: nexusrag.run.v1.AudioError
+	(*Failure)(nil),                   // 11: nexusrag.run.v1.Failure
+	(*Done)(nil),                      // 12: nexusrag.run.v1.Done
+	(*GetAudioRequest)(nil),           // 13: nexusrag.run.v1.GetAudioRequest
+	(*GetAudioResponse)(nil),          // 14: nexusrag.run.v1.GetAudioResponse
+	(*SelectSessionDataRequest)(nil),  // 15: nexusrag.run.v1.SelectSessionDataRequest
+	(*SelectSessionDataResponse)(nil), // 16: nexusrag.run.v1.SelectSessionDataResponse
+	(*PurgeSessionDataRequest)(nil),   // 17: nexusrag.run.v1.PurgeSessionDataRequest
+	(*PurgeSessionDataResponse)(nil),  // 18: nexusrag.run.v1.PurgeSessionDataResponse
+	(*v1.DataQuery)(nil),              // 19: nexusrag.governance.v1.DataQuery
+	(*v1.DataSelection)(nil),          // 20: nexusrag.governance.v1.DataSelection
+	(*v1.DataPurge)(nil),              // 21: nexusrag.governance.v1.DataPurge
+	(*v1.DataPurgeResult)(nil),        // 22: nexusrag.governance.v1.DataPurgeResult
 }
 var file_nexusrag_run_v1_run_proto_depIdxs = []int32{
 	2,  // 0: nexusrag.run.v1.RunResponse.accepted:type_name -> nexusrag.run.v1.Accepted
 	3,  // 1: nexusrag.run.v1.RunResponse.debug_retrieval:type_name -> nexusrag.run.v1.DebugRetrieval
-	5,  // 2: nexusrag.run.v1.RunResponse.token_delta:type_name -> nexusrag.run.v1.TokenDelta
-	6,  // 3: nexusrag.run.v1.RunResponse.final:type_name -> nexusrag.run.v1.Final
-	8,  // 4: nexusrag.run.v1.RunResponse.audio_ready:type_name -> nexusrag.run.v1.AudioReady
-	9,  // 5: nexusrag.run.v1.RunResponse.audio_error:type_name -> nexusrag.run.v1.AudioError
-	10, // 6: nexusrag.run.v1.RunResponse.error:type_name -> nexusrag.run.v1.Failure
-	11, // 7: nexusrag.run.v1.RunResponse.done:type_name -> nexusrag.run.v1.Done
-	4,  // 8: nexusrag.run.v1.DebugRetrieval.chunks:type_name -> nexusrag.run.v1.DebugChunk
-	7,  // 9: nexusrag.run.v1.Final.citations:type_name -> nexusrag.run.v1.Citation
-	18, // 10: nexusrag.run.v1.SelectSessionDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
-	19, // 11: nexusrag.run.v1.SelectSessionDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
-	20, // 12: nexusrag.run.v1.PurgeSessionDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
-	21, // 13: nexusrag.run.v1.PurgeSessionDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
-	0,  // 14: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
-	12, // 15: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
-	14, // 16: nexusrag.run.v1.RunService.SelectSessionData:input_type -> nexusrag.run.v1.SelectSessionDataRequest
-	16, // 17: nexusrag.run.v1.RunService.PurgeSessionData:input_type -> nexusrag.run.v1.PurgeSessionDataRequest
-	1,  // 18: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
-	13, // 19: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
-	15, // 20: nexusrag.run.v1.RunService.SelectSessionData:output_type -> nexusrag.run.v1.SelectSessionDataResponse
-	17, // 21: nexusrag.run.v1.RunService.PurgeSessionData:output_type -> nexusrag.run.v1.PurgeSessionDataResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	6,  // 2: nexusrag.run.v1.RunResponse.token_delta:type_name -> nexusrag.run.v1.TokenDelta
+	7,  // 3: nexusrag.run.v1.RunResponse.final:type_name -> nexusrag.run.v1.Final
+	9,  // 4: nexusrag.run.v1.RunResponse.audio_ready:type_name -> nexusrag.run.v1.AudioReady
+	10, // 5: nexusrag.run.v1.RunResponse.audio_error:type_name -> nexusrag.run.v1.AudioError
+	11, // 6: nexusrag.run.v1.RunResponse.error:type_name -> nexusrag.run.v1.Failure
+	12, // 7: nexusrag.run.v1.RunResponse.done:type_name -> nexusrag.run.v1.Done
+	5,  // 8: nexusrag.run.v1.DebugRetrieval.chunks:type_name -> nexusrag.run.v1.DebugChunk
+	4,  // 9: nexusrag.run.v1.DebugRetrieval.ranking:type_name -> nexusrag.run.v1.DebugRanking
+	8,  // 10: nexusrag.run.v1.Final.citations:type_name -> nexusrag.run.v1.Citation
+	19, // 11: nexusrag.run.v1.SelectSessionDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
+	20, // 12: nexusrag.run.v1.SelectSessionDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
+	21, // 13: nexusrag.run.v1.PurgeSessionDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
+	22, // 14: nexusrag.run.v1.PurgeSessionDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
+	0,  // 15: nexusrag.run.v1.RunService.Run:input_type -> nexusrag.run.v1.RunRequest
+	13, // 16: nexusrag.run.v1.RunService.GetAudio:input_type -> nexusrag.run.v1.GetAudioRequest
+	15, // 17: nexusrag.run.v1.RunService.SelectSessionData:input_type -> nexusrag.run.v1.SelectSessionDataRequest
+	17, // 18: nexusrag.run.v1.RunService.PurgeSessionData:input_type -> nexusrag.run.v1.PurgeSessionDataRequest
+	1,  // 19: nexusrag.run.v1.RunService.Run:output_type -> nexusrag.run.v1.RunResponse
+	14, // 20: nexusrag.run.v1.RunService.GetAudio:output_type -> nexusrag.run.v1.GetAudioResponse
+	16, // 21: nexusrag.run.v1.RunService.SelectSessionData:output_type -> nexusrag.run.v1.SelectSessionDataResponse
+	18, // 22: nexusrag.run.v1.RunService.PurgeSessionData:output_type -> nexusrag.run.v1.PurgeSessionDataResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_run_v1_run_proto_init() }
@@ -1310,7 +1396,7 @@ func file_nexusrag_run_v1_run_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_run_v1_run_proto_rawDesc), len(file_nexusrag_run_v1_run_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
