@@ -2,8 +2,6 @@ package run_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,19 +22,7 @@ func TestScopedKeysRunOnlyOnTheirCorpora(t *testing.T) {
 	c := h.client(t, run.Config{}, generators.Extractive{}, nil)
 	runAs := func(corpora []string) ([]*runv1.RunResponse, error) {
 		ctx := principal.With(context.Background(), principal.Principal{TenantID: "t1", KeyID: "k", Role: apiv1.Role_ROLE_READER, CorpusIDs: corpora})
-		stream, err := c.Run(ctx, &runv1.RunRequest{SessionId: "s-scope", CorpusId: "c1", Message: "When does Agent 2.0 ship?"})
-		require.NoError(t, err)
-		var out []*runv1.RunResponse
-		for {
-			ev, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			if err != nil {
-				return out, err
-			}
-			out = append(out, ev)
-		}
+		return collectAs(t, ctx, c, &runv1.RunRequest{SessionId: "s-scope", CorpusId: "c1", Message: "When does Agent 2.0 ship?"})
 	}
 
 	evs, err := runAs([]string{"c2"})

@@ -142,10 +142,16 @@ func (h *harness) client(t *testing.T, cfg run.Config, gen run.Generator, speake
 	return runv1.NewRunServiceClient(conn)
 }
 
-// collect runs a request and returns its events.
+// collect runs a request as tenant t1's reader and returns its events.
 func collect(t *testing.T, c runv1.RunServiceClient, req *runv1.RunRequest) ([]*runv1.RunResponse, error) {
 	t.Helper()
-	stream, err := c.Run(as("t1"), req)
+	return collectAs(t, as("t1"), c, req)
+}
+
+// collectAs runs a request as ctx's principal and returns its events.
+func collectAs(t *testing.T, ctx context.Context, c runv1.RunServiceClient, req *runv1.RunRequest) ([]*runv1.RunResponse, error) {
+	t.Helper()
+	stream, err := c.Run(ctx, req)
 	require.NoError(t, err)
 	var out []*runv1.RunResponse
 	for {
