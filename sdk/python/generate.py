@@ -127,7 +127,9 @@ def method(name: str, route: str, verb: str, op: dict) -> str:
         call.append("idempotency_key=idempotency_key")
     if kind == "stream":
         kw.append("last_event_id: str | None = None")
+        kw.append("reconnects: int = 3")
         call.append("last_event_id=last_event_id")
+        call.append("reconnects=reconnects")
     if kw:
         args += ["*"] + kw
     call.append(f"read={kind!r}")

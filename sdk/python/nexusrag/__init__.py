@@ -6,10 +6,10 @@
 """
 
 from ._generated import API_VERSION, Client
-from ._runtime import ApiError, Envelope, Event, RetryPolicy, parse_sse, server_delay
+from ._runtime import ApiError, Envelope, Event, RetryPolicy, is_resumable_id, parse_sse, server_delay
 
 __version__ = API_VERSION
-__all__ = ["API_VERSION", "ApiError", "Client", "Envelope", "Event", "RetryPolicy", "create_client", "parse_sse", "server_delay"]
+__all__ = ["API_VERSION", "ApiError", "Client", "Envelope", "Event", "RetryPolicy", "create_client", "is_resumable_id", "parse_sse", "server_delay"]
 
 
 def create_client(api_key: str | None = None, base_url: str = "http://localhost:8000", *, retry: RetryPolicy | None = None,

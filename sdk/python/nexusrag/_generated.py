@@ -1838,7 +1838,7 @@ class Client(BaseClient):
         """
         return self._call('POST', '/v1/ops/failover/rollback', body=body, idempotency_key=idempotency_key, read='json')
 
-    def run(self, body: v1RunRequest, *, last_event_id: str | None = None) -> Iterator[Event]:
+    def run(self, body: v1RunRequest, *, last_event_id: str | None = None, reconnects: int = 3) -> Iterator[Event]:
         """Ask the agent: the answer streams as events
 
         Run validates the request before any event: a missing field, an unknown corpus, top_k out
@@ -1852,7 +1852,7 @@ class Client(BaseClient):
 
         POST /v1/run
         """
-        return self._call('POST', '/v1/run', body=body, last_event_id=last_event_id, read='stream')
+        return self._call('POST', '/v1/run', body=body, last_event_id=last_event_id, reconnects=reconnects, read='stream')
 
     def run_maintenance_task(self, *, task: str | None = None, idempotency_key: str | None = None) -> Envelope[v1RunMaintenanceTaskResponse]:
         """RunMaintenanceTask runs a maintenance task now, in the service that owns it; platform admins only

@@ -11,9 +11,11 @@ once however often it is sent.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import io
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -119,6 +121,14 @@ class Event:
     ts: str | None = None
 
 
+_RESUMABLE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.\d+$", re.IGNORECASE)
+
+
+def is_resumable_id(event_id: str | None) -> bool:
+    """Whether an SSE id names a resumable stream: <uuid>.<seq> (RUN_STREAM_RESUME)."""
+    return bool(event_id) and _RESUMABLE_ID.match(event_id) is not None
+
+
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, str]]:
     """(event, data, id) of each message of an SSE stream given as lines (with or without endings)."""
     event, data, last_id = "", [], ""
@@ -180,7 +190,7 @@ class BaseClient:
 
     def _call(self, method: str, route: str, *, path: dict[str, str] | None = None, query: dict[str, Any] | None = None,
               body: Any = None, form: dict[str, Any] | None = None, idempotency_key: str | None = None,
-              last_event_id: str | None = None, read: str = "json") -> Any:
+              last_event_id: str | None = None, reconnects: int = 3, read: str = "json") -> Any:
         url = self.base_url + route
         for name, value in (path or {}).items():
             url = url.replace("{" + name + "}", urllib.parse.quote(str(value), safe=""))
@@ -201,11 +211,11 @@ class BaseClient:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         if method in WRITE_METHODS:
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        res = self._send(urllib.request.Request(url, data=data, headers=headers, method=method))
         if read == "stream":
-            return self._events(res)
+            first = dict(headers, **({"Last-Event-ID": last_event_id} if last_event_id is not None else {}))
+            res = self._send(urllib.request.Request(url, data=data, headers=first, method=method))  # refusals raise here
+            return self._stream(res, url, data, headers, method, last_event_id, reconnects)
+        res = self._send(urllib.request.Request(url, data=data, headers=headers, method=method))
         with res:
             raw = res.read()
         if read == "bytes":
@@ -233,6 +243,27 @@ class BaseClient:
                 delay = self.retry.delay(attempt)
             self.retry.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _stream(self, res, url: str, data: bytes | None, headers: dict[str, str], method: str, last_id: str | None,
+                reconnects: int) -> Iterator[Event]:
+        """The events of the stream res answered. Where the gateway keeps runs resumable (ids
+        <uuid>.<seq>), a connection that drops mid-stream is resumed with Last-Event-ID, up to
+        reconnects times: no event is lost or repeated."""
+        while True:
+            try:
+                for event in self._events(res):
+                    last_id = event.id
+                    yield event
+                    if event.type == "done":
+                        return
+            except (OSError, http.client.HTTPException):
+                if reconnects <= 0 or not is_resumable_id(last_id):
+                    raise
+            else:
+                if reconnects <= 0 or not is_resumable_id(last_id):
+                    return  # the server ended the stream without done
+            reconnects -= 1
+            res = self._send(urllib.request.Request(url, data=data, headers=dict(headers, **{"Last-Event-ID": last_id}), method=method))
 
     @staticmethod
     def _events(res) -> Iterator[Event]:
