@@ -56,7 +56,9 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 	}
 	defer pool.Close()
 	store, emb := retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)
-	direct := func(q string) (int, error) { return retrieval.LocalSearch(ctx, store, emb, "bench", "bench-100k", q, 5) }
+	direct := func(q string) (int, error) {
+		return retrieval.LocalSearch(ctx, store, emb, "bench", "bench-100k", q, 5)
+	}
 
 	var rows []row
 	for _, set := range []struct {
