@@ -100,8 +100,7 @@ func (s *sseStream) handler() runtime.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		out := s.start(w, r)
-		out.emit = out.toClient(w, func(seq int64) string { return strconv.FormatInt(seq, 10) })
+		out := s.start(w, r, seqID)
 		ended := s.countStream(out)
 		ended(s.pump(ctx, stream, first, out))
 	}
@@ -240,8 +239,7 @@ func (s *sseStream) resume(w http.ResponseWriter, r *http.Request, last string) 
 // until done. A stream silent for three heartbeat intervals lost its producer: the client
 // gets an error STREAM_INTERRUPTED, then done.
 func (s *sseStream) follow(w http.ResponseWriter, r *http.Request, id string, after int64) {
-	out := s.start(w, r)
-	write := out.toClient(w, func(seq int64) string { return resumeID(id, seq) })
+	out := s.start(w, r, func(seq int64) string { return resumeID(id, seq) })
 	var quiet time.Duration
 	for quiet < 3*s.heartbeat {
 		entries, err := s.streams.read(r.Context(), id, after, s.heartbeat)
@@ -257,7 +255,7 @@ func (s *sseStream) follow(w http.ResponseWriter, r *http.Request, id string, af
 		}
 		quiet = 0
 		for _, e := range entries {
-			if write(e.seq, e.event, []byte(e.payload)) != nil {
+			if out.emit(e.seq, e.event, []byte(e.payload)) != nil {
 				return
 			}
 			after = e.seq
@@ -267,7 +265,6 @@ func (s *sseStream) follow(w http.ResponseWriter, r *http.Request, id string, af
 		}
 	}
 	out.seq = after
-	out.emit = write
 	_ = out.event("error", map[string]any{"code": "STREAM_INTERRUPTED", "message": "the run's events stopped before its end; start the run again"})
 	_ = out.event("done", map[string]any{})
 }
@@ -280,8 +277,7 @@ func streamOwner(ctx context.Context) string {
 
 // refuseResume answers a reconnect that cannot be resumed: the client must start again.
 func (s *sseStream) refuseResume(w http.ResponseWriter, r *http.Request, message string) {
-	out := s.start(w, r)
-	out.emit = out.toClient(w, func(seq int64) string { return strconv.FormatInt(seq, 10) })
+	out := s.start(w, r, seqID)
 	if out.event("resume.unsupported", map[string]any{
 		"last_event_id": r.Header.Get("Last-Event-ID"),
 		"message":       message,
@@ -295,7 +291,7 @@ func decodeRun(r *http.Request) (*runv1.RunRequest, error) {
 	return req, decodeJSON(r, req)
 }
 
-// sseWriter numbers events and hands each to emit: to the client (toClient), or to a run
+// sseWriter numbers events and hands each to emit: to the client (start), or to a run
 // stream that clients follow.
 type sseWriter struct {
 	emit      func(seq int64, event string, payload []byte) error
@@ -304,24 +300,24 @@ type sseWriter struct {
 	errored   bool // an error event was written
 }
 
-// toClient writes events to w, each flushed, with the SSE id id(seq).
-func (o *sseWriter) toClient(w http.ResponseWriter, id func(seq int64) string) func(int64, string, []byte) error {
-	rc := http.NewResponseController(w)
-	return func(seq int64, event string, payload []byte) error {
-		if _, err := fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", id(seq), event, payload); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-}
+// seqID is the SSE id of an event that cannot be resumed: its seq.
+func seqID(seq int64) string { return strconv.FormatInt(seq, 10) }
 
-func (s *sseStream) start(w http.ResponseWriter, r *http.Request) *sseWriter {
+// start answers 200 text/event-stream and returns a writer of events to the client, each
+// flushed, with the SSE id id(seq).
+func (s *sseStream) start(w http.ResponseWriter, r *http.Request, id func(seq int64) string) *sseWriter {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	return &sseWriter{requestID: stateOf(r.Context()).requestID}
+	rc := http.NewResponseController(w)
+	return &sseWriter{requestID: stateOf(r.Context()).requestID, emit: func(seq int64, event string, payload []byte) error {
+		if _, err := fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", id(seq), event, payload); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}}
 }
 
 func (o *sseWriter) event(eventType string, data map[string]any) error {
