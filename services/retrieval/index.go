@@ -45,20 +45,8 @@ type chunkRow struct {
 // left as they are and returned.
 func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder string, documents []string, rows []chunkRow,
 	versions map[string]int64) (fenced []string, err error) {
-	dim := 0
-	if len(rows) > 0 {
-		dim = len(rows[0].vector)
-	}
 	postings := 0
-	for _, r := range rows {
-		postings += len(r.terms)
-	}
-	defer func() {
-		if err == nil {
-			s.planner.add(postings)
-		}
-	}()
-	return fenced, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err
 		}
@@ -68,11 +56,11 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 		}
 		if len(fenced) > 0 {
 			documents, rows = withoutDocuments(documents, rows, fenced)
-			dim, postings = 0, 0
-			for _, r := range rows {
-				dim = len(r.vector)
-				postings += len(r.terms)
-			}
+		}
+		dim := 0
+		for _, r := range rows {
+			dim = len(r.vector)
+			postings += len(r.terms)
 		}
 		var current *string
 		var currentDim *int
@@ -108,6 +96,11 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 			tenant, corpus, added-removed, addedTerms-removedTerms, len(rows), embedder, dim)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.planner.add(postings)
+	return fenced, nil
 }
 
 // fence records the versions written under the corpus lock and returns the documents
