@@ -262,14 +262,20 @@ func copyChunks(ctx context.Context, dbURL string, docs []string) (rawResult, er
 		}
 		meta, _ := json.Marshal(map[string]string{"content_type": "text/plain", "filename": docID(i) + ".txt"})
 		for k, t := range texts {
+			words := textproc.Terms(t)
+			tf := map[string]int{}
+			for _, w := range words {
+				tf[w]++
+			}
+			terms, freqs := termLists(tf)
 			rows = append(rows, []any{"bench", rawCorpus, fmt.Sprintf("%s:%d", docID(i), k), docID(i), k, t, meta,
-				len(textproc.Terms(t)), emb.Dim(), pgvector.NewVector(vecs[k])})
+				len(words), emb.Dim(), pgvector.NewVector(vecs[k]), terms, freqs})
 		}
 	}
 	out.prepare = time.Since(start)
 	start = time.Now()
 	n, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "chunks"},
-		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "metadata", "term_count", "embedding_dim", "embedding"},
+		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "metadata", "term_count", "embedding_dim", "embedding", "terms", "term_freqs"},
 		pgx.CopyFromRows(rows))
 	if err != nil {
 		return out, err

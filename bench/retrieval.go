@@ -55,9 +55,9 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	store, emb := retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)
+	local := retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim))
 	direct := func(q string) (int, error) {
-		return retrieval.LocalSearch(ctx, store, emb, "bench", "bench-100k", q, 5)
+		return local.Search(ctx, "bench", "bench-100k", q, 5)
 	}
 
 	var rows []row
@@ -234,12 +234,8 @@ func loadSyntheticCorpus(ctx context.Context, dbURL string) error {
 	}
 	wg.Wait()
 	var total int64
-	df := map[string]int{}
 	for _, c := range chunks {
 		total += int64(c.length)
-		for t := range c.tf {
-			df[t]++
-		}
 	}
 	for _, stmt := range []string{
 		`SET maintenance_work_mem = '1GB'`,
@@ -254,7 +250,7 @@ func loadSyntheticCorpus(ctx context.Context, dbURL string) error {
 	}
 	i := 0
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "chunks"},
-		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "term_count", "embedding_dim", "embedding"},
+		[]string{"tenant_id", "corpus_id", "chunk_id", "document_id", "ordinal", "text", "term_count", "embedding_dim", "embedding", "terms", "term_freqs", "vector_indexed"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			if i == len(chunks) {
 				return nil, nil
@@ -262,48 +258,33 @@ func loadSyntheticCorpus(ctx context.Context, dbURL string) error {
 			c := chunks[i]
 			doc := fmt.Sprintf("doc-%d", i)
 			i++
-			return []any{"bench", "bench-100k", doc + ":0", doc, 0, c.text, c.length, emb.Dim(), pgvector.NewVector(c.vec)}, nil
+			terms, freqs := termLists(c.tf)
+			return []any{"bench", "bench-100k", doc + ":0", doc, 0, c.text, c.length, emb.Dim(), pgvector.NewVector(c.vec), terms, freqs, true}, nil
 		})); err != nil {
 		return fmt.Errorf("copy chunks: %w", err)
 	}
-	type posting struct {
-		term  string
-		chunk int
-		tf    int
-	}
-	var postings []posting
-	for ci, c := range chunks {
-		for t, n := range c.tf {
-			postings = append(postings, posting{t, ci, n})
-		}
-	}
-	j := 0
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "postings"},
-		[]string{"tenant_id", "corpus_id", "term", "chunk_id", "tf", "term_count", "impact"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if j == len(postings) {
-				return nil, nil
-			}
-			p := postings[j]
-			j++
-			return []any{"bench", "bench-100k", p.term, fmt.Sprintf("doc-%d:0", p.chunk), p.tf, chunks[p.chunk].length, retrieval.Impact(p.tf, chunks[p.chunk].length)}, nil
-		})); err != nil {
-		return fmt.Errorf("copy postings: %w", err)
-	}
-	stats := make([][]any, 0, len(df))
-	for t, n := range df {
-		stats = append(stats, []any{"bench", "bench-100k", t, n})
-	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"retrieval", "term_stats"}, []string{"tenant_id", "corpus_id", "term", "df"}, pgx.CopyFromRows(stats)); err != nil {
-		return fmt.Errorf("copy term stats: %w", err)
-	}
 	for _, stmt := range []string{
-		`CREATE INDEX chunks_embedding_384_idx ON retrieval.chunks USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE embedding_dim = 384`,
-		`ANALYZE retrieval.chunks, retrieval.postings, retrieval.term_stats, retrieval.corpora`,
+		`CREATE INDEX chunks_embedding_384_idx ON retrieval.chunks USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE embedding_dim = 384 AND vector_indexed`,
+		`ANALYZE retrieval.chunks, retrieval.corpora`,
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
 	return nil
+}
+
+// termLists are a chunk's distinct terms, sorted, and their frequencies: its terms and
+// term_freqs columns.
+func termLists(tf map[string]int) ([]string, []int32) {
+	terms := make([]string, 0, len(tf))
+	for t := range tf {
+		terms = append(terms, t)
+	}
+	slices.Sort(terms)
+	freqs := make([]int32, len(terms))
+	for i, t := range terms {
+		freqs[i] = int32(tf[t])
+	}
+	return terms, freqs
 }

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
@@ -45,7 +46,7 @@ type chunkRow struct {
 // left as they are and returned.
 func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder string, documents []string, rows []chunkRow,
 	versions map[string]int64) (fenced []string, err error) {
-	postings := 0
+	written := 0
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockCorpus(ctx, tx, tenant, corpus); err != nil {
 			return err
@@ -57,11 +58,14 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 		if len(fenced) > 0 {
 			documents, rows = withoutDocuments(documents, rows, fenced)
 		}
+		if len(documents) == 0 {
+			return nil // every document was fenced: nothing changes
+		}
 		dim := 0
 		for _, r := range rows {
 			dim = len(r.vector)
-			postings += len(r.terms)
 		}
+		written = len(rows)
 		var current *string
 		var currentDim *int
 		err = tx.QueryRow(ctx, `SELECT embedder, embedding_dim FROM retrieval.corpora WHERE tenant_id = $1 AND corpus_id = $2`,
@@ -87,19 +91,25 @@ func (s *Store) replaceDocuments(ctx context.Context, tenant, corpus, embedder s
 		}
 		// Counters last and in one statement: concurrent writers to one corpus hold its row
 		// lock only from here to commit.
-		_, err = tx.Exec(ctx, `
+		var generation int64
+		err = tx.QueryRow(ctx, `
 			UPDATE retrieval.corpora
 			   SET chunk_count = chunk_count + $3, term_total = term_total + $4,
 			       embedder = CASE WHEN $5 > 0 THEN COALESCE(embedder, $6) ELSE embedder END,
-			       embedding_dim = CASE WHEN $5 > 0 THEN COALESCE(embedding_dim, $7) ELSE embedding_dim END
-			 WHERE tenant_id = $1 AND corpus_id = $2`,
-			tenant, corpus, added-removed, addedTerms-removedTerms, len(rows), embedder, dim)
-		return err
+			       embedding_dim = CASE WHEN $5 > 0 THEN COALESCE(embedding_dim, $7) ELSE embedding_dim END,
+			       generation = generation + 1
+			 WHERE tenant_id = $1 AND corpus_id = $2
+			RETURNING generation`,
+			tenant, corpus, added-removed, addedTerms-removedTerms, len(rows), embedder, dim).Scan(&generation)
+		if err != nil {
+			return err
+		}
+		return logGeneration(ctx, tx, tenant, corpus, generation, s.logKeep, documents)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.planner.add(postings)
+	s.planner.add(written)
 	return fenced, nil
 }
 
@@ -161,29 +171,40 @@ func withoutDocuments(documents []string, rows []chunkRow, fenced []string) ([]s
 	return keptDocs, keptRows
 }
 
-// deleteDocuments removes documents' chunks and postings and lowers the document
-// frequencies of their terms; it returns the chunks and term occurrences removed.
+// deleteDocuments removes documents' chunks; it returns the chunks and term occurrences removed.
 func deleteDocuments(ctx context.Context, tx pgx.Tx, tenant, corpus string, documents []string) (chunks, terms int64, err error) {
 	err = tx.QueryRow(ctx, `
 		WITH gone AS (
 			DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND corpus_id = $2 AND document_id = ANY($3::text[])
-			RETURNING chunk_id, term_count),
-		gone_postings AS (
-			DELETE FROM retrieval.postings p USING gone
-			 WHERE p.tenant_id = $1 AND p.corpus_id = $2 AND p.chunk_id = gone.chunk_id
-			RETURNING p.term),
-		counts AS (SELECT term, count(*) AS n FROM gone_postings GROUP BY term),
-		lowered AS (
-			UPDATE retrieval.term_stats t SET df = t.df - c.n FROM counts c
-			 WHERE t.tenant_id = $1 AND t.corpus_id = $2 AND t.term = c.term
-			RETURNING 1)
-		SELECT (SELECT count(*) FROM gone), (SELECT COALESCE(sum(term_count), 0) FROM gone), (SELECT count(*) FROM lowered)`,
-		tenant, corpus, documents).Scan(&chunks, &terms, new(int64))
-	if err != nil || chunks == 0 {
-		return chunks, terms, err
-	}
-	_, err = tx.Exec(ctx, `DELETE FROM retrieval.term_stats WHERE tenant_id = $1 AND corpus_id = $2 AND df <= 0`, tenant, corpus)
+			RETURNING term_count)
+		SELECT count(*), COALESCE(sum(term_count), 0) FROM gone`,
+		tenant, corpus, documents).Scan(&chunks, &terms)
 	return chunks, terms, err
+}
+
+// defaultLogKeep is how many generations of a corpus the index log explains: a replica
+// whose copy is older reloads the corpus instead of reading what changed.
+const defaultLogKeep = 4096
+
+// logGeneration records which documents a corpus's write (its new generation) replaced or
+// removed, for replicas to catch up from (lexicon.go); every logKeep generations it drops
+// the entries older than logKeep.
+func logGeneration(ctx context.Context, tx pgx.Tx, tenant, corpus string, generation, logKeep int64, documents []string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO retrieval.index_log (tenant_id, corpus_id, generation, document_ids) VALUES ($1, $2, $3, $4)`,
+		tenant, corpus, generation, documents); err != nil {
+		return fmt.Errorf("log index generation: %w", err)
+	}
+	if generation%logKeep != 0 {
+		return nil
+	}
+	floor := generation - logKeep
+	_, err := tx.Exec(ctx, `
+		WITH pruned AS (DELETE FROM retrieval.index_log WHERE tenant_id = $1 AND corpus_id = $2 AND generation <= $3)
+		UPDATE retrieval.corpora SET log_floor = $3 WHERE tenant_id = $1 AND corpus_id = $2`, tenant, corpus, floor)
+	if err != nil {
+		return fmt.Errorf("prune index log: %w", err)
+	}
+	return nil
 }
 
 // lockCorpus serializes writers of one corpus until the transaction ends: document
@@ -201,50 +222,55 @@ func insertChunks(ctx context.Context, tx pgx.Tx, tenant, corpus string, dim int
 	n := len(rows)
 	ids, docs, texts, metas, vectors := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ords, lengths := make([]int32, n), make([]int32, n)
-	var pTerms, pChunks []string
-	var pTF, pLen []int32
-	var pImpact []float32
-	df := map[string]int32{}
+	// Each chunk's terms travel as one text[] literal and its frequencies as one int[]
+	// literal: Postgres has no array of arrays of different lengths.
+	termLists, freqLists := make([]string, n), make([]string, n)
 	for i, r := range rows {
 		ids[i], docs[i], texts[i], metas[i], ords[i], lengths[i] = r.id, r.document, r.text, string(r.metadata), int32(r.ordinal), int32(r.length)
 		vectors[i] = pgvector.NewVector(r.vector).String()
+		termLists[i], freqLists[i] = termArrays(r.terms)
 		terms += int64(r.length)
-		for t, n := range r.terms {
-			pTerms, pChunks, pTF, pLen = append(pTerms, t), append(pChunks, r.id), append(pTF, int32(n)), append(pLen, int32(r.length))
-			pImpact = append(pImpact, Impact(n, r.length))
-			df[t]++
-		}
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO retrieval.chunks (tenant_id, corpus_id, chunk_id, document_id, ordinal, text, metadata, term_count, embedding_dim, embedding)
-		SELECT $1, $2, id, doc, ord, txt, meta::jsonb, len, $3, vec::vector
-		  FROM unnest($4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[]) AS u(id, doc, ord, txt, meta, len, vec)`,
-		tenant, corpus, dim, ids, docs, ords, texts, metas, lengths, vectors); err != nil {
+		INSERT INTO retrieval.chunks (tenant_id, corpus_id, chunk_id, document_id, ordinal, text, metadata, term_count, embedding_dim, embedding, terms, term_freqs)
+		SELECT $1, $2, id, doc, ord, txt, meta::jsonb, len, $3, vec::vector, ts::text[], fs::int[]
+		  FROM unnest($4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[])
+		    AS u(id, doc, ord, txt, meta, len, vec, ts, fs)`,
+		tenant, corpus, dim, ids, docs, ords, texts, metas, lengths, vectors, termLists, freqLists); err != nil {
 		return 0, 0, fmt.Errorf("insert %d chunks: %w", n, err)
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO retrieval.postings (tenant_id, corpus_id, term, chunk_id, tf, term_count, impact)
-		SELECT $1, $2, t, c, tf, len, imp FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::real[]) AS u(t, c, tf, len, imp)`,
-		tenant, corpus, pTerms, pChunks, pTF, pLen, pImpact); err != nil {
-		return 0, 0, fmt.Errorf("insert postings of %d chunks: %w", n, err)
-	}
-	dfTerms := make([]string, 0, len(df))
-	for t := range df {
-		dfTerms = append(dfTerms, t)
-	}
-	slices.Sort(dfTerms)
-	dfCounts := make([]int32, len(dfTerms))
-	for i, t := range dfTerms {
-		dfCounts[i] = df[t]
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO retrieval.term_stats (tenant_id, corpus_id, term, df)
-		SELECT $1, $2, t, n FROM unnest($3::text[], $4::int[]) AS u(t, n)
-		ON CONFLICT (tenant_id, corpus_id, term) DO UPDATE SET df = retrieval.term_stats.df + EXCLUDED.df`,
-		tenant, corpus, dfTerms, dfCounts); err != nil {
-		return 0, 0, fmt.Errorf("update term statistics: %w", err)
-	}
 	return int64(n), terms, nil
+}
+
+// termArrays are a chunk's distinct terms, sorted, as a Postgres text[] literal, and
+// their frequencies as an int[] literal.
+func termArrays(tf map[string]int) (terms, freqs string) {
+	sorted := make([]string, 0, len(tf))
+	for t := range tf {
+		sorted = append(sorted, t)
+	}
+	slices.Sort(sorted)
+	var tb, fb strings.Builder
+	tb.WriteByte('{')
+	fb.WriteByte('{')
+	for i, t := range sorted {
+		if i > 0 {
+			tb.WriteByte(',')
+			fb.WriteByte(',')
+		}
+		tb.WriteByte('"')
+		for _, r := range t {
+			if r == '"' || r == '\\' {
+				tb.WriteByte('\\')
+			}
+			tb.WriteRune(r)
+		}
+		tb.WriteByte('"')
+		fb.WriteString(strconv.Itoa(tf[t]))
+	}
+	tb.WriteByte('}')
+	fb.WriteByte('}')
+	return tb.String(), fb.String()
 }
 
 // corpusStats are what BM25 needs about a corpus and a query's terms.
@@ -256,47 +282,6 @@ type corpusStats struct {
 	df       map[string]int64
 }
 
-func (s *Store) stats(ctx context.Context, tenant, corpus string, terms []string) (corpusStats, error) {
-	st := corpusStats{df: map[string]int64{}}
-	// One statement, so one snapshot: the chunk count and the document frequencies agree
-	// even while documents are indexed or deleted.
-	rows, err := s.pool.Query(ctx, `SELECT c.chunk_count, c.term_total, c.embedder, c.embedding_dim, t.term, t.df
-		FROM retrieval.corpora c
-		LEFT JOIN retrieval.term_stats t ON t.tenant_id = c.tenant_id AND t.corpus_id = c.corpus_id AND t.term = ANY($3)
-		WHERE c.tenant_id = $1 AND c.corpus_id = $2`, tenant, corpus, terms)
-	if err != nil {
-		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
-	}
-	defer rows.Close()
-	var total int64
-	found := false
-	for rows.Next() {
-		var embedder, term *string
-		var dim *int
-		var df *int64
-		if err := rows.Scan(&st.chunks, &total, &embedder, &dim, &term, &df); err != nil {
-			return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
-		}
-		found = true
-		if embedder != nil {
-			st.embedder, st.dim = *embedder, *dim
-		}
-		if term != nil {
-			st.df[*term] = *df
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, err)
-	}
-	if !found {
-		return st, fmt.Errorf("statistics of corpus %s: %w", corpus, pgx.ErrNoRows)
-	}
-	if st.chunks > 0 {
-		st.avgLen = float64(total) / float64(st.chunks)
-	}
-	return st, nil
-}
-
 // hit is one fused result.
 type hit struct {
 	chunkID, documentID, text string
@@ -305,69 +290,75 @@ type hit struct {
 	score                     float64
 }
 
-// searchQuery is one hybrid search: BM25 over the weighted terms and cosine distance
-// to the vector, each taking its best `depth`, fused by reciprocal rank.
-type searchQuery struct {
-	terms   []string
-	weights []float64 // each term's query weight times its idf
-	avgLen  float64
+// fetchQuery reads one search's hits: the lexical arm's ranking (from memory), fused by
+// reciprocal rank with the vector arm's (run here) when there is a vector.
+type fetchQuery struct {
+	lexical []string  // chunk ids, best first
 	vector  []float32 // nil: lexical only
 	dim     int
 	depth   int
 	topK    int
-	k1, b   float64
 	// lexicalWeight and vectorWeight scale each ranking's reciprocal ranks in the fusion.
 	lexicalWeight, vectorWeight float64
 }
 
-// BM25 parameters (Impact's) and the reciprocal-rank-fusion constant.
+// BM25 parameters and the reciprocal-rank-fusion constant.
 const (
 	bm25K1 = 1.2
 	bm25B  = 0.75
 	rrfK   = 60
-	// postingsPerTerm bounds what one query term reads: its highest-impact postings.
-	postingsPerTerm = 1000
-	// impactRefLen is the chunk length at which impact is computed (see Impact).
-	impactRefLen = 100.0
 )
 
-// Impact is a term's BM25 term-frequency part in a chunk at a reference average length:
-// the order in which a term's postings are read. Exact BM25, with the corpus's real
-// average length, is computed at query time on the postings read.
-func Impact(tf, length int) float32 {
-	return float32(float64(tf) * (bm25K1 + 1) / (float64(tf) + bm25K1*(1-bm25B+bm25B*float64(length)/impactRefLen)))
-}
-
-// hybridSQL is the whole local search in one statement, so that it costs one round trip.
-// The vector arm uses the partial HNSW index of its dimension (same cast, same predicate).
-func hybridSQL(dim int) string {
+// fetchSQL is the read half of a local search in one statement, so that it costs one
+// round trip and sees one snapshot: the corpus's index version, and the fused hits'
+// rows. The vector arm takes the nearest indexed chunks from the partial HNSW index of
+// its dimension (same cast, same predicate) and compares the corpus's chunks still
+// pending for the index exactly.
+func fetchSQL(dim int) string {
 	return fmt.Sprintf(`
-WITH q(term, w) AS (SELECT * FROM unnest($3::text[], $4::float8[])),
-lex AS (
-	SELECT p.chunk_id, row_number() OVER (ORDER BY sum(q.w * p.tf * ($9::float8 + 1) / (p.tf + $9::float8 * (1 - $10::float8 + $10::float8 * p.term_count / $5::float8))) DESC) AS r
-	  FROM q CROSS JOIN LATERAL (
-		-- each term's best postings only: a frequent term cannot make the query read the corpus
-		SELECT chunk_id, tf, term_count FROM retrieval.postings
-		 WHERE tenant_id = $1 AND corpus_id = $2 AND term = q.term
-		 ORDER BY impact DESC LIMIT %[3]d) p
-	 GROUP BY p.chunk_id
-	 ORDER BY r LIMIT $7),
+WITH lex AS (SELECT chunk_id, r FROM unnest($3::text[]) WITH ORDINALITY AS u(chunk_id, r)),
 vec AS (
-	SELECT chunk_id, row_number() OVER (ORDER BY dist) AS r FROM (
-		SELECT chunk_id, embedding::vector(%[1]d) <=> $6::vector(%[1]d) AS dist
-		  FROM retrieval.chunks
-		 WHERE tenant_id = $1 AND corpus_id = $2 AND embedding_dim = %[1]d AND $6::text IS NOT NULL
-		 ORDER BY embedding::vector(%[1]d) <=> $6::vector(%[1]d) LIMIT $7) nearest),
+	SELECT chunk_id, row_number() OVER (ORDER BY dist, chunk_id) AS r FROM (
+		(SELECT chunk_id, embedding::vector(%[1]d) <=> $4::vector(%[1]d) AS dist
+		   FROM retrieval.chunks
+		  WHERE tenant_id = $1 AND corpus_id = $2 AND embedding_dim = %[1]d AND vector_indexed AND $4::text IS NOT NULL
+		  ORDER BY embedding::vector(%[1]d) <=> $4::vector(%[1]d) LIMIT $5)
+		UNION ALL
+		(SELECT chunk_id, embedding::vector(%[1]d) <=> $4::vector(%[1]d) AS dist
+		   FROM retrieval.chunks
+		  WHERE tenant_id = $1 AND corpus_id = $2 AND NOT vector_indexed AND embedding_dim = %[1]d AND $4::text IS NOT NULL
+		  ORDER BY 2 LIMIT $5)) nearest
+	 ORDER BY dist, chunk_id LIMIT $5),
 fused AS (
 	SELECT chunk_id, sum(w / (%[2]d + r)) AS score
-	  FROM (SELECT chunk_id, r, $11::float8 AS w FROM lex UNION ALL SELECT chunk_id, r, $12::float8 AS w FROM vec) ranks
-	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $8)
-SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
-  FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id
- ORDER BY f.score DESC, c.chunk_id`, dim, rrfK, postingsPerTerm)
+	  FROM (SELECT chunk_id, r, $7::float8 AS w FROM lex UNION ALL SELECT chunk_id, r, $8::float8 AS w FROM vec) ranks
+	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $6),
+hits AS (
+	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
+	  FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id)
+SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, h.score
+  FROM retrieval.corpora v LEFT JOIN hits h ON true
+ WHERE v.tenant_id = $1 AND v.corpus_id = $2
+ ORDER BY h.score DESC, h.chunk_id`, dim, rrfK)
 }
 
-func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery) ([]hit, error) {
+// fetchLexicalSQL is fetchSQL without a vector: the hits are the lexical ranking's first
+// topK, fused scores their reciprocal ranks.
+const fetchLexicalSQL = `
+SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, $4::float8 / (%d + h.r)
+  FROM retrieval.corpora v LEFT JOIN LATERAL (
+	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, u.r
+	  FROM unnest($3::text[]) WITH ORDINALITY AS u(chunk_id, r)
+	  JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = u.chunk_id) h ON true
+ WHERE v.tenant_id = $1 AND v.corpus_id = $2
+ ORDER BY h.r`
+
+// fetch runs q and returns its hits with the corpus's index version in the same snapshot.
+func (s *Store) fetch(ctx context.Context, tenant, corpus string, q fetchQuery) ([]hit, indexVersion, error) {
+	if q.vector == nil {
+		rows, err := s.pool.Query(ctx, fmt.Sprintf(fetchLexicalSQL, rrfK), tenant, corpus, trimHits(q.lexical, q.topK), q.lexicalWeight)
+		return scanFetched(corpus, rows, err)
+	}
 	var vec *string
 	if q.vector != nil {
 		v := pgvector.NewVector(q.vector).String()
@@ -377,20 +368,42 @@ func (s *Store) search(ctx context.Context, tenant, corpus string, q searchQuery
 	if !slices.Contains(indexedDims, dim) {
 		dim, vec = indexedDims[0], nil // no vector arm for an unindexed dimension
 	}
-	rows, err := s.pool.Query(ctx, hybridSQL(dim), tenant, corpus, q.terms, q.weights, math.Max(q.avgLen, 1), vec, q.depth, q.topK,
-		q.k1, q.b, q.lexicalWeight, q.vectorWeight)
+	rows, err := s.pool.Query(ctx, fetchSQL(dim), tenant, corpus, q.lexical, vec, q.depth, q.topK, q.lexicalWeight, q.vectorWeight)
+	return scanFetched(corpus, rows, err)
+}
+
+// scanFetched reads a fetch's rows: the corpus's version, and its hits unless none.
+func scanFetched(corpus string, rows pgx.Rows, err error) ([]hit, indexVersion, error) {
 	if err != nil {
-		return nil, fmt.Errorf("search corpus %s: %w", corpus, err)
+		return nil, indexVersion{}, fmt.Errorf("search corpus %s: %w", corpus, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (hit, error) {
-		var h hit
+	defer rows.Close()
+	var version indexVersion
+	found := false
+	var hits []hit
+	for rows.Next() {
+		found = true
+		var id, doc, text *string
+		var ordinal *int
 		var md []byte
-		if err := r.Scan(&h.chunkID, &h.documentID, &h.ordinal, &h.text, &md, &h.score); err != nil {
-			return h, err
+		var score *float64
+		if err := rows.Scan(&version.epoch, &version.generation, &id, &doc, &ordinal, &text, &md, &score); err != nil {
+			return nil, version, fmt.Errorf("search corpus %s: %w", corpus, err)
 		}
+		if id == nil {
+			continue // the corpus row without hits
+		}
+		h := hit{chunkID: *id, documentID: *doc, text: *text, ordinal: *ordinal, score: *score}
 		_ = json.Unmarshal(md, &h.metadata)
-		return h, nil
-	})
+		hits = append(hits, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, version, fmt.Errorf("search corpus %s: %w", corpus, err)
+	}
+	if !found {
+		return nil, version, errCorpusNotFound
+	}
+	return hits, version, nil
 }
 
 // deleteDocumentChunks removes a document's chunks outside any replacement. A version
@@ -416,12 +429,68 @@ func (s *Store) deleteDocumentChunks(ctx context.Context, tenant, corpus, docume
 			return err
 		}
 		n = removed
-		_, err = tx.Exec(ctx, `UPDATE retrieval.corpora SET chunk_count = chunk_count - $3, term_total = term_total - $4
-			WHERE tenant_id = $1 AND corpus_id = $2`, tenant, corpus, removed, removedTerms)
-		return err
+		var generation int64
+		if err := tx.QueryRow(ctx, `UPDATE retrieval.corpora SET chunk_count = chunk_count - $3, term_total = term_total - $4, generation = generation + 1
+			WHERE tenant_id = $1 AND corpus_id = $2 RETURNING generation`, tenant, corpus, removed, removedTerms).Scan(&generation); err != nil {
+			return err
+		}
+		return logGeneration(ctx, tx, tenant, corpus, generation, s.logKeep, []string{document})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete chunks of document %s: %w", document, err)
 	}
 	return n, nil
+}
+
+// readIndex reads what an index at version have (nil: none yet) needs to become current,
+// in one read-only snapshot: every chunk of the corpus when have is of another
+// incarnation or older than the log explains, else the chunks of the documents written
+// since.
+func (s *Store) readIndex(ctx context.Context, tenant, corpus string, have *indexVersion) (indexChanges, error) {
+	var ch indexChanges
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var floor int64
+		var embedder *string
+		var dim *int
+		err := tx.QueryRow(ctx, `SELECT index_epoch, generation, log_floor, embedder, embedding_dim FROM retrieval.corpora
+			WHERE tenant_id = $1 AND corpus_id = $2`, tenant, corpus).Scan(&ch.version.epoch, &ch.version.generation, &floor, &embedder, &dim)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errCorpusNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if embedder != nil {
+			ch.embedder, ch.dim = *embedder, *dim
+		}
+		ch.full = have == nil || have.epoch != ch.version.epoch || have.generation < floor || have.generation > ch.version.generation
+		if !ch.full && have.generation == ch.version.generation {
+			return nil
+		}
+		var rows pgx.Rows
+		if ch.full {
+			rows, err = tx.Query(ctx, `SELECT chunk_id, document_id, term_count, terms, term_freqs FROM retrieval.chunks
+				WHERE tenant_id = $1 AND corpus_id = $2`, tenant, corpus)
+		} else {
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(array_agg(DISTINCT d), '{}') FROM retrieval.index_log, unnest(document_ids) AS d
+				WHERE tenant_id = $1 AND corpus_id = $2 AND generation > $3`, tenant, corpus, have.generation).Scan(&ch.documents); err != nil {
+				return err
+			}
+			rows, err = tx.Query(ctx, `SELECT chunk_id, document_id, term_count, terms, term_freqs FROM retrieval.chunks
+				WHERE tenant_id = $1 AND corpus_id = $2 AND document_id = ANY($3)`, tenant, corpus, ch.documents)
+		}
+		if err != nil {
+			return err
+		}
+		ch.chunks, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (indexedChunk, error) {
+			var c indexedChunk
+			err := r.Scan(&c.id, &c.document, &c.length, &c.terms, &c.freqs)
+			return c, err
+		})
+		return err
+	})
+	if err != nil && !errors.Is(err, errCorpusNotFound) {
+		err = fmt.Errorf("read the index of corpus %s: %w", corpus, err)
+	}
+	return ch, err
 }

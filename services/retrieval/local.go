@@ -11,47 +11,71 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 )
 
-// LocalIndex searches the Postgres chunk index, the local_pgvector provider: BM25 over
-// postings and cosine similarity over HNSW, fused by reciprocal rank, tenant and corpus
-// filtered inside the index queries.
+// LocalIndex searches the local_pgvector provider's chunks: BM25 over an in-memory copy
+// of each corpus's postings (lexicon.go) and cosine similarity over HNSW, fused by
+// reciprocal rank, tenant and corpus filtered inside the index queries.
 type LocalIndex struct {
 	store    *Store
 	embedder Embedder
+	lex      *lexicon
 }
 
 // NewLocalIndex searches store's chunks, embedding queries with embedder (the one that
 // embedded the chunks).
 func NewLocalIndex(store *Store, embedder Embedder) *LocalIndex {
-	return &LocalIndex{store: store, embedder: embedder}
+	return &LocalIndex{store: store, embedder: embedder, lex: newLexicon()}
 }
 
-// commonTermShare: terms in more than this share of a corpus's chunks, and in more
-// chunks than one term's postings read (postingsPerTerm), are left out of the lexical arm:
-// their idf is near zero and reading them costs the most. At least the rarest query term
-// always stays. A small corpus keeps all its terms, so that BM25 there is exact (a tiny
-// corpus whose every term is "common" would otherwise miss documents).
-const commonTermShare = 0.5
+// commonTermShare: terms in more than this share of a corpus's chunks, and in more than
+// commonTermPostings chunks, are left out of the lexical arm: their idf is near zero and
+// scoring them costs the most. At least the rarest query term always stays. A small
+// corpus keeps all its terms, so that BM25 there is exact (a tiny corpus whose every term
+// is "common" would otherwise miss documents).
+const (
+	commonTermShare    = 0.5
+	commonTermPostings = 1000
+)
 
 func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusRecord, query string, topK int) ([]hit, error) {
+	ci := l.lex.index(tenant, corpus.CorpusID)
+	read := func(ctx context.Context, have *indexVersion) (indexChanges, error) {
+		return l.store.readIndex(ctx, tenant, corpus.CorpusID, have)
+	}
+	if _, loaded := ci.current(); !loaded {
+		if err := ci.catchUp(ctx, indexVersion{}, read); err != nil {
+			return nil, err
+		}
+	}
+	// The copy in memory may be behind the corpus (another replica wrote since): the read
+	// of the hits says so, and the search runs again on a copy caught up to at least what
+	// that read saw, which is newer than the query.
+	for attempt := 0; ; attempt++ {
+		hits, searched, seen, err := l.search(ctx, ci, tenant, corpus, query, topK)
+		if err != nil || seen == searched || attempt > 0 {
+			return hits, err
+		}
+		if err := ci.catchUp(ctx, seen, read); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// search runs the query once on the copy in memory and reads its hits; it returns the
+// version it searched and the version its read saw.
+func (l *LocalIndex) search(ctx context.Context, ci *corpusIndex, tenant string, corpus CorpusRecord, query string, topK int) (hits []hit, searched, seen indexVersion, err error) {
 	p := corpus.Config.Ranking.params(topK, l.embedder.Name())
 	terms, qtf := queryTerms(query)
-	st, err := l.store.stats(ctx, tenant, corpus.CorpusID, terms)
-	if err != nil {
-		return nil, err
-	}
-	if st.chunks == 0 {
-		return nil, nil
-	}
+	st, _ := ci.stats(terms)
 	if st.embedder != "" && (st.embedder != l.embedder.Name() || st.dim != l.embedder.Dim()) {
-		return nil, apierr.New(codes.FailedPrecondition, CodeEmbedderMismatch,
+		return nil, searched, seen, apierr.New(codes.FailedPrecondition, CodeEmbedderMismatch,
 			fmt.Sprintf("corpus %s is indexed with %s (%d dimensions) but this service embeds queries with %s (%d)",
 				corpus.CorpusID, st.embedder, st.dim, l.embedder.Name(), l.embedder.Dim()), "corpus_id", corpus.CorpusID)
 	}
 	var vec []float32
-	if p.vectorWeight > 0 {
+	if p.vectorWeight > 0 && st.chunks > 0 {
 		idf := func(t string) float64 { return bm25IDF(st.chunks, st.df[t]) }
 		if vec, err = l.embedder.EmbedQuery(ctx, query, idf); err != nil {
-			return nil, fmt.Errorf("embed query: %w", err)
+			return nil, searched, seen, fmt.Errorf("embed query: %w", err)
 		}
 		if isZero(vec) {
 			vec = nil // nothing to compare: cosine distance to a zero vector is undefined
@@ -65,40 +89,41 @@ func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusR
 	if p.feedback {
 		first = max(topK, p.fbDocs)
 	}
-	hits, err := l.search(ctx, tenant, corpus.CorpusID, st, weights, vec, p, first)
+	hits, searched, seen, err = l.hybrid(ctx, ci, tenant, corpus.CorpusID, weights, vec, p, first)
 	if err != nil || !p.feedback || len(hits) == 0 {
-		return trimHits(hits, topK), err
+		return trimHits(hits, topK), searched, seen, err
 	}
 	// Pseudo-relevance feedback: a second search with the query expanded by the terms of
 	// the first one's best passages.
 	expanded := relevanceModel(qtf, hits, p.fbDocs, p.fbTerms, p.fbOriginalWeight)
-	expTerms := make([]string, 0, len(expanded))
-	for t := range expanded {
-		expTerms = append(expTerms, t)
-	}
-	if st, err = l.store.stats(ctx, tenant, corpus.CorpusID, expTerms); err != nil {
-		return nil, err
-	}
-	return l.search(ctx, tenant, corpus.CorpusID, st, expanded, vec, p, topK)
+	return l.hybrid(ctx, ci, tenant, corpus.CorpusID, expanded, vec, p, topK)
 }
 
-// search runs one hybrid search with the weighted query terms present in the corpus.
-func (l *LocalIndex) search(ctx context.Context, tenant, corpus string, st corpusStats, weights map[string]float64, vec []float32, p rankParams, topK int) ([]hit, error) {
-	var lexTerms []string
-	var lexW []float64
+// hybrid ranks the weighted query terms in memory and reads the hits fused with the
+// vector arm.
+func (l *LocalIndex) hybrid(ctx context.Context, ci *corpusIndex, tenant, corpus string, weights map[string]float64, vec []float32, p rankParams, topK int) ([]hit, indexVersion, indexVersion, error) {
+	depth := max(p.depth, topK)
+	var lexical []lexHit
+	var searched indexVersion
 	if p.lexicalWeight > 0 {
-		lexTerms, lexW = lexicalTerms(weights, st)
+		lexDepth := depth
+		if vec == nil {
+			lexDepth = topK // ranks past topK cannot be fused into the first topK
+		}
+		lexical, searched = ci.rank(weights, p.k1, p.b, lexDepth)
+	} else {
+		searched, _ = ci.current()
 	}
-	if len(lexTerms) == 0 && vec == nil {
-		return nil, nil
+	ids := make([]string, len(lexical))
+	for i, h := range lexical {
+		ids[i] = h.chunkID
 	}
-	return l.store.search(ctx, tenant, corpus, searchQuery{
-		terms: lexTerms, weights: lexW, avgLen: st.avgLen, vector: vec, dim: l.embedder.Dim(),
-		depth: max(p.depth, topK), topK: topK, k1: p.k1, b: p.b, lexicalWeight: p.lexicalWeight, vectorWeight: p.vectorWeight,
-	})
+	hits, seen, err := l.store.fetch(ctx, tenant, corpus, fetchQuery{lexical: ids, vector: vec, dim: l.embedder.Dim(), depth: depth, topK: topK,
+		lexicalWeight: p.lexicalWeight, vectorWeight: p.vectorWeight})
+	return hits, searched, seen, err
 }
 
-func trimHits(h []hit, n int) []hit {
+func trimHits[T any](h []T, n int) []T {
 	if len(h) > n {
 		return h[:n]
 	}
@@ -133,7 +158,7 @@ func lexicalTerms(weights map[string]float64, st corpusStats) ([]string, []float
 	var outT []string
 	var outW []float64
 	for i, w := range present {
-		if i > 0 && float64(w.df) > commonTermShare*float64(st.chunks) && w.df > postingsPerTerm {
+		if i > 0 && float64(w.df) > commonTermShare*float64(st.chunks) && w.df > commonTermPostings {
 			break
 		}
 		outT = append(outT, w.term)
@@ -151,13 +176,13 @@ func isZero(v []float32) bool {
 	return true
 }
 
-// LocalSearch runs the local hybrid search without the RPC layer and returns the number
-// of hits. The benchmark measures it beside Retrieve to price the gRPC path.
-func LocalSearch(ctx context.Context, store *Store, emb Embedder, tenant, corpusID, query string, topK int) (int, error) {
-	corpus, err := store.GetCorpus(ctx, tenant, corpusID)
+// Search runs the local hybrid search without the RPC layer and returns the number of
+// hits. The benchmark measures it beside Retrieve to price the gRPC path.
+func (l *LocalIndex) Search(ctx context.Context, tenant, corpusID, query string, topK int) (int, error) {
+	corpus, err := l.store.GetCorpus(ctx, tenant, corpusID)
 	if err != nil {
 		return 0, err
 	}
-	hits, err := NewLocalIndex(store, emb).retrieve(ctx, tenant, corpus, query, topK)
+	hits, err := l.retrieve(ctx, tenant, corpus, query, topK)
 	return len(hits), err
 }

@@ -11,14 +11,14 @@ import (
 // statistics keeps the planner's statistics of the chunk index fresh after bulk writes.
 // Autovacuum analyzes eventually (every minute at best); a corpus loaded in seconds is
 // queried with plans made for empty tables until then, and those plans are 6-20x slower
-// (ADR 0007). Writers count the postings they add; Run analyzes once enough have been.
+// (ADR 0007). Writers count the chunks they add; Run analyzes once enough have been.
 type statistics struct {
 	written   atomic.Int64
 	threshold int64
 }
 
-// defaultAnalyzeThreshold is how many postings rows (about 200 chunks) make an analyze worthwhile.
-const defaultAnalyzeThreshold = 10_000
+// defaultAnalyzeThreshold is how many chunk rows make an analyze worthwhile.
+const defaultAnalyzeThreshold = 2000
 
 func (s *statistics) add(n int) { s.written.Add(int64(n)) }
 
@@ -29,7 +29,7 @@ func (s *Store) RefreshStatistics(ctx context.Context) (bool, error) {
 	if n < s.planner.threshold {
 		return false, nil
 	}
-	if _, err := s.pool.Exec(ctx, `ANALYZE retrieval.chunks, retrieval.postings, retrieval.term_stats`); err != nil {
+	if _, err := s.pool.Exec(ctx, `ANALYZE retrieval.chunks, retrieval.index_log`); err != nil {
 		return false, fmt.Errorf("analyze chunk index: %w", err)
 	}
 	s.planner.written.Add(-n)

@@ -14,13 +14,13 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/textproc"
 )
 
-// TestBulkWritesRefreshStatistics: after enough postings are written the index is
+// TestBulkWritesRefreshStatistics: after enough chunks are written the index is
 // analyzed, and below the threshold it is not.
 func TestBulkWritesRefreshStatistics(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPoolWith(t, pgstore.Options{RuntimeParams: SessionParams()}, Migrations())
 	store := NewStore(pool)
-	store.planner.threshold = 200
+	store.planner.threshold = 20
 	_, _, err := store.UpdateCorpus(ctx, "t1", "c1", corpusPatch{}, true)
 	require.NoError(t, err)
 	emb := NewHashEmbedder(DefaultDim)
@@ -46,7 +46,7 @@ func TestBulkWritesRefreshStatistics(t *testing.T) {
 	require.True(t, did)
 	require.Eventually(t, func() bool {
 		var analyzed *time.Time
-		require.NoError(t, pool.QueryRow(ctx, `SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'retrieval' AND relname = 'postings'`).Scan(&analyzed))
+		require.NoError(t, pool.QueryRow(ctx, `SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'retrieval' AND relname = 'chunks'`).Scan(&analyzed))
 		return analyzed != nil
 	}, 5*time.Second, 20*time.Millisecond)
 	did, err = store.RefreshStatistics(ctx)

@@ -15,11 +15,12 @@ import (
 type Store struct {
 	pool    *pgxpool.Pool
 	planner *statistics // freshness of the planner's statistics (statistics.go)
+	logKeep int64       // generations the index log explains (defaultLogKeep)
 }
 
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, planner: &statistics{threshold: defaultAnalyzeThreshold}}
+	return &Store{pool: pool, planner: &statistics{threshold: defaultAnalyzeThreshold}, logKeep: defaultLogKeep}
 }
 
 // CorpusRecord is a stored corpus.
