@@ -210,6 +210,7 @@ func initRetrieval(ctx context.Context, a *app) error {
 	srv := retrieval.NewServer(retrieval.NewStore(a.pool), router, a.entitlements, a.rec, a.log).WithRollouts(a.rollouts)
 	a.grpc.Register(&retrievalv1.RetrievalService_ServiceDesc, srv)
 	a.goBackground("retrieval statistics", func(ctx context.Context) error { srv.Run(ctx, 5*time.Second); return nil })
+	a.goBackground("retrieval vector indexer", func(ctx context.Context) error { srv.IndexVectors(ctx, time.Second); return nil })
 	return nil
 }
 
