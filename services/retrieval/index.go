@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
@@ -310,8 +311,8 @@ const (
 )
 
 // fetchSQL is the read half of a local search in one statement, so that it costs one
-// round trip and sees one snapshot: the corpus's index version, and the fused hits'
-// rows. The vector arm takes the nearest indexed chunks from the partial HNSW index of
+// round trip and sees one snapshot: the corpus's index version and updated_at, and the
+// fused hits' rows. The vector arm takes the nearest indexed chunks from the partial HNSW index of
 // its dimension (same cast, same predicate) and compares the corpus's chunks still
 // pending for the index exactly.
 func fetchSQL(dim int) string {
@@ -336,7 +337,7 @@ fused AS (
 hits AS (
 	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
 	  FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id)
-SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, h.score
+SELECT v.index_epoch, v.generation, v.updated_at, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, h.score
   FROM retrieval.corpora v LEFT JOIN hits h ON true
  WHERE v.tenant_id = $1 AND v.corpus_id = $2
  ORDER BY h.score DESC, h.chunk_id`, dim, rrfK)
@@ -345,7 +346,7 @@ SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text
 // fetchLexicalSQL is fetchSQL without a vector: the hits are the lexical ranking's first
 // topK, fused scores their reciprocal ranks.
 const fetchLexicalSQL = `
-SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, $4::float8 / (%d + h.r)
+SELECT v.index_epoch, v.generation, v.updated_at, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, $4::float8 / (%d + h.r)
   FROM retrieval.corpora v LEFT JOIN LATERAL (
 	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, u.r
 	  FROM unnest($3::text[]) WITH ORDINALITY AS u(chunk_id, r)
@@ -353,8 +354,15 @@ SELECT v.index_epoch, v.generation, h.chunk_id, h.document_id, h.ordinal, h.text
  WHERE v.tenant_id = $1 AND v.corpus_id = $2
  ORDER BY h.r`
 
+// fetched is what a fetch read: the hits, and the corpus's state in the same snapshot.
+type fetched struct {
+	hits      []hit
+	version   indexVersion
+	updatedAt time.Time
+}
+
 // fetch runs q and returns its hits with the corpus's index version in the same snapshot.
-func (s *Store) fetch(ctx context.Context, tenant, corpus string, q fetchQuery) ([]hit, indexVersion, error) {
+func (s *Store) fetch(ctx context.Context, tenant, corpus string, q fetchQuery) (fetched, error) {
 	if q.vector == nil {
 		rows, err := s.pool.Query(ctx, fmt.Sprintf(fetchLexicalSQL, rrfK), tenant, corpus, trimHits(q.lexical, q.topK), q.lexicalWeight)
 		return scanFetched(corpus, rows, err)
@@ -372,38 +380,37 @@ func (s *Store) fetch(ctx context.Context, tenant, corpus string, q fetchQuery) 
 	return scanFetched(corpus, rows, err)
 }
 
-// scanFetched reads a fetch's rows: the corpus's version, and its hits unless none.
-func scanFetched(corpus string, rows pgx.Rows, err error) ([]hit, indexVersion, error) {
+// scanFetched reads a fetch's rows: the corpus's state, and its hits unless none.
+func scanFetched(corpus string, rows pgx.Rows, err error) (fetched, error) {
+	var f fetched
 	if err != nil {
-		return nil, indexVersion{}, fmt.Errorf("search corpus %s: %w", corpus, err)
+		return f, fmt.Errorf("search corpus %s: %w", corpus, err)
 	}
 	defer rows.Close()
-	var version indexVersion
 	found := false
-	var hits []hit
 	for rows.Next() {
 		found = true
 		var id, doc, text *string
 		var ordinal *int
 		var md []byte
 		var score *float64
-		if err := rows.Scan(&version.epoch, &version.generation, &id, &doc, &ordinal, &text, &md, &score); err != nil {
-			return nil, version, fmt.Errorf("search corpus %s: %w", corpus, err)
+		if err := rows.Scan(&f.version.epoch, &f.version.generation, &f.updatedAt, &id, &doc, &ordinal, &text, &md, &score); err != nil {
+			return f, fmt.Errorf("search corpus %s: %w", corpus, err)
 		}
 		if id == nil {
 			continue // the corpus row without hits
 		}
 		h := hit{chunkID: *id, documentID: *doc, text: *text, ordinal: *ordinal, score: *score}
 		_ = json.Unmarshal(md, &h.metadata)
-		hits = append(hits, h)
+		f.hits = append(f.hits, h)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, version, fmt.Errorf("search corpus %s: %w", corpus, err)
+		return f, fmt.Errorf("search corpus %s: %w", corpus, err)
 	}
 	if !found {
-		return nil, version, errCorpusNotFound
+		return f, errCorpusNotFound
 	}
-	return hits, version, nil
+	return f, nil
 }
 
 // deleteDocumentChunks removes a document's chunks outside any replacement. A version

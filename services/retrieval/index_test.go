@@ -317,3 +317,32 @@ func TestVersionFencesKeepDeletedDocumentsGone(t *testing.T) {
 	_, err = client.DeleteDocumentChunks(context.Background(), &retrievalv1.DeleteDocumentChunksRequest{TenantId: "t1", CorpusId: "c1", DocumentId: "ghost", Version: -1})
 	require.Equal(t, apierr.CodeInvalidArgument, code(err))
 }
+
+// TestReplicasSeeWritesAndSettingsAtOnce: a replica that cached a corpus's record and
+// index answers with another replica's writes and settings as soon as they commit.
+func TestReplicasSeeWritesAndSettingsAtOnce(t *testing.T) {
+	a, _, pool := newClientWithPool(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	b, _, _ := serve(t, pool, retrieval.NewHashEmbedder(retrieval.DefaultDim), nil, nil)
+	seed(t, a, "t1", "c1")
+	ask := func(client retrievalv1.RetrievalServiceClient, query string) *retrievalv1.RetrieveResponse {
+		t.Helper()
+		res, err := client.Retrieve(as("t1", apiv1.Role_ROLE_READER), &retrievalv1.RetrieveRequest{CorpusId: "c1", Query: query})
+		require.NoError(t, err)
+		return res
+	}
+	require.Equal(t, "cooking", ask(a, "risotto").GetChunks()[0].GetDocumentId())
+	require.NotEqualValues(t, 20, ask(a, "risotto").GetRanking().GetCandidateDepth())
+
+	upsert(t, b, "t1", "c1", "cooking", "Braise the fennel slowly.")
+	upsert(t, b, "t1", "c1", "pasta", "A risotto is not pasta; cacio e pepe is.")
+	hits := ask(a, "risotto").GetChunks()
+	require.Len(t, hits, 1, "the old cooking chunks are gone on the replica that did not write")
+	require.Equal(t, "pasta", hits[0].GetDocumentId())
+
+	_, err := b.UpdateCorpus(as("t1", apiv1.Role_ROLE_EDITOR), &retrievalv1.UpdateCorpusRequest{CorpusId: "c1",
+		ProviderConfigJson: config(t, map[string]any{"retrieval": map[string]any{"top_k_default": 2, "candidate_depth": 20}})})
+	require.NoError(t, err)
+	res := ask(a, "gate")
+	require.EqualValues(t, 20, res.GetRanking().GetCandidateDepth(), "the new settings apply at once")
+	require.Len(t, res.GetChunks(), 2, "and so does the new default top_k")
+}

@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -51,18 +52,23 @@ func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusR
 	// that read saw, which is newer than the query.
 	for attempt := 0; ; attempt++ {
 		hits, searched, seen, err := l.search(ctx, ci, tenant, corpus, query, topK)
-		if err != nil || seen == searched || attempt > 0 {
-			return hits, err
+		switch {
+		case err != nil:
+			return nil, err
+		case !seen.updatedAt.Equal(corpus.UpdatedAt):
+			return nil, errStaleCorpus // searched with settings that changed meanwhile
+		case seen.version == searched || attempt > 0:
+			return hits, nil
 		}
-		if err := ci.catchUp(ctx, seen, read); err != nil {
+		if err := ci.catchUp(ctx, seen.version, read); err != nil {
 			return nil, err
 		}
 	}
 }
 
 // search runs the query once on the copy in memory and reads its hits; it returns the
-// version it searched and the version its read saw.
-func (l *LocalIndex) search(ctx context.Context, ci *corpusIndex, tenant string, corpus CorpusRecord, query string, topK int) (hits []hit, searched, seen indexVersion, err error) {
+// version it searched and the corpus's state its read saw.
+func (l *LocalIndex) search(ctx context.Context, ci *corpusIndex, tenant string, corpus CorpusRecord, query string, topK int) (hits []hit, searched indexVersion, seen fetched, err error) {
 	p := corpus.Config.Ranking.params(topK, l.embedder.Name())
 	terms, qtf := queryTerms(query)
 	st, _ := ci.stats(terms)
@@ -101,7 +107,7 @@ func (l *LocalIndex) search(ctx context.Context, ci *corpusIndex, tenant string,
 
 // hybrid ranks the weighted query terms in memory and reads the hits fused with the
 // vector arm.
-func (l *LocalIndex) hybrid(ctx context.Context, ci *corpusIndex, tenant, corpus string, weights map[string]float64, vec []float32, p rankParams, topK int) ([]hit, indexVersion, indexVersion, error) {
+func (l *LocalIndex) hybrid(ctx context.Context, ci *corpusIndex, tenant, corpus string, weights map[string]float64, vec []float32, p rankParams, topK int) ([]hit, indexVersion, fetched, error) {
 	depth := max(p.depth, topK)
 	var lexical []lexHit
 	var searched indexVersion
@@ -118,9 +124,9 @@ func (l *LocalIndex) hybrid(ctx context.Context, ci *corpusIndex, tenant, corpus
 	for i, h := range lexical {
 		ids[i] = h.chunkID
 	}
-	hits, seen, err := l.store.fetch(ctx, tenant, corpus, fetchQuery{lexical: ids, vector: vec, dim: l.embedder.Dim(), depth: depth, topK: topK,
+	seen, err := l.store.fetch(ctx, tenant, corpus, fetchQuery{lexical: ids, vector: vec, dim: l.embedder.Dim(), depth: depth, topK: topK,
 		lexicalWeight: p.lexicalWeight, vectorWeight: p.vectorWeight})
-	return hits, searched, seen, err
+	return seen.hits, searched, seen, err
 }
 
 func trimHits[T any](h []T, n int) []T {
@@ -179,10 +185,14 @@ func isZero(v []float32) bool {
 // Search runs the local hybrid search without the RPC layer and returns the number of
 // hits. The benchmark measures it beside Retrieve to price the gRPC path.
 func (l *LocalIndex) Search(ctx context.Context, tenant, corpusID, query string, topK int) (int, error) {
-	corpus, err := l.store.GetCorpus(ctx, tenant, corpusID)
-	if err != nil {
-		return 0, err
+	for attempt := 0; ; attempt++ {
+		corpus, err := l.store.searchCorpus(ctx, tenant, corpusID, attempt > 0)
+		if err != nil {
+			return 0, err
+		}
+		hits, err := l.retrieve(ctx, tenant, corpus, query, topK)
+		if !errors.Is(err, errStaleCorpus) || attempt > 0 {
+			return len(hits), err
+		}
 	}
-	hits, err := l.retrieve(ctx, tenant, corpus, query, topK)
-	return len(hits), err
 }

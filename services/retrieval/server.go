@@ -200,26 +200,16 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	if err := principal.RequireCorpus(ctx, req.GetCorpusId()); err != nil {
 		return nil, err
 	}
-	corpus, err := s.store.GetCorpus(ctx, p.TenantID, req.GetCorpusId())
-	if errors.Is(err, errCorpusNotFound) {
-		return nil, apierr.NotFound("corpus", req.GetCorpusId())
+	corpus, hits, err := s.retrieve(ctx, p.TenantID, req.GetCorpusId(), req.GetQuery(), int(req.GetTopK()), false)
+	if errors.Is(err, errStaleCorpus) {
+		corpus, hits, err = s.retrieve(ctx, p.TenantID, req.GetCorpusId(), req.GetQuery(), int(req.GetTopK()), true)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := s.entitlements.Require(ctx, p.TenantID, entitlements.ForProvider(corpus.Config.Provider)); err != nil {
-		return nil, err
-	}
-	if err := s.rollouts.Check(rollouts.KillRetrieval(corpus.Config.Provider)); err != nil {
 		return nil, err
 	}
 	topK := int(req.GetTopK())
 	if topK == 0 {
 		topK = corpus.Config.TopKDefault
-	}
-	hits, err := s.router.retrieve(ctx, p.TenantID, corpus, req.GetQuery(), topK)
-	if err != nil {
-		return nil, err
 	}
 	out := &retrievalv1.RetrieveResponse{Provider: corpus.Config.Provider}
 	if corpus.Config.Provider == ProviderLocal {
@@ -232,6 +222,32 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	}
 	s.log.DebugContext(ctx, "retrieve", slog.String("corpus_id", corpus.CorpusID), slog.Int("hits", len(out.Chunks)))
 	return out, nil
+}
+
+// retrieve answers a query from the corpus's provider, with the corpus's cached record
+// unless fresh (see Store.searchCorpus).
+func (s *Server) retrieve(ctx context.Context, tenant, corpusID, query string, topK int, fresh bool) (CorpusRecord, []hit, error) {
+	corpus, err := s.store.searchCorpus(ctx, tenant, corpusID, fresh)
+	if errors.Is(err, errCorpusNotFound) {
+		return corpus, nil, apierr.NotFound("corpus", corpusID)
+	}
+	if err != nil {
+		return corpus, nil, err
+	}
+	if err := s.entitlements.Require(ctx, tenant, entitlements.ForProvider(corpus.Config.Provider)); err != nil {
+		return corpus, nil, err
+	}
+	if err := s.rollouts.Check(rollouts.KillRetrieval(corpus.Config.Provider)); err != nil {
+		return corpus, nil, err
+	}
+	if topK == 0 {
+		topK = corpus.Config.TopKDefault
+	}
+	hits, err := s.router.retrieve(ctx, tenant, corpus, query, topK)
+	if errors.Is(err, errCorpusNotFound) {
+		return corpus, nil, apierr.NotFound("corpus", corpusID)
+	}
+	return corpus, hits, err
 }
 
 // UpsertChunks embeds and stores a document's chunks, replacing its previous ones.

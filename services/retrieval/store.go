@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,6 +17,10 @@ type Store struct {
 	pool    *pgxpool.Pool
 	planner *statistics // freshness of the planner's statistics (statistics.go)
 	logKeep int64       // generations the index log explains (defaultLogKeep)
+	// local caches the records of local_pgvector corpora for Retrieve: the statement that
+	// reads a search's hits also reads the corpus's updated_at, and a search that finds
+	// it changed reloads the record and runs again (errStaleCorpus).
+	local sync.Map // corpusKey → CorpusRecord
 }
 
 // NewStore returns a store over pool.
@@ -64,6 +69,28 @@ func (s *Store) GetCorpus(ctx context.Context, tenant, id string) (CorpusRecord,
 		return c, fmt.Errorf("load corpus %s: %w", id, err)
 	}
 	return c, nil
+}
+
+// errStaleCorpus: the corpus changed since its record was cached; search again with a fresh one.
+var errStaleCorpus = errors.New("corpus record changed during the search")
+
+// searchCorpus loads a corpus for a search: a local_pgvector corpus's record from the
+// cache unless fresh (which reloads it), any other from Postgres.
+func (s *Store) searchCorpus(ctx context.Context, tenant, id string, fresh bool) (CorpusRecord, error) {
+	k := corpusKey{tenant, id}
+	if c, ok := s.local.Load(k); ok && !fresh {
+		return c.(CorpusRecord), nil
+	}
+	c, err := s.GetCorpus(ctx, tenant, id)
+	switch {
+	case err != nil:
+		s.local.Delete(k)
+	case c.Config.Provider == ProviderLocal:
+		s.local.Store(k, c)
+	default:
+		s.local.Delete(k)
+	}
+	return c, err
 }
 
 // ListCorpora returns up to limit+1 corpora of the tenant with ids after `after`; a
