@@ -4,7 +4,9 @@
 package textproc
 
 import (
+	"hash/maphash"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/kljensen/snowball/english"
@@ -35,7 +37,57 @@ func stem(tok string) string {
 	if len(tok) <= 3 || !isASCIIAlpha(tok) {
 		return tok
 	}
-	return english.Stem(tok, false)
+	return stems.stem(tok)
+}
+
+// stems remembers words' stems: Snowball is most of what indexing a chunk costs, and a
+// corpus's vocabulary repeats (Zipf), so nearly every word is stemmed once.
+var stems = newStemCache()
+
+var stemSeed = maphash.MakeSeed()
+
+const (
+	stemShards     = 16
+	stemShardWords = 8192 // a full shard starts over: the bound on memory
+)
+
+type stemCache struct {
+	shards [stemShards]struct {
+		mu    sync.RWMutex
+		words map[string]string
+	}
+}
+
+func newStemCache() *stemCache {
+	c := &stemCache{}
+	for i := range c.shards {
+		c.shards[i].words = make(map[string]string, stemShardWords)
+	}
+	return c
+}
+
+func (c *stemCache) stem(word string) string {
+	sh := &c.shards[maphash.String(stemSeed, word)%stemShards]
+	sh.mu.RLock()
+	s, ok := sh.words[word]
+	sh.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = english.Stem(word, false)
+	word = strings.Clone(word) // word may share the memory of a whole document
+	if s == word {
+		s = word
+	} else {
+		s = strings.Clone(s)
+	}
+	sh.mu.Lock()
+	if len(sh.words) >= stemShardWords {
+		clear(sh.words)
+	}
+	sh.words[word] = s
+	sh.mu.Unlock()
+	return s
 }
 
 func isASCIIAlpha(s string) bool {
