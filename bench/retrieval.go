@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
+	"github.com/nexusrag/nexusrag/internal/launch"
 	"github.com/nexusrag/nexusrag/pkg/grpcx"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 	"github.com/nexusrag/nexusrag/pkg/principal"
@@ -60,6 +62,11 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 		return local.Search(ctx, "bench", "bench-100k", q, 5)
 	}
 
+	pid := env.serve.Cmd.Process.Pid
+	rssBefore, err := launch.ReadRSS(pid)
+	if err != nil {
+		return nil, err
+	}
 	var rows []row
 	for _, set := range []struct {
 		name     string
@@ -83,8 +90,31 @@ func retrievalSuite(ctx context.Context, env *benchEnv) ([]row, error) {
 			row{name: "ratio gRPC / in-process", p50: ratio(float64(g.quantile(.5)), float64(d.quantile(.5))),
 				p99: ratio(float64(g.quantile(.99)), float64(d.quantile(.99))), rate: ratio(g.rate(), d.rate()), note: "aim: at most 1.5x"})
 	}
-	return rows, nil
+	rssAfter, err := launch.ReadRSS(pid)
+	if err != nil {
+		return nil, err
+	}
+	size, err := chunkIndexSize(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, row{name: "memory: 100k chunks on disk and in the serving process", p50: "-", p99: "-", rate: "-",
+		note: fmt.Sprintf("%s; serving RSS %s before the first query, %s after (the in-memory lexical index and its load)",
+			size, mib(rssBefore), mib(rssAfter))}), nil
 }
+
+// chunkIndexSize describes retrieval.chunks on disk: heap (with TOAST) and each index.
+func chunkIndexSize(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var heap, indexes, hnsw int64
+	err := pool.QueryRow(ctx, `SELECT pg_table_size('retrieval.chunks'), pg_indexes_size('retrieval.chunks'),
+		pg_relation_size('retrieval.chunks_embedding_384_idx')`).Scan(&heap, &indexes, &hnsw)
+	if err != nil {
+		return "", fmt.Errorf("size of the chunk index: %w", err)
+	}
+	return fmt.Sprintf("retrieval.chunks %s (rows %s, indexes %s of which HNSW %s)", mib(heap+indexes), mib(heap), mib(indexes), mib(hnsw)), nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 type queryTimes struct {
 	result
