@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the local dependencies of NexusRAG on a Debian
-# machine: PostgreSQL 15 with pgvector, and Redis. Idempotent: a machine that already
+# machine: PostgreSQL 15 with pgvector, Redis, and the tools the product and its tests run
+# (poppler-utils for PDFs, openssl, chromium, node, python3). Idempotent: a machine that already
 # has everything running is left as it is. Used by `make run`, `make test` and .ci/run.
 set -euo pipefail
 
@@ -98,10 +99,15 @@ install_redis() {
   fi
 }
 
-# The tests check webhook signatures with openssl's HMAC, an implementation independent of
+# The ingest worker reads PDFs with poppler-utils (pdfinfo, pdftotext), run under util-linux's
+# prlimit (Debian's essential set has it). The tests check webhook signatures with openssl's HMAC, an implementation independent of
 # the platform's, drive the web console in Debian's headless chromium, and run the SDK
 # suites with node/npm (TypeScript, frontend) and python3 (Python).
 install_tools() {
+  if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdfinfo >/dev/null 2>&1; then
+    log "installing poppler-utils (PDF text extraction)"
+    apt_install poppler-utils
+  fi
   if ! command -v openssl >/dev/null 2>&1; then
     log "installing openssl"
     apt_install openssl
