@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nexusrag/nexusrag/pkg/extract"
 )
 
 // ChunkOptions bound chunk sizes, in characters (runes).
@@ -189,12 +191,14 @@ func tail(s string, n int) string {
 
 func runes(s string) int { return utf8.RuneCountInString(s) }
 
-// SectionedChunk is a chunk and the section of the document it starts in.
+// SectionedChunk is a chunk and the section (and page) of the document it starts in.
 type SectionedChunk struct {
 	Text string
 	// Section is the path of markdown headings in effect where the chunk's own text starts
 	// ("Agent 2.0 > Release gates"); empty before the first heading.
 	Section string
+	// Page is the page the chunk's own text starts on (PDFs; 0 for documents without pages).
+	Page int
 }
 
 // ChunkSections chunks text as Chunk does and gives each chunk its section. A chunk's own
@@ -202,17 +206,41 @@ type SectionedChunk struct {
 // overlap were counted with that chunk); a chunk whose own text starts with a heading is
 // in that heading's section, any other in the section the previous chunk ended in.
 func ChunkSections(text string, o ChunkOptions) []SectionedChunk {
+	return chunkSections(text, o, false)
+}
+
+// ChunkPages chunks a PDF's extracted text (extract.PDFExtractor.Text) as ChunkSections
+// does, and gives each chunk the page its own text starts on, by the same rule as its
+// section: the page markers are counted where they fall and left out of the chunks' text.
+func ChunkPages(text string, o ChunkOptions) []SectionedChunk { return chunkSections(text, o, true) }
+
+func chunkSections(text string, o ChunkOptions, paged bool) []SectionedChunk {
 	chunks := Chunk(text, o)
-	out := make([]SectionedChunk, len(chunks))
+	out := make([]SectionedChunk, 0, len(chunks))
 	var path []string // path[l-1] is the heading of level l in effect ("" when a level was skipped)
-	prev := ""
+	prev, page := "", 0
 	for i, c := range chunks {
 		own := c
 		if ov := tail(prev, o.Overlap); i > 0 && ov != "" {
 			own = strings.TrimPrefix(c, ov+"\n\n")
 		}
 		prev = c
-		out[i] = SectionedChunk{Text: c, Section: sectionName(path)}
+		sc := SectionedChunk{Text: c, Section: sectionName(path), Page: page}
+		if paged {
+			var pages []int
+			var leading bool
+			own, pages, leading = extract.CutPageMarkers(own)
+			if leading {
+				sc.Page = pages[0]
+			}
+			if len(pages) > 0 {
+				page = pages[len(pages)-1]
+			}
+			if own == "" { // page markers alone, after the overlap: nothing of its own to index
+				continue
+			}
+			sc.Text, _, _ = extract.CutPageMarkers(c)
+		}
 		for j, line := range strings.Split(own, "\n") {
 			if !heading.MatchString(line) {
 				continue
@@ -223,9 +251,10 @@ func ChunkSections(text string, o ChunkOptions) []SectionedChunk {
 			}
 			path = append(path[:level-1], strings.TrimSpace(strings.TrimLeft(line, "#")))
 			if j == 0 {
-				out[i].Section = sectionName(path)
+				sc.Section = sectionName(path)
 			}
 		}
+		out = append(out, sc)
 	}
 	return out
 }

@@ -161,3 +161,39 @@ func TestChunkSections(t *testing.T) {
 	require.Equal(t, len(ingest.Chunk("## A\n\nx\n\n## B\n\ny", ingest.ChunkOptions{Size: 100})), len(ingest.ChunkSections("## A\n\nx\n\n## B\n\ny", ingest.ChunkOptions{Size: 100})),
 		"sections never change the chunks")
 }
+
+// TestChunkPages: a PDF's chunks carry the page their own text starts on, and never a
+// page marker; a chunk that would hold markers alone is left out.
+func TestChunkPages(t *testing.T) {
+	text := strings.Join([]string{
+		extract.PageMarker(1), "# Manual", para("lamp", 2, 12), "## Fog", para("fog", 1, 12),
+		extract.PageMarker(2), para("horn", 2, 12), "## Log", para("log", 1, 12),
+		extract.PageMarker(4), para("ink", 1, 12), // page 3 has no text
+	}, "\n\n")
+	o := ingest.ChunkOptions{Size: 200, Overlap: 0}
+	chunks := ingest.ChunkPages(text, o)
+	var pages []int
+	var sections []string
+	var texts []string
+	for _, c := range chunks {
+		pages, sections, texts = append(pages, c.Page), append(sections, c.Section), append(texts, c.Text)
+		require.NotContains(t, c.Text, "<!--", c.Text)
+		require.Equal(t, strings.TrimSpace(c.Text), c.Text)
+	}
+	// The second chunk starts at "Fog" on page 1 and runs on into page 2; the third starts
+	// on page 2 and runs on into page 4.
+	require.Equal(t, []int{1, 1, 2}, pages, "%q", texts)
+	require.Equal(t, []string{"Manual", "Manual > Fog", "Manual > Log"}, sections)
+	checkChunks(t, strings.NewReplacer(extract.PageMarker(1), "", extract.PageMarker(2), "", extract.PageMarker(4), "").Replace(text), o, texts)
+
+	// A page that starts with a paragraph too long to share a chunk: its marker would be a
+	// chunk of its own (left out), and the paragraph's chunks are on its page.
+	long := extract.PageMarker(1) + "\n\n" + para("one", 1, 33) + "\n\n" + extract.PageMarker(2) + "\n\n" + para("two", 4, 10)
+	chunks = ingest.ChunkPages(long, ingest.ChunkOptions{Size: 150, Overlap: 20})
+	require.Greater(t, len(chunks), 2)
+	require.Equal(t, 1, chunks[0].Page)
+	for _, c := range chunks[1:] {
+		require.Equal(t, 2, c.Page, c.Text)
+		require.NotContains(t, c.Text, "one.", "the overlap of page 1 is not counted on page 2")
+	}
+}
