@@ -343,9 +343,10 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 			Summary: "The OpenAPI 3.0 document of the API", ResponseContentTypes: []string{"application/json"}},
 		{Method: http.MethodPost, Path: "/v1/documents", OperationID: "IngestService_UploadDocument", MinRole: e.describeOperation("IngestService_CreateDocument").MinRole, Tags: []string{"IngestService"},
 			Summary: "Upload a document as a multipart form and queue its ingestion",
-			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {\"text\": ...}; " +
+			Description: "multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, a PDF, or application/json holding {\"text\": ...}; " +
 				"without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. " +
-				"This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.",
+				"This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed; " +
+				"a PDF whose text cannot be extracted fails with a failure_reason (PDF_NO_TEXT, PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES, PDF_EXTRACT_TIMEOUT, PDF_TEXT_TOO_LARGE).",
 			RequestContentTypes: []string{"multipart/form-data"}, // the JSON body is POST /v1/documents/text's, documented there
 			RequestSchema: map[string]any{"type": "object", "required": []string{"corpus_id", "file"}, "properties": map[string]any{
 				"corpus_id": map[string]any{"type": "string"}, "file": map[string]any{"type": "file"},
@@ -358,8 +359,8 @@ func (e *Edge) nativeRoutes() []apidocs.Route {
 				"400": "INVALID_ARGUMENT (empty text, bad field) or MALFORMED_REQUEST.",
 				"404": "NOT_FOUND: the corpus does not exist.",
 				"409": "DOCUMENT_EXISTS (send overwrite=true), DOCUMENT_BUSY, DOCUMENT_CORPUS_MISMATCH or CORPUS_NOT_LOCAL.",
-				"413": "PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES.",
-				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX or JSON.",
+				"413": "PAYLOAD_TOO_LARGE: the text (or PDF) is over INGEST_MAX_BYTES.",
+				"415": "UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX, PDF or JSON.",
 			}},
 		{Method: http.MethodGet, Path: "/v1/audio/{audio_id}.mp3", OperationID: "RunService_GetAudio", Public: true, Tags: []string{"RunService"},
 			Summary:              "A spoken answer (audio.ready's audio_url); public because its id cannot be guessed",

@@ -255,10 +255,12 @@ class v1Citation(TypedDict, total=False):
     chunk_id: str
     document_id: str
     marker: int
+    page: int
+    """page is the page of a PDF the cited chunk starts on; absent for documents without pages."""
     score: float
     section: str
     """section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
-    for markdown and HTML documents; empty otherwise.
+    for markdown, HTML, DOCX and PDF documents; empty otherwise.
     """
 
 
@@ -294,11 +296,18 @@ class v1CreateDocumentRequest(TypedDict, total=False):
     """chunk_size_chars and chunk_overlap_chars default to 1000 and 150."""
     content_type: str
     """content_type is text/plain (default), text/markdown or text/html (chunked by its visible
-    text; markdown and HTML chunks carry their section, the path of headings they are under).
+    text; markdown and HTML chunks carry their section, the path of headings they are under),
+    or application/pdf with file instead of text (its chunks carry their section and page).
     """
     corpus_id: str
     document_id: str
     """document_id is chosen by the server when empty: 1 to 128 letters, digits, _ . - (starting with a letter or digit)."""
+    file: str
+    """file is the document's bytes when its text is extracted by the worker (application/pdf; base64
+    in JSON), 1 byte to INGEST_MAX_BYTES; text is empty then. A PDF whose text cannot be extracted
+    fails with a failure_reason: PDF_NO_TEXT (a scan), PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES
+    (INGEST_MAX_PAGES), PDF_EXTRACT_TIMEOUT (INGEST_EXTRACT_TIMEOUT) or PDF_TEXT_TOO_LARGE.
+    """
     filename: str
     overwrite: bool
     """overwrite replaces an existing document of the same id (its chunks are replaced once the new text is indexed)."""
@@ -396,7 +405,7 @@ class v1Document(TypedDict, total=False):
     chunk_overlap_chars: int
     chunk_size_chars: int
     content_type: str
-    """content_type is text/plain, text/markdown or text/html."""
+    """content_type is text/plain, text/markdown, text/html, a DOCX's or application/pdf."""
     corpus_id: str
     created_at: str
     document_id: str
@@ -2001,7 +2010,7 @@ class Client(BaseClient):
     def upload_document(self, *, corpus_id: str, file: FileField, chunk_overlap_chars: int | None = None, chunk_size_chars: int | None = None, document_id: str | None = None, filename: str | None = None, overwrite: bool | None = None, idempotency_key: str | None = None) -> Envelope[v1CreateDocumentResponse]:
         """Upload a document as a multipart form and queue its ingestion
 
-        multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+        multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, a PDF, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed; a PDF whose text cannot be extracted fails with a failure_reason (PDF_NO_TEXT, PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES, PDF_EXTRACT_TIMEOUT, PDF_TEXT_TOO_LARGE).
 
         Requires role editor or higher.
 

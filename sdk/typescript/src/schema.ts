@@ -603,7 +603,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document as a multipart form and queue its ingestion
-         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed.
+         * @description multipart/form-data with corpus_id and file (text/plain, text/markdown, text/html, a DOCX, a PDF, or application/json holding {"text": ...}; without a part Content-Type the file name's extension decides), plus the optional fields of POST /v1/documents/text. This path also takes that route's JSON body. The status_url reports queued, processing, succeeded or failed; a PDF whose text cannot be extracted fails with a failure_reason (PDF_NO_TEXT, PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES, PDF_EXTRACT_TIMEOUT, PDF_TEXT_TOO_LARGE).
          *
          *     Requires role editor or higher.
          */
@@ -1563,11 +1563,16 @@ export interface components {
             document_id?: string;
             /** Format: int32 */
             marker?: number;
+            /**
+             * Format: int32
+             * @description page is the page of a PDF the cited chunk starts on; absent for documents without pages.
+             */
+            page?: number;
             /** Format: double */
             score?: number;
             /**
              * @description section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
-             *     for markdown and HTML documents; empty otherwise.
+             *     for markdown, HTML, DOCX and PDF documents; empty otherwise.
              */
             section?: string;
         };
@@ -1606,12 +1611,21 @@ export interface components {
             chunk_size_chars?: number;
             /**
              * @description content_type is text/plain (default), text/markdown or text/html (chunked by its visible
-             *     text; markdown and HTML chunks carry their section, the path of headings they are under).
+             *     text; markdown and HTML chunks carry their section, the path of headings they are under),
+             *     or application/pdf with file instead of text (its chunks carry their section and page).
              */
             content_type?: string;
             corpus_id?: string;
             /** @description document_id is chosen by the server when empty: 1 to 128 letters, digits, _ . - (starting with a letter or digit). */
             document_id?: string;
+            /**
+             * Format: byte
+             * @description file is the document's bytes when its text is extracted by the worker (application/pdf; base64
+             *     in JSON), 1 byte to INGEST_MAX_BYTES; text is empty then. A PDF whose text cannot be extracted
+             *     fails with a failure_reason: PDF_NO_TEXT (a scan), PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES
+             *     (INGEST_MAX_PAGES), PDF_EXTRACT_TIMEOUT (INGEST_EXTRACT_TIMEOUT) or PDF_TEXT_TOO_LARGE.
+             */
+            file?: string;
             filename?: string;
             /** @description overwrite replaces an existing document of the same id (its chunks are replaced once the new text is indexed). */
             overwrite?: boolean;
@@ -1710,7 +1724,7 @@ export interface components {
             chunk_overlap_chars?: number;
             /** Format: int32 */
             chunk_size_chars?: number;
-            /** @description content_type is text/plain, text/markdown or text/html. */
+            /** @description content_type is text/plain, text/markdown, text/html, a DOCX's or application/pdf. */
             content_type?: string;
             corpus_id?: string;
             /** Format: date-time */
@@ -6593,7 +6607,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: the text is over INGEST_MAX_BYTES. */
+            /** @description PAYLOAD_TOO_LARGE: the text (or PDF) is over INGEST_MAX_BYTES. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6602,7 +6616,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX or JSON. */
+            /** @description UNSUPPORTED_MEDIA_TYPE: not a form or JSON, or a file that is not text/plain, text/markdown, text/html, DOCX, PDF or JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;

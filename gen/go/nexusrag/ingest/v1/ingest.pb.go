@@ -32,7 +32,7 @@ type Document struct {
 	DocumentId string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
 	CorpusId   string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
 	Filename   string                 `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
-	// content_type is text/plain, text/markdown or text/html.
+	// content_type is text/plain, text/markdown, text/html, a DOCX's or application/pdf.
 	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	SizeBytes   int32  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// status is queued, processing, succeeded or failed (deleting while a delete is removing its chunks).
@@ -217,13 +217,19 @@ type CreateDocumentRequest struct {
 	// overwrite replaces an existing document of the same id (its chunks are replaced once the new text is indexed).
 	Overwrite bool `protobuf:"varint,5,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
 	// content_type is text/plain (default), text/markdown or text/html (chunked by its visible
-	// text; markdown and HTML chunks carry their section, the path of headings they are under).
+	// text; markdown and HTML chunks carry their section, the path of headings they are under),
+	// or application/pdf with file instead of text (its chunks carry their section and page).
 	ContentType string `protobuf:"bytes,6,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// chunk_size_chars and chunk_overlap_chars default to 1000 and 150.
 	ChunkSizeChars    int32 `protobuf:"varint,7,opt,name=chunk_size_chars,json=chunkSizeChars,proto3" json:"chunk_size_chars,omitempty"`
 	ChunkOverlapChars int32 `protobuf:"varint,8,opt,name=chunk_overlap_chars,json=chunkOverlapChars,proto3" json:"chunk_overlap_chars,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// file is the document's bytes when its text is extracted by the worker (application/pdf; base64
+	// in JSON), 1 byte to INGEST_MAX_BYTES; text is empty then. A PDF whose text cannot be extracted
+	// fails with a failure_reason: PDF_NO_TEXT (a scan), PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_MANY_PAGES
+	// (INGEST_MAX_PAGES), PDF_EXTRACT_TIMEOUT (INGEST_EXTRACT_TIMEOUT) or PDF_TEXT_TOO_LARGE.
+	File          []byte `protobuf:"bytes,9,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDocumentRequest) Reset() {
@@ -310,6 +316,13 @@ func (x *CreateDocumentRequest) GetChunkOverlapChars() int32 {
 		return x.ChunkOverlapChars
 	}
 	return 0
+}
+
+func (x *CreateDocumentRequest) GetFile() []byte {
+	if x != nil {
+		return x.File
+	}
+	return nil
 }
 
 type CreateDocumentResponse struct {
@@ -1598,7 +1611,7 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xa0\x02\n" +
+	"finishedAt\"\xb4\x02\n" +
 	"\x15CreateDocumentRequest\x12\x1b\n" +
 	"\tcorpus_id\x18\x01 \x01(\tR\bcorpusId\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1f\n" +
@@ -1608,7 +1621,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\toverwrite\x18\x05 \x01(\bR\toverwrite\x12!\n" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12(\n" +
 	"\x10chunk_size_chars\x18\a \x01(\x05R\x0echunkSizeChars\x12.\n" +
-	"\x13chunk_overlap_chars\x18\b \x01(\x05R\x11chunkOverlapChars\"\xa3\x01\n" +
+	"\x13chunk_overlap_chars\x18\b \x01(\x05R\x11chunkOverlapChars\x12\x12\n" +
+	"\x04file\x18\t \x01(\fR\x04file\"\xa3\x01\n" +
 	"\x16CreateDocumentResponse\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x12\x15\n" +

@@ -670,8 +670,10 @@ type Citation struct {
 	ChunkId    string                 `protobuf:"bytes,3,opt,name=chunk_id,json=chunkId,proto3" json:"chunk_id,omitempty"`
 	Score      float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
 	// section is the path of headings the cited chunk is under ("Agent 2.0 > Release gates"),
-	// for markdown and HTML documents; empty otherwise.
-	Section       string `protobuf:"bytes,5,opt,name=section,proto3" json:"section,omitempty"`
+	// for markdown, HTML, DOCX and PDF documents; empty otherwise.
+	Section string `protobuf:"bytes,5,opt,name=section,proto3" json:"section,omitempty"`
+	// page is the page of a PDF the cited chunk starts on; absent for documents without pages.
+	Page          *int32 `protobuf:"varint,6,opt,name=page,proto3,oneof" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,6 +741,13 @@ func (x *Citation) GetSection() string {
 		return x.Section
 	}
 	return ""
+}
+
+func (x *Citation) GetPage() int32 {
+	if x != nil && x.Page != nil {
+		return *x.Page
+	}
+	return 0
 }
 
 // AudioReady says where the spoken answer is.
@@ -1265,14 +1274,16 @@ const file_nexusrag_run_v1_run_proto_rawDesc = "" +
 	"\tcitations\x18\x02 \x03(\v2\x19.nexusrag.run.v1.CitationR\tcitations\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x1a\n" +
-	"\bprovider\x18\x04 \x01(\tR\bprovider\"\x8e\x01\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\"\xb0\x01\n" +
 	"\bCitation\x12\x16\n" +
 	"\x06marker\x18\x01 \x01(\x05R\x06marker\x12\x1f\n" +
 	"\vdocument_id\x18\x02 \x01(\tR\n" +
 	"documentId\x12\x19\n" +
 	"\bchunk_id\x18\x03 \x01(\tR\achunkId\x12\x14\n" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x18\n" +
-	"\asection\x18\x05 \x01(\tR\asection\"X\n" +
+	"\asection\x18\x05 \x01(\tR\asection\x12\x17\n" +
+	"\x04page\x18\x06 \x01(\x05H\x00R\x04page\x88\x01\x01B\a\n" +
+	"\x05_page\"X\n" +
 	"\n" +
 	"AudioReady\x12\x19\n" +
 	"\baudio_id\x18\x01 \x01(\tR\aaudioId\x12\x1b\n" +
@@ -1390,6 +1401,7 @@ func file_nexusrag_run_v1_run_proto_init() {
 		(*RunResponse_Error)(nil),
 		(*RunResponse_Done)(nil),
 	}
+	file_nexusrag_run_v1_run_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
