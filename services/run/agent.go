@@ -52,6 +52,7 @@ type Citation struct {
 	ChunkID    string  `json:"chunk_id"`
 	Score      float64 `json:"score"`
 	Section    string  `json:"section,omitempty"`
+	Page       int     `json:"page,omitempty"`
 }
 
 // turn is one run in flight: the state the graph checkpoints, and where its events go.
@@ -131,8 +132,9 @@ func (a *agent) retrieve(ctx context.Context, t *turn) error {
 	t.Provider = res.GetProvider()
 	t.Passages = make([]generators.Passage, len(res.GetChunks()))
 	for i, c := range res.GetChunks() {
-		section, _ := c.GetMetadata().AsMap()["section"].(string)
-		t.Passages[i] = generators.Passage{DocumentID: c.GetDocumentId(), ChunkID: c.GetChunkId(), Score: c.GetScore(), Text: c.GetText(), Section: section}
+		md := c.GetMetadata().GetFields()
+		t.Passages[i] = generators.Passage{DocumentID: c.GetDocumentId(), ChunkID: c.GetChunkId(), Score: c.GetScore(), Text: c.GetText(),
+			Section: md["section"].GetStringValue(), Page: int(md["page"].GetNumberValue())}
 	}
 	if a.cfg.DebugEvents {
 		return t.emit(debugRetrievalEvent(t.Provider, t.Passages, res.GetRanking()))
@@ -213,7 +215,7 @@ func citations(answer string, passages []generators.Passage) []Citation {
 		}
 		seen = append(seen, n)
 		p := passages[n-1]
-		out = append(out, Citation{Marker: n, DocumentID: p.DocumentID, ChunkID: p.ChunkID, Score: p.Score, Section: p.Section})
+		out = append(out, Citation{Marker: n, DocumentID: p.DocumentID, ChunkID: p.ChunkID, Score: p.Score, Section: p.Section, Page: p.Page})
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Marker < out[b].Marker })
 	return out

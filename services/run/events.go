@@ -1,6 +1,8 @@
 package run
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	retrievalv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1"
 	runv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/run/v1"
 	"github.com/nexusrag/nexusrag/services/run/generators"
@@ -38,6 +40,9 @@ func finalEvent(s *State) *runv1.RunResponse {
 	cites := make([]*runv1.Citation, len(s.Citations))
 	for i, c := range s.Citations {
 		cites[i] = &runv1.Citation{Marker: int32(c.Marker), DocumentId: c.DocumentID, ChunkId: c.ChunkID, Score: c.Score, Section: c.Section}
+		if c.Page > 0 {
+			cites[i].Page = proto.Int32(int32(c.Page))
+		}
 	}
 	return &runv1.RunResponse{Event: &runv1.RunResponse_Final{Final: &runv1.Final{
 		Text: s.Answer, Citations: cites, SessionId: s.SessionID, Provider: s.Provider}}}

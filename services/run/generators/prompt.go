@@ -9,8 +9,10 @@ type Passage struct {
 	ChunkID    string  `json:"chunk_id"`
 	Score      float64 `json:"score"`
 	Text       string  `json:"text"`
-	// Section is the path of headings the chunk is under (markdown and HTML documents).
+	// Section is the path of headings the chunk is under (markdown, HTML, DOCX and PDF documents).
 	Section string `json:"section,omitempty"`
+	// Page is the page of a PDF the chunk starts on (0: a document without pages).
+	Page int `json:"page,omitempty"`
 }
 
 // Prompt is what a generator answers from.
