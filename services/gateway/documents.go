@@ -28,8 +28,9 @@ import (
 
 // uploadDocument serves POST /v1/documents: a multipart form (corpus_id, file and the
 // optional fields of CreateDocument) or a JSON body like /v1/documents/text. The file is
-// text/plain, text/markdown, text/html, DOCX (its text extracted here) or JSON {"text": ...}; its type comes from the part's
-// Content-Type, or from the file name's extension when the client sent none.
+// text/plain, text/markdown, text/html, DOCX (its text extracted here), PDF (passed on as
+// it is: the ingest worker extracts its text) or JSON {"text": ...}; its type comes from
+// the part's Content-Type, or from the file name's extension when the client sent none.
 func uploadDocument(client ingestv1.IngestServiceClient) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		req, err := decodeUpload(r)
@@ -164,6 +165,8 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 			return apierr.InvalidArgument("file", "the DOCX has no text (only images or empty paragraphs): nothing to index")
 		}
 		req.ContentType, req.Text = extract.ContentTypeDOCX, text
+	case extract.ContentTypePDF:
+		req.ContentType, req.File = extract.ContentTypePDF, body
 	case "application/json":
 		var doc struct {
 			Text *string `json:"text"`
@@ -176,9 +179,9 @@ func decodeFile(r *http.Request, part *multipart.Part, req *ingestv1.CreateDocum
 		}
 		req.ContentType, req.Text = "text/plain", *doc.Text
 	case "":
-		return unsupported("the file has no content type: send text/plain, text/markdown, text/html, a DOCX or application/json")
+		return unsupported("the file has no content type: send text/plain, text/markdown, text/html, a DOCX, a PDF or application/json")
 	default:
-		return unsupported("file type %s is not supported: send text/plain, text/markdown, text/html, a DOCX or application/json ({\"text\": ...})", mt)
+		return unsupported("file type %s is not supported: send text/plain, text/markdown, text/html, a DOCX, a PDF or application/json ({\"text\": ...})", mt)
 	}
 	return nil
 }
@@ -266,7 +269,7 @@ func checkFileText(text string) error {
 
 var byExtension = map[string]string{
 	".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown", ".json": "application/json",
-	".html": "text/html", ".htm": "text/html", ".docx": extract.ContentTypeDOCX,
+	".html": "text/html", ".htm": "text/html", ".docx": extract.ContentTypeDOCX, ".pdf": extract.ContentTypePDF,
 }
 
 // formError is the client's error for a form that could not be read.

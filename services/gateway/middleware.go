@@ -123,10 +123,11 @@ func (e *Edge) route(next http.Handler) http.Handler {
 }
 
 // bodyLimit is a route's request body limit: document uploads carry up to
-// INGEST_MAX_BYTES of text plus framing, everything else HTTP_MAX_BODY_BYTES.
+// INGEST_MAX_BYTES of text or of a PDF (base64 in JSON: 4/3 as many bytes) plus framing,
+// everything else HTTP_MAX_BODY_BYTES.
 func (e *Edge) bodyLimit(method, template string) int64 {
 	if method == http.MethodPost && (template == "/v1/documents" || template == "/v1/documents/text") {
-		return e.cfg.IngestMaxBytes + 1<<20
+		return e.cfg.IngestMaxBytes/3*4 + 1<<20
 	}
 	return e.cfg.MaxBodyBytes
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nexusrag/nexusrag/pkg/config"
+	"github.com/nexusrag/nexusrag/pkg/extract"
 )
 
 // Config is the ingest service's configuration, parsed from the environment.
@@ -28,6 +29,11 @@ type Config struct {
 	// RequeueGrace is how long a document whose job Redis could not take waits before the
 	// sweep enqueues it.
 	RequeueGrace time.Duration `env:"INGEST_REQUEUE_GRACE" envDefault:"10s"`
+	// MaxPages is the most pages a PDF may have; one with more fails at once (PDF_TOO_MANY_PAGES).
+	MaxPages int `env:"INGEST_MAX_PAGES" envDefault:"2000"`
+	// ExtractTimeout bounds the extraction of one PDF's text (PDF_EXTRACT_TIMEOUT); the tools
+	// also get it as their CPU time limit.
+	ExtractTimeout time.Duration `env:"INGEST_EXTRACT_TIMEOUT" envDefault:"30s"`
 }
 
 // MaxDocumentBytes is the highest INGEST_MAX_BYTES: a document travels in one gRPC message.
@@ -52,6 +58,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_REQUEUE_GRACE: %s is below 100ms", c.RequeueGrace)
 	case c.RequeueAfter < c.ClaimTimeout:
 		return fmt.Errorf("INGEST_REQUEUE_AFTER: %s is below INGEST_CLAIM_TIMEOUT (%s)", c.RequeueAfter, c.ClaimTimeout)
+	case c.MaxPages < 1 || c.MaxPages > 100_000:
+		return fmt.Errorf("INGEST_MAX_PAGES: %d is outside 1..100000", c.MaxPages)
+	case c.ExtractTimeout < time.Second || c.ExtractTimeout > 10*time.Minute:
+		return fmt.Errorf("INGEST_EXTRACT_TIMEOUT: %s is outside 1s..10m", c.ExtractTimeout)
 	}
 	return nil
 }
@@ -69,5 +79,6 @@ func (*Config) Renames() []config.Rename {
 // WorkerOptions are the worker's options from the configuration.
 func (c Config) WorkerOptions() WorkerOptions {
 	return WorkerOptions{Concurrency: c.WorkerConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
-		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace}
+		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace,
+		PDF: extract.PDFLimits{MaxPages: c.MaxPages, MaxText: c.MaxBytes, Timeout: c.ExtractTimeout}}
 }

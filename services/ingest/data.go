@@ -16,9 +16,9 @@ import (
 // The ingest service's side of the data-owner contract (nexusrag.governance.v1 data.proto).
 // One category, documents (id: document id). Delete removes the document's chunks from
 // retrieval, then its row, the same path as DELETE /v1/documents/{id}. Anonymize removes
-// the chunks from retrieval, then blanks content and filename and sets anonymized_at; the
-// corpus, content type, sizes, chunk count, status and times stay. A document being
-// ingested (queued or processing) is deferred: left as it is for the next run.
+// the chunks from retrieval, then blanks content, file (a PDF's bytes) and filename and
+// sets anonymized_at; the corpus, content type, sizes, chunk count, status and times stay.
+// A document being ingested (queued or processing) is deferred: left as it is for the next run.
 const catDocuments = "documents"
 
 var dataCategories = []string{catDocuments}
@@ -104,7 +104,7 @@ func (s *Server) anonymizeDocument(ctx context.Context, tenant, id string) (bool
 	if err := s.removeChunks(ctx)(d); err != nil {
 		return false, err
 	}
-	tag, err := s.store.pool.Exec(ctx, `UPDATE ingest.documents SET content = '', filename = '', anonymized_at = now(), updated_at = now()
+	tag, err := s.store.pool.Exec(ctx, `UPDATE ingest.documents SET content = '', file = '', filename = '', anonymized_at = now(), updated_at = now()
 		WHERE tenant_id = $1 AND document_id = $2 AND anonymized_at IS NULL AND status NOT IN ('queued', 'processing', 'deleting')`, tenant, id)
 	return tag.RowsAffected() == 1, err
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,29 +144,24 @@ func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumen
 }
 
 func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, error) {
-	n := NewDocument{CorpusID: req.GetCorpusId(), DocumentID: req.GetDocumentId(), Filename: req.GetFilename(), Text: req.GetText()}
+	n := NewDocument{CorpusID: req.GetCorpusId(), DocumentID: req.GetDocumentId(), Filename: req.GetFilename(), Text: req.GetText(), File: req.GetFile()}
 	switch ct := strings.ToLower(strings.TrimSpace(req.GetContentType())); ct {
 	case "", ContentTypePlain:
 		n.ContentType = ContentTypePlain
-	case ContentTypeMarkdown, ContentTypeHTML, extract.ContentTypeDOCX:
+	case ContentTypeMarkdown, ContentTypeHTML, extract.ContentTypeDOCX, extract.ContentTypePDF:
 		n.ContentType = ct
 	default:
 		return n, apierr.New(codes.InvalidArgument, apierr.CodeUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not supported: send text/plain, text/markdown or text/html (a DOCX's text, extracted by the gateway, as %s)",
+			fmt.Sprintf("content type %q is not supported: send text/plain, text/markdown, text/html or application/pdf (a DOCX's text, extracted by the gateway, as %s)",
 				req.GetContentType(), extract.ContentTypeDOCX), "field", "content_type")
 	}
-	switch {
-	case n.CorpusID == "":
+	if n.CorpusID == "" {
 		return n, apierr.InvalidArgument("corpus_id", "corpus_id is required")
-	case int64(len(n.Text)) > s.maxBytes:
-		return n, apierr.New(codes.InvalidArgument, apierr.CodePayloadTooLarge,
-			fmt.Sprintf("document text is %d bytes; the limit is %d (INGEST_MAX_BYTES)", len(n.Text), s.maxBytes), "limit_bytes", fmt.Sprint(s.maxBytes))
-	case !utf8.ValidString(n.Text):
-		return n, apierr.InvalidArgument("text", "text must be valid UTF-8")
-	case strings.TrimSpace(n.Text) == "":
-		return n, apierr.InvalidArgument("text", "text is empty")
-	case n.ContentType == ContentTypeHTML && strings.TrimSpace(extract.HTML(n.Text)) == "":
-		return n, apierr.InvalidArgument("text", "the HTML has no visible text (only markup, scripts or styles)")
+	}
+	if err := s.validateContent(n); err != nil {
+		return n, err
+	}
+	switch {
 	case n.DocumentID != "" && !documentIDPattern.MatchString(n.DocumentID):
 		return n, apierr.InvalidArgument("document_id", "document_id must be 1 to 128 letters, digits, _ . - (starting with a letter or digit)")
 	case utf8.RuneCountInString(n.Filename) > maxFilename || strings.IndexFunc(n.Filename, unicode.IsControl) >= 0:
@@ -185,6 +181,42 @@ func (s *Server) validateNew(req *ingestv1.CreateDocumentRequest) (NewDocument, 
 		return n, chunkingError(err)
 	}
 	return n, nil
+}
+
+// validateContent checks a document's text, or for a PDF the file the worker extracts its
+// text from: here only what is known without reading it (its size and %PDF- header).
+func (s *Server) validateContent(n NewDocument) error {
+	if n.ContentType == extract.ContentTypePDF {
+		switch {
+		case n.Text != "":
+			return apierr.InvalidArgument("text", "a PDF is sent as file (its bytes), not as text")
+		case len(n.File) == 0:
+			return apierr.InvalidArgument("file", "file is empty")
+		case int64(len(n.File)) > s.maxBytes:
+			return tooLarge("file", len(n.File), s.maxBytes)
+		case !bytes.Contains(n.File[:min(len(n.File), 1024)], []byte("%PDF-")):
+			return apierr.InvalidArgument("file", "the file is not a PDF (it has no %PDF- header)")
+		}
+		return nil
+	}
+	switch {
+	case len(n.File) > 0:
+		return apierr.InvalidArgument("file", "file is for application/pdf documents; send any other document as text")
+	case int64(len(n.Text)) > s.maxBytes:
+		return tooLarge("text", len(n.Text), s.maxBytes)
+	case !utf8.ValidString(n.Text):
+		return apierr.InvalidArgument("text", "text must be valid UTF-8")
+	case strings.TrimSpace(n.Text) == "":
+		return apierr.InvalidArgument("text", "text is empty")
+	case n.ContentType == ContentTypeHTML && strings.TrimSpace(extract.HTML(n.Text)) == "":
+		return apierr.InvalidArgument("text", "the HTML has no visible text (only markup, scripts or styles)")
+	}
+	return nil
+}
+
+func tooLarge(field string, n int, limit int64) error {
+	return apierr.New(codes.InvalidArgument, apierr.CodePayloadTooLarge,
+		fmt.Sprintf("document %s is %d bytes; the limit is %d (INGEST_MAX_BYTES)", field, n, limit), "limit_bytes", fmt.Sprint(limit))
 }
 
 // providerLocal is the retrieval provider whose documents this service ingests.

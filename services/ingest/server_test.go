@@ -208,7 +208,16 @@ func TestCreateDocumentErrors(t *testing.T) {
 		{"empty text", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.Text = "" }), apierr.CodeInvalidArgument, codes.InvalidArgument, "text"},
 		{"blank text", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.Text = " \n\t " }), apierr.CodeInvalidArgument, codes.InvalidArgument, "text"},
 		{"too large", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.Text = strings.Repeat("a", maxBytes+1) }), apierr.CodePayloadTooLarge, codes.InvalidArgument, ""},
-		{"unsupported type", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.ContentType = "application/pdf" }), apierr.CodeUnsupportedMediaType, codes.InvalidArgument, "content_type"},
+		{"unsupported type", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.ContentType = "application/msword" }), apierr.CodeUnsupportedMediaType, codes.InvalidArgument, "content_type"},
+		{"PDF as text", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.ContentType = "application/pdf" }), apierr.CodeInvalidArgument, codes.InvalidArgument, "text"},
+		{"PDF without a file", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.ContentType, r.Text = "application/pdf", "" }), apierr.CodeInvalidArgument, codes.InvalidArgument, "file"},
+		{"not a PDF", editor, with(func(r *ingestv1.CreateDocumentRequest) {
+			r.ContentType, r.Text, r.File = "application/pdf", "", []byte("<html>")
+		}), apierr.CodeInvalidArgument, codes.InvalidArgument, "file"},
+		{"PDF too large", editor, with(func(r *ingestv1.CreateDocumentRequest) {
+			r.ContentType, r.Text, r.File = "application/pdf", "", append([]byte("%PDF-1.4\n"), make([]byte, maxBytes)...)
+		}), apierr.CodePayloadTooLarge, codes.InvalidArgument, ""},
+		{"a file for text", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.File = []byte("%PDF-1.4") }), apierr.CodeInvalidArgument, codes.InvalidArgument, "file"},
 		{"bad document id", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.DocumentId = "a/b" }), apierr.CodeInvalidArgument, codes.InvalidArgument, "document_id"},
 		{"control characters in filename", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.Filename = "a\nb" }), apierr.CodeInvalidArgument, codes.InvalidArgument, "filename"},
 		{"chunk size too small", editor, with(func(r *ingestv1.CreateDocumentRequest) { r.ChunkSizeChars = 10 }), apierr.CodeInvalidArgument, codes.InvalidArgument, "chunk_size_chars"},

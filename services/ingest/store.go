@@ -46,12 +46,17 @@ type Document struct {
 	StartedAt, FinishedAt          *time.Time
 }
 
-// NewDocument is what CreateDocument stores.
+// NewDocument is what CreateDocument stores: its text, or the file whose text the worker
+// extracts (a PDF).
 type NewDocument struct {
 	TenantID, DocumentID, CorpusID string
 	Filename, ContentType, Text    string
+	File                           []byte
 	Chunking                       ChunkOptions
 }
+
+// size is the bytes stored: the text, or the file.
+func (n NewDocument) size() int { return len(n.Text) + len(n.File) }
 
 // Store holds the ingest schema's tables.
 type Store struct{ pool *pgxpool.Pool }
@@ -102,24 +107,27 @@ const (
 // Create stores a new document, queued. An existing document of the same id is replaced
 // with overwrite (errExists without); the very same document is left as it is.
 func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Document, outcome Created, err error) {
+	if n.File == nil {
+		n.File = []byte{} // the column is never NULL: nil would compare as NULL
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		d, err = scanDocument(tx.QueryRow(ctx, `
-			INSERT INTO ingest.documents (tenant_id, document_id, corpus_id, filename, content_type, content, size_bytes,
+			INSERT INTO ingest.documents (tenant_id, document_id, corpus_id, filename, content_type, content, file, size_bytes,
 			       chunk_size_chars, chunk_overlap_chars, status, job_id, enqueued_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, now())
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, now())
 			ON CONFLICT (tenant_id, document_id) DO NOTHING
 			RETURNING `+documentColumns,
-			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Text, len(n.Text), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
+			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Text, n.File, n.size(), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
 		if !errors.Is(err, errNotFound) {
 			return err
 		}
 		var same bool
 		cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+`,
 			       corpus_id = $3 AND filename = $4 AND content_type = $5 AND chunk_size_chars = $6 AND chunk_overlap_chars = $7
-			       AND size_bytes = $8 AND content = $9
+			       AND size_bytes = $8 AND content = $9 AND file = $10
 			  FROM ingest.documents
 			 WHERE tenant_id = $1 AND document_id = $2 FOR UPDATE`,
-			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Chunking.Size, n.Chunking.Overlap, len(n.Text), n.Text), &same)
+			n.TenantID, n.DocumentID, n.CorpusID, n.Filename, n.ContentType, n.Chunking.Size, n.Chunking.Overlap, n.size(), n.Text, n.File), &same)
 		switch {
 		case err != nil:
 			return err
@@ -139,11 +147,11 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 		outcome = CreatedReplaced
 		d, err = scanDocument(tx.QueryRow(ctx, `
 			UPDATE ingest.documents
-			   SET filename = $3, content_type = $4, content = $5, size_bytes = $6, chunk_size_chars = $7, chunk_overlap_chars = $8,
-			       `+requeueSet("$9")+`
+			   SET filename = $3, content_type = $4, content = $5, file = $6, size_bytes = $7, chunk_size_chars = $8, chunk_overlap_chars = $9,
+			       `+requeueSet("$10")+`
 			 WHERE tenant_id = $1 AND document_id = $2
 			RETURNING `+documentColumns,
-			n.TenantID, n.DocumentID, n.Filename, n.ContentType, n.Text, len(n.Text), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
+			n.TenantID, n.DocumentID, n.Filename, n.ContentType, n.Text, n.File, n.size(), n.Chunking.Size, n.Chunking.Overlap, newJobID()))
 		return err
 	})
 	return d, outcome, err
@@ -281,6 +289,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, removeChunks func
 type claimed struct {
 	Document
 	text string
+	file []byte // a PDF's bytes (text is empty)
 	job  Job
 }
 
@@ -300,13 +309,13 @@ func (s *Store) Claim(ctx context.Context, jobs []Job) ([]claimed, error) {
 		  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS j(job_tenant, job_document, job_version)
 		 WHERE d.tenant_id = j.job_tenant AND d.document_id = j.job_document AND d.version = j.job_version
 		   AND d.status IN ('queued', 'processing')
-		RETURNING `+documentColumns+`, content`, tenants, ids, versions)
+		RETURNING `+documentColumns+`, content, file`, tenants, ids, versions)
 	if err != nil {
 		return nil, fmt.Errorf("claim %d documents: %w", len(jobs), err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		d, err := scanDocument(r, &c.text)
+		d, err := scanDocument(r, &c.text, &c.file)
 		c.Document, c.job = d, byKey[[2]string{d.TenantID, d.DocumentID}]
 		return c, err
 	})

@@ -43,6 +43,8 @@ type WorkerOptions struct {
 	// Block is the longest a read waits for a job (default 500ms). It also bounds how long
 	// stopping takes: a blocked read does not see its context end.
 	Block time.Duration
+	// PDF bounds the extraction of each PDF (defaults: 2000 pages, 30s, 10 MiB of text).
+	PDF extract.PDFLimits
 }
 
 func (o *WorkerOptions) defaults() {
@@ -59,9 +61,12 @@ func (o *WorkerOptions) defaults() {
 	setDefault(&o.RequeueAfter, 5*time.Minute)
 	setDefault(&o.RequeueGrace, 10*time.Second)
 	setDefault(&o.Block, 500*time.Millisecond)
+	setDefault(&o.PDF.MaxPages, 2000)
+	setDefault(&o.PDF.Timeout, 30*time.Second)
+	setDefault(&o.PDF.MaxText, 10<<20)
 }
 
-func setDefault[T int | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -75,6 +80,7 @@ type Worker struct {
 	store     *Store
 	queue     *Queue
 	retrieval retrievalv1.RetrievalServiceClient
+	pdf       *extract.PDFExtractor
 	log       *slog.Logger
 	o         WorkerOptions
 	// inflight are the stream ids of jobs being processed, touched so they are not reclaimed.
@@ -85,7 +91,11 @@ type Worker struct {
 // NewWorker returns a worker; Run starts it.
 func NewWorker(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServiceClient, log *slog.Logger, o WorkerOptions) *Worker {
 	o.defaults()
-	return &Worker{store: store, queue: queue, retrieval: retrieval, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]bool{}}
+	pdf := extract.NewPDFExtractor(o.PDF)
+	if err := pdf.Available(); err != nil {
+		log.Warn("PDF documents will fail with "+extract.CodePDFUnavailable, "error", err)
+	}
+	return &Worker{store: store, queue: queue, retrieval: retrieval, pdf: pdf, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]bool{}}
 }
 
 // Run consumes jobs until ctx ends; batches already started are finished first.
@@ -171,16 +181,20 @@ func (w *Worker) process(ctx context.Context, jobs []Job) {
 	if len(jobs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.o.ClaimTimeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
+	claimCtx, cancelClaim := context.WithTimeout(ctx, w.o.ClaimTimeout)
+	defer cancelClaim()
 	w.track(jobs, true)
 	defer w.track(jobs, false)
 
-	docs, err := w.store.Claim(ctx, jobs)
+	docs, err := w.store.Claim(claimCtx, jobs)
 	if err != nil {
 		w.log.WarnContext(ctx, "claiming documents failed; the jobs will be redelivered", "jobs", len(jobs), "error", err)
 		return
 	}
+	// The batch has the claim timeout, and each PDF of it the time its extraction may take.
+	ctx, cancel := context.WithTimeout(ctx, w.o.ClaimTimeout+time.Duration(countPDFs(docs))*w.o.PDF.Timeout)
+	defer cancel()
 	live := make(map[string]bool, len(docs))
 	for _, d := range docs {
 		live[d.job.ID] = true
@@ -240,7 +254,13 @@ func (w *Worker) index(ctx context.Context, docs []claimed) []outcome {
 			batch, input, chunks = nil, nil, 0
 		}
 		for _, d := range groups[g] {
-			dc := documentChunks(d)
+			dc, err := w.documentChunks(ctx, d)
+			if err != nil {
+				if o, done := w.failed(ctx, d, err); done {
+					outs = append(outs, o)
+				}
+				continue
+			}
 			if len(batch) == callMaxDocuments || (len(batch) > 0 && chunks+len(dc.Chunks) > callMaxChunks) {
 				flush()
 			}
@@ -276,36 +296,70 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 	}
 	var outs []outcome
 	for _, d := range batch {
-		switch {
-		case permanent(err):
-			outs = append(outs, d.outcome(StatusFailed, 0, reason(ctx, err)))
-		case d.job.Deliveries >= int64(w.o.MaxAttempts):
-			outs = append(outs, d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(ctx, err))))
-		default:
-			w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
+		if o, done := w.failed(ctx, d, err); done {
+			outs = append(outs, o)
 		}
 	}
 	return outs
 }
 
-// documentChunks chunks a document for the retrieval service.
-func documentChunks(d claimed) *retrievalv1.DocumentChunks {
+// failed is the outcome of a document whose indexing failed: failed for good when redoing
+// cannot help or its attempts are used up; none (done is false) when its job is to be redone.
+func (w *Worker) failed(ctx context.Context, d claimed, err error) (o outcome, done bool) {
+	switch {
+	case permanent(err):
+		return d.outcome(StatusFailed, 0, reason(ctx, err)), true
+	case d.job.Deliveries >= int64(w.o.MaxAttempts):
+		return d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(ctx, err))), true
+	}
+	w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
+	return outcome{}, false
+}
+
+// documentChunks chunks a document for the retrieval service; a PDF's text is extracted
+// first, which fails (the PDF's fault: an *apierr.Error) or is cut short (ctx).
+func (w *Worker) documentChunks(ctx context.Context, d claimed) (*retrievalv1.DocumentChunks, error) {
 	md := map[string]any{"content_type": d.ContentType}
 	if d.Filename != "" {
 		md["filename"] = d.Filename
 	}
-	chunks := chunksOf(d.ContentType, d.text, ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap})
+	o := ChunkOptions{Size: d.ChunkSize, Overlap: d.ChunkOverlap}
+	var chunks []SectionedChunk
+	if d.ContentType == extract.ContentTypePDF {
+		text, err := w.pdf.Text(ctx, d.file)
+		if err != nil {
+			return nil, fmt.Errorf("extract the text of PDF %s: %w", d.DocumentID, err)
+		}
+		chunks = ChunkPages(text, o)
+	} else {
+		chunks = chunksOf(d.ContentType, d.text, o)
+	}
 	out := &retrievalv1.DocumentChunks{DocumentId: d.DocumentID, Version: d.Version, Chunks: make([]*retrievalv1.ChunkInput, len(chunks))}
 	for i, c := range chunks {
-		if c.Section != "" {
-			md["section"] = c.Section
-		} else {
-			delete(md, "section")
-		}
+		setOrDelete(md, "section", c.Section, c.Section != "")
+		setOrDelete(md, "page", c.Page, c.Page > 0)
 		meta, _ := structpb.NewStruct(md)
 		out.Chunks[i] = &retrievalv1.ChunkInput{Text: c.Text, Metadata: meta}
 	}
-	return out
+	return out, nil
+}
+
+func setOrDelete(md map[string]any, key string, v any, set bool) {
+	if set {
+		md[key] = v
+	} else {
+		delete(md, key)
+	}
+}
+
+func countPDFs(docs []claimed) int {
+	n := 0
+	for _, d := range docs {
+		if d.ContentType == extract.ContentTypePDF {
+			n++
+		}
+	}
+	return n
 }
 
 // chunksOf chunks a document's stored content by its type: HTML by its visible text,
