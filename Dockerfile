@@ -25,24 +25,37 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/nexusrag ./cmd/nexusrag
 
-# The failover service's image (deploy/k8s/overlays/split/failover.yaml; a target of
-# its own, before the default image, which stays the last stage): the same binary with
-# the PostgreSQL 15 client tools it runs for backups and restores (pg_dump, pg_restore, psql).
-#   docker build --target failover -t nexusrag-failover:local .
-FROM debian:bookworm-slim AS failover
-RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
+# The ingest service's image (deploy/k8s/overlays/split/ingest.yaml; targets of their own
+# come before the default image, which stays the last stage): the same binary with
+# poppler-utils, whose pdfinfo and pdftotext the worker runs on PDFs, under util-linux's
+# prlimit (in Debian's essential set) (ADR 0025).
+#   docker build --target ingest -t nexusrag-ingest:local .
+FROM debian:bookworm-slim AS ingest
+RUN apt-get update && apt-get install -y --no-install-recommends poppler-utils ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/nexusrag /nexusrag
-# The backup sets' directory (BACKUP_LOCAL_DIR in deploy/k8s and docker-compose.yml), owned
-# by the non-root user so that a new compose volume mounted there inherits it.
-RUN install -d -o 65532 -g 65532 /var/lib/nexusrag/backups
 USER 65532:65532
 ENV GRPC_ADDR=:9000 METRICS_ADDR=:9090
 EXPOSE 9000 9090
 ENTRYPOINT ["/nexusrag"]
+CMD ["serve", "--services=ingest"]
+
+# The failover service's image (deploy/k8s/overlays/split/failover.yaml): the ingest image
+# (the all-in-one overlay runs every service in this one) plus the PostgreSQL 15 client
+# tools failover runs for backups and restores (pg_dump, pg_restore, psql).
+#   docker build --target failover -t nexusrag-failover:local .
+FROM ingest AS failover
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 \
+    && rm -rf /var/lib/apt/lists/*
+# The backup sets' directory (BACKUP_LOCAL_DIR in deploy/k8s and docker-compose.yml), owned
+# by the non-root user so that a new compose volume mounted there inherits it.
+RUN install -d -o 65532 -g 65532 /var/lib/nexusrag/backups
+USER 65532:65532
 CMD ["serve", "--services=failover"]
 
 # static-debian12: no shell, no libc, CA certificates and tzdata included; nonroot = uid 65532.
+# Every service but ingest (PDFs) and failover (backups) needs nothing more.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/nexusrag /nexusrag
 # Numeric user, so that Kubernetes' runAsNonRoot can verify it.

@@ -213,7 +213,7 @@ func requireTagged(tb testing.TB, image, what string) {
 	name, tag := imageTag(image)
 	require.NotEmpty(tb, tag, "%s: image %s has no tag", what, image)
 	require.NotEqual(tb, "latest", tag, "%s: image %s", what, image)
-	if base := filepath.Base(name); base == "nexusrag" || base == "nexusrag-failover" {
+	if base := filepath.Base(name); base == "nexusrag" || base == "nexusrag-ingest" || base == "nexusrag-failover" {
 		require.Equal(tb, version.Version, tag, "%s: image %s is not the release (deploy/k8s/components/release)", what, image)
 	}
 }
@@ -368,6 +368,10 @@ func requireServingContainer(t *testing.T, o k8sObjects, d appsv1.Deployment) {
 			return c.LabelSelector != nil && matches(c.LabelSelector.MatchLabels, d.Spec.Template.Labels) &&
 				matches(d.Spec.Template.Labels, c.LabelSelector.MatchLabels)
 		}), "%s: its pods spread over nodes", what)
+	}
+	if slices.Contains(services, "ingest") {
+		name, _ := imageTag(c.Image)
+		require.Contains(t, []string{"nexusrag-ingest", "nexusrag-failover"}, filepath.Base(name), "%s hosts ingest: it needs pdftotext", what)
 	}
 	if slices.Contains(services, "failover") {
 		name, _ := imageTag(c.Image)

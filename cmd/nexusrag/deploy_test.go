@@ -69,6 +69,9 @@ func TestComposeFile(t *testing.T) {
 		require.Equal(t, "service_healthy", s.DependsOn["redis"].Condition, name)
 		require.NotNil(t, s.HealthCheck, name)
 		require.Equal(t, types.HealthCheckTest{"CMD", "/nexusrag", "healthcheck"}, s.HealthCheck.Test, name)
+		if slices.Contains(services, "ingest") {
+			require.Contains(t, []string{"ingest", "failover"}, s.Build.Target, "%s hosts ingest: it needs pdftotext", name)
+		}
 		if slices.Contains(services, "failover") {
 			require.Equal(t, "failover", s.Build.Target, "%s hosts failover: it needs pg_dump", name)
 		}
