@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -255,13 +256,8 @@ func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
 
 	_, events := p.runStream(reader, `{"session_id":"html","corpus_id":"c1","message":"What fuel does the lamp burn?"}`)
 	var sections []string
-	for _, e := range events {
-		if e.Type == "message.final" {
-			for _, c := range e.Data["citations"].([]any) {
-				s, _ := c.(map[string]any)["section"].(string)
-				sections = append(sections, s)
-			}
-		}
+	for _, c := range citations(events, "handbook") {
+		sections = append(sections, c["section"].(string))
 	}
 	require.Contains(t, sections, "Lighthouse handbook > Lamp > Fuel", "citations: %v", sections)
 
@@ -279,14 +275,8 @@ func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
 	require.Equal(t, extract.ContentTypeDOCX, p.waitDocument(reader, "handbook-docx", "succeeded")["content_type"])
 	_, events = p.runStream(reader, `{"session_id":"docx","corpus_id":"c1","message":"When does the fog horn sound?","top_k":10}`)
 	sections = sections[:0]
-	for _, e := range events {
-		if e.Type == "message.final" {
-			for _, c := range e.Data["citations"].([]any) {
-				if c.(map[string]any)["document_id"] == "handbook-docx" {
-					sections = append(sections, c.(map[string]any)["section"].(string))
-				}
-			}
-		}
+	for _, c := range citations(events, "handbook-docx") {
+		sections = append(sections, c["section"].(string))
 	}
 	require.Contains(t, sections, "Lighthouse handbook > Fog signal", "citations: %v", sections)
 
@@ -294,4 +284,78 @@ func TestHTMLDocumentsCiteTheirSection(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, corrupt.Status, string(corrupt.Body))
 	require.Equal(t, "file", corrupt.JSON["error"].(map[string]any)["details"].(map[string]any)["field"])
 	require.Contains(t, string(corrupt.Body), "not a DOCX")
+}
+
+// citations are the citations of a run's message.final that cite a document.
+func citations(events []sseEvent, documentID string) []map[string]any {
+	var out []map[string]any
+	for _, e := range events {
+		if e.Type != "message.final" {
+			continue
+		}
+		for _, c := range e.Data["citations"].([]any) {
+			if c := c.(map[string]any); c["document_id"] == documentID {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// TestPDFDocumentsCiteTheirPage: a PDF (printed by chromium) uploaded as a file, or as
+// base64 in JSON, is read by the worker, and a run's citations name the page and the
+// section of the cited chunk. PDFs without text, encrypted, damaged or of 10,000 pages
+// fail with their code in failure_reason, never an empty success; a file that is not a
+// PDF at all is refused at upload.
+func TestPDFDocumentsCiteTheirPage(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, nil)
+	_, editor := p.createKey("t1", "editor")
+	_, reader := p.createKey("t1", "reader")
+	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", editor, `{"allow_missing":true}`).Status)
+	testdata := func(name string) string {
+		b, err := os.ReadFile("../../pkg/extract/testdata/" + name)
+		require.NoError(t, err)
+		return string(b)
+	}
+	manual := testdata("manual.pdf")
+	r := p.upload(editor, map[string]string{"corpus_id": "c1", "document_id": "manual", "chunk_size_chars": "300", "chunk_overlap_chars": "0"},
+		"manual.pdf", "", manual)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	doc := p.waitDocument(reader, "manual", "succeeded")
+	require.Equal(t, extract.ContentTypePDF, doc["content_type"])
+	require.EqualValues(t, len(manual), doc["size_bytes"])
+
+	_, events := p.runStream(reader, `{"session_id":"pdf","corpus_id":"c1","message":"When does the fog horn sound?"}`)
+	cited := citations(events, "manual")
+	require.NotEmpty(t, cited, "events: %v", events)
+	require.Equal(t, "Keeper’s manual > The fog signal", cited[0]["section"], "citations: %v", cited)
+	require.EqualValues(t, 2, cited[0]["page"], "citations: %v", cited)
+
+	// The same bytes as base64 in JSON, beside the text route's fields.
+	body, err := json.Marshal(map[string]any{"corpus_id": "c1", "document_id": "manual-json", "content_type": "application/pdf", "file": []byte(manual)})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, p.do(http.MethodPost, "/v1/documents/text", editor, string(body)).Status)
+	require.NotZero(t, p.waitDocument(reader, "manual-json", "succeeded")["chunk_count"])
+
+	failing := map[string]struct{ data, code string }{
+		"scanned":   {testdata("scanned.pdf"), extract.CodePDFNoText},
+		"encrypted": {testdata("encrypted.pdf"), extract.CodePDFEncrypted},
+		"truncated": {manual[:len(manual)/2], extract.CodePDFCorrupt},
+		"long":      {testdata("long.pdf"), extract.CodePDFTooManyPages},
+	}
+	for id, tt := range failing {
+		r := p.upload(editor, map[string]string{"corpus_id": "c1", "document_id": id}, id+".pdf", "application/pdf", tt.data)
+		require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	}
+	for id, tt := range failing {
+		doc := p.waitDocument(reader, id, "failed")
+		require.True(t, strings.HasPrefix(doc["failure_reason"].(string), tt.code+": "), "%s: %v", id, doc["failure_reason"])
+		require.EqualValues(t, 0, doc["chunk_count"], id)
+	}
+
+	notPDF := p.upload(editor, map[string]string{"corpus_id": "c1"}, "page.pdf", "", testdata("handbook.html"))
+	require.Equal(t, http.StatusBadRequest, notPDF.Status, string(notPDF.Body))
+	require.Equal(t, "file", notPDF.JSON["error"].(map[string]any)["details"].(map[string]any)["field"])
+	require.Contains(t, string(notPDF.Body), "not a PDF")
 }
