@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/cmdout"
 )
 
 // ContentTypePDF is a PDF document. Its text is extracted by the ingest worker, with
@@ -135,7 +135,7 @@ var pagesLine = regexp.MustCompile(`(?m)^Pages:\s+(\d+)\s*$`)
 func (x *PDFExtractor) pageCount(ctx context.Context, data []byte) (int, error) {
 	var out, stderr bytes.Buffer
 	cmd := x.command(ctx, x.pdfinfo, "-")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(data), &firstBytes{w: &out, n: 64 << 10}, &firstBytes{w: &stderr, n: 4 << 10}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(data), &cmdout.Head{W: &out, N: 64 << 10}, &cmdout.Head{W: &stderr, N: 4 << 10}
 	if err := cmd.Run(); err != nil {
 		return 0, toolError("pdfinfo", err, stderr.String())
 	}
@@ -194,21 +194,6 @@ func (x *PDFExtractor) command(ctx context.Context, tool string, args ...string)
 	return cmd
 }
 
-// firstBytes keeps the first n bytes written and drops the rest (a tool's output).
-type firstBytes struct {
-	w io.Writer
-	n int
-}
-
-func (f *firstBytes) Write(p []byte) (int, error) {
-	if f.n > 0 {
-		k := min(f.n, len(p))
-		_, _ = f.w.Write(p[:k])
-		f.n -= k
-	}
-	return len(p), nil
-}
-
 var errTextTooLarge = errors.New("text too large")
 
 // layout runs pdftotext -bbox-layout, poppler's reading order as pages of blocks of lines
@@ -219,7 +204,7 @@ func (x *PDFExtractor) layout(ctx context.Context, data []byte) ([]pdfBlock, err
 	defer cancel()
 	var stderr bytes.Buffer
 	cmd := x.command(ctx, x.pdftotext, "-q", "-bbox-layout", "-enc", "UTF-8", "-l", strconv.Itoa(x.limits.MaxPages), "-", "-")
-	cmd.Stdin, cmd.Stderr = bytes.NewReader(data), &firstBytes{w: &stderr, n: 4 << 10}
+	cmd.Stdin, cmd.Stderr = bytes.NewReader(data), &cmdout.Head{W: &stderr, N: 4 << 10}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("run pdftotext: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexusrag/nexusrag/internal/version"
+	"github.com/nexusrag/nexusrag/pkg/cmdout"
 )
 
 // Backup types and the components each holds.
@@ -246,26 +247,11 @@ func (b *Backups) writeFile(ctx context.Context, dir, component, name string, pr
 func (b *Backups) pgDump(ctx context.Context, w io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, "pg_dump", append(args, "--no-owner", "--no-privileges", "--dbname="+b.dbURL)...)
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = w, &limited{w: &stderr, n: 4096}
+	cmd.Stdout, cmd.Stderr = w, &cmdout.Head{W: &stderr, N: 4096}
 	if err := runSampled(cmd); err != nil {
 		return fmt.Errorf("pg_dump: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
-}
-
-// limited keeps the first n bytes written (a command's error output).
-type limited struct {
-	w io.Writer
-	n int
-}
-
-func (l *limited) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(l.n, len(p))
-		_, _ = l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }
 
 // readMetadata reads the migration versions and every table's rows and checksum.

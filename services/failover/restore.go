@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nexusrag/nexusrag/pkg/cmdout"
 	"github.com/nexusrag/nexusrag/pkg/pgstore"
 )
 
@@ -238,7 +239,7 @@ func (b *Backups) feed(ctx context.Context, path string, encrypted bool, name st
 	defer closeFile()
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer
-	cmd.Stdin, cmd.Stderr = r, &limited{w: &stderr, n: 4096}
+	cmd.Stdin, cmd.Stderr = r, &cmdout.Head{W: &stderr, N: 4096}
 	if err := runSampled(cmd); err != nil {
 		return fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(stderr.String()))
 	}
