@@ -81,13 +81,11 @@ func TestPDFRefusesWhatItCannotRead(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			start := time.Now()
 			text, err := newPDFExtractor(t, tt.limits).Text(context.Background(), tt.data)
 			require.Empty(t, text)
 			e, ok := apierr.From(err)
 			require.True(t, ok, "%v", err)
 			require.Equal(t, tt.code, e.Code, e.Message)
-			require.Less(t, time.Since(start), 5*time.Second)
 		})
 	}
 }
