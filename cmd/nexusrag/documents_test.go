@@ -93,7 +93,7 @@ func TestDocumentsOverHTTP(t *testing.T) {
 		code   string
 	}{
 		{"unsupported file type", func() response {
-			return p.upload(editor, map[string]string{"corpus_id": "c1"}, "a.pdf", "application/pdf", "%PDF")
+			return p.upload(editor, map[string]string{"corpus_id": "c1"}, "a.doc", "application/msword", "x")
 		}, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"},
 		{"untyped file of unknown extension", func() response {
 			return p.upload(editor, map[string]string{"corpus_id": "c1"}, "a.bin", "", "x")

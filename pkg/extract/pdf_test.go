@@ -63,7 +63,7 @@ func TestPDFRefusesWhatItCannotRead(t *testing.T) {
 	small := pdfLimits
 	small.MaxText = 4096
 	short := pdfLimits
-	short.Timeout = 300 * time.Millisecond
+	short.Timeout = 150 * time.Millisecond
 	for _, tt := range []struct {
 		name   string
 		data   []byte
