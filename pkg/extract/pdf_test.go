@@ -32,9 +32,14 @@ func readTestdata(tb testing.TB, name string) []byte {
 // TestPDF reads the three pages chromium printed from manual.md (testdata/README.md): the
 // title and headings back as markdown headings of their level (by their size), each page
 // after its marker, and the paragraph pdftotext cut in two at a shorter line joined again.
+// The same file "copy-protected" (an owner password only) reads the same.
 func TestPDF(t *testing.T) {
-	text, err := newPDFExtractor(t, pdfLimits).Text(context.Background(), readTestdata(t, "manual.pdf"))
+	x := newPDFExtractor(t, pdfLimits)
+	text, err := x.Text(context.Background(), readTestdata(t, "manual.pdf"))
 	require.NoError(t, err)
+	protected, err := x.Text(context.Background(), readTestdata(t, "protected.pdf"))
+	require.NoError(t, err)
+	require.Equal(t, text, protected)
 	require.Equal(t, strings.Join([]string{
 		"<!--page:1-->",
 		"# Keeper’s manual",
