@@ -215,8 +215,9 @@ func continues(a, b *pdfBlock) bool {
 	return sameSize(a.height, b.height) && gap > -0.1*a.height && gap < 0.5*a.height
 }
 
-// joinLines joins a paragraph's lines; a word hyphenated at the end of a line ("extrac-"
-// then "tion") is joined whole.
+// joinLines joins a paragraph's lines. A word hyphenated at the end of a line is joined:
+// whole when the next line goes on in lower case ("extrac-" "tion"; a compound cut at its
+// own hyphen loses it), hyphen kept otherwise ("Anglo-" "Saxon").
 func joinLines(lines []string) string {
 	var b strings.Builder
 	for i, l := range lines {
@@ -224,12 +225,13 @@ func joinLines(lines []string) string {
 			prev := lines[i-1]
 			next, _ := utf8.DecodeRuneInString(l)
 			before, _ := utf8.DecodeLastRuneInString(strings.TrimSuffix(prev, "-"))
-			if strings.HasSuffix(prev, "-") && unicode.IsLetter(before) && unicode.IsLower(next) {
-				s := b.String()
-				b.Reset()
-				b.WriteString(strings.TrimSuffix(s, "-"))
-			} else {
+			switch {
+			case !strings.HasSuffix(prev, "-") || !unicode.IsLetter(before):
 				b.WriteByte(' ')
+			case unicode.IsLower(next):
+				s := strings.TrimSuffix(b.String(), "-")
+				b.Reset()
+				b.WriteString(s)
 			}
 		}
 		b.WriteString(l)
