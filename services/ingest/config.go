@@ -16,7 +16,7 @@ type Config struct {
 	// ingest service handles at once; more answer 503 SERVICE_BUSY at once.
 	MaxConcurrency int `env:"INGEST_MAX_CONCURRENCY" envDefault:"64"`
 	// WorkerConcurrency is how many batches of jobs a worker processes at once.
-	WorkerConcurrency int `env:"INGEST_WORKER_CONCURRENCY" envDefault:"2"`
+	WorkerConcurrency int `env:"INGEST_WORKER_CONCURRENCY" envDefault:"4"`
 	// BatchSize is the most jobs a worker reads and indexes together.
 	BatchSize int `env:"INGEST_BATCH_SIZE" envDefault:"32"`
 	// ClaimTimeout is how long a job may go unacknowledged before another worker redoes it.
