@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // The lexical index of each local corpus lives in the memory of every retrieval replica
@@ -31,7 +33,7 @@ type lexicon struct {
 
 func newLexicon() *lexicon { return &lexicon{byKey: map[corpusKey]*corpusIndex{}, compactAfter: 4096} }
 
-// index is the corpus's index, empty and unloaded the first time.
+// index is the corpus's index, empty and unloaded the first time (or after it sat idle).
 func (l *lexicon) index(tenant, corpus string) *corpusIndex {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -41,7 +43,26 @@ func (l *lexicon) index(tenant, corpus string) *corpusIndex {
 		ci = &corpusIndex{compactAfter: l.compactAfter}
 		l.byKey[k] = ci
 	}
+	ci.used.Store(time.Now().UnixNano())
 	return ci
+}
+
+// indexIdle is how long a corpus's index stays in memory without a search.
+const indexIdle = 30 * time.Minute
+
+// evictIdle forgets the indexes not searched since before idle ago (a search still using
+// one finishes with it); it returns how many it forgot.
+func (l *lexicon) evictIdle(now time.Time, idle time.Duration) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for k, ci := range l.byKey {
+		if now.Sub(time.Unix(0, ci.used.Load())) > idle {
+			delete(l.byKey, k)
+			n++
+		}
+	}
+	return n
 }
 
 // indexVersion is the state of a corpus's chunks an index reflects: the corpus's
@@ -53,6 +74,7 @@ type indexVersion struct{ epoch, generation int64 }
 type corpusIndex struct {
 	refresh      sync.Mutex // one catch-up at a time
 	compactAfter int
+	used         atomic.Int64 // when it was last searched, Unix nanoseconds
 
 	mu       sync.RWMutex
 	loaded   bool

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -282,4 +283,19 @@ func TestMaxScoreIsExact(t *testing.T) {
 			require.InDelta(t, all[got[k].chunkID], got[k].score, 1e-9, "query %d: %s's score", q, got[k].chunkID)
 		}
 	}
+}
+
+// TestIdleIndexesLeaveMemory: an index not searched for the idle time is forgotten, and
+// the next search of its corpus builds it again.
+func TestIdleIndexesLeaveMemory(t *testing.T) {
+	l := newLexicon()
+	searched, idle := l.index("t1", "busy"), l.index("t1", "idle")
+	now := time.Now()
+	idle.used.Store(now.Add(-indexIdle - time.Second).UnixNano())
+	require.Equal(t, 1, l.evictIdle(now, indexIdle))
+	require.Same(t, searched, l.index("t1", "busy"))
+	fresh := l.index("t1", "idle")
+	require.NotSame(t, idle, fresh)
+	_, loaded := fresh.current()
+	require.False(t, loaded, "built again on its next search")
 }

@@ -36,7 +36,8 @@ func (s *Store) RefreshStatistics(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Run refreshes statistics every interval until ctx ends.
+// Run refreshes statistics, and forgets the lexical indexes of corpora idle for
+// indexIdle, every interval until ctx ends.
 func (srv *Server) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -45,6 +46,9 @@ func (srv *Server) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if n := srv.router.local.lex.evictIdle(time.Now(), indexIdle); n > 0 {
+			srv.log.InfoContext(ctx, "idle corpora's lexical indexes left memory", slog.Int("corpora", n), slog.Duration("idle", indexIdle))
 		}
 		start := time.Now()
 		did, err := srv.store.RefreshStatistics(ctx)
