@@ -11,10 +11,9 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
-// WithWorker sets the heartbeat age past which the worker counts as missing, and the
-// attempts after which a failed document is a dead letter.
-func (s *Server) WithWorker(staleAfter time.Duration, maxAttempts int) *Server {
-	s.staleAfter, s.maxAttempts = staleAfter, maxAttempts
+// WithWorker sets the heartbeat age past which the worker counts as missing.
+func (s *Server) WithWorker(staleAfter time.Duration) *Server {
+	s.staleAfter = staleAfter
 	return s
 }
 
@@ -32,7 +31,7 @@ func (s *Server) GetIngestionStats(ctx context.Context, req *ingestv1.GetIngesti
 		return nil, apierr.InvalidArgument("hours", "hours must be 1 to 168")
 	}
 	window := time.Duration(hours) * time.Hour
-	st, err := s.store.IngestionStats(ctx, p.TenantID, time.Now().Add(-window), s.maxAttempts)
+	st, err := s.store.IngestionStats(ctx, p.TenantID, time.Now().Add(-window))
 	if err != nil {
 		return nil, err
 	}

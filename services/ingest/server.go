@@ -72,10 +72,8 @@ type Server struct {
 	rollouts rollouts.Checker
 	// holds answers legal holds before a delete (nil: none are checked).
 	holds governancev1.LegalHoldServiceClient
-	// staleAfter is the heartbeat age past which the worker counts as missing;
-	// maxAttempts the attempts after which a failed document is a dead letter.
-	staleAfter  time.Duration
-	maxAttempts int
+	// staleAfter is the heartbeat age past which the worker counts as missing.
+	staleAfter time.Duration
 }
 
 // NewServer returns the IngestService implementation; documents over maxBytes are
