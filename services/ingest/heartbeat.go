@@ -35,12 +35,19 @@ func (s *Server) GetIngestionStats(ctx context.Context, req *ingestv1.GetIngesti
 	if err != nil {
 		return nil, err
 	}
+	dead, err := s.store.DeadLetters(ctx, p.TenantID, p.CorpusIDs, maxDeadLetters)
+	if err != nil {
+		return nil, err
+	}
 	minutes := window.Minutes()
 	out := &ingestv1.GetIngestionStatsResponse{Hours: hours, DocumentsByStatus: st.byStatus, Succeeded: st.succeeded, Failed: st.failed,
 		DocumentsPerMinute: float64(st.succeeded) / minutes, ChunksPerMinute: float64(st.chunks) / minutes,
 		QueuedToSucceededP50Ms: st.p50MS, QueuedToSucceededP95Ms: st.p95MS, OldestQueuedAgeS: st.oldestQueuedAgeS, DeadLetters: st.deadLetters}
 	for _, f := range st.failures {
 		out.Failures = append(out.Failures, &ingestv1.FailureCount{Reason: f.reason, Count: f.count})
+	}
+	for _, l := range dead {
+		out.DeadLetterJobs = append(out.DeadLetterJobs, deadLetterProto(l))
 	}
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeOpsViewed, Outcome: audit.OutcomeSuccess, ResourceType: "ops", ResourceID: "ingestion",
 		Metadata: map[string]any{"hours": hours}})

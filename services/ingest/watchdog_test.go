@@ -8,8 +8,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	apiv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/api/v1"
 	ingestv1 "github.com/nexusrag/nexusrag/gen/go/nexusrag/ingest/v1"
+	"github.com/nexusrag/nexusrag/pkg/apierr"
+	"github.com/nexusrag/nexusrag/pkg/audit"
+	"github.com/nexusrag/nexusrag/pkg/principal"
 	"github.com/nexusrag/nexusrag/services/ingest"
 	"github.com/nexusrag/nexusrag/services/retrieval"
 )
@@ -135,4 +142,82 @@ func TestSlowProgressingStageIsNeverKilled(t *testing.T) {
 	require.EqualValues(t, want, calls.Load(), "each chunk embedded once")
 	require.EqualValues(t, want, doc.GetChunkCount())
 	t.Logf("%d chunks in %s", want, took.Round(time.Millisecond))
+}
+
+// TestPoisonDocumentIsDeadLettered: a document on which the stage stalls every time stalls
+// its batch once; then each document is retried alone, so its neighbour succeeds while it
+// runs out of attempts and becomes a dead letter, listed by GetIngestionStats. An admin
+// requeues it under the same job id (audited); requeueing an unknown job, or one that is
+// not a dead letter, is refused with a code.
+func TestPoisonDocumentIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.corpus(t, "t1", "c1", map[string]any{})
+	h.corpus(t, "t1", "c2", map[string]any{})
+	var cured atomic.Bool
+	poisoned := newStage(func(ctx context.Context, chunk string) error {
+		if strings.Contains(chunk, "poison") && !cured.Load() {
+			return stall(ctx)
+		}
+		return nil
+	})
+	// Both are queued before the worker starts, so that they share a batch.
+	for _, id := range []string{"good", "poison"} {
+		_, err := h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "The " + id + " document.", DocumentId: id})
+		require.NoError(t, err)
+	}
+	h.worker(t, ingest.WorkerOptions{StallTimeout: stallTimeout, ClaimTimeout: claimTimeout, MaxAttempts: 3}, h.retrievalWith(t, poisoned))
+
+	good := h.waitStatus(t, "good", ingest.StatusSucceeded)
+	require.EqualValues(t, 2, good.GetAttempts(), "stalled once with the poison, then indexed alone")
+	dead := h.waitStatus(t, "poison", ingest.StatusFailed)
+	require.EqualValues(t, 3, dead.GetAttempts())
+	require.Equal(t, "gave up after 3 attempts: INGEST_STALLED: no progress for 250ms before any chunk was embedded", dead.GetFailureReason())
+
+	admin := as("t1", apiv1.Role_ROLE_ADMIN)
+	stats, err := h.client.GetIngestionStats(admin, &ingestv1.GetIngestionStatsRequest{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, stats.GetDeadLetters())
+	require.Len(t, stats.GetDeadLetterJobs(), 1)
+	letter := stats.GetDeadLetterJobs()[0]
+	require.Equal(t, dead.GetJobId(), letter.GetJobId())
+	require.Equal(t, "poison", letter.GetDocumentId())
+	require.Equal(t, "c1", letter.GetCorpusId())
+	require.EqualValues(t, 3, letter.GetAttempts())
+	require.Equal(t, dead.GetFailureReason(), letter.GetFailureReason())
+	require.Equal(t, "/v1/ops/ingestion/dead-letters/"+dead.GetJobId()+"/requeue", letter.GetRequeueUrl())
+	require.Equal(t, []*ingestv1.FailureCount{{Reason: ingest.CodeIngestStalled, Count: 1}}, stats.GetFailures(), "counted by the stall's code")
+
+	scoped := principal.With(context.Background(), principal.Principal{TenantID: "t1", KeyID: "s", Role: apiv1.Role_ROLE_ADMIN, CorpusIDs: []string{"c2"}})
+	stats, err = h.client.GetIngestionStats(scoped, &ingestv1.GetIngestionStatsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, stats.GetDeadLetterJobs(), "a key scoped to c2 lists none of c1's")
+	_, err = h.client.RequeueDeadLetter(scoped, &ingestv1.RequeueDeadLetterRequest{JobId: dead.GetJobId()})
+	require.Equal(t, apierr.CodeForbidden, code(err))
+	_, err = h.client.RequeueDeadLetter(as("t2", apiv1.Role_ROLE_ADMIN), &ingestv1.RequeueDeadLetterRequest{JobId: dead.GetJobId()})
+	require.Equal(t, codes.NotFound, status.Code(err), "another tenant's job is unknown")
+	_, err = h.client.RequeueDeadLetter(admin, &ingestv1.RequeueDeadLetterRequest{JobId: "job_unknown"})
+	require.Equal(t, codes.NotFound, status.Code(err))
+	require.Equal(t, apierr.CodeNotFound, code(err))
+	_, err = h.client.RequeueDeadLetter(admin, &ingestv1.RequeueDeadLetterRequest{JobId: good.GetJobId()})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	require.Equal(t, ingest.CodeNotADeadLetter, code(err))
+	require.Equal(t, "job "+good.GetJobId()+" of document good is not a dead letter: it succeeded", status.Convert(err).Message())
+	require.Zero(t, h.audit.Count(audit.TypeDeadLetterRequeued), "refusals requeue nothing")
+
+	cured.Store(true)
+	res, err := h.client.RequeueDeadLetter(admin, &ingestv1.RequeueDeadLetterRequest{JobId: dead.GetJobId()})
+	require.NoError(t, err)
+	require.True(t, proto.Equal(&ingestv1.RequeueDeadLetterResponse{JobId: dead.GetJobId(), DocumentId: "poison", Status: ingest.StatusQueued,
+		StatusUrl: "/v1/documents/poison"}, res), "%v", res)
+	require.Equal(t, 1, h.audit.Count(audit.TypeDeadLetterRequeued))
+	_, err = h.client.RequeueDeadLetter(admin, &ingestv1.RequeueDeadLetterRequest{JobId: dead.GetJobId()})
+	require.Equal(t, ingest.CodeNotADeadLetter, code(err), "requeued already")
+	doc := h.waitStatus(t, "poison", ingest.StatusSucceeded)
+	require.EqualValues(t, 1, doc.GetAttempts(), "attempts count from zero again")
+	require.Equal(t, dead.GetJobId(), doc.GetJobId())
+	stats, err = h.client.GetIngestionStats(admin, &ingestv1.GetIngestionStatsRequest{})
+	require.NoError(t, err)
+	require.Zero(t, stats.GetDeadLetters())
+	require.Empty(t, stats.GetDeadLetterJobs())
 }
