@@ -61,5 +61,8 @@ func stage(p *retrievalv1.UpsertProgress) string {
 	case p.GetChunksEmbedded() < p.GetChunksTotal():
 		return fmt.Sprintf("after %d of %d chunks were embedded", p.GetChunksEmbedded(), p.GetChunksTotal())
 	}
+	if p.GetChunksTotal() == 1 {
+		return "while its embedded chunk was written"
+	}
 	return fmt.Sprintf("while its %d embedded chunks were written", p.GetChunksTotal())
 }
