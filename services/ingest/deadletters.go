@@ -14,7 +14,6 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/apierr"
 	"github.com/nexusrag/nexusrag/pkg/audit"
 	"github.com/nexusrag/nexusrag/pkg/principal"
-	"github.com/nexusrag/nexusrag/pkg/rollouts"
 )
 
 // CodeNotADeadLetter refuses to requeue a job that is not a dead letter.
@@ -77,10 +76,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, jobID string, check func(Do
 
 // RequeueDeadLetter puts a dead letter back on the queue.
 func (s *Server) RequeueDeadLetter(ctx context.Context, req *ingestv1.RequeueDeadLetterRequest) (*ingestv1.RequeueDeadLetterResponse, error) {
-	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
-		return nil, err
-	}
-	p, release, err := s.beginWrite(ctx)
+	p, release, err := s.beginIngest(ctx)
 	if err != nil {
 		return nil, err
 	}
