@@ -18,7 +18,7 @@ import (
 // is indexed. Unknown jobs answer 404, jobs that are not dead letters 409, readers 403.
 func TestStalledIngestionIsDeadLetteredAndRequeued(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t, []string{"INGEST_STALL_TIMEOUT=1s", "INGEST_MAX_ATTEMPTS=1"})
+	p := startPlatform(t, []string{"INGEST_STALL_TIMEOUT=2s", "INGEST_MAX_ATTEMPTS=1"})
 	_, admin := p.createKey("t1", "admin")
 	_, reader := p.createKey("t1", "reader")
 	require.Equal(t, http.StatusOK, p.do(http.MethodPatch, "/v1/corpora/c1", admin, `{"allow_missing": true}`).Status)
@@ -31,7 +31,7 @@ func TestStalledIngestionIsDeadLetteredAndRequeued(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
 	job := r.data()["job_id"].(string)
 	dead := p.waitDocument(admin, "stuck", "failed")
-	require.Equal(t, "gave up after 1 attempts: INGEST_STALLED: no progress for 1s while its embedded chunk was written", dead["failure_reason"])
+	require.Equal(t, "gave up after 1 attempts: INGEST_STALLED: no progress for 2s while its embedded chunk was written", dead["failure_reason"])
 
 	r = p.do(http.MethodGet, "/v1/ops/ingestion", admin, "")
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))

@@ -48,14 +48,21 @@ func stall(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Timings of the watchdog tests: a stall is noticed after stallTimeout (also the bound of
-// each statement, and of a write after its last progress: ample on a loaded machine), and
-// a failed attempt is retried once its job has been idle for claimTimeout. The tests run
-// in parallel: they mostly wait.
+// Timings of the watchdog tests: a stall is noticed after stallTimeout, and a failed
+// attempt is retried once its job has been idle for claimTimeout. Every step that makes
+// progress (a chunk embedded, a write, a statement) must end within stallTimeout: ample
+// on two cores running two test suites under the race detector. The tests run in
+// parallel: they mostly wait.
 const (
-	stallTimeout = 250 * time.Millisecond
-	claimTimeout = 150 * time.Millisecond
+	stallTimeout = time.Second
+	claimTimeout = 200 * time.Millisecond
 )
+
+// watched are the options of a worker under the watchdog tests.
+func watched(o ingest.WorkerOptions) ingest.WorkerOptions {
+	o.StallTimeout, o.ClaimTimeout, o.MaxAttempts = stallTimeout, claimTimeout, 3
+	return o
+}
 
 // threeChunks is a document the worker cuts into three chunks (chunk_size_chars 100).
 const threeChunks = "The lighthouse keeper lights the lamp at dusk and trims the wick twice in the night.\n\n" +
@@ -90,7 +97,7 @@ func TestStalledStageIsRetried(t *testing.T) {
 		}
 		return nil
 	})
-	h.worker(t, ingest.WorkerOptions{StallTimeout: stallTimeout, ClaimTimeout: claimTimeout, MaxAttempts: 3}, h.retrievalWith(t, stalling))
+	h.worker(t, watched(ingest.WorkerOptions{}), h.retrievalWith(t, stalling))
 	_, err := h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: threeChunks, DocumentId: "d1", ChunkSizeChars: 100, ChunkOverlapChars: 0})
 	require.NoError(t, err)
 
@@ -100,7 +107,7 @@ func TestStalledStageIsRetried(t *testing.T) {
 	retry := <-duringRetry
 	require.Equal(t, ingest.StatusProcessing, retry.GetStatus())
 	require.EqualValues(t, 2, retry.GetAttempts())
-	require.Equal(t, "INGEST_STALLED: no progress for 250ms after 1 of 3 chunks were embedded", retry.GetFailureReason())
+	require.Equal(t, "INGEST_STALLED: no progress for 1s after 1 of 3 chunks were embedded", retry.GetFailureReason())
 	require.Equal(t, retry.GetJobId(), doc.GetJobId(), "the same job, retried")
 	require.EqualValues(t, 2, doc.GetAttempts())
 	require.Empty(t, doc.GetFailureReason())
@@ -117,7 +124,7 @@ func TestSlowProgressingStageIsNeverKilled(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.corpus(t, "t1", "c1", map[string]any{})
-	text := strings.Repeat(threeChunks+"\n\n", 4)
+	text := strings.Repeat(threeChunks+"\n\n", 3)
 	want := len(ingest.Chunk(text, ingest.ChunkOptions{Size: 100}))
 	var calls atomic.Int32
 	slow := newStage(func(ctx context.Context, _ string) error {
@@ -129,8 +136,7 @@ func TestSlowProgressingStageIsNeverKilled(t *testing.T) {
 			return ctx.Err()
 		}
 	})
-	h.worker(t, ingest.WorkerOptions{StallTimeout: stallTimeout, ClaimTimeout: claimTimeout, RequeueAfter: 2 * claimTimeout, MaxAttempts: 3},
-		h.retrievalWith(t, slow))
+	h.worker(t, watched(ingest.WorkerOptions{RequeueAfter: stallTimeout}), h.retrievalWith(t, slow))
 	start := time.Now()
 	_, err := h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: text, DocumentId: "big", ChunkSizeChars: 100, ChunkOverlapChars: 0})
 	require.NoError(t, err)
@@ -166,13 +172,13 @@ func TestPoisonDocumentIsDeadLettered(t *testing.T) {
 		_, err := h.client.CreateDocument(editor, &ingestv1.CreateDocumentRequest{CorpusId: "c1", Text: "The " + id + " document.", DocumentId: id})
 		require.NoError(t, err)
 	}
-	h.worker(t, ingest.WorkerOptions{StallTimeout: stallTimeout, ClaimTimeout: claimTimeout, MaxAttempts: 3}, h.retrievalWith(t, poisoned))
+	h.worker(t, watched(ingest.WorkerOptions{}), h.retrievalWith(t, poisoned))
 
 	good := h.waitStatus(t, "good", ingest.StatusSucceeded)
 	require.EqualValues(t, 2, good.GetAttempts(), "stalled once with the poison, then indexed alone")
 	dead := h.waitStatus(t, "poison", ingest.StatusFailed)
 	require.EqualValues(t, 3, dead.GetAttempts())
-	require.Equal(t, "gave up after 3 attempts: INGEST_STALLED: no progress for 250ms before any chunk was embedded", dead.GetFailureReason())
+	require.Equal(t, "gave up after 3 attempts: INGEST_STALLED: no progress for 1s before any chunk was embedded", dead.GetFailureReason())
 
 	admin := as("t1", apiv1.Role_ROLE_ADMIN)
 	stats, err := h.client.GetIngestionStats(admin, &ingestv1.GetIngestionStatsRequest{})

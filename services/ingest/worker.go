@@ -153,14 +153,15 @@ func (w *Worker) consume(ctx context.Context) {
 
 // next returns the jobs to process: jobs left idle for the claim timeout (their worker
 // stopped, or their attempt failed and they wait to be retried), looked for at most every
-// third of it by one consumer, else new jobs.
+// third of it by one consumer, else new jobs. Jobs this worker is still processing (their
+// touches came late) are left to it.
 func (w *Worker) next(ctx context.Context) ([]Job, error) {
 	if w.reclaimDue() {
 		jobs, err := w.queue.Reclaim(ctx, w.o.Consumer, w.o.ClaimTimeout, w.o.BatchSize)
-		switch {
-		case err != nil:
+		if err != nil {
 			w.log.WarnContext(ctx, "reclaiming jobs failed", "error", err)
-		case len(jobs) > 0:
+		}
+		if jobs = w.notInflight(jobs); len(jobs) > 0 {
 			w.log.InfoContext(ctx, "reclaimed idle jobs", "jobs", len(jobs))
 			return jobs, nil
 		}
@@ -448,6 +449,12 @@ func (w *Worker) track(jobs []Job, on bool) {
 			delete(w.inflight, j.ID)
 		}
 	}
+}
+
+func (w *Worker) notInflight(jobs []Job) []Job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.DeleteFunc(jobs, func(j Job) bool { _, ok := w.inflight[j.ID]; return ok })
 }
 
 func (w *Worker) inflightJobs() []Job {
