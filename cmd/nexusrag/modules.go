@@ -232,7 +232,7 @@ func initIngest(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	isrv := ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout, cfg.MaxAttempts).
+	isrv := ingest.NewServer(store, queue, client, a.rec, a.log, cfg.MaxBytes, cfg.MaxConcurrency).WithWorker(cfg.ClaimTimeout).
 		WithRollouts(a.rollouts).WithLegalHolds(governancev1.NewLegalHoldServiceClient(govConn))
 	a.grpc.Register(&ingestv1.IngestService_ServiceDesc, isrv)
 	if b := isrv.Bulkhead(); b != nil {

@@ -48,6 +48,8 @@ const (
 	TypeReindexEnqueued = "documents.reindex.enqueued"
 	// TypeDocumentDeleted: a document and its chunks were deleted.
 	TypeDocumentDeleted = "documents.deleted"
+	// TypeDeadLetterRequeued: an ingestion job out of attempts (a dead letter) was put back on the queue.
+	TypeDeadLetterRequeued = "documents.dead_letter.requeued"
 	// TypeRunInvoked: an agent run started (never its message text).
 	TypeRunInvoked = "run.invoked"
 	// TypePlanChanged: a tenant's plan was assigned.
@@ -123,7 +125,7 @@ func Types() []string {
 	return []string{
 		TypeAPIKeyCreated, TypeAPIKeyUpdated, TypeAPIKeyRevoked, TypeAuthAccessSuccess, TypeAuthAccessFailure,
 		TypeRBACForbidden, TypeSecurityRateLimited, TypeRateLimitDegraded, TypeCorporaUpdated,
-		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
+		TypeIngestEnqueued, TypeReindexEnqueued, TypeDocumentDeleted, TypeDeadLetterRequeued, TypeRunInvoked, TypePlanChanged, TypePlanOverrideChanged,
 		TypeQuotaChanged, TypeQuotaSoftCapReached, TypeQuotaHardCapBlocked, TypeQuotaOverageObserved, TypeUsageRecorded,
 		TypeWebhookFailure, TypeUpgradeRequested, TypeSelfServeKeyCreated, TypeSelfServeKeyRevoked, TypeSelfServeKeysListed,
 		TypeSelfServeUsageViewed, TypeSelfServePlanViewed, TypeSelfServeWebhookTested, TypeOpsViewed, TypeWorkerHeartbeatMissed,

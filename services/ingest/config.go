@@ -21,8 +21,12 @@ type Config struct {
 	BatchSize int `env:"INGEST_BATCH_SIZE" envDefault:"32"`
 	// ClaimTimeout is how long a job may go unacknowledged before another worker redoes it.
 	ClaimTimeout time.Duration `env:"INGEST_CLAIM_TIMEOUT" envDefault:"60s"`
-	// MaxAttempts bounds the runs of a job that keeps failing for a transient reason.
+	// MaxAttempts bounds the runs of a job that keeps failing for a transient reason (a
+	// stall included); the job is then a dead letter.
 	MaxAttempts int `env:"INGEST_MAX_ATTEMPTS" envDefault:"5"`
+	// StallTimeout is how long a job's stage may go without progress (a batch of chunks
+	// embedded, the chunks written) before its attempt fails with INGEST_STALLED.
+	StallTimeout time.Duration `env:"INGEST_STALL_TIMEOUT" envDefault:"2m"`
 	// RequeueAfter is how long an unfinished document may go without progress before its
 	// job is put on the queue again (a Redis that restarted without persistence loses jobs).
 	RequeueAfter time.Duration `env:"INGEST_REQUEUE_AFTER" envDefault:"5m"`
@@ -54,6 +58,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_CLAIM_TIMEOUT: %s is below 3s", c.ClaimTimeout)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("INGEST_MAX_ATTEMPTS: must be at least 1")
+	case c.StallTimeout < time.Second:
+		return fmt.Errorf("INGEST_STALL_TIMEOUT: %s is below 1s", c.StallTimeout)
 	case c.RequeueGrace < 100*time.Millisecond:
 		return fmt.Errorf("INGEST_REQUEUE_GRACE: %s is below 100ms", c.RequeueGrace)
 	case c.RequeueAfter < c.ClaimTimeout:
@@ -79,6 +85,6 @@ func (*Config) Renames() []config.Rename {
 // WorkerOptions are the worker's options from the configuration.
 func (c Config) WorkerOptions() WorkerOptions {
 	return WorkerOptions{Concurrency: c.WorkerConcurrency, BatchSize: c.BatchSize, ClaimTimeout: c.ClaimTimeout,
-		MaxAttempts: c.MaxAttempts, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace,
+		MaxAttempts: c.MaxAttempts, StallTimeout: c.StallTimeout, RequeueAfter: c.RequeueAfter, RequeueGrace: c.RequeueGrace,
 		PDF: extract.PDFLimits{MaxPages: c.MaxPages, MaxText: c.MaxBytes, Timeout: c.ExtractTimeout}}
 }

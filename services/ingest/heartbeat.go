@@ -11,10 +11,9 @@ import (
 	"github.com/nexusrag/nexusrag/pkg/principal"
 )
 
-// WithWorker sets the heartbeat age past which the worker counts as missing, and the
-// attempts after which a failed document is a dead letter.
-func (s *Server) WithWorker(staleAfter time.Duration, maxAttempts int) *Server {
-	s.staleAfter, s.maxAttempts = staleAfter, maxAttempts
+// WithWorker sets the heartbeat age past which the worker counts as missing.
+func (s *Server) WithWorker(staleAfter time.Duration) *Server {
+	s.staleAfter = staleAfter
 	return s
 }
 
@@ -32,7 +31,11 @@ func (s *Server) GetIngestionStats(ctx context.Context, req *ingestv1.GetIngesti
 		return nil, apierr.InvalidArgument("hours", "hours must be 1 to 168")
 	}
 	window := time.Duration(hours) * time.Hour
-	st, err := s.store.IngestionStats(ctx, p.TenantID, time.Now().Add(-window), s.maxAttempts)
+	st, err := s.store.IngestionStats(ctx, p.TenantID, time.Now().Add(-window))
+	if err != nil {
+		return nil, err
+	}
+	dead, err := s.store.DeadLetters(ctx, p.TenantID, p.CorpusIDs, maxDeadLetters)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +45,9 @@ func (s *Server) GetIngestionStats(ctx context.Context, req *ingestv1.GetIngesti
 		QueuedToSucceededP50Ms: st.p50MS, QueuedToSucceededP95Ms: st.p95MS, OldestQueuedAgeS: st.oldestQueuedAgeS, DeadLetters: st.deadLetters}
 	for _, f := range st.failures {
 		out.Failures = append(out.Failures, &ingestv1.FailureCount{Reason: f.reason, Count: f.count})
+	}
+	for _, l := range dead {
+		out.DeadLetterJobs = append(out.DeadLetterJobs, deadLetterProto(l))
 	}
 	s.audit.Record(ctx, audit.Event{Type: audit.TypeOpsViewed, Outcome: audit.OutcomeSuccess, ResourceType: "ops", ResourceID: "ingestion",
 		Metadata: map[string]any{"hours": hours}})

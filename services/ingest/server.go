@@ -72,10 +72,8 @@ type Server struct {
 	rollouts rollouts.Checker
 	// holds answers legal holds before a delete (nil: none are checked).
 	holds governancev1.LegalHoldServiceClient
-	// staleAfter is the heartbeat age past which the worker counts as missing;
-	// maxAttempts the attempts after which a failed document is a dead letter.
-	staleAfter  time.Duration
-	maxAttempts int
+	// staleAfter is the heartbeat age past which the worker counts as missing.
+	staleAfter time.Duration
 }
 
 // NewServer returns the IngestService implementation; documents over maxBytes are
@@ -98,12 +96,18 @@ func (s *Server) beginWrite(ctx context.Context) (p principal.Principal, release
 	return p, release, err
 }
 
+// beginIngest is beginWrite for a write that queues ingestion work, which kill.ingest
+// refuses first.
+func (s *Server) beginIngest(ctx context.Context) (p principal.Principal, release func(), err error) {
+	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
+		return p, nil, err
+	}
+	return s.beginWrite(ctx)
+}
+
 // CreateDocument stores a document and queues its ingestion.
 func (s *Server) CreateDocument(ctx context.Context, req *ingestv1.CreateDocumentRequest) (*ingestv1.CreateDocumentResponse, error) {
-	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
-		return nil, err
-	}
-	p, release, err := s.beginWrite(ctx)
+	p, release, err := s.beginIngest(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -331,10 +335,7 @@ func (s *Server) ListDocuments(ctx context.Context, req *ingestv1.ListDocumentsR
 
 // ReindexDocument queues a document's ingestion again.
 func (s *Server) ReindexDocument(ctx context.Context, req *ingestv1.ReindexDocumentRequest) (*ingestv1.ReindexDocumentResponse, error) {
-	if err := s.rollouts.Check(rollouts.KillIngest); err != nil {
-		return nil, err
-	}
-	p, release, err := s.beginWrite(ctx)
+	p, release, err := s.beginIngest(ctx)
 	if err != nil {
 		return nil, err
 	}

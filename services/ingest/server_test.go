@@ -56,22 +56,28 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{pool: pool, store: ingest.NewStore(pool), queue: ingest.NewQueue(rdb, prefix), rdb: rdb, prefix: prefix, audit: &audittest.Recorder{}}
 	require.NoError(t, h.queue.Ensure(context.Background()))
 
-	rsrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	rsrv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(retrieval.NewStore(pool),
-		retrieval.NewRouter(retrieval.NewLocalIndex(retrieval.NewStore(pool), retrieval.NewHashEmbedder(retrieval.DefaultDim)), nil, nil, nil, nil),
-		entitlements.Everything, &audittest.Recorder{}, logging.Discard()))
-	rconn, stop, err := grpcx.InProcess(rsrv)
+	h.retrieval = h.retrievalWith(t, retrieval.NewHashEmbedder(retrieval.DefaultDim))
+	isrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, h.queue, h.retrieval, h.audit, logging.Discard(), maxBytes, 0).WithWorker(3*time.Second))
+	iconn, stop, err := grpcx.InProcess(isrv)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	h.retrieval = retrievalv1.NewRetrievalServiceClient(rconn)
-
-	isrv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
-	isrv.Register(&ingestv1.IngestService_ServiceDesc, ingest.NewServer(h.store, h.queue, h.retrieval, h.audit, logging.Discard(), maxBytes, 0).WithWorker(3*time.Second, 3))
-	iconn, stop2, err := grpcx.InProcess(isrv)
-	require.NoError(t, err)
-	t.Cleanup(stop2)
 	h.client = ingestv1.NewIngestServiceClient(iconn)
 	return h
+}
+
+// retrievalWith serves another retrieval service over the same database, embedding with
+// emb: a fake of its embedding stage.
+func (h *harness) retrievalWith(t *testing.T, emb retrieval.Embedder) retrievalv1.RetrievalServiceClient {
+	t.Helper()
+	store := retrieval.NewStore(h.pool)
+	srv := grpcx.NewServer(grpcx.ServerOptions{Log: logging.Discard()})
+	srv.Register(&retrievalv1.RetrievalService_ServiceDesc, retrieval.NewServer(store,
+		retrieval.NewRouter(retrieval.NewLocalIndex(store, emb), nil, nil, nil, nil), entitlements.Everything, &audittest.Recorder{}, logging.Discard()))
+	conn, stop, err := grpcx.InProcess(srv)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	return retrievalv1.NewRetrievalServiceClient(conn)
 }
 
 func as(tenant string, role apiv1.Role) context.Context {

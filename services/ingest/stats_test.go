@@ -29,7 +29,7 @@ func TestIngestionStats(t *testing.T) {
 	for _, q := range []string{
 		`UPDATE ingest.documents SET status = 'succeeded', chunk_count = 4, queued_at = now() - interval '2 s', finished_at = now() WHERE document_id IN ('ok1', 'ok2')`,
 		`UPDATE ingest.documents SET status = 'succeeded', chunk_count = 9, queued_at = now() - interval '30 h', finished_at = now() - interval '30 h' WHERE tenant_id = 't1' AND document_id = 'old'`,
-		`UPDATE ingest.documents SET status = 'failed', failure_reason = 'EMBEDDING_FAILED: timeout', attempts = 3, finished_at = now() WHERE document_id = 'dead'`,
+		`UPDATE ingest.documents SET status = 'failed', failure_reason = 'gave up after 3 attempts: EMBEDDING_FAILED: timeout', attempts = 3, finished_at = now(), dead_lettered_at = now() WHERE document_id = 'dead'`,
 		`UPDATE ingest.documents SET status = 'failed', failure_reason = 'INVALID_DOCUMENT: empty', attempts = 1, finished_at = now() WHERE document_id = 'bad'`,
 		`UPDATE ingest.documents SET queued_at = now() - interval '60 s' WHERE document_id = 'waiting'`,
 	} {

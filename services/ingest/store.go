@@ -161,7 +161,7 @@ func (s *Store) Create(ctx context.Context, n NewDocument, overwrite bool) (d Do
 // otherwise); jobParam is the new job id's parameter.
 func requeueSet(jobParam string) string {
 	return `status = 'queued', failure_reason = '', version = nextval('ingest.document_versions'), job_id = ` + jobParam + `, attempts = 0,
-	enqueued_at = now(), updated_at = now(), queued_at = now(), started_at = NULL, finished_at = NULL`
+	enqueued_at = now(), updated_at = now(), queued_at = now(), started_at = NULL, finished_at = NULL, dead_lettered_at = NULL`
 }
 
 // Reindex queues a new ingestion of a document with the given chunking.
@@ -297,12 +297,11 @@ type claimed struct {
 // whose document is gone, has moved on to a newer version or is already finished is not
 // returned: it is stale and only needs acknowledging.
 func (s *Store) Claim(ctx context.Context, jobs []Job) ([]claimed, error) {
-	tenants, ids, versions := make([]string, len(jobs)), make([]string, len(jobs)), make([]int64, len(jobs))
 	byKey := make(map[[2]string]Job, len(jobs))
-	for i, j := range jobs {
-		tenants[i], ids[i], versions[i] = j.TenantID, j.DocumentID, j.Version
+	for _, j := range jobs {
 		byKey[[2]string{j.TenantID, j.DocumentID}] = j
 	}
+	tenants, ids, versions := jobColumns(jobs)
 	rows, err := s.pool.Query(ctx, `
 		UPDATE ingest.documents d
 		   SET status = 'processing', attempts = d.attempts + 1, started_at = now(), updated_at = now()
@@ -321,14 +320,40 @@ func (s *Store) Claim(ctx context.Context, jobs []Job) ([]claimed, error) {
 	})
 }
 
-// outcome is how a worker finished a document's version.
+// KeepAlive marks the documents of jobs a worker is still working on as updated now: the
+// requeue sweep must not take a long ingestion that keeps progressing for a lost job.
+func (s *Store) KeepAlive(ctx context.Context, jobs []Job) error {
+	tenants, ids, versions := jobColumns(jobs)
+	_, err := s.pool.Exec(ctx, `
+		UPDATE ingest.documents d SET updated_at = now()
+		  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS j(job_tenant, job_document, job_version)
+		 WHERE d.tenant_id = j.job_tenant AND d.document_id = j.job_document AND d.version = j.job_version
+		   AND d.status = 'processing'`, tenants, ids, versions)
+	if err != nil {
+		return fmt.Errorf("keep %d documents alive: %w", len(jobs), err)
+	}
+	return nil
+}
+
+// jobColumns are the tenants, documents and versions of jobs, as columns for unnest.
+func jobColumns(jobs []Job) (tenants, ids []string, versions []int64) {
+	tenants, ids, versions = make([]string, len(jobs)), make([]string, len(jobs)), make([]int64, len(jobs))
+	for i, j := range jobs {
+		tenants[i], ids[i], versions[i] = j.TenantID, j.DocumentID, j.Version
+	}
+	return tenants, ids, versions
+}
+
+// outcome is how a worker's attempt at a document's version ended.
 type outcome struct {
 	job        string // the stream id of the job, acknowledged once the outcome is recorded
 	tenant, id string
 	version    int64
-	status     string // succeeded | failed
+	// status is succeeded or failed, or queued: the attempt failed and the job is retried.
+	status     string
 	chunks     int
 	reason     string
+	deadLetter bool // failed: out of attempts
 }
 
 // outcome is how this claim of the document ended.
@@ -336,22 +361,26 @@ func (c claimed) outcome(status string, chunks int, reason string) outcome {
 	return outcome{job: c.job.ID, tenant: c.TenantID, id: c.DocumentID, version: c.Version, status: status, chunks: chunks, reason: reason}
 }
 
-// Finish records outcomes; an outcome for a version that is no longer current changes nothing.
+// Finish records outcomes; an outcome for a version that is no longer current changes
+// nothing. A retried document is queued again with the reason of its failed attempt.
 func (s *Store) Finish(ctx context.Context, outs []outcome) error {
 	n := len(outs)
 	tenants, ids, statuses, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	versions, chunks := make([]int64, n), make([]int32, n)
+	versions, chunks, dead := make([]int64, n), make([]int32, n), make([]bool, n)
 	for i, o := range outs {
 		tenants[i], ids[i], statuses[i], reasons[i], versions[i], chunks[i] = o.tenant, o.id, o.status, o.reason, o.version, int32(o.chunks)
+		dead[i] = o.deadLetter
 	}
 	_, err := s.pool.Exec(ctx, `
 		UPDATE ingest.documents d
 		   SET status = o.status, failure_reason = o.reason,
 		       chunk_count = CASE WHEN o.status = 'succeeded' THEN o.chunks ELSE d.chunk_count END,
-		       finished_at = now(), updated_at = now()
-		  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[]) AS o(o_tenant, o_document, o_version, status, chunks, reason)
+		       finished_at = CASE WHEN o.status = 'queued' THEN NULL ELSE now() END,
+		       dead_lettered_at = CASE WHEN o.dead THEN now() END, updated_at = now()
+		  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::bool[])
+		       AS o(o_tenant, o_document, o_version, status, chunks, reason, dead)
 		 WHERE d.tenant_id = o.o_tenant AND d.document_id = o.o_document AND d.version = o.o_version AND d.status = 'processing'`,
-		tenants, ids, versions, statuses, chunks, reasons)
+		tenants, ids, versions, statuses, chunks, reasons, dead)
 	if err != nil {
 		return fmt.Errorf("record %d ingestion outcomes: %w", n, err)
 	}
@@ -381,6 +410,10 @@ func (s *Store) Stale(ctx context.Context, grace, lost time.Duration, limit int)
 	})
 }
 
+// isDeadLetter is what a dead letter's row meets: failed out of attempts (the worker sets
+// dead_lettered_at), and its content still there to ingest.
+const isDeadLetter = `(status = 'failed' AND dead_lettered_at IS NOT NULL AND anonymized_at IS NULL)`
+
 // ingestionStats is a tenant's ingestion over a window (GetIngestionStats).
 type ingestionStats struct {
 	byStatus          map[string]int64
@@ -397,9 +430,8 @@ type failureCount struct {
 	count  int64
 }
 
-// IngestionStats reads tenant's ingestion since since; a failed document with at least
-// maxAttempts attempts is a dead letter.
-func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Time, maxAttempts int) (ingestionStats, error) {
+// IngestionStats reads tenant's ingestion since since.
+func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Time) (ingestionStats, error) {
 	st := ingestionStats{byStatus: map[string]int64{}}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT status, count(*) FROM ingest.documents WHERE tenant_id = $1 GROUP BY status`, tenant)
@@ -425,7 +457,8 @@ func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Ti
 			Scan(&st.succeeded, &st.failed, &st.chunks, &st.p50MS, &st.p95MS); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT split_part(failure_reason, ':', 1), count(*) FROM ingest.documents
+		// A dead letter's reason is "gave up after N attempts: CODE: message": counted by its code.
+		rows, err = tx.Query(ctx, `SELECT split_part(regexp_replace(failure_reason, '^gave up after \d+ attempts: ', ''), ':', 1), count(*) FROM ingest.documents
 			WHERE tenant_id = $1 AND status = 'failed' AND finished_at >= $2 GROUP BY 1 ORDER BY 2 DESC, 1`, tenant, since)
 		if err != nil {
 			return err
@@ -438,8 +471,8 @@ func (s *Store) IngestionStats(ctx context.Context, tenant string, since time.Ti
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT extract(epoch FROM now() - min(queued_at) FILTER (WHERE status = 'queued'))::float8,
-				count(*) FILTER (WHERE status = 'failed' AND attempts >= $2)
-			FROM ingest.documents WHERE tenant_id = $1 AND status IN ('queued', 'failed')`, tenant, maxAttempts).Scan(&st.oldestQueuedAgeS, &st.deadLetters)
+				count(*) FILTER (WHERE `+isDeadLetter+`)
+			FROM ingest.documents WHERE tenant_id = $1 AND status IN ('queued', 'failed')`, tenant).Scan(&st.oldestQueuedAgeS, &st.deadLetters)
 	})
 	if err != nil {
 		return ingestionStats{}, fmt.Errorf("ingestion stats of %s: %w", tenant, err)

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,12 +32,17 @@ type WorkerOptions struct {
 	// BatchSize is the most jobs read, claimed and indexed together (default 32).
 	BatchSize int
 	// ClaimTimeout is how long a job may sit unacknowledged before another worker takes it
-	// over (default 60s); a worker touches the jobs it is working on well within it.
+	// over (default 60s); a worker touches the jobs it is working on well within it. A job
+	// whose attempt failed for a transient reason is retried once idle that long.
 	ClaimTimeout time.Duration
-	// MaxAttempts bounds deliveries of a job that keeps failing for a transient reason (default 5).
+	// MaxAttempts bounds the attempts of a job that keeps failing for a transient reason
+	// (default 5); the last one makes it a dead letter.
 	MaxAttempts int
-	// RequeueAfter is how long an unfinished document may go without progress before the
-	// sweep puts its job on the queue again (default 5m).
+	// StallTimeout is how long a stage may report no progress before its attempt fails with
+	// INGEST_STALLED (default 2m): the watchdog judges progress, never the total time.
+	StallTimeout time.Duration
+	// RequeueAfter is how long an unfinished document no worker is holding may go without
+	// an update before the sweep puts its job on the queue again (default 5m).
 	RequeueAfter time.Duration
 	// RequeueGrace is how long a document whose job could not be enqueued (Redis was down)
 	// waits before the sweep enqueues it (default 10s).
@@ -58,6 +65,7 @@ func (o *WorkerOptions) defaults() {
 	setDefault(&o.BatchSize, 32)
 	setDefault(&o.ClaimTimeout, time.Minute)
 	setDefault(&o.MaxAttempts, 5)
+	setDefault(&o.StallTimeout, 2*time.Minute)
 	setDefault(&o.RequeueAfter, 5*time.Minute)
 	setDefault(&o.RequeueGrace, 10*time.Second)
 	setDefault(&o.Block, 500*time.Millisecond)
@@ -75,7 +83,8 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 // Worker consumes ingestion jobs: it claims the documents, chunks them, hands the chunks
 // to the retrieval service (several documents of a corpus per call) and records the
 // outcome, and only then acknowledges the jobs. A job whose worker died is reclaimed and
-// redone; redoing one replaces the document's chunks, so it never duplicates them.
+// redone; redoing one replaces the document's chunks, so it never duplicates them. A
+// watchdog fails an attempt whose stage stops making progress (watchdog.go).
 type Worker struct {
 	store     *Store
 	queue     *Queue
@@ -83,9 +92,11 @@ type Worker struct {
 	pdf       *extract.PDFExtractor
 	log       *slog.Logger
 	o         WorkerOptions
-	// inflight are the stream ids of jobs being processed, touched so they are not reclaimed.
-	mu       sync.Mutex
-	inflight map[string]bool
+	mu        sync.Mutex
+	// inflight are the jobs being processed, by stream id: touched so they are not reclaimed.
+	inflight map[string]Job
+	// nextReclaim is when the consumers look for idle jobs again.
+	nextReclaim time.Time
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -95,7 +106,7 @@ func NewWorker(store *Store, queue *Queue, retrieval retrievalv1.RetrievalServic
 	if err := pdf.Available(); err != nil {
 		log.Warn("PDF documents will fail with "+extract.CodePDFUnavailable, "error", err)
 	}
-	return &Worker{store: store, queue: queue, retrieval: retrieval, pdf: pdf, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]bool{}}
+	return &Worker{store: store, queue: queue, retrieval: retrieval, pdf: pdf, log: log.With("consumer", o.Consumer), o: o, inflight: map[string]Job{}}
 }
 
 // Run consumes jobs until ctx ends; batches already started are finished first.
@@ -128,7 +139,7 @@ func (w *Worker) ensureQueue(ctx context.Context) error {
 // consume reads and processes batches until ctx ends.
 func (w *Worker) consume(ctx context.Context) {
 	for ctx.Err() == nil {
-		jobs, err := w.queue.Read(ctx, w.o.Consumer, w.o.BatchSize, w.o.Block)
+		jobs, err := w.next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.WarnContext(ctx, "reading ingestion jobs failed; retrying", "error", err)
@@ -140,20 +151,53 @@ func (w *Worker) consume(ctx context.Context) {
 	}
 }
 
-// housekeep beats the heart, keeps in-flight jobs from being reclaimed, takes over jobs of
-// dead workers and requeues documents whose job was lost.
+// next returns the jobs to process: jobs left idle for the claim timeout (their worker
+// stopped, or their attempt failed and they wait to be retried), looked for at most every
+// third of it by one consumer, else new jobs. Jobs this worker is still processing (their
+// touches came late) are left to it.
+func (w *Worker) next(ctx context.Context) ([]Job, error) {
+	if w.reclaimDue() {
+		jobs, err := w.queue.Reclaim(ctx, w.o.Consumer, w.o.ClaimTimeout, w.o.BatchSize)
+		if err != nil {
+			w.log.WarnContext(ctx, "reclaiming jobs failed", "error", err)
+		}
+		if jobs = w.notInflight(jobs); len(jobs) > 0 {
+			w.log.InfoContext(ctx, "reclaimed idle jobs", "jobs", len(jobs))
+			return jobs, nil
+		}
+	}
+	return w.queue.Read(ctx, w.o.Consumer, w.o.BatchSize, w.o.Block)
+}
+
+func (w *Worker) reclaimDue() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if now.Before(w.nextReclaim) {
+		return false
+	}
+	w.nextReclaim = now.Add(w.o.ClaimTimeout / 3)
+	return true
+}
+
+// housekeep beats the heart, keeps in-flight jobs from being reclaimed (and their
+// documents from being requeued) and requeues documents whose job was lost. It never
+// processes jobs itself: a long batch would hold up the touches.
 func (w *Worker) housekeep(ctx context.Context) {
 	if err := w.queue.Heartbeat(ctx, w.o.Consumer, w.o.ClaimTimeout); err != nil {
 		w.log.WarnContext(ctx, "worker heartbeat failed", "error", err)
 	}
-	if err := w.queue.Touch(ctx, w.o.Consumer, w.inflightIDs()...); err != nil {
-		w.log.WarnContext(ctx, "touching in-flight jobs failed", "error", err)
-	}
-	if jobs, err := w.queue.Reclaim(ctx, w.o.Consumer, w.o.ClaimTimeout, w.o.BatchSize); err != nil {
-		w.log.WarnContext(ctx, "reclaiming jobs failed", "error", err)
-	} else if len(jobs) > 0 {
-		w.log.InfoContext(ctx, "reclaimed jobs of a stopped worker", "jobs", len(jobs))
-		w.process(ctx, jobs)
+	if jobs := w.inflightJobs(); len(jobs) > 0 {
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ID
+		}
+		if err := w.queue.Touch(ctx, w.o.Consumer, ids...); err != nil {
+			w.log.WarnContext(ctx, "touching in-flight jobs failed", "error", err)
+		}
+		if err := w.store.KeepAlive(ctx, jobs); err != nil {
+			w.log.WarnContext(ctx, "touching in-flight documents failed", "error", err)
+		}
 	}
 	w.requeueStale(ctx)
 }
@@ -176,25 +220,24 @@ func (w *Worker) requeueStale(ctx context.Context) {
 }
 
 // process runs one batch to the end even when ctx ends meanwhile (shutdown): a half-done
-// batch would only be redone by another worker after the claim timeout.
+// batch would only be redone by another worker after the claim timeout. No deadline bounds
+// the batch, however large its documents: each of its steps must make progress within the
+// stall timeout instead (a PDF's extraction has its own bound, INGEST_EXTRACT_TIMEOUT).
 func (w *Worker) process(ctx context.Context, jobs []Job) {
 	if len(jobs) == 0 {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	claimCtx, cancelClaim := context.WithTimeout(ctx, w.o.ClaimTimeout)
-	defer cancelClaim()
 	w.track(jobs, true)
 	defer w.track(jobs, false)
 
-	docs, err := w.store.Claim(claimCtx, jobs)
+	step, cancel := context.WithTimeout(ctx, w.o.StallTimeout) // one statement: it ends or it stalled
+	docs, err := w.store.Claim(step, jobs)
+	cancel()
 	if err != nil {
 		w.log.WarnContext(ctx, "claiming documents failed; the jobs will be redelivered", "jobs", len(jobs), "error", err)
 		return
 	}
-	// The batch has the claim timeout, and each PDF of it the time its extraction may take.
-	ctx, cancel := context.WithTimeout(ctx, w.o.ClaimTimeout+time.Duration(countPDFs(docs))*w.o.PDF.Timeout)
-	defer cancel()
 	live := make(map[string]bool, len(docs))
 	for _, d := range docs {
 		live[d.job.ID] = true
@@ -207,13 +250,18 @@ func (w *Worker) process(ctx context.Context, jobs []Job) {
 	}
 	outs := w.index(ctx, docs)
 	if len(outs) > 0 {
-		if err := w.store.Finish(ctx, outs); err != nil {
+		step, cancel := context.WithTimeout(ctx, w.o.StallTimeout)
+		err := w.store.Finish(step, outs)
+		cancel()
+		if err != nil {
 			w.log.WarnContext(ctx, "recording outcomes failed; the jobs will be redone", "error", err)
 			outs = nil
 		}
 	}
 	for _, o := range outs {
-		done = append(done, o.job)
+		if o.status != StatusQueued { // a retry stays pending, and is reclaimed once idle
+			done = append(done, o.job)
+		}
 	}
 	for _, id := range done {
 		if err := w.queue.Ack(ctx, id); err != nil {
@@ -229,8 +277,7 @@ const (
 )
 
 // index chunks the documents and stores the chunks, one call per corpus and batch. It
-// returns an outcome for every document that is finished; documents that hit a transient
-// failure and have attempts left get none (their jobs stay pending and are redone).
+// returns an outcome for every document: finished, or queued again to be retried.
 func (w *Worker) index(ctx context.Context, docs []claimed) []outcome {
 	type group struct{ tenant, corpus string }
 	groups := map[group][]claimed{}
@@ -256,9 +303,11 @@ func (w *Worker) index(ctx context.Context, docs []claimed) []outcome {
 		for _, d := range groups[g] {
 			dc, err := w.documentChunks(ctx, d)
 			if err != nil {
-				if o, done := w.failed(ctx, d, err); done {
-					outs = append(outs, o)
-				}
+				outs = append(outs, w.failed(ctx, d, err))
+				continue
+			}
+			if d.Attempts > 1 { // retried: alone, so that a document that failed its batch fails alone
+				outs = append(outs, w.upsert(ctx, g.tenant, g.corpus, []claimed{d}, []*retrievalv1.DocumentChunks{dc})...)
 				continue
 			}
 			if len(batch) == callMaxDocuments || (len(batch) > 0 && chunks+len(dc.Chunks) > callMaxChunks) {
@@ -274,7 +323,7 @@ func (w *Worker) index(ctx context.Context, docs []claimed) []outcome {
 // upsert stores one batch; when the batch is refused for a reason of its own (not a
 // transient failure), each document is tried alone so that one bad document fails alone.
 func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []claimed, input []*retrievalv1.DocumentChunks) []outcome {
-	res, err := w.retrieval.UpsertDocuments(ctx, &retrievalv1.UpsertDocumentsRequest{TenantId: tenant, CorpusId: corpus, Documents: input})
+	res, err := w.write(ctx, &retrievalv1.UpsertDocumentsWithProgressRequest{TenantId: tenant, CorpusId: corpus, Documents: input})
 	if err == nil {
 		outs := make([]outcome, len(batch))
 		for i, d := range batch {
@@ -294,26 +343,30 @@ func (w *Worker) upsert(ctx context.Context, tenant, corpus string, batch []clai
 		}
 		return outs
 	}
-	var outs []outcome
-	for _, d := range batch {
-		if o, done := w.failed(ctx, d, err); done {
-			outs = append(outs, o)
-		}
+	outs := make([]outcome, len(batch))
+	for i, d := range batch {
+		outs[i] = w.failed(ctx, d, err)
 	}
 	return outs
 }
 
-// failed is the outcome of a document whose indexing failed: failed for good when redoing
-// cannot help or its attempts are used up; none (done is false) when its job is to be redone.
-func (w *Worker) failed(ctx context.Context, d claimed, err error) (o outcome, done bool) {
+// failed is the outcome of a document whose attempt failed: failed for good when trying
+// again cannot help; a dead letter when its attempts are used up (a stall, like any
+// transient failure); else queued again, with the attempt's reason, for its job to be
+// retried.
+func (w *Worker) failed(ctx context.Context, d claimed, err error) outcome {
+	why := reason(ctx, err)
 	switch {
 	case permanent(err):
-		return d.outcome(StatusFailed, 0, reason(ctx, err)), true
-	case d.job.Deliveries >= int64(w.o.MaxAttempts):
-		return d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.job.Deliveries, reason(ctx, err))), true
+		return d.outcome(StatusFailed, 0, why)
+	case d.Attempts >= w.o.MaxAttempts:
+		w.log.WarnContext(ctx, "ingestion job out of attempts: a dead letter", "document_id", d.DocumentID, "job_id", d.JobID, "attempts", d.Attempts, "error", why)
+		o := d.outcome(StatusFailed, 0, fmt.Sprintf("gave up after %d attempts: %s", d.Attempts, why))
+		o.deadLetter = true
+		return o
 	}
-	w.log.WarnContext(ctx, "indexing failed; the job will be redone", "document_id", d.DocumentID, "attempt", d.job.Deliveries, "error", err)
-	return outcome{}, false
+	w.log.WarnContext(ctx, "ingestion attempt failed; the job will be retried", "document_id", d.DocumentID, "attempt", d.Attempts, "error", why)
+	return d.outcome(StatusQueued, 0, why)
 }
 
 // documentChunks chunks a document for the retrieval service; a PDF's text is extracted
@@ -350,16 +403,6 @@ func setOrDelete(md map[string]any, key string, v any, set bool) {
 	} else {
 		delete(md, key)
 	}
-}
-
-func countPDFs(docs []claimed) int {
-	n := 0
-	for _, d := range docs {
-		if d.ContentType == extract.ContentTypePDF {
-			n++
-		}
-	}
-	return n
 }
 
 // chunksOf chunks a document's stored content by its type: HTML by its visible text,
@@ -401,21 +444,23 @@ func (w *Worker) track(jobs []Job, on bool) {
 	defer w.mu.Unlock()
 	for _, j := range jobs {
 		if on {
-			w.inflight[j.ID] = true
+			w.inflight[j.ID] = j
 		} else {
 			delete(w.inflight, j.ID)
 		}
 	}
 }
 
-func (w *Worker) inflightIDs() []string {
+func (w *Worker) notInflight(jobs []Job) []Job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ids := make([]string, 0, len(w.inflight))
-	for id := range w.inflight {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.DeleteFunc(jobs, func(j Job) bool { _, ok := w.inflight[j.ID]; return ok })
+}
+
+func (w *Worker) inflightJobs() []Job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Values(w.inflight))
 }
 
 // every runs f at once and then every interval until ctx ends.

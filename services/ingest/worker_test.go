@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,14 +21,35 @@ import (
 	"github.com/nexusrag/nexusrag/services/ingest"
 )
 
-// faultyRetrieval is the real retrieval client with UpsertDocuments replaced.
+// faultyRetrieval is the real retrieval client with the worker's write replaced by
+// upsert, whose answer comes as the stream's result (without progress events).
 type faultyRetrieval struct {
 	retrievalv1.RetrievalServiceClient
 	upsert func(ctx context.Context, in *retrievalv1.UpsertDocumentsRequest, opts ...grpc.CallOption) (*retrievalv1.UpsertDocumentsResponse, error)
 }
 
-func (f faultyRetrieval) UpsertDocuments(ctx context.Context, in *retrievalv1.UpsertDocumentsRequest, opts ...grpc.CallOption) (*retrievalv1.UpsertDocumentsResponse, error) {
-	return f.upsert(ctx, in, opts...)
+func (f faultyRetrieval) UpsertDocumentsWithProgress(ctx context.Context, in *retrievalv1.UpsertDocumentsWithProgressRequest,
+	opts ...grpc.CallOption) (grpc.ServerStreamingClient[retrievalv1.UpsertDocumentsWithProgressResponse], error) {
+	res, err := f.upsert(ctx, &retrievalv1.UpsertDocumentsRequest{TenantId: in.GetTenantId(), CorpusId: in.GetCorpusId(), Documents: in.GetDocuments()}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &resultStream{res: res}, nil
+}
+
+// resultStream is a stream of one result.
+type resultStream struct {
+	grpc.ClientStream
+	res *retrievalv1.UpsertDocumentsResponse
+}
+
+func (s *resultStream) Recv() (*retrievalv1.UpsertDocumentsWithProgressResponse, error) {
+	if s.res == nil {
+		return nil, io.EOF
+	}
+	ev := &retrievalv1.UpsertDocumentsWithProgressResponse{Event: &retrievalv1.UpsertDocumentsWithProgressResponse_Result{Result: s.res}}
+	s.res = nil
+	return ev, nil
 }
 
 // TestKilledWorkerJobIsRedoneWithoutDuplicates kills a worker mid-job at the worst

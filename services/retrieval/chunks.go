@@ -29,8 +29,10 @@ const (
 )
 
 // upsert validates, embeds and stores documents; field prefixes error fields ("" for the
-// single-document request).
-func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string) ([]int32, []string, error) {
+// single-document request). progress, when not nil, is told after each batch of chunks
+// embedded (an error from it ends the call).
+func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks, field string,
+	progress func(embedded, total int) error) ([]int32, []string, error) {
 	if err := principal.RequireCorpus(ctx, corpus); err != nil {
 		return nil, nil, err // the worker acts for itself; a user's call is held to its key's corpora
 	}
@@ -75,7 +77,7 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 	if len(texts) > maxBatchChunks {
 		return nil, nil, apierr.InvalidArgument(field+"chunks", fmt.Sprintf("at most %d chunks per call", maxBatchChunks))
 	}
-	vectors, err := s.router.Embedder().EmbedDocuments(ctx, indexed)
+	vectors, err := embedReporting(ctx, s.router.Embedder(), indexed, progress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("embed %d chunks: %w", len(texts), err)
 	}
@@ -106,6 +108,35 @@ func (s *Server) upsert(ctx context.Context, tenant, corpus string, docs []*retr
 		}
 	}
 	return counts, fenced, nil
+}
+
+// progressBatch is how many chunks are embedded between two progress reports when the
+// embedder has no request size of its own.
+const progressBatch = 500
+
+// embedReporting embeds texts; with progress, a batch at a time (the embedder's own request size,
+// when it has one: BatchSize), reporting after each. The write that follows is one
+// transaction: a document is replaced atomically, so its write is never split.
+func embedReporting(ctx context.Context, e Embedder, texts []string, progress func(embedded, total int) error) ([][]float32, error) {
+	if progress == nil {
+		return e.EmbedDocuments(ctx, texts)
+	}
+	size := progressBatch
+	if b, ok := e.(interface{ BatchSize() int }); ok && b.BatchSize() > 0 {
+		size = b.BatchSize()
+	}
+	out := make([][]float32, 0, len(texts))
+	for start := 0; start < len(texts); start += size {
+		vectors, err := e.EmbedDocuments(ctx, texts[start:min(start+size, len(texts))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vectors...)
+		if err := progress(len(out), len(texts)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func validateDocumentRef(tenant, corpus, document string) error {

@@ -58,6 +58,9 @@ func (v *VertexEmbedder) Name() string { return "vertex:" + v.model }
 // Dim is the requested output dimensionality.
 func (v *VertexEmbedder) Dim() int { return v.dim }
 
+// BatchSize is how many texts one request carries: upserts report progress after each.
+func (v *VertexEmbedder) BatchSize() int { return vertexBatch }
+
 // EmbedDocuments embeds chunk texts in batches.
 func (v *VertexEmbedder) EmbedDocuments(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, 0, len(texts))

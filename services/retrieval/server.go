@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"unicode/utf8"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -253,7 +254,7 @@ func (s *Server) retrieve(ctx context.Context, tenant, corpusID, query string, t
 // UpsertChunks embeds and stores a document's chunks, replacing its previous ones.
 func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunksRequest) (*retrievalv1.UpsertChunksResponse, error) {
 	counts, _, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(),
-		[]*retrievalv1.DocumentChunks{{DocumentId: req.GetDocumentId(), Chunks: req.GetChunks()}}, "")
+		[]*retrievalv1.DocumentChunks{{DocumentId: req.GetDocumentId(), Chunks: req.GetChunks()}}, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -263,10 +264,29 @@ func (s *Server) UpsertChunks(ctx context.Context, req *retrievalv1.UpsertChunks
 // UpsertDocuments embeds and stores the chunks of several documents of one corpus in one
 // transaction, replacing their previous ones.
 func (s *Server) UpsertDocuments(ctx context.Context, req *retrievalv1.UpsertDocumentsRequest) (*retrievalv1.UpsertDocumentsResponse, error) {
-	if n := len(req.GetDocuments()); n == 0 || n > maxBatchDocuments {
+	return s.upsertDocuments(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), nil)
+}
+
+// UpsertDocumentsWithProgress does what UpsertDocuments does, streaming an event after
+// each batch of chunks embedded and the result once they are written.
+func (s *Server) UpsertDocumentsWithProgress(req *retrievalv1.UpsertDocumentsWithProgressRequest,
+	stream grpc.ServerStreamingServer[retrievalv1.UpsertDocumentsWithProgressResponse]) error {
+	res, err := s.upsertDocuments(stream.Context(), req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), func(embedded, total int) error {
+		return stream.Send(&retrievalv1.UpsertDocumentsWithProgressResponse{Event: &retrievalv1.UpsertDocumentsWithProgressResponse_Progress{
+			Progress: &retrievalv1.UpsertProgress{ChunksEmbedded: int32(embedded), ChunksTotal: int32(total)}}})
+	})
+	if err != nil {
+		return err
+	}
+	return stream.Send(&retrievalv1.UpsertDocumentsWithProgressResponse{Event: &retrievalv1.UpsertDocumentsWithProgressResponse_Result{Result: res}})
+}
+
+func (s *Server) upsertDocuments(ctx context.Context, tenant, corpus string, docs []*retrievalv1.DocumentChunks,
+	progress func(embedded, total int) error) (*retrievalv1.UpsertDocumentsResponse, error) {
+	if n := len(docs); n == 0 || n > maxBatchDocuments {
 		return nil, apierr.InvalidArgument("documents", fmt.Sprintf("send 1 to %d documents", maxBatchDocuments))
 	}
-	counts, fenced, err := s.upsert(ctx, req.GetTenantId(), req.GetCorpusId(), req.GetDocuments(), "documents")
+	counts, fenced, err := s.upsert(ctx, tenant, corpus, docs, "documents", progress)
 	if err != nil {
 		return nil, err
 	}

@@ -363,6 +363,22 @@ class v1CreatePolicyResponse(TypedDict, total=False):
     policy: v1Policy
 
 
+class v1DeadLetter(TypedDict, total=False):
+    """DeadLetter is a job that ran out of attempts (INGEST_MAX_ATTEMPTS) on failures that trying again might fix:
+    a stage that stalled (no progress for INGEST_STALL_TIMEOUT), a service that was unavailable. A failure of
+    the document itself (refused by the index) fails it at once and is no dead letter.
+    """
+    attempts: int
+    corpus_id: str
+    dead_lettered_at: str
+    document_id: str
+    failure_reason: str
+    """failure_reason is "gave up after N attempts: CODE: message", the last attempt's failure."""
+    job_id: str
+    requeue_url: str
+    """requeue_url is where to POST to put the job back on the queue."""
+
+
 class v1DebugChunk(TypedDict, total=False):
     """DebugChunk is one retrieved chunk, as the generator got it."""
     chunk_id: str
@@ -410,7 +426,9 @@ class v1Document(TypedDict, total=False):
     created_at: str
     document_id: str
     failure_reason: str
-    """failure_reason says why ingestion failed (status failed), as "CODE: message"."""
+    """failure_reason says why ingestion failed (status failed), as "CODE: message"; while a job is retried
+    (queued or processing again), why its last attempt failed (INGEST_STALLED: no progress for a while).
+    """
     filename: str
     finished_at: str
     job_id: str
@@ -709,8 +727,12 @@ class v1GetGovernanceStatusResponse(TypedDict, total=False):
 
 class v1GetIngestionStatsResponse(TypedDict, total=False):
     chunks_per_minute: float
+    dead_letter_jobs: list[v1DeadLetter]
+    """dead_letter_jobs are the newest of them, at most 100 (a key scoped to corpora sees those of its corpora):
+    requeue one at its requeue_url.
+    """
     dead_letters: str
-    """dead_letters are the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS): reindex them."""
+    """dead_letters counts the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS)."""
     documents_by_status: dict[str, str]
     """documents_by_status counts the tenant's documents now, by status."""
     documents_per_minute: float
@@ -1056,6 +1078,14 @@ class v1RequestStats(TypedDict, total=False):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+
+
+class v1RequeueDeadLetterResponse(TypedDict, total=False):
+    document_id: str
+    job_id: str
+    status: str
+    """status is queued; status_url is where the document's status can be polled."""
+    status_url: str
 
 
 class v1RetentionCategoryReport(TypedDict, total=False):
@@ -1818,6 +1848,17 @@ class Client(BaseClient):
         POST /v1/self-serve/plan/upgrade-request
         """
         return self._call('POST', '/v1/self-serve/plan/upgrade-request', body=body, idempotency_key=idempotency_key, read='json')
+
+    def requeue_dead_letter(self, job_id: str, *, idempotency_key: str | None = None) -> Envelope[v1RequeueDeadLetterResponse]:
+        """RequeueDeadLetter (ops) puts a dead letter back on the queue: its document is ingested again under the same
+        job id, with its attempts counted from zero. An unknown job is NOT_FOUND; a job that is not a dead letter
+        (queued, running, succeeded, or failed for a reason of the document's own) is NOT_A_DEAD_LETTER.
+
+        Requires role admin or higher.
+
+        POST /v1/ops/ingestion/dead-letters/{job_id}/requeue
+        """
+        return self._call('POST', '/v1/ops/ingestion/dead-letters/{job_id}/requeue', path={'job_id': job_id}, idempotency_key=idempotency_key, read='json')
 
     def revoke_api_key(self, key_id: str, *, idempotency_key: str | None = None) -> Envelope[v1RevokeApiKeyResponse]:
         """RevokeApiKey revokes one of the tenant's keys; every gateway replica rejects it within 5 seconds.

@@ -947,6 +947,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/ops/ingestion/dead-letters/{job_id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * RequeueDeadLetter (ops) puts a dead letter back on the queue: its document is ingested again under the same
+         *     job id, with its attempts counted from zero. An unknown job is NOT_FOUND; a job that is not a dead letter
+         *     (queued, running, succeeded, or failed for a reason of the document's own) is NOT_A_DEAD_LETTER.
+         * @description Requires role admin or higher.
+         */
+        post: operations["IngestService_RequeueDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/ops/metrics": {
         parameters: {
             query?: never;
@@ -1674,6 +1696,24 @@ export interface components {
         v1CreatePolicyResponse: {
             policy?: components["schemas"]["v1Policy"];
         };
+        /**
+         * @description DeadLetter is a job that ran out of attempts (INGEST_MAX_ATTEMPTS) on failures that trying again might fix:
+         *     a stage that stalled (no progress for INGEST_STALL_TIMEOUT), a service that was unavailable. A failure of
+         *     the document itself (refused by the index) fails it at once and is no dead letter.
+         */
+        v1DeadLetter: {
+            /** Format: int32 */
+            attempts?: number;
+            corpus_id?: string;
+            /** Format: date-time */
+            dead_lettered_at?: string;
+            document_id?: string;
+            /** @description failure_reason is "gave up after N attempts: CODE: message", the last attempt's failure. */
+            failure_reason?: string;
+            job_id?: string;
+            /** @description requeue_url is where to POST to put the job back on the queue. */
+            requeue_url?: string;
+        };
         /** @description DebugChunk is one retrieved chunk, as the generator got it. */
         v1DebugChunk: {
             chunk_id?: string;
@@ -1730,7 +1770,10 @@ export interface components {
             /** Format: date-time */
             created_at?: string;
             document_id?: string;
-            /** @description failure_reason says why ingestion failed (status failed), as "CODE: message". */
+            /**
+             * @description failure_reason says why ingestion failed (status failed), as "CODE: message"; while a job is retried
+             *     (queued or processing again), why its last attempt failed (INGEST_STALLED: no progress for a while).
+             */
             failure_reason?: string;
             filename?: string;
             /** Format: date-time */
@@ -2081,8 +2124,13 @@ export interface components {
             /** Format: double */
             chunks_per_minute?: number;
             /**
+             * @description dead_letter_jobs are the newest of them, at most 100 (a key scoped to corpora sees those of its corpora):
+             *     requeue one at its requeue_url.
+             */
+            dead_letter_jobs?: components["schemas"]["v1DeadLetter"][];
+            /**
              * Format: int64
-             * @description dead_letters are the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS): reindex them.
+             * @description dead_letters counts the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS).
              */
             dead_letters?: string;
             /** @description documents_by_status counts the tenant's documents now, by status. */
@@ -2483,6 +2531,13 @@ export interface components {
             p95_ms?: number;
             /** Format: double */
             p99_ms?: number;
+        };
+        v1RequeueDeadLetterResponse: {
+            document_id?: string;
+            job_id?: string;
+            /** @description status is queued; status_url is where the document's status can be polled. */
+            status?: string;
+            status_url?: string;
         };
         /** @description RetentionCategoryReport is what a run did to one kind of data. */
         v1RetentionCategoryReport: {
@@ -8213,6 +8268,104 @@ export interface operations {
                 };
             };
             /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings). Retry after Retry-After. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when known. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description DEADLINE_EXCEEDED: the request ran out of time in a service; retry. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description An error, in the error envelope. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    IngestService_RequeueDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A successful response. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data?: components["schemas"]["v1RequeueDeadLetterResponse"];
+                        meta?: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description AUTH_MISSING, AUTH_INVALID or AUTH_REVOKED: no usable API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description QUOTA_EXCEEDED: the tenant's daily or monthly request quota is spent. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaExceededError"];
+                };
+            };
+            /** @description FORBIDDEN: the key's role is below the operation's. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RATE_LIMITED: a rate limit of the API key or the tenant refused the request; retry after Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying, when known. */
+                    "Retry-After"?: number;
+                    /** @description Milliseconds until the request would be admitted. */
+                    "X-RateLimit-Retry-After-Ms"?: number;
+                    /** @description read, mutation, run or ops. */
+                    "X-RateLimit-Route-Class"?: string;
+                    /** @description api_key or tenant. */
+                    "X-RateLimit-Scope"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description Temporary: SERVICE_UNAVAILABLE (a backend service unreachable), DEPENDENCY_UNAVAILABLE (Postgres or Redis unreachable), SERVICE_BUSY (a bulkhead is full), FEATURE_KILLED (a kill switch is on), AUTH_UNAVAILABLE (keys cannot be checked), RATE_LIMIT_UNAVAILABLE, QUOTA_UNAVAILABLE or IDEMPOTENCY_UNAVAILABLE (Redis down, with the fail-closed settings); WRITES_FROZEN (this region takes no writes now: a failover, a standby or frozen region; reads go on). Retry after Retry-After. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying, when known. */

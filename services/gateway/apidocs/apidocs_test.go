@@ -337,6 +337,7 @@ func TestPaths(t *testing.T) {
 		{Method: "GET", Path: "/v1/ops/governance/status"},
 		{Method: "GET", Path: "/v1/ops/health"},
 		{Method: "GET", Path: "/v1/ops/ingestion"},
+		{Method: "POST", Path: "/v1/ops/ingestion/dead-letters/{job_id}/requeue"},
 		{Method: "GET", Path: "/v1/ops/metrics"},
 		{Method: "GET", Path: "/v1/ops/slo"},
 		{Method: "POST", Path: "/v1/run"},

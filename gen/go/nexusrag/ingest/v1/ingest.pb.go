@@ -37,7 +37,8 @@ type Document struct {
 	SizeBytes   int32  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// status is queued, processing, succeeded or failed (deleting while a delete is removing its chunks).
 	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
-	// failure_reason says why ingestion failed (status failed), as "CODE: message".
+	// failure_reason says why ingestion failed (status failed), as "CODE: message"; while a job is retried
+	// (queued or processing again), why its last attempt failed (INGEST_STALLED: no progress for a while).
 	FailureReason string `protobuf:"bytes,7,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	// chunk_count is the number of chunks indexed by the last successful ingestion.
 	ChunkCount        int32 `protobuf:"varint,8,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
@@ -1065,10 +1066,13 @@ type GetIngestionStatsResponse struct {
 	QueuedToSucceededP95Ms float64 `protobuf:"fixed64,9,opt,name=queued_to_succeeded_p95_ms,json=queuedToSucceededP95Ms,proto3" json:"queued_to_succeeded_p95_ms,omitempty"`
 	// oldest_queued_age_s is the age of the oldest document waiting for the worker; absent when none waits.
 	OldestQueuedAgeS *float64 `protobuf:"fixed64,10,opt,name=oldest_queued_age_s,json=oldestQueuedAgeS,proto3,oneof" json:"oldest_queued_age_s,omitempty"`
-	// dead_letters are the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS): reindex them.
-	DeadLetters   int64 `protobuf:"varint,11,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// dead_letters counts the failed documents whose job ran out of attempts (INGEST_MAX_ATTEMPTS).
+	DeadLetters int64 `protobuf:"varint,11,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// dead_letter_jobs are the newest of them, at most 100 (a key scoped to corpora sees those of its corpora):
+	// requeue one at its requeue_url.
+	DeadLetterJobs []*DeadLetter `protobuf:"bytes,12,rep,name=dead_letter_jobs,json=deadLetterJobs,proto3" json:"dead_letter_jobs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetIngestionStatsResponse) Reset() {
@@ -1178,6 +1182,223 @@ func (x *GetIngestionStatsResponse) GetDeadLetters() int64 {
 	return 0
 }
 
+func (x *GetIngestionStatsResponse) GetDeadLetterJobs() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetterJobs
+	}
+	return nil
+}
+
+// DeadLetter is a job that ran out of attempts (INGEST_MAX_ATTEMPTS) on failures that trying again might fix:
+// a stage that stalled (no progress for INGEST_STALL_TIMEOUT), a service that was unavailable. A failure of
+// the document itself (refused by the index) fails it at once and is no dead letter.
+type DeadLetter struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	DocumentId string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	CorpusId   string                 `protobuf:"bytes,3,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	Attempts   int32                  `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// failure_reason is "gave up after N attempts: CODE: message", the last attempt's failure.
+	FailureReason  string                 `protobuf:"bytes,5,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	DeadLetteredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=dead_lettered_at,json=deadLetteredAt,proto3" json:"dead_lettered_at,omitempty"`
+	// requeue_url is where to POST to put the job back on the queue.
+	RequeueUrl    string `protobuf:"bytes,7,opt,name=requeue_url,json=requeueUrl,proto3" json:"requeue_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeadLetter) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDeadLetteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadLetteredAt
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetRequeueUrl() string {
+	if x != nil {
+		return x.RequeueUrl
+	}
+	return ""
+}
+
+type RequeueDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueDeadLetterRequest) Reset() {
+	*x = RequeueDeadLetterRequest{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueDeadLetterRequest) ProtoMessage() {}
+
+func (x *RequeueDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*RequeueDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RequeueDeadLetterRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type RequeueDeadLetterResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	JobId      string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	DocumentId string                 `protobuf:"bytes,2,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
+	// status is queued; status_url is where the document's status can be polled.
+	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	StatusUrl     string `protobuf:"bytes,4,opt,name=status_url,json=statusUrl,proto3" json:"status_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueDeadLetterResponse) Reset() {
+	*x = RequeueDeadLetterResponse{}
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueDeadLetterResponse) ProtoMessage() {}
+
+func (x *RequeueDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*RequeueDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RequeueDeadLetterResponse) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *RequeueDeadLetterResponse) GetDocumentId() string {
+	if x != nil {
+		return x.DocumentId
+	}
+	return ""
+}
+
+func (x *RequeueDeadLetterResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RequeueDeadLetterResponse) GetStatusUrl() string {
+	if x != nil {
+		return x.StatusUrl
+	}
+	return ""
+}
+
 // SortKey is one field of a sort: created_at, updated_at, filename, document_id, status or size_bytes.
 type SortKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1189,7 +1410,7 @@ type SortKey struct {
 
 func (x *SortKey) Reset() {
 	*x = SortKey{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1422,7 @@ func (x *SortKey) String() string {
 func (*SortKey) ProtoMessage() {}
 
 func (x *SortKey) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[16]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1435,7 @@ func (x *SortKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SortKey.ProtoReflect.Descriptor instead.
 func (*SortKey) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{16}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SortKey) GetField() string {
@@ -1251,7 +1472,7 @@ type QueryDocumentsRequest struct {
 
 func (x *QueryDocumentsRequest) Reset() {
 	*x = QueryDocumentsRequest{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1484,7 @@ func (x *QueryDocumentsRequest) String() string {
 func (*QueryDocumentsRequest) ProtoMessage() {}
 
 func (x *QueryDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[17]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1497,7 @@ func (x *QueryDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*QueryDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *QueryDocumentsRequest) GetQ() string {
@@ -1349,7 +1570,7 @@ type QueryDocumentsResponse struct {
 
 func (x *QueryDocumentsResponse) Reset() {
 	*x = QueryDocumentsResponse{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1582,7 @@ func (x *QueryDocumentsResponse) String() string {
 func (*QueryDocumentsResponse) ProtoMessage() {}
 
 func (x *QueryDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[18]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1595,7 @@ func (x *QueryDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*QueryDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{18}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *QueryDocumentsResponse) GetDocuments() []*Document {
@@ -1414,7 +1635,7 @@ type SelectDocumentDataRequest struct {
 
 func (x *SelectDocumentDataRequest) Reset() {
 	*x = SelectDocumentDataRequest{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1647,7 @@ func (x *SelectDocumentDataRequest) String() string {
 func (*SelectDocumentDataRequest) ProtoMessage() {}
 
 func (x *SelectDocumentDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[19]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1660,7 @@ func (x *SelectDocumentDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectDocumentDataRequest.ProtoReflect.Descriptor instead.
 func (*SelectDocumentDataRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{19}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SelectDocumentDataRequest) GetQuery() *v1.DataQuery {
@@ -1458,7 +1679,7 @@ type SelectDocumentDataResponse struct {
 
 func (x *SelectDocumentDataResponse) Reset() {
 	*x = SelectDocumentDataResponse{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1691,7 @@ func (x *SelectDocumentDataResponse) String() string {
 func (*SelectDocumentDataResponse) ProtoMessage() {}
 
 func (x *SelectDocumentDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[20]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1704,7 @@ func (x *SelectDocumentDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectDocumentDataResponse.ProtoReflect.Descriptor instead.
 func (*SelectDocumentDataResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{20}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SelectDocumentDataResponse) GetSelection() *v1.DataSelection {
@@ -1502,7 +1723,7 @@ type PurgeDocumentDataRequest struct {
 
 func (x *PurgeDocumentDataRequest) Reset() {
 	*x = PurgeDocumentDataRequest{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1735,7 @@ func (x *PurgeDocumentDataRequest) String() string {
 func (*PurgeDocumentDataRequest) ProtoMessage() {}
 
 func (x *PurgeDocumentDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[21]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1748,7 @@ func (x *PurgeDocumentDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeDocumentDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeDocumentDataRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{21}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PurgeDocumentDataRequest) GetPurge() *v1.DataPurge {
@@ -1546,7 +1767,7 @@ type PurgeDocumentDataResponse struct {
 
 func (x *PurgeDocumentDataResponse) Reset() {
 	*x = PurgeDocumentDataResponse{}
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1779,7 @@ func (x *PurgeDocumentDataResponse) String() string {
 func (*PurgeDocumentDataResponse) ProtoMessage() {}
 
 func (x *PurgeDocumentDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[22]
+	mi := &file_nexusrag_ingest_v1_ingest_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1792,7 @@ func (x *PurgeDocumentDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeDocumentDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeDocumentDataResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{22}
+	return file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PurgeDocumentDataResponse) GetResult() *v1.DataPurgeResult {
@@ -1680,7 +1901,7 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x05hours\x18\x01 \x01(\x05R\x05hours\"<\n" +
 	"\fFailureCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\xa6\x05\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xf0\x05\n" +
 	"\x19GetIngestionStatsResponse\x12\x14\n" +
 	"\x05hours\x18\x01 \x01(\x05R\x05hours\x12t\n" +
 	"\x13documents_by_status\x18\x02 \x03(\v2D.nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntryR\x11documentsByStatus\x120\n" +
@@ -1693,11 +1914,32 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x1aqueued_to_succeeded_p95_ms\x18\t \x01(\x01R\x16queuedToSucceededP95Ms\x122\n" +
 	"\x13oldest_queued_age_s\x18\n" +
 	" \x01(\x01H\x00R\x10oldestQueuedAgeS\x88\x01\x01\x12!\n" +
-	"\fdead_letters\x18\v \x01(\x03R\vdeadLetters\x1aD\n" +
+	"\fdead_letters\x18\v \x01(\x03R\vdeadLetters\x12H\n" +
+	"\x10dead_letter_jobs\x18\f \x03(\v2\x1e.nexusrag.ingest.v1.DeadLetterR\x0edeadLetterJobs\x1aD\n" +
 	"\x16DocumentsByStatusEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x16\n" +
-	"\x14_oldest_queued_age_s\"?\n" +
+	"\x14_oldest_queued_age_s\"\x8b\x02\n" +
+	"\n" +
+	"DeadLetter\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vdocument_id\x18\x02 \x01(\tR\n" +
+	"documentId\x12\x1b\n" +
+	"\tcorpus_id\x18\x03 \x01(\tR\bcorpusId\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\x05R\battempts\x12%\n" +
+	"\x0efailure_reason\x18\x05 \x01(\tR\rfailureReason\x12D\n" +
+	"\x10dead_lettered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0edeadLetteredAt\x12\x1f\n" +
+	"\vrequeue_url\x18\a \x01(\tR\n" +
+	"requeueUrl\"1\n" +
+	"\x18RequeueDeadLetterRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x8a\x01\n" +
+	"\x19RequeueDeadLetterResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vdocument_id\x18\x02 \x01(\tR\n" +
+	"documentId\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"status_url\x18\x04 \x01(\tR\tstatusUrl\"?\n" +
 	"\aSortKey\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x1e\n" +
 	"\n" +
@@ -1728,7 +1970,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x18PurgeDocumentDataRequest\x127\n" +
 	"\x05purge\x18\x01 \x01(\v2!.nexusrag.governance.v1.DataPurgeR\x05purge\"\\\n" +
 	"\x19PurgeDocumentDataResponse\x12?\n" +
-	"\x06result\x18\x01 \x01(\v2'.nexusrag.governance.v1.DataPurgeResultR\x06result2\xb4\t\n" +
+	"\x06result\x18\x01 \x01(\v2'.nexusrag.governance.v1.DataPurgeResultR\x06result2\xcd\n" +
+	"\n" +
 	"\rIngestService\x12s\n" +
 	"\x0eCreateDocument\x12).nexusrag.ingest.v1.CreateDocumentRequest\x1a*.nexusrag.ingest.v1.CreateDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12f\n" +
@@ -1737,7 +1980,8 @@ const file_nexusrag_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x0fReindexDocument\x12*.nexusrag.ingest.v1.ReindexDocumentRequest\x1a+.nexusrag.ingest.v1.ReindexDocumentResponse\"\n" +
 	"\xca\xf3\x18\x02\b\x02\xd0\xf3\x18\x01\x12o\n" +
 	"\x0eDeleteDocument\x12).nexusrag.ingest.v1.DeleteDocumentRequest\x1a*.nexusrag.ingest.v1.DeleteDocumentResponse\"\x06\xca\xf3\x18\x02\b\x02\x12\x92\x01\n" +
-	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12o\n" +
+	"\x11GetIngestionStats\x12,.nexusrag.ingest.v1.GetIngestionStatsRequest\x1a-.nexusrag.ingest.v1.GetIngestionStatsResponse\" \xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\x12\x96\x01\n" +
+	"\x11RequeueDeadLetter\x12,.nexusrag.ingest.v1.RequeueDeadLetterRequest\x1a-.nexusrag.ingest.v1.RequeueDeadLetterResponse\"$\xca\xf3\x18\x1c\b\x03\x1a\x18feature.ops_admin_access\xd0\xf3\x18\x01\x12o\n" +
 	"\x0eQueryDocuments\x12).nexusrag.ingest.v1.QueryDocumentsRequest\x1a*.nexusrag.ingest.v1.QueryDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12r\n" +
 	"\x0fGetWorkerStatus\x12*.nexusrag.ingest.v1.GetWorkerStatusRequest\x1a+.nexusrag.ingest.v1.GetWorkerStatusResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12{\n" +
 	"\x12SelectDocumentData\x12-.nexusrag.ingest.v1.SelectDocumentDataRequest\x1a..nexusrag.ingest.v1.SelectDocumentDataResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12x\n" +
@@ -1756,7 +2000,7 @@ func file_nexusrag_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_nexusrag_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_nexusrag_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*Document)(nil),                   // 0: nexusrag.ingest.v1.Document
 	(*CreateDocumentRequest)(nil),      // 1: nexusrag.ingest.v1.CreateDocumentRequest
@@ -1774,65 +2018,72 @@ var file_nexusrag_ingest_v1_ingest_proto_goTypes = []any{
 	(*GetIngestionStatsRequest)(nil),   // 13: nexusrag.ingest.v1.GetIngestionStatsRequest
 	(*FailureCount)(nil),               // 14: nexusrag.ingest.v1.FailureCount
 	(*GetIngestionStatsResponse)(nil),  // 15: nexusrag.ingest.v1.GetIngestionStatsResponse
-	(*SortKey)(nil),                    // 16: nexusrag.ingest.v1.SortKey
-	(*QueryDocumentsRequest)(nil),      // 17: nexusrag.ingest.v1.QueryDocumentsRequest
-	(*QueryDocumentsResponse)(nil),     // 18: nexusrag.ingest.v1.QueryDocumentsResponse
-	(*SelectDocumentDataRequest)(nil),  // 19: nexusrag.ingest.v1.SelectDocumentDataRequest
-	(*SelectDocumentDataResponse)(nil), // 20: nexusrag.ingest.v1.SelectDocumentDataResponse
-	(*PurgeDocumentDataRequest)(nil),   // 21: nexusrag.ingest.v1.PurgeDocumentDataRequest
-	(*PurgeDocumentDataResponse)(nil),  // 22: nexusrag.ingest.v1.PurgeDocumentDataResponse
-	nil,                                // 23: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
-	nil,                                // 24: nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
-	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
-	(*v1.DataQuery)(nil),               // 26: nexusrag.governance.v1.DataQuery
-	(*v1.DataSelection)(nil),           // 27: nexusrag.governance.v1.DataSelection
-	(*v1.DataPurge)(nil),               // 28: nexusrag.governance.v1.DataPurge
-	(*v1.DataPurgeResult)(nil),         // 29: nexusrag.governance.v1.DataPurgeResult
+	(*DeadLetter)(nil),                 // 16: nexusrag.ingest.v1.DeadLetter
+	(*RequeueDeadLetterRequest)(nil),   // 17: nexusrag.ingest.v1.RequeueDeadLetterRequest
+	(*RequeueDeadLetterResponse)(nil),  // 18: nexusrag.ingest.v1.RequeueDeadLetterResponse
+	(*SortKey)(nil),                    // 19: nexusrag.ingest.v1.SortKey
+	(*QueryDocumentsRequest)(nil),      // 20: nexusrag.ingest.v1.QueryDocumentsRequest
+	(*QueryDocumentsResponse)(nil),     // 21: nexusrag.ingest.v1.QueryDocumentsResponse
+	(*SelectDocumentDataRequest)(nil),  // 22: nexusrag.ingest.v1.SelectDocumentDataRequest
+	(*SelectDocumentDataResponse)(nil), // 23: nexusrag.ingest.v1.SelectDocumentDataResponse
+	(*PurgeDocumentDataRequest)(nil),   // 24: nexusrag.ingest.v1.PurgeDocumentDataRequest
+	(*PurgeDocumentDataResponse)(nil),  // 25: nexusrag.ingest.v1.PurgeDocumentDataResponse
+	nil,                                // 26: nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	nil,                                // 27: nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*v1.DataQuery)(nil),               // 29: nexusrag.governance.v1.DataQuery
+	(*v1.DataSelection)(nil),           // 30: nexusrag.governance.v1.DataSelection
+	(*v1.DataPurge)(nil),               // 31: nexusrag.governance.v1.DataPurge
+	(*v1.DataPurgeResult)(nil),         // 32: nexusrag.governance.v1.DataPurgeResult
 }
 var file_nexusrag_ingest_v1_ingest_proto_depIdxs = []int32{
-	25, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
-	25, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
-	25, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
-	25, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
-	25, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
+	28, // 0: nexusrag.ingest.v1.Document.created_at:type_name -> google.protobuf.Timestamp
+	28, // 1: nexusrag.ingest.v1.Document.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 2: nexusrag.ingest.v1.Document.queued_at:type_name -> google.protobuf.Timestamp
+	28, // 3: nexusrag.ingest.v1.Document.started_at:type_name -> google.protobuf.Timestamp
+	28, // 4: nexusrag.ingest.v1.Document.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: nexusrag.ingest.v1.GetDocumentResponse.document:type_name -> nexusrag.ingest.v1.Document
 	0,  // 6: nexusrag.ingest.v1.ListDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	23, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
+	26, // 7: nexusrag.ingest.v1.GetIngestionStatsResponse.documents_by_status:type_name -> nexusrag.ingest.v1.GetIngestionStatsResponse.DocumentsByStatusEntry
 	14, // 8: nexusrag.ingest.v1.GetIngestionStatsResponse.failures:type_name -> nexusrag.ingest.v1.FailureCount
-	16, // 9: nexusrag.ingest.v1.QueryDocumentsRequest.sort:type_name -> nexusrag.ingest.v1.SortKey
-	25, // 10: nexusrag.ingest.v1.QueryDocumentsRequest.created_from:type_name -> google.protobuf.Timestamp
-	25, // 11: nexusrag.ingest.v1.QueryDocumentsRequest.created_to:type_name -> google.protobuf.Timestamp
-	0,  // 12: nexusrag.ingest.v1.QueryDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
-	24, // 13: nexusrag.ingest.v1.QueryDocumentsResponse.status_counts:type_name -> nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
-	26, // 14: nexusrag.ingest.v1.SelectDocumentDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
-	27, // 15: nexusrag.ingest.v1.SelectDocumentDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
-	28, // 16: nexusrag.ingest.v1.PurgeDocumentDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
-	29, // 17: nexusrag.ingest.v1.PurgeDocumentDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
-	1,  // 18: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
-	3,  // 19: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
-	5,  // 20: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
-	7,  // 21: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
-	9,  // 22: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
-	13, // 23: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
-	17, // 24: nexusrag.ingest.v1.IngestService.QueryDocuments:input_type -> nexusrag.ingest.v1.QueryDocumentsRequest
-	11, // 25: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
-	19, // 26: nexusrag.ingest.v1.IngestService.SelectDocumentData:input_type -> nexusrag.ingest.v1.SelectDocumentDataRequest
-	21, // 27: nexusrag.ingest.v1.IngestService.PurgeDocumentData:input_type -> nexusrag.ingest.v1.PurgeDocumentDataRequest
-	2,  // 28: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
-	4,  // 29: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
-	6,  // 30: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
-	8,  // 31: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
-	10, // 32: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
-	15, // 33: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
-	18, // 34: nexusrag.ingest.v1.IngestService.QueryDocuments:output_type -> nexusrag.ingest.v1.QueryDocumentsResponse
-	12, // 35: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
-	20, // 36: nexusrag.ingest.v1.IngestService.SelectDocumentData:output_type -> nexusrag.ingest.v1.SelectDocumentDataResponse
-	22, // 37: nexusrag.ingest.v1.IngestService.PurgeDocumentData:output_type -> nexusrag.ingest.v1.PurgeDocumentDataResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	16, // 9: nexusrag.ingest.v1.GetIngestionStatsResponse.dead_letter_jobs:type_name -> nexusrag.ingest.v1.DeadLetter
+	28, // 10: nexusrag.ingest.v1.DeadLetter.dead_lettered_at:type_name -> google.protobuf.Timestamp
+	19, // 11: nexusrag.ingest.v1.QueryDocumentsRequest.sort:type_name -> nexusrag.ingest.v1.SortKey
+	28, // 12: nexusrag.ingest.v1.QueryDocumentsRequest.created_from:type_name -> google.protobuf.Timestamp
+	28, // 13: nexusrag.ingest.v1.QueryDocumentsRequest.created_to:type_name -> google.protobuf.Timestamp
+	0,  // 14: nexusrag.ingest.v1.QueryDocumentsResponse.documents:type_name -> nexusrag.ingest.v1.Document
+	27, // 15: nexusrag.ingest.v1.QueryDocumentsResponse.status_counts:type_name -> nexusrag.ingest.v1.QueryDocumentsResponse.StatusCountsEntry
+	29, // 16: nexusrag.ingest.v1.SelectDocumentDataRequest.query:type_name -> nexusrag.governance.v1.DataQuery
+	30, // 17: nexusrag.ingest.v1.SelectDocumentDataResponse.selection:type_name -> nexusrag.governance.v1.DataSelection
+	31, // 18: nexusrag.ingest.v1.PurgeDocumentDataRequest.purge:type_name -> nexusrag.governance.v1.DataPurge
+	32, // 19: nexusrag.ingest.v1.PurgeDocumentDataResponse.result:type_name -> nexusrag.governance.v1.DataPurgeResult
+	1,  // 20: nexusrag.ingest.v1.IngestService.CreateDocument:input_type -> nexusrag.ingest.v1.CreateDocumentRequest
+	3,  // 21: nexusrag.ingest.v1.IngestService.GetDocument:input_type -> nexusrag.ingest.v1.GetDocumentRequest
+	5,  // 22: nexusrag.ingest.v1.IngestService.ListDocuments:input_type -> nexusrag.ingest.v1.ListDocumentsRequest
+	7,  // 23: nexusrag.ingest.v1.IngestService.ReindexDocument:input_type -> nexusrag.ingest.v1.ReindexDocumentRequest
+	9,  // 24: nexusrag.ingest.v1.IngestService.DeleteDocument:input_type -> nexusrag.ingest.v1.DeleteDocumentRequest
+	13, // 25: nexusrag.ingest.v1.IngestService.GetIngestionStats:input_type -> nexusrag.ingest.v1.GetIngestionStatsRequest
+	17, // 26: nexusrag.ingest.v1.IngestService.RequeueDeadLetter:input_type -> nexusrag.ingest.v1.RequeueDeadLetterRequest
+	20, // 27: nexusrag.ingest.v1.IngestService.QueryDocuments:input_type -> nexusrag.ingest.v1.QueryDocumentsRequest
+	11, // 28: nexusrag.ingest.v1.IngestService.GetWorkerStatus:input_type -> nexusrag.ingest.v1.GetWorkerStatusRequest
+	22, // 29: nexusrag.ingest.v1.IngestService.SelectDocumentData:input_type -> nexusrag.ingest.v1.SelectDocumentDataRequest
+	24, // 30: nexusrag.ingest.v1.IngestService.PurgeDocumentData:input_type -> nexusrag.ingest.v1.PurgeDocumentDataRequest
+	2,  // 31: nexusrag.ingest.v1.IngestService.CreateDocument:output_type -> nexusrag.ingest.v1.CreateDocumentResponse
+	4,  // 32: nexusrag.ingest.v1.IngestService.GetDocument:output_type -> nexusrag.ingest.v1.GetDocumentResponse
+	6,  // 33: nexusrag.ingest.v1.IngestService.ListDocuments:output_type -> nexusrag.ingest.v1.ListDocumentsResponse
+	8,  // 34: nexusrag.ingest.v1.IngestService.ReindexDocument:output_type -> nexusrag.ingest.v1.ReindexDocumentResponse
+	10, // 35: nexusrag.ingest.v1.IngestService.DeleteDocument:output_type -> nexusrag.ingest.v1.DeleteDocumentResponse
+	15, // 36: nexusrag.ingest.v1.IngestService.GetIngestionStats:output_type -> nexusrag.ingest.v1.GetIngestionStatsResponse
+	18, // 37: nexusrag.ingest.v1.IngestService.RequeueDeadLetter:output_type -> nexusrag.ingest.v1.RequeueDeadLetterResponse
+	21, // 38: nexusrag.ingest.v1.IngestService.QueryDocuments:output_type -> nexusrag.ingest.v1.QueryDocumentsResponse
+	12, // 39: nexusrag.ingest.v1.IngestService.GetWorkerStatus:output_type -> nexusrag.ingest.v1.GetWorkerStatusResponse
+	23, // 40: nexusrag.ingest.v1.IngestService.SelectDocumentData:output_type -> nexusrag.ingest.v1.SelectDocumentDataResponse
+	25, // 41: nexusrag.ingest.v1.IngestService.PurgeDocumentData:output_type -> nexusrag.ingest.v1.PurgeDocumentDataResponse
+	31, // [31:42] is the sub-list for method output_type
+	20, // [20:31] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_ingest_v1_ingest_proto_init() }
@@ -1849,7 +2100,7 @@ func file_nexusrag_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_ingest_v1_ingest_proto_rawDesc), len(file_nexusrag_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

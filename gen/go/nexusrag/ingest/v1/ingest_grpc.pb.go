@@ -27,6 +27,7 @@ const (
 	IngestService_ReindexDocument_FullMethodName    = "/nexusrag.ingest.v1.IngestService/ReindexDocument"
 	IngestService_DeleteDocument_FullMethodName     = "/nexusrag.ingest.v1.IngestService/DeleteDocument"
 	IngestService_GetIngestionStats_FullMethodName  = "/nexusrag.ingest.v1.IngestService/GetIngestionStats"
+	IngestService_RequeueDeadLetter_FullMethodName  = "/nexusrag.ingest.v1.IngestService/RequeueDeadLetter"
 	IngestService_QueryDocuments_FullMethodName     = "/nexusrag.ingest.v1.IngestService/QueryDocuments"
 	IngestService_GetWorkerStatus_FullMethodName    = "/nexusrag.ingest.v1.IngestService/GetWorkerStatus"
 	IngestService_SelectDocumentData_FullMethodName = "/nexusrag.ingest.v1.IngestService/SelectDocumentData"
@@ -57,6 +58,10 @@ type IngestServiceClient interface {
 	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
 	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
 	GetIngestionStats(ctx context.Context, in *GetIngestionStatsRequest, opts ...grpc.CallOption) (*GetIngestionStatsResponse, error)
+	// RequeueDeadLetter (ops) puts a dead letter back on the queue: its document is ingested again under the same
+	// job id, with its attempts counted from zero. An unknown job is NOT_FOUND; a job that is not a dead letter
+	// (queued, running, succeeded, or failed for a reason of the document's own) is NOT_A_DEAD_LETTER.
+	RequeueDeadLetter(ctx context.Context, in *RequeueDeadLetterRequest, opts ...grpc.CallOption) (*RequeueDeadLetterResponse, error)
 	// QueryDocuments lists the caller's tenant's documents with any sort, full-text q, filters and keyset
 	// paging, and counts them by status (internal: the UI BFF).
 	QueryDocuments(ctx context.Context, in *QueryDocumentsRequest, opts ...grpc.CallOption) (*QueryDocumentsResponse, error)
@@ -138,6 +143,16 @@ func (c *ingestServiceClient) GetIngestionStats(ctx context.Context, in *GetInge
 	return out, nil
 }
 
+func (c *ingestServiceClient) RequeueDeadLetter(ctx context.Context, in *RequeueDeadLetterRequest, opts ...grpc.CallOption) (*RequeueDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequeueDeadLetterResponse)
+	err := c.cc.Invoke(ctx, IngestService_RequeueDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ingestServiceClient) QueryDocuments(ctx context.Context, in *QueryDocumentsRequest, opts ...grpc.CallOption) (*QueryDocumentsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(QueryDocumentsResponse)
@@ -202,6 +217,10 @@ type IngestServiceServer interface {
 	// GetIngestionStats (ops) describes the caller's tenant's ingestion over the last hours: documents by status,
 	// throughput, failures by reason, time from queued to succeeded, the oldest queued document, dead letters.
 	GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error)
+	// RequeueDeadLetter (ops) puts a dead letter back on the queue: its document is ingested again under the same
+	// job id, with its attempts counted from zero. An unknown job is NOT_FOUND; a job that is not a dead letter
+	// (queued, running, succeeded, or failed for a reason of the document's own) is NOT_A_DEAD_LETTER.
+	RequeueDeadLetter(context.Context, *RequeueDeadLetterRequest) (*RequeueDeadLetterResponse, error)
 	// QueryDocuments lists the caller's tenant's documents with any sort, full-text q, filters and keyset
 	// paging, and counts them by status (internal: the UI BFF).
 	QueryDocuments(context.Context, *QueryDocumentsRequest) (*QueryDocumentsResponse, error)
@@ -240,6 +259,9 @@ func (UnimplementedIngestServiceServer) DeleteDocument(context.Context, *DeleteD
 }
 func (UnimplementedIngestServiceServer) GetIngestionStats(context.Context, *GetIngestionStatsRequest) (*GetIngestionStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIngestionStats not implemented")
+}
+func (UnimplementedIngestServiceServer) RequeueDeadLetter(context.Context, *RequeueDeadLetterRequest) (*RequeueDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequeueDeadLetter not implemented")
 }
 func (UnimplementedIngestServiceServer) QueryDocuments(context.Context, *QueryDocumentsRequest) (*QueryDocumentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QueryDocuments not implemented")
@@ -382,6 +404,24 @@ func _IngestService_GetIngestionStats_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_RequeueDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequeueDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).RequeueDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_RequeueDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).RequeueDeadLetter(ctx, req.(*RequeueDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IngestService_QueryDocuments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(QueryDocumentsRequest)
 	if err := dec(in); err != nil {
@@ -484,6 +524,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetIngestionStats",
 			Handler:    _IngestService_GetIngestionStats_Handler,
+		},
+		{
+			MethodName: "RequeueDeadLetter",
+			Handler:    _IngestService_RequeueDeadLetter_Handler,
 		},
 		{
 			MethodName: "QueryDocuments",

@@ -1091,6 +1091,204 @@ func (x *UpsertDocumentsResponse) GetFenced() []string {
 	return nil
 }
 
+// UpsertDocumentsWithProgressRequest is an UpsertDocumentsRequest.
+type UpsertDocumentsWithProgressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CorpusId      string                 `protobuf:"bytes,2,opt,name=corpus_id,json=corpusId,proto3" json:"corpus_id,omitempty"`
+	Documents     []*DocumentChunks      `protobuf:"bytes,3,rep,name=documents,proto3" json:"documents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertDocumentsWithProgressRequest) Reset() {
+	*x = UpsertDocumentsWithProgressRequest{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertDocumentsWithProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertDocumentsWithProgressRequest) ProtoMessage() {}
+
+func (x *UpsertDocumentsWithProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertDocumentsWithProgressRequest.ProtoReflect.Descriptor instead.
+func (*UpsertDocumentsWithProgressRequest) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpsertDocumentsWithProgressRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpsertDocumentsWithProgressRequest) GetCorpusId() string {
+	if x != nil {
+		return x.CorpusId
+	}
+	return ""
+}
+
+func (x *UpsertDocumentsWithProgressRequest) GetDocuments() []*DocumentChunks {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
+}
+
+// UpsertDocumentsWithProgressResponse is one event of UpsertDocumentsWithProgress: progress events, then
+// the result.
+type UpsertDocumentsWithProgressResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*UpsertDocumentsWithProgressResponse_Progress
+	//	*UpsertDocumentsWithProgressResponse_Result
+	Event         isUpsertDocumentsWithProgressResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertDocumentsWithProgressResponse) Reset() {
+	*x = UpsertDocumentsWithProgressResponse{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertDocumentsWithProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertDocumentsWithProgressResponse) ProtoMessage() {}
+
+func (x *UpsertDocumentsWithProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertDocumentsWithProgressResponse.ProtoReflect.Descriptor instead.
+func (*UpsertDocumentsWithProgressResponse) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpsertDocumentsWithProgressResponse) GetEvent() isUpsertDocumentsWithProgressResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *UpsertDocumentsWithProgressResponse) GetProgress() *UpsertProgress {
+	if x != nil {
+		if x, ok := x.Event.(*UpsertDocumentsWithProgressResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *UpsertDocumentsWithProgressResponse) GetResult() *UpsertDocumentsResponse {
+	if x != nil {
+		if x, ok := x.Event.(*UpsertDocumentsWithProgressResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isUpsertDocumentsWithProgressResponse_Event interface {
+	isUpsertDocumentsWithProgressResponse_Event()
+}
+
+type UpsertDocumentsWithProgressResponse_Progress struct {
+	Progress *UpsertProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type UpsertDocumentsWithProgressResponse_Result struct {
+	Result *UpsertDocumentsResponse `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*UpsertDocumentsWithProgressResponse_Progress) isUpsertDocumentsWithProgressResponse_Event() {}
+
+func (*UpsertDocumentsWithProgressResponse_Result) isUpsertDocumentsWithProgressResponse_Event() {}
+
+// UpsertProgress counts the call's chunks embedded so far; writing them follows the last one.
+type UpsertProgress struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ChunksEmbedded int32                  `protobuf:"varint,1,opt,name=chunks_embedded,json=chunksEmbedded,proto3" json:"chunks_embedded,omitempty"`
+	ChunksTotal    int32                  `protobuf:"varint,2,opt,name=chunks_total,json=chunksTotal,proto3" json:"chunks_total,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpsertProgress) Reset() {
+	*x = UpsertProgress{}
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertProgress) ProtoMessage() {}
+
+func (x *UpsertProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertProgress.ProtoReflect.Descriptor instead.
+func (*UpsertProgress) Descriptor() ([]byte, []int) {
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpsertProgress) GetChunksEmbedded() int32 {
+	if x != nil {
+		return x.ChunksEmbedded
+	}
+	return 0
+}
+
+func (x *UpsertProgress) GetChunksTotal() int32 {
+	if x != nil {
+		return x.ChunksTotal
+	}
+	return 0
+}
+
 type DeleteDocumentChunksRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	TenantId   string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1104,7 +1302,7 @@ type DeleteDocumentChunksRequest struct {
 
 func (x *DeleteDocumentChunksRequest) Reset() {
 	*x = DeleteDocumentChunksRequest{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1314,7 @@ func (x *DeleteDocumentChunksRequest) String() string {
 func (*DeleteDocumentChunksRequest) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[17]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1327,7 @@ func (x *DeleteDocumentChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksRequest) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{17}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteDocumentChunksRequest) GetTenantId() string {
@@ -1169,7 +1367,7 @@ type DeleteDocumentChunksResponse struct {
 
 func (x *DeleteDocumentChunksResponse) Reset() {
 	*x = DeleteDocumentChunksResponse{}
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1379,7 @@ func (x *DeleteDocumentChunksResponse) String() string {
 func (*DeleteDocumentChunksResponse) ProtoMessage() {}
 
 func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18]
+	mi := &file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1392,7 @@ func (x *DeleteDocumentChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDocumentChunksResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDocumentChunksResponse) Descriptor() ([]byte, []int) {
-	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{18}
+	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteDocumentChunksResponse) GetDeleted() int32 {
@@ -1286,7 +1484,18 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"\x17UpsertDocumentsResponse\x12!\n" +
 	"\fchunk_counts\x18\x01 \x03(\x05R\vchunkCounts\x12\x1a\n" +
 	"\bembedder\x18\x02 \x01(\tR\bembedder\x12\x16\n" +
-	"\x06fenced\x18\x03 \x03(\tR\x06fenced\"\x92\x01\n" +
+	"\x06fenced\x18\x03 \x03(\tR\x06fenced\"\xa3\x01\n" +
+	"\"UpsertDocumentsWithProgressRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12C\n" +
+	"\tdocuments\x18\x03 \x03(\v2%.nexusrag.retrieval.v1.DocumentChunksR\tdocuments\"\xbd\x01\n" +
+	"#UpsertDocumentsWithProgressResponse\x12C\n" +
+	"\bprogress\x18\x01 \x01(\v2%.nexusrag.retrieval.v1.UpsertProgressH\x00R\bprogress\x12H\n" +
+	"\x06result\x18\x02 \x01(\v2..nexusrag.retrieval.v1.UpsertDocumentsResponseH\x00R\x06resultB\a\n" +
+	"\x05event\"\\\n" +
+	"\x0eUpsertProgress\x12'\n" +
+	"\x0fchunks_embedded\x18\x01 \x01(\x05R\x0echunksEmbedded\x12!\n" +
+	"\fchunks_total\x18\x02 \x01(\x05R\vchunksTotal\"\x92\x01\n" +
 	"\x1bDeleteDocumentChunksRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tcorpus_id\x18\x02 \x01(\tR\bcorpusId\x12\x1f\n" +
@@ -1294,14 +1503,15 @@ const file_nexusrag_retrieval_v1_retrieval_proto_rawDesc = "" +
 	"documentId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x03R\aversion\"8\n" +
 	"\x1cDeleteDocumentChunksResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xb3\x06\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xd4\a\n" +
 	"\x10RetrievalService\x12l\n" +
 	"\vListCorpora\x12).nexusrag.retrieval.v1.ListCorporaRequest\x1a*.nexusrag.retrieval.v1.ListCorporaResponse\"\x06\xca\xf3\x18\x02\b\x01\x12f\n" +
 	"\tGetCorpus\x12'.nexusrag.retrieval.v1.GetCorpusRequest\x1a(.nexusrag.retrieval.v1.GetCorpusResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
 	"\fUpdateCorpus\x12*.nexusrag.retrieval.v1.UpdateCorpusRequest\x1a+.nexusrag.retrieval.v1.UpdateCorpusResponse\"\x06\xca\xf3\x18\x02\b\x02\x12c\n" +
 	"\bRetrieve\x12&.nexusrag.retrieval.v1.RetrieveRequest\x1a'.nexusrag.retrieval.v1.RetrieveResponse\"\x06\xca\xf3\x18\x02\b\x01\x12o\n" +
 	"\fUpsertChunks\x12*.nexusrag.retrieval.v1.UpsertChunksRequest\x1a+.nexusrag.retrieval.v1.UpsertChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12x\n" +
-	"\x0fUpsertDocuments\x12-.nexusrag.retrieval.v1.UpsertDocumentsRequest\x1a..nexusrag.retrieval.v1.UpsertDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x87\x01\n" +
+	"\x0fUpsertDocuments\x12-.nexusrag.retrieval.v1.UpsertDocumentsRequest\x1a..nexusrag.retrieval.v1.UpsertDocumentsResponse\"\x06\xca\xf3\x18\x02\x10\x01\x12\x9e\x01\n" +
+	"\x1bUpsertDocumentsWithProgress\x129.nexusrag.retrieval.v1.UpsertDocumentsWithProgressRequest\x1a:.nexusrag.retrieval.v1.UpsertDocumentsWithProgressResponse\"\x06\xca\xf3\x18\x02\x10\x010\x01\x12\x87\x01\n" +
 	"\x14DeleteDocumentChunks\x122.nexusrag.retrieval.v1.DeleteDocumentChunksRequest\x1a3.nexusrag.retrieval.v1.DeleteDocumentChunksResponse\"\x06\xca\xf3\x18\x02\x10\x01B\xe8\x01\n" +
 	"\x19com.nexusrag.retrieval.v1B\x0eRetrievalProtoP\x01ZEgithub.com/nexusrag/nexusrag/gen/go/nexusrag/retrieval/v1;retrievalv1\xa2\x02\x03NRX\xaa\x02\x15Nexusrag.Retrieval.V1\xca\x02\x15Nexusrag\\Retrieval\\V1\xe2\x02!Nexusrag\\Retrieval\\V1\\GPBMetadata\xea\x02\x17Nexusrag::Retrieval::V1b\x06proto3"
 
@@ -1317,64 +1527,72 @@ func file_nexusrag_retrieval_v1_retrieval_proto_rawDescGZIP() []byte {
 	return file_nexusrag_retrieval_v1_retrieval_proto_rawDescData
 }
 
-var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_nexusrag_retrieval_v1_retrieval_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_nexusrag_retrieval_v1_retrieval_proto_goTypes = []any{
-	(*Corpus)(nil),                       // 0: nexusrag.retrieval.v1.Corpus
-	(*ListCorporaRequest)(nil),           // 1: nexusrag.retrieval.v1.ListCorporaRequest
-	(*ListCorporaResponse)(nil),          // 2: nexusrag.retrieval.v1.ListCorporaResponse
-	(*GetCorpusRequest)(nil),             // 3: nexusrag.retrieval.v1.GetCorpusRequest
-	(*GetCorpusResponse)(nil),            // 4: nexusrag.retrieval.v1.GetCorpusResponse
-	(*UpdateCorpusRequest)(nil),          // 5: nexusrag.retrieval.v1.UpdateCorpusRequest
-	(*UpdateCorpusResponse)(nil),         // 6: nexusrag.retrieval.v1.UpdateCorpusResponse
-	(*RetrieveRequest)(nil),              // 7: nexusrag.retrieval.v1.RetrieveRequest
-	(*RetrievedChunk)(nil),               // 8: nexusrag.retrieval.v1.RetrievedChunk
-	(*RetrieveResponse)(nil),             // 9: nexusrag.retrieval.v1.RetrieveResponse
-	(*RankingSettings)(nil),              // 10: nexusrag.retrieval.v1.RankingSettings
-	(*ChunkInput)(nil),                   // 11: nexusrag.retrieval.v1.ChunkInput
-	(*UpsertChunksRequest)(nil),          // 12: nexusrag.retrieval.v1.UpsertChunksRequest
-	(*UpsertChunksResponse)(nil),         // 13: nexusrag.retrieval.v1.UpsertChunksResponse
-	(*DocumentChunks)(nil),               // 14: nexusrag.retrieval.v1.DocumentChunks
-	(*UpsertDocumentsRequest)(nil),       // 15: nexusrag.retrieval.v1.UpsertDocumentsRequest
-	(*UpsertDocumentsResponse)(nil),      // 16: nexusrag.retrieval.v1.UpsertDocumentsResponse
-	(*DeleteDocumentChunksRequest)(nil),  // 17: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	(*DeleteDocumentChunksResponse)(nil), // 18: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	(*structpb.Struct)(nil),              // 19: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
+	(*Corpus)(nil),                              // 0: nexusrag.retrieval.v1.Corpus
+	(*ListCorporaRequest)(nil),                  // 1: nexusrag.retrieval.v1.ListCorporaRequest
+	(*ListCorporaResponse)(nil),                 // 2: nexusrag.retrieval.v1.ListCorporaResponse
+	(*GetCorpusRequest)(nil),                    // 3: nexusrag.retrieval.v1.GetCorpusRequest
+	(*GetCorpusResponse)(nil),                   // 4: nexusrag.retrieval.v1.GetCorpusResponse
+	(*UpdateCorpusRequest)(nil),                 // 5: nexusrag.retrieval.v1.UpdateCorpusRequest
+	(*UpdateCorpusResponse)(nil),                // 6: nexusrag.retrieval.v1.UpdateCorpusResponse
+	(*RetrieveRequest)(nil),                     // 7: nexusrag.retrieval.v1.RetrieveRequest
+	(*RetrievedChunk)(nil),                      // 8: nexusrag.retrieval.v1.RetrievedChunk
+	(*RetrieveResponse)(nil),                    // 9: nexusrag.retrieval.v1.RetrieveResponse
+	(*RankingSettings)(nil),                     // 10: nexusrag.retrieval.v1.RankingSettings
+	(*ChunkInput)(nil),                          // 11: nexusrag.retrieval.v1.ChunkInput
+	(*UpsertChunksRequest)(nil),                 // 12: nexusrag.retrieval.v1.UpsertChunksRequest
+	(*UpsertChunksResponse)(nil),                // 13: nexusrag.retrieval.v1.UpsertChunksResponse
+	(*DocumentChunks)(nil),                      // 14: nexusrag.retrieval.v1.DocumentChunks
+	(*UpsertDocumentsRequest)(nil),              // 15: nexusrag.retrieval.v1.UpsertDocumentsRequest
+	(*UpsertDocumentsResponse)(nil),             // 16: nexusrag.retrieval.v1.UpsertDocumentsResponse
+	(*UpsertDocumentsWithProgressRequest)(nil),  // 17: nexusrag.retrieval.v1.UpsertDocumentsWithProgressRequest
+	(*UpsertDocumentsWithProgressResponse)(nil), // 18: nexusrag.retrieval.v1.UpsertDocumentsWithProgressResponse
+	(*UpsertProgress)(nil),                      // 19: nexusrag.retrieval.v1.UpsertProgress
+	(*DeleteDocumentChunksRequest)(nil),         // 20: nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	(*DeleteDocumentChunksResponse)(nil),        // 21: nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	(*structpb.Struct)(nil),                     // 22: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),               // 23: google.protobuf.Timestamp
 }
 var file_nexusrag_retrieval_v1_retrieval_proto_depIdxs = []int32{
-	19, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
-	20, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
-	20, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 0: nexusrag.retrieval.v1.Corpus.provider_config_json:type_name -> google.protobuf.Struct
+	23, // 1: nexusrag.retrieval.v1.Corpus.created_at:type_name -> google.protobuf.Timestamp
+	23, // 2: nexusrag.retrieval.v1.Corpus.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: nexusrag.retrieval.v1.ListCorporaResponse.corpora:type_name -> nexusrag.retrieval.v1.Corpus
 	0,  // 4: nexusrag.retrieval.v1.GetCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	19, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
+	22, // 5: nexusrag.retrieval.v1.UpdateCorpusRequest.provider_config_json:type_name -> google.protobuf.Struct
 	0,  // 6: nexusrag.retrieval.v1.UpdateCorpusResponse.corpus:type_name -> nexusrag.retrieval.v1.Corpus
-	19, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
+	22, // 7: nexusrag.retrieval.v1.RetrievedChunk.metadata:type_name -> google.protobuf.Struct
 	8,  // 8: nexusrag.retrieval.v1.RetrieveResponse.chunks:type_name -> nexusrag.retrieval.v1.RetrievedChunk
 	10, // 9: nexusrag.retrieval.v1.RetrieveResponse.ranking:type_name -> nexusrag.retrieval.v1.RankingSettings
-	19, // 10: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
+	22, // 10: nexusrag.retrieval.v1.ChunkInput.metadata:type_name -> google.protobuf.Struct
 	11, // 11: nexusrag.retrieval.v1.UpsertChunksRequest.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
 	11, // 12: nexusrag.retrieval.v1.DocumentChunks.chunks:type_name -> nexusrag.retrieval.v1.ChunkInput
 	14, // 13: nexusrag.retrieval.v1.UpsertDocumentsRequest.documents:type_name -> nexusrag.retrieval.v1.DocumentChunks
-	1,  // 14: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
-	3,  // 15: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
-	5,  // 16: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
-	7,  // 17: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
-	12, // 18: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
-	15, // 19: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:input_type -> nexusrag.retrieval.v1.UpsertDocumentsRequest
-	17, // 20: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
-	2,  // 21: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
-	4,  // 22: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
-	6,  // 23: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
-	9,  // 24: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
-	13, // 25: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
-	16, // 26: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:output_type -> nexusrag.retrieval.v1.UpsertDocumentsResponse
-	18, // 27: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 14: nexusrag.retrieval.v1.UpsertDocumentsWithProgressRequest.documents:type_name -> nexusrag.retrieval.v1.DocumentChunks
+	19, // 15: nexusrag.retrieval.v1.UpsertDocumentsWithProgressResponse.progress:type_name -> nexusrag.retrieval.v1.UpsertProgress
+	16, // 16: nexusrag.retrieval.v1.UpsertDocumentsWithProgressResponse.result:type_name -> nexusrag.retrieval.v1.UpsertDocumentsResponse
+	1,  // 17: nexusrag.retrieval.v1.RetrievalService.ListCorpora:input_type -> nexusrag.retrieval.v1.ListCorporaRequest
+	3,  // 18: nexusrag.retrieval.v1.RetrievalService.GetCorpus:input_type -> nexusrag.retrieval.v1.GetCorpusRequest
+	5,  // 19: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:input_type -> nexusrag.retrieval.v1.UpdateCorpusRequest
+	7,  // 20: nexusrag.retrieval.v1.RetrievalService.Retrieve:input_type -> nexusrag.retrieval.v1.RetrieveRequest
+	12, // 21: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:input_type -> nexusrag.retrieval.v1.UpsertChunksRequest
+	15, // 22: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:input_type -> nexusrag.retrieval.v1.UpsertDocumentsRequest
+	17, // 23: nexusrag.retrieval.v1.RetrievalService.UpsertDocumentsWithProgress:input_type -> nexusrag.retrieval.v1.UpsertDocumentsWithProgressRequest
+	20, // 24: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:input_type -> nexusrag.retrieval.v1.DeleteDocumentChunksRequest
+	2,  // 25: nexusrag.retrieval.v1.RetrievalService.ListCorpora:output_type -> nexusrag.retrieval.v1.ListCorporaResponse
+	4,  // 26: nexusrag.retrieval.v1.RetrievalService.GetCorpus:output_type -> nexusrag.retrieval.v1.GetCorpusResponse
+	6,  // 27: nexusrag.retrieval.v1.RetrievalService.UpdateCorpus:output_type -> nexusrag.retrieval.v1.UpdateCorpusResponse
+	9,  // 28: nexusrag.retrieval.v1.RetrievalService.Retrieve:output_type -> nexusrag.retrieval.v1.RetrieveResponse
+	13, // 29: nexusrag.retrieval.v1.RetrievalService.UpsertChunks:output_type -> nexusrag.retrieval.v1.UpsertChunksResponse
+	16, // 30: nexusrag.retrieval.v1.RetrievalService.UpsertDocuments:output_type -> nexusrag.retrieval.v1.UpsertDocumentsResponse
+	18, // 31: nexusrag.retrieval.v1.RetrievalService.UpsertDocumentsWithProgress:output_type -> nexusrag.retrieval.v1.UpsertDocumentsWithProgressResponse
+	21, // 32: nexusrag.retrieval.v1.RetrievalService.DeleteDocumentChunks:output_type -> nexusrag.retrieval.v1.DeleteDocumentChunksResponse
+	25, // [25:33] is the sub-list for method output_type
+	17, // [17:25] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_nexusrag_retrieval_v1_retrieval_proto_init() }
@@ -1383,13 +1601,17 @@ func file_nexusrag_retrieval_v1_retrieval_proto_init() {
 		return
 	}
 	file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[5].OneofWrappers = []any{}
+	file_nexusrag_retrieval_v1_retrieval_proto_msgTypes[18].OneofWrappers = []any{
+		(*UpsertDocumentsWithProgressResponse_Progress)(nil),
+		(*UpsertDocumentsWithProgressResponse_Result)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc), len(file_nexusrag_retrieval_v1_retrieval_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,13 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RetrievalService_ListCorpora_FullMethodName          = "/nexusrag.retrieval.v1.RetrievalService/ListCorpora"
-	RetrievalService_GetCorpus_FullMethodName            = "/nexusrag.retrieval.v1.RetrievalService/GetCorpus"
-	RetrievalService_UpdateCorpus_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpdateCorpus"
-	RetrievalService_Retrieve_FullMethodName             = "/nexusrag.retrieval.v1.RetrievalService/Retrieve"
-	RetrievalService_UpsertChunks_FullMethodName         = "/nexusrag.retrieval.v1.RetrievalService/UpsertChunks"
-	RetrievalService_UpsertDocuments_FullMethodName      = "/nexusrag.retrieval.v1.RetrievalService/UpsertDocuments"
-	RetrievalService_DeleteDocumentChunks_FullMethodName = "/nexusrag.retrieval.v1.RetrievalService/DeleteDocumentChunks"
+	RetrievalService_ListCorpora_FullMethodName                 = "/nexusrag.retrieval.v1.RetrievalService/ListCorpora"
+	RetrievalService_GetCorpus_FullMethodName                   = "/nexusrag.retrieval.v1.RetrievalService/GetCorpus"
+	RetrievalService_UpdateCorpus_FullMethodName                = "/nexusrag.retrieval.v1.RetrievalService/UpdateCorpus"
+	RetrievalService_Retrieve_FullMethodName                    = "/nexusrag.retrieval.v1.RetrievalService/Retrieve"
+	RetrievalService_UpsertChunks_FullMethodName                = "/nexusrag.retrieval.v1.RetrievalService/UpsertChunks"
+	RetrievalService_UpsertDocuments_FullMethodName             = "/nexusrag.retrieval.v1.RetrievalService/UpsertDocuments"
+	RetrievalService_UpsertDocumentsWithProgress_FullMethodName = "/nexusrag.retrieval.v1.RetrievalService/UpsertDocumentsWithProgress"
+	RetrievalService_DeleteDocumentChunks_FullMethodName        = "/nexusrag.retrieval.v1.RetrievalService/DeleteDocumentChunks"
 )
 
 // RetrievalServiceClient is the client API for RetrievalService service.
@@ -53,6 +54,10 @@ type RetrievalServiceClient interface {
 	// UpsertDocuments does what UpsertChunks does for several documents of one corpus, in
 	// one transaction: the ingest worker batches its jobs through it.
 	UpsertDocuments(ctx context.Context, in *UpsertDocumentsRequest, opts ...grpc.CallOption) (*UpsertDocumentsResponse, error)
+	// UpsertDocumentsWithProgress does what UpsertDocuments does and reports how far it got: a
+	// progress event after each batch of chunks embedded, then the result once every chunk is
+	// written (still in one transaction). The ingest worker judges a stalled job by these events.
+	UpsertDocumentsWithProgress(ctx context.Context, in *UpsertDocumentsWithProgressRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UpsertDocumentsWithProgressResponse], error)
 	// DeleteDocumentChunks removes every chunk of one document.
 	DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error)
 }
@@ -125,6 +130,25 @@ func (c *retrievalServiceClient) UpsertDocuments(ctx context.Context, in *Upsert
 	return out, nil
 }
 
+func (c *retrievalServiceClient) UpsertDocumentsWithProgress(ctx context.Context, in *UpsertDocumentsWithProgressRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[UpsertDocumentsWithProgressResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RetrievalService_ServiceDesc.Streams[0], RetrievalService_UpsertDocumentsWithProgress_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UpsertDocumentsWithProgressRequest, UpsertDocumentsWithProgressResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RetrievalService_UpsertDocumentsWithProgressClient = grpc.ServerStreamingClient[UpsertDocumentsWithProgressResponse]
+
 func (c *retrievalServiceClient) DeleteDocumentChunks(ctx context.Context, in *DeleteDocumentChunksRequest, opts ...grpc.CallOption) (*DeleteDocumentChunksResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteDocumentChunksResponse)
@@ -157,6 +181,10 @@ type RetrievalServiceServer interface {
 	// UpsertDocuments does what UpsertChunks does for several documents of one corpus, in
 	// one transaction: the ingest worker batches its jobs through it.
 	UpsertDocuments(context.Context, *UpsertDocumentsRequest) (*UpsertDocumentsResponse, error)
+	// UpsertDocumentsWithProgress does what UpsertDocuments does and reports how far it got: a
+	// progress event after each batch of chunks embedded, then the result once every chunk is
+	// written (still in one transaction). The ingest worker judges a stalled job by these events.
+	UpsertDocumentsWithProgress(*UpsertDocumentsWithProgressRequest, grpc.ServerStreamingServer[UpsertDocumentsWithProgressResponse]) error
 	// DeleteDocumentChunks removes every chunk of one document.
 	DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error)
 	mustEmbedUnimplementedRetrievalServiceServer()
@@ -186,6 +214,9 @@ func (UnimplementedRetrievalServiceServer) UpsertChunks(context.Context, *Upsert
 }
 func (UnimplementedRetrievalServiceServer) UpsertDocuments(context.Context, *UpsertDocumentsRequest) (*UpsertDocumentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertDocuments not implemented")
+}
+func (UnimplementedRetrievalServiceServer) UpsertDocumentsWithProgress(*UpsertDocumentsWithProgressRequest, grpc.ServerStreamingServer[UpsertDocumentsWithProgressResponse]) error {
+	return status.Error(codes.Unimplemented, "method UpsertDocumentsWithProgress not implemented")
 }
 func (UnimplementedRetrievalServiceServer) DeleteDocumentChunks(context.Context, *DeleteDocumentChunksRequest) (*DeleteDocumentChunksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDocumentChunks not implemented")
@@ -319,6 +350,17 @@ func _RetrievalService_UpsertDocuments_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RetrievalService_UpsertDocumentsWithProgress_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(UpsertDocumentsWithProgressRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RetrievalServiceServer).UpsertDocumentsWithProgress(m, &grpc.GenericServerStream[UpsertDocumentsWithProgressRequest, UpsertDocumentsWithProgressResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RetrievalService_UpsertDocumentsWithProgressServer = grpc.ServerStreamingServer[UpsertDocumentsWithProgressResponse]
+
 func _RetrievalService_DeleteDocumentChunks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteDocumentChunksRequest)
 	if err := dec(in); err != nil {
@@ -373,6 +415,12 @@ var RetrievalService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RetrievalService_DeleteDocumentChunks_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "UpsertDocumentsWithProgress",
+			Handler:       _RetrievalService_UpsertDocumentsWithProgress_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "nexusrag/retrieval/v1/retrieval.proto",
 }
