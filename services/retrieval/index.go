@@ -336,7 +336,8 @@ fused AS (
 	 GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT $6),
 hits AS (
 	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, f.score
-	  FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id)
+	  FROM fused f CROSS JOIN LATERAL (SELECT * FROM retrieval.chunks c
+	                                    WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = f.chunk_id LIMIT 1) c)
 SELECT v.index_epoch, v.generation, v.updated_at, h.chunk_id, h.document_id, h.ordinal, h.text, h.metadata, h.score
   FROM retrieval.corpora v LEFT JOIN hits h ON true
  WHERE v.tenant_id = $1 AND v.corpus_id = $2
@@ -350,7 +351,10 @@ SELECT v.index_epoch, v.generation, v.updated_at, h.chunk_id, h.document_id, h.o
   FROM retrieval.corpora v LEFT JOIN LATERAL (
 	SELECT c.chunk_id, c.document_id, c.ordinal, c.text, c.metadata, u.r
 	  FROM unnest($3::text[]) WITH ORDINALITY AS u(chunk_id, r)
-	  JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = u.chunk_id) h ON true
+	  -- one primary-key lookup per hit (LIMIT keeps the planner from a hash join over a
+	  -- sequential scan, which it prefers on small tables and which reads every chunk)
+	  CROSS JOIN LATERAL (SELECT * FROM retrieval.chunks c
+	                       WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.chunk_id = u.chunk_id LIMIT 1) c) h ON true
  WHERE v.tenant_id = $1 AND v.corpus_id = $2
  ORDER BY h.r`
 
