@@ -39,14 +39,7 @@ func (s *Store) RefreshStatistics(ctx context.Context) (bool, error) {
 // Run refreshes statistics, and forgets the lexical indexes of corpora idle for
 // indexIdle, every interval until ctx ends.
 func (srv *Server) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		if n := srv.router.local.lex.evictIdle(time.Now(), indexIdle); n > 0 {
 			srv.log.InfoContext(ctx, "idle corpora's lexical indexes left memory", slog.Int("corpora", n), slog.Duration("idle", indexIdle))
 		}
@@ -57,6 +50,20 @@ func (srv *Server) Run(ctx context.Context, interval time.Duration) {
 			srv.log.WarnContext(ctx, "refresh chunk index statistics", "error", err)
 		case did:
 			srv.log.InfoContext(ctx, "chunk index analyzed after bulk writes", slog.Duration("took", time.Since(start)))
+		}
+	})
+}
+
+// every runs f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
 		}
 	}
 }

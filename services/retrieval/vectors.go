@@ -58,14 +58,7 @@ func (s *Store) indexPendingVectors(ctx context.Context, embedder string) (int64
 
 // IndexVectors runs the vector indexer every interval until ctx ends.
 func (srv *Server) IndexVectors(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		start := time.Now()
 		n, err := srv.store.indexPendingVectors(ctx, srv.router.Embedder().Name())
 		switch {
@@ -74,5 +67,5 @@ func (srv *Server) IndexVectors(ctx context.Context, interval time.Duration) {
 		case n > 0:
 			srv.log.InfoContext(ctx, "pending vectors entered the HNSW index", slog.Int64("chunks", n), slog.Duration("took", time.Since(start)))
 		}
-	}
+	})
 }
