@@ -71,7 +71,13 @@ func (l *LocalIndex) retrieve(ctx context.Context, tenant string, corpus CorpusR
 func (l *LocalIndex) search(ctx context.Context, ci *corpusIndex, tenant string, corpus CorpusRecord, query string, topK int) (hits []hit, searched indexVersion, seen fetched, err error) {
 	p := corpus.Config.Ranking.params(topK, l.embedder.Name())
 	terms, qtf := queryTerms(query)
-	st, _ := ci.stats(terms)
+	// The corpus's embedder, and the document frequencies only when the query vector
+	// weighs by them: the lexical arm reads its own under the same lock as its search.
+	var idfTerms []string
+	if p.vectorWeight > 0 {
+		idfTerms = terms
+	}
+	st, _ := ci.stats(idfTerms)
 	if st.embedder != "" && (st.embedder != l.embedder.Name() || st.dim != l.embedder.Dim()) {
 		return nil, searched, seen, apierr.New(codes.FailedPrecondition, CodeEmbedderMismatch,
 			fmt.Sprintf("corpus %s is indexed with %s (%d dimensions) but this service embeds queries with %s (%d)",
