@@ -208,10 +208,7 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	if err != nil {
 		return nil, err
 	}
-	topK := int(req.GetTopK())
-	if topK == 0 {
-		topK = corpus.Config.TopKDefault
-	}
+	topK := corpus.topK(int(req.GetTopK()))
 	out := &retrievalv1.RetrieveResponse{Provider: corpus.Config.Provider}
 	if corpus.Config.Provider == ProviderLocal {
 		out.Ranking = corpus.Config.Ranking.settings(topK, s.router.Embedder().Name())
@@ -241,10 +238,7 @@ func (s *Server) retrieve(ctx context.Context, tenant, corpusID, query string, t
 	if err := s.rollouts.Check(rollouts.KillRetrieval(corpus.Config.Provider)); err != nil {
 		return corpus, nil, err
 	}
-	if topK == 0 {
-		topK = corpus.Config.TopKDefault
-	}
-	hits, err := s.router.retrieve(ctx, tenant, corpus, query, topK)
+	hits, err := s.router.retrieve(ctx, tenant, corpus, query, corpus.topK(topK))
 	if errors.Is(err, errCorpusNotFound) {
 		return corpus, nil, apierr.NotFound("corpus", corpusID)
 	}

@@ -35,6 +35,14 @@ type CorpusRecord struct {
 	CreatedAt, UpdatedAt     time.Time
 }
 
+// topK is the number of hits a query asking for requested (0: the corpus's default) gets.
+func (c CorpusRecord) topK(requested int) int {
+	if requested == 0 {
+		return c.Config.TopKDefault
+	}
+	return requested
+}
+
 // errCorpusNotFound is returned when a corpus does not exist in the tenant.
 var errCorpusNotFound = errors.New("corpus not found")
 
