@@ -2,7 +2,6 @@ package retrieval
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -191,14 +190,15 @@ func isZero(v []float32) bool {
 // Search runs the local hybrid search without the RPC layer and returns the number of
 // hits. The benchmark measures it beside Retrieve to price the gRPC path.
 func (l *LocalIndex) Search(ctx context.Context, tenant, corpusID, query string, topK int) (int, error) {
-	for attempt := 0; ; attempt++ {
-		corpus, err := l.store.searchCorpus(ctx, tenant, corpusID, attempt > 0)
+	n := 0
+	err := withFreshOnStale(func(fresh bool) error {
+		corpus, err := l.store.searchCorpus(ctx, tenant, corpusID, fresh)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		hits, err := l.retrieve(ctx, tenant, corpus, query, topK)
-		if !errors.Is(err, errStaleCorpus) || attempt > 0 {
-			return len(hits), err
-		}
-	}
+		n = len(hits)
+		return err
+	})
+	return n, err
 }

@@ -201,10 +201,12 @@ func (s *Server) Retrieve(ctx context.Context, req *retrievalv1.RetrieveRequest)
 	if err := principal.RequireCorpus(ctx, req.GetCorpusId()); err != nil {
 		return nil, err
 	}
-	corpus, hits, err := s.retrieve(ctx, p.TenantID, req.GetCorpusId(), req.GetQuery(), int(req.GetTopK()), false)
-	if errors.Is(err, errStaleCorpus) {
-		corpus, hits, err = s.retrieve(ctx, p.TenantID, req.GetCorpusId(), req.GetQuery(), int(req.GetTopK()), true)
-	}
+	var corpus CorpusRecord
+	var hits []hit
+	err = withFreshOnStale(func(fresh bool) (err error) {
+		corpus, hits, err = s.retrieve(ctx, p.TenantID, req.GetCorpusId(), req.GetQuery(), int(req.GetTopK()), fresh)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,16 @@ func (s *Store) GetCorpus(ctx context.Context, tenant, id string) (CorpusRecord,
 // errStaleCorpus: the corpus changed since its record was cached; search again with a fresh one.
 var errStaleCorpus = errors.New("corpus record changed during the search")
 
+// withFreshOnStale runs search with the cached corpus record, and once more with a fresh
+// one when the record changed during it.
+func withFreshOnStale(search func(fresh bool) error) error {
+	err := search(false)
+	if errors.Is(err, errStaleCorpus) {
+		err = search(true)
+	}
+	return err
+}
+
 // searchCorpus loads a corpus for a search: a local_pgvector corpus's record from the
 // cache unless fresh (which reloads it), any other from Postgres.
 func (s *Store) searchCorpus(ctx context.Context, tenant, id string, fresh bool) (CorpusRecord, error) {
